@@ -1,0 +1,24 @@
+# wxmedia — one Makefile for every host. Per-host targets live in mk/*.mk.
+#   make demo   the main job: a real upload and ranged download against the
+#               bundled emulator, from C, Python and Go
+#   make test   every test (Rust, emulator, C, Python, Go)
+#   make bench  benchmarks side by side with curl and peers (not part of test)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PREFIX ?= /usr/local
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+LIBDIR := $(ROOT)/target/release
+LIB_SO := $(LIBDIR)/libwxmedia.so
+LIB_A := $(LIBDIR)/libwxmedia.a
+EMULATOR := $(LIBDIR)/wxmedia-emulator
+HEADER := $(ROOT)/include/wxmedia.h
+
+.PHONY: all lib demo test rust-test deps
+all: lib
+
+# The library (both kinds) and the emulator, in release mode.
+lib:
+	$(CARGO) build --release --workspace --locked
+
+include $(wildcard $(ROOT)/mk/*.mk)
