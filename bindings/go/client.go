@@ -1,0 +1,271 @@
+package wxmedia
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/include
+#include <stdlib.h>
+#include "wxmedia.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Platform selects the WeChat API a Client talks to: its default host, token
+// endpoint, upload types and limits, and how answers look.
+type Platform int
+
+// The platforms (the WXM_PLATFORM_* constants of wxmedia.h).
+const (
+	PlatformWeCom       Platform = 1 // WeCom (企业微信), qyapi.weixin.qq.com
+	PlatformKF          Platform = 2 // WeChat Customer Service (微信客服), same host as WeCom
+	PlatformOfficial    Platform = 3 // Official Account (公众号), api.weixin.qq.com
+	PlatformMiniProgram Platform = 4 // Mini Program customer service, images only
+)
+
+// String returns the platform's name as the emulator's --platform flag
+// spells it.
+func (p Platform) String() string {
+	switch p {
+	case PlatformWeCom:
+		return "wecom"
+	case PlatformKF:
+		return "kf"
+	case PlatformOfficial:
+		return "official"
+	case PlatformMiniProgram:
+		return "miniprogram"
+	}
+	return fmt.Sprintf("Platform(%d)", int(p))
+}
+
+// ParsePlatform is the inverse of Platform.String.
+func ParsePlatform(s string) (Platform, error) {
+	for p := PlatformWeCom; p <= PlatformMiniProgram; p++ {
+		if strings.EqualFold(s, p.String()) {
+			return p, nil
+		}
+	}
+	return 0, &Error{Code: ErrInvalidArg, Message: fmt.Sprintf("unknown platform %q (want wecom, kf, official or miniprogram)", s)}
+}
+
+// Config configures a Client. Zero values leave the library's defaults.
+type Config struct {
+	// Platform defaults to PlatformWeCom.
+	Platform Platform
+	// BaseURL replaces the platform's API host, e.g. "http://127.0.0.1:8080"
+	// for the emulator.
+	BaseURL string
+	// AccessToken is a static access_token. Hosts that rotate tokens
+	// themselves call Client.SetAccessToken.
+	AccessToken string
+	// CorpID and Secret are the credentials the library fetches (and, on
+	// 40001/40014/42001, refreshes) tokens with: corpid/corpsecret on WeCom
+	// and KF, appid/secret on the Official Account and Mini Program.
+	CorpID, Secret string
+	// ChunkSize is the length of each Range request: a multiple of 16, at
+	// most 20 MiB (the default).
+	ChunkSize int64
+	// Parallelism is the number of connections one download may use.
+	Parallelism int
+	// ConnectTimeout and IOTimeout bound connecting and each read or write
+	// (millisecond resolution).
+	ConnectTimeout, IOTimeout time.Duration
+	// MaxAttempts is the number of tries of one request on transient
+	// failures (-1, 5xx, resets, timeouts); Backoff is the base delay between
+	// them.
+	MaxAttempts int
+	Backoff     time.Duration
+	// Limits overrides per-type upload limits in bytes, e.g. {"video": 200 << 20}.
+	Limits map[string]int64
+	// CAFile is a PEM file of private CA certificates for https.
+	CAFile string
+}
+
+// Client is a configured connection to one WeChat API. It is safe for
+// concurrent use by many goroutines and meant to be shared; Close releases
+// it (a finalizer does so too if it is forgotten). Transfers already running
+// keep their own reference and finish normally after Close.
+type Client struct {
+	mu  sync.RWMutex
+	ptr *C.wxm_client
+}
+
+// NewClient creates a Client from cfg.
+func NewClient(cfg Config) (*Client, error) {
+	platform := cfg.Platform
+	if platform == 0 {
+		platform = PlatformWeCom
+	}
+	conf, err := callLocked(func() (*C.wxm_config, C.int32_t) {
+		c := C.wxm_config_new(C.int32_t(platform))
+		if c == nil {
+			return nil, ErrInvalidArg
+		}
+		return c, 0
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer C.wxm_config_free(conf)
+
+	if err := configure(conf, &cfg); err != nil {
+		return nil, err
+	}
+	ptr, err := callLocked(func() (*C.wxm_client, C.int32_t) {
+		var out *C.wxm_client
+		rc := C.wxm_client_new(conf, &out)
+		return out, rc
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{ptr: ptr}
+	runtime.SetFinalizer(c, (*Client).Close)
+	return c, nil
+}
+
+// configure applies the non-zero fields of cfg.
+func configure(conf *C.wxm_config, cfg *Config) error {
+	s := &setter{}
+	if cfg.BaseURL != "" {
+		s.str("BaseURL", cfg.BaseURL, func(v *C.char) C.int32_t { return C.wxm_config_set_base_url(conf, v) })
+	}
+	if cfg.AccessToken != "" {
+		s.str("AccessToken", cfg.AccessToken, func(v *C.char) C.int32_t { return C.wxm_config_set_access_token(conf, v) })
+	}
+	if cfg.CorpID != "" || cfg.Secret != "" {
+		s.check(strings.IndexByte(cfg.CorpID+cfg.Secret, 0) < 0, "CorpID/Secret must not contain NUL bytes")
+		s.call("CorpID/Secret", func() C.int32_t {
+			id, secret := C.CString(cfg.CorpID), C.CString(cfg.Secret)
+			defer C.free(unsafe.Pointer(id))
+			defer C.free(unsafe.Pointer(secret))
+			return C.wxm_config_set_credentials(conf, id, secret)
+		})
+	}
+	if cfg.ChunkSize != 0 {
+		s.check(cfg.ChunkSize > 0, "ChunkSize must not be negative")
+		s.call("ChunkSize", func() C.int32_t { return C.wxm_config_set_chunk_size(conf, C.uint64_t(cfg.ChunkSize)) })
+	}
+	if cfg.Parallelism != 0 {
+		s.check(cfg.Parallelism > 0 && cfg.Parallelism <= math.MaxUint32, "Parallelism out of range")
+		s.call("Parallelism", func() C.int32_t { return C.wxm_config_set_parallelism(conf, C.uint32_t(cfg.Parallelism)) })
+	}
+	if cfg.ConnectTimeout != 0 || cfg.IOTimeout != 0 {
+		connect, io := s.millis("ConnectTimeout", cfg.ConnectTimeout), s.millis("IOTimeout", cfg.IOTimeout)
+		s.call("timeouts", func() C.int32_t { return C.wxm_config_set_timeouts(conf, connect, io) })
+	}
+	if cfg.MaxAttempts != 0 || cfg.Backoff != 0 {
+		s.check(cfg.MaxAttempts >= 0 && cfg.MaxAttempts <= math.MaxUint32, "MaxAttempts out of range")
+		backoff := s.millis("Backoff", cfg.Backoff)
+		s.call("retries", func() C.int32_t { return C.wxm_config_set_retries(conf, C.uint32_t(cfg.MaxAttempts), backoff) })
+	}
+	types := make([]string, 0, len(cfg.Limits))
+	for typ := range cfg.Limits {
+		types = append(types, typ)
+	}
+	sort.Strings(types)
+	for _, typ := range types {
+		max := cfg.Limits[typ]
+		s.check(max >= 0, "Limits["+typ+"] must not be negative")
+		s.str("Limits["+typ+"]", typ, func(v *C.char) C.int32_t { return C.wxm_config_set_limit(conf, v, C.uint64_t(max)) })
+	}
+	if cfg.CAFile != "" {
+		s.str("CAFile", cfg.CAFile, func(v *C.char) C.int32_t { return C.wxm_config_set_ca_file(conf, v) })
+	}
+	return s.err
+}
+
+// setter runs configuration calls until the first failure, which it keeps.
+type setter struct{ err error }
+
+func (s *setter) check(ok bool, msg string) {
+	if !ok && s.err == nil {
+		s.err = invalidArg(msg)
+	}
+}
+
+func (s *setter) call(what string, call func() C.int32_t) {
+	if s.err != nil {
+		return
+	}
+	if _, err := callLocked(func() (struct{}, C.int32_t) { return struct{}{}, call() }); err != nil {
+		e := err.(*Error)
+		e.Message = what + ": " + e.Message
+		s.err = e
+	}
+}
+
+// str passes value to call as a C string for the duration of the call.
+func (s *setter) str(what, value string, call func(*C.char) C.int32_t) {
+	s.check(strings.IndexByte(value, 0) < 0, what+" must not contain NUL bytes")
+	s.call(what, func() C.int32_t {
+		cs := C.CString(value)
+		defer C.free(unsafe.Pointer(cs))
+		return call(cs)
+	})
+}
+
+// millis converts a duration to whole milliseconds for the library, rounding
+// a positive sub-millisecond value up so that it does not become 0.
+func (s *setter) millis(what string, d time.Duration) C.uint32_t {
+	s.check(d >= 0, what+" must not be negative")
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	s.check(ms <= math.MaxUint32, what+" is too long")
+	return C.uint32_t(ms)
+}
+
+func invalidArg(msg string) *Error { return &Error{Code: ErrInvalidArg, Message: msg} }
+
+// SetAccessToken replaces the Client's access token, for hosts that rotate
+// tokens themselves. Transfers started afterwards use it.
+func (c *Client) SetAccessToken(token string) error {
+	if strings.IndexByte(token, 0) >= 0 {
+		return invalidArg("token must not contain NUL bytes")
+	}
+	ptr, release, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	cs := C.CString(token)
+	defer C.free(unsafe.Pointer(cs))
+	_, err = callLocked(func() (struct{}, C.int32_t) {
+		return struct{}{}, C.wxm_client_set_access_token(ptr, cs)
+	})
+	return err
+}
+
+// Close releases the Client. It is safe to call more than once; later calls
+// on the Client fail with ErrState.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ptr != nil {
+		C.wxm_client_free(c.ptr)
+		c.ptr = nil
+		runtime.SetFinalizer(c, nil)
+	}
+	return nil
+}
+
+// acquire returns the client pointer, holding the Client open until release
+// is called.
+func (c *Client) acquire() (ptr *C.wxm_client, release func(), err error) {
+	c.mu.RLock()
+	if c.ptr == nil {
+		c.mu.RUnlock()
+		return nil, nil, &Error{Code: ErrState, Message: "the Client is closed"}
+	}
+	return c.ptr, func() { c.mu.RUnlock(); runtime.KeepAlive(c) }, nil
+}
+
+// Version returns the library's version, e.g. "0.1.0".
+func Version() string { return C.GoString(C.wxm_version()) }

@@ -1,0 +1,25 @@
+// Package wxmedia downloads and uploads WeChat temporary media (临时素材) —
+// WeCom, WeChat Customer Service, Official Account and Mini Program — through
+// libwxmedia, the Rust implementation shared with the C and Python hosts.
+//
+// Downloads use aligned Range requests (at most 20 MiB each, 16-byte aligned
+// for encrypted media), optionally over several connections, and stream into
+// an io.Writer in order, or into a file that is renamed into place only when
+// complete. Uploads stream a multipart body from an io.Reader or a file after
+// checking the platform's limits locally. Transient failures are retried and
+// expired tokens refreshed inside the library.
+//
+// A Client is safe for concurrent use. Every transfer takes a
+// context.Context; cancelling it stops the transfer promptly. Errors are
+// *Error values carrying WeChat's errcode or one of the library's own codes:
+//
+//	var e *wxmedia.Error
+//	if errors.As(err, &e) && e.Code == wxmedia.ErrInvalidMediaID { ... }
+//
+// # Building
+//
+// The package links lib/<GOOS>_<GOARCH>/libwxmedia.a statically; run
+// `make go-lib` in the repository root to build and copy it there (see
+// README.md). With the build tag wxmedia_custom the package adds no linker
+// flags and links whatever CGO_LDFLAGS name.
+package wxmedia

@@ -1,0 +1,3 @@
+module github.com/wxmedia/wxmedia/bindings/go
+
+go 1.22

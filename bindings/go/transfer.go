@@ -1,0 +1,81 @@
+package wxmedia
+
+/*
+#include "wxmedia.h"
+*/
+import "C"
+
+import (
+	"context"
+	"io"
+	"runtime/cgo"
+)
+
+// transfer is the Go side of one running download or upload. The library
+// reaches it through a runtime/cgo.Handle passed as user_data.
+type transfer struct {
+	w    io.Writer // download sink
+	next uint64    // the offset the sink expects next
+
+	r       io.Reader // upload source
+	readErr error     // error (or io.EOF) to report on the next read
+
+	progress func(done, total int64)
+
+	err      error // the first error of a writer, reader or callback
+	panicked bool
+	panicVal any
+}
+
+// fail records the first error a callback met.
+func (t *transfer) fail(err error) {
+	if t.err == nil {
+		t.err = err
+	}
+}
+
+// run performs the blocking C call `call` with the transfer's handle,
+// calling cancel (wxm_*_cancel, which is safe from any thread) if ctx ends
+// meanwhile. It returns only once cancel can no longer run, so the caller may
+// free the C handle afterwards.
+func (t *transfer) run(ctx context.Context, cancel func(), call func(h C.uintptr_t) C.int32_t) C.int32_t {
+	h := cgo.NewHandle(t)
+	defer h.Delete()
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		cancel()
+	})
+	rc := call(C.uintptr_t(h))
+	if !stop() {
+		<-fired
+	}
+	return rc
+}
+
+// result turns the C call's return code into the Go result, raising again a
+// panic of a callback. msg is the handle's errmsg, read before it was freed.
+func (t *transfer) result(ctx context.Context, rc C.int32_t, msg string) error {
+	if t.panicked {
+		panic(t.panicVal)
+	}
+	if rc == 0 {
+		return nil
+	}
+	e := newError(rc, msg)
+	switch {
+	case rc == ErrCancelled && ctx.Err() != nil:
+		e.cause = ctx.Err()
+	case t.err != nil:
+		e.cause = t.err
+	}
+	return e
+}
+
+// cancelledBeforeStart is the error of a transfer whose ctx was already done.
+func cancelledBeforeStart(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Code: ErrCancelled, Message: "cancelled before the transfer started", cause: err}
+	}
+	return nil
+}
