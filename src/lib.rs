@@ -1,1 +1,20 @@
+//! wxmedia: WeChat / WeCom temporary media (临时素材) — aligned Range
+//! downloads and streaming multipart uploads — behind a C ABI.
+//!
+//! The core (`range`, `token`, `download`, `upload`) knows nothing of C;
+//! `ffi` knows nothing of HTTP.
 
+pub mod client;
+pub mod config;
+pub mod download;
+pub mod error;
+pub mod http;
+pub mod range;
+pub mod token;
+pub mod upload;
+
+pub mod ffi;
+
+pub use client::Client;
+pub use config::{Config, Platform};
+pub use error::{Error, Result};

@@ -1,0 +1,97 @@
+//! A client: configuration, one HTTP agent (keep-alive pool) and one token
+//! source, shared by every transfer and thread.
+
+use crate::config::Config;
+use crate::error::{scrub, Error, Result};
+use crate::http::{build_agent, HttpSettings};
+use crate::token::TokenSource;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+pub struct Client {
+    pub config: Config,
+    pub agent: ureq::Agent,
+    pub tokens: TokenSource,
+}
+
+impl Client {
+    pub fn new(config: Config) -> Result<Client> {
+        let agent = build_agent(&HttpSettings {
+            connect_timeout: config.connect_timeout,
+            io_timeout: config.io_timeout,
+            pool_size: config.parallelism as usize,
+            ca_file: config.ca_file.clone(),
+        })?;
+        let tokens = TokenSource::new(
+            config.platform,
+            config.access_token.clone(),
+            config.credentials.clone(),
+        );
+        Ok(Client {
+            config,
+            agent,
+            tokens,
+        })
+    }
+
+    pub fn token(&self) -> Result<String> {
+        self.tokens.get(&self.agent, &self.config.base_url)
+    }
+
+    /// Called when WeChat rejected `used`: a fresh token if credentials
+    /// allow, else the rejection itself.
+    pub fn refresh_token(&self, used: &str, rejection: Error) -> Result<String> {
+        if !self.tokens.has_credentials() {
+            return Err(rejection);
+        }
+        self.tokens
+            .refresh_after_rejection(&self.agent, &self.config.base_url, used)
+    }
+
+    /// A message fit for a host: no access_token, no secret.
+    pub fn clean_message(&self, msg: &str) -> String {
+        let mut s = scrub(msg);
+        if let Some(secret) = self.tokens.secret() {
+            if !secret.is_empty() {
+                s = s.replace(secret, "***");
+            }
+        }
+        s
+    }
+
+    /// Exponential backoff with jitter for attempt `n` (1-based), capped.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let base = self.config.backoff.as_millis() as u64;
+        let exp = base.saturating_mul(1u64 << n.saturating_sub(1).min(10));
+        let capped = exp.min(10_000);
+        // Jitter in [50%, 150%) so that parallel workers and processes spread out.
+        let jitter = 50 + (pseudo_random() % 100);
+        Duration::from_millis(capped * jitter / 100)
+    }
+}
+
+/// Cheap per-call randomness for jitter; not for anything secret.
+fn pseudo_random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Sleeps `d`, waking early (with `Cancelled`) when `cancel` is set.
+pub fn sleep_cancellable(d: Duration, cancel: &AtomicBool) -> Result<()> {
+    let end = std::time::Instant::now() + d;
+    loop {
+        crate::http::check_cancel(cancel)?;
+        let now = std::time::Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}

@@ -1,0 +1,741 @@
+//! The aligned Range downloader: sequential or parallel, into an in-order
+//! sink or a file (atomic and resumable).
+
+use crate::client::{sleep_cancellable, Client};
+use crate::error::{Error, Result};
+use crate::http::{
+    check_cancel, classify, header_str, header_u64, map_io, map_ureq, CancelScope, MediaAnswer,
+};
+use crate::range::{
+    check_partial, content_disposition_filename, next_request, parse_content_range, plan,
+    query_encode, Request,
+};
+use crate::token::lock;
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::Duration;
+
+const READ_BUF: usize = 256 * 1024;
+/// A video_url may redirect; more hops than this is a loop.
+const MAX_REDIRECTS: u32 = 5;
+
+/// What the host learns about the media.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaInfo {
+    pub size: Option<u64>,
+    pub content_type: Option<String>,
+    pub filename: Option<String>,
+    pub video_url: Option<String>,
+}
+
+/// Which API path serves the media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `cgi-bin/media/get`
+    Media,
+    /// `cgi-bin/media/get/jssdk` (HD voice)
+    Jssdk,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Api,
+    /// A URL named by a `video_url` answer (possibly after redirects).
+    Url {
+        url: String,
+        hops: u32,
+    },
+}
+
+/// State shared by every request of one transfer (and by its workers).
+struct Shared<'a> {
+    client: &'a Client,
+    media_id: &'a str,
+    endpoint: Endpoint,
+    total: Mutex<Option<u64>>,
+    source: Mutex<Source>,
+    info: Mutex<MediaInfo>,
+}
+
+impl Shared<'_> {
+    fn total(&self) -> Option<u64> {
+        *lock(&self.total)
+    }
+}
+
+pub struct DownloadOptions<'a> {
+    pub media_id: &'a str,
+    pub endpoint: Endpoint,
+    pub start: u64,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Where verified bytes go: called in order, offsets contiguous.
+pub trait Sink {
+    /// Called once, as soon as the size is known, before any `write`.
+    fn size_known(&mut self, _size: u64) -> Result<()> {
+        Ok(())
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<()>;
+    fn progress(&mut self, _done: u64, _total: u64) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Client {
+    /// Downloads into `sink`, from `opts.start` to the end.
+    pub fn download(&self, opts: &DownloadOptions, sink: &mut dyn Sink) -> Result<MediaInfo> {
+        let _scope = CancelScope::enter(&opts.cancel);
+        check_cancel(&opts.cancel)?;
+        let shared = Shared {
+            client: self,
+            media_id: opts.media_id,
+            endpoint: opts.endpoint,
+            total: Mutex::new(None),
+            source: Mutex::new(Source::Api),
+            info: Mutex::new(MediaInfo::default()),
+        };
+        let chunk = self.config.chunk_size;
+        let parallel = self.config.parallelism > 1;
+        let mut size_reported = false;
+        let mut pos = opts.start;
+        {
+            let mut deliver = |off: u64, data: &[u8], total: Option<u64>| -> Result<()> {
+                if !size_reported {
+                    if let Some(t) = total {
+                        sink.size_known(t)?;
+                        size_reported = true;
+                    }
+                }
+                debug_assert_eq!(off, pos);
+                sink.write(off, data)?;
+                pos = off + data.len() as u64;
+                sink.progress(pos, total.unwrap_or(0))
+            };
+            // Sequentially, the whole file; in parallel, the first chunk alone
+            // (it tells the size), then the rest by workers.
+            let first_limit = parallel.then(|| crate::range::align_down(opts.start) + chunk);
+            fetch_span(&shared, &opts.cancel, opts.start, first_limit, &mut deliver)?;
+        }
+        let total = shared.total().unwrap_or(pos);
+        if !size_reported {
+            sink.size_known(total)?;
+        }
+        if opts.start > total {
+            return Err(Error::InvalidArg(format!(
+                "start offset {} is beyond the media size {total}",
+                opts.start
+            )));
+        }
+        if pos < total {
+            fetch_parallel(&shared, &opts.cancel, pos, total, sink)?;
+        }
+        let mut info = lock(&shared.info).clone();
+        info.size = Some(total);
+        Ok(info)
+    }
+}
+
+/// Fetches `[from, limit)` (to the end when `limit` is None), retrying and
+/// resuming at the first byte not yet delivered. `deliver` sees each byte
+/// once, in order.
+fn fetch_span(
+    shared: &Shared,
+    cancel: &AtomicBool,
+    from: u64,
+    limit: Option<u64>,
+    deliver: &mut dyn FnMut(u64, &[u8], Option<u64>) -> Result<()>,
+) -> Result<()> {
+    let client = shared.client;
+    let mut pos = from;
+    let mut failures = 0u32;
+    let mut progress_mark = pos;
+    let mut refreshed_at: Option<u64> = None;
+    loop {
+        check_cancel(cancel)?;
+        let total = shared.total();
+        let end = match (limit, total) {
+            (Some(l), Some(t)) => Some(l.min(t)),
+            (l, t) => l.or(t),
+        };
+        if let Some(t) = total {
+            if pos >= t {
+                return Ok(());
+            }
+        }
+        if end.is_some_and(|e| pos >= e) {
+            return Ok(());
+        }
+        let req = next_request(pos, client.config.chunk_size, end);
+        let mut used_token = None;
+        let result = fetch_once(shared, &req, &mut pos, &mut used_token, deliver);
+        match result {
+            Ok(true) => {
+                // The answer was a whole body (Range ignored): nothing more to ask.
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(e) => {
+                if pos > progress_mark {
+                    failures = 0;
+                    progress_mark = pos;
+                }
+                if e.is_token_rejected() {
+                    if let (Some(used), true) = (used_token, refreshed_at != Some(pos)) {
+                        refreshed_at = Some(pos);
+                        client.refresh_token(&used, e)?;
+                        continue;
+                    }
+                    return Err(e);
+                }
+                if !e.is_transient() {
+                    return Err(e);
+                }
+                failures += 1;
+                if failures >= client.config.max_attempts {
+                    return Err(e);
+                }
+                sleep_cancellable(client.backoff(failures), cancel)?;
+            }
+        }
+    }
+}
+
+fn media_url(shared: &Shared, token: &str) -> String {
+    let path = match shared.endpoint {
+        Endpoint::Media => "media/get",
+        Endpoint::Jssdk => "media/get/jssdk",
+    };
+    format!(
+        "{}/cgi-bin/{path}?access_token={}&media_id={}",
+        shared.client.config.base_url,
+        query_encode(token),
+        query_encode(shared.media_id)
+    )
+}
+
+/// One request. Returns Ok(true) when the answer held the whole file (the
+/// transfer is complete), Ok(false) to go on with the next range.
+fn fetch_once(
+    shared: &Shared,
+    req: &Request,
+    pos: &mut u64,
+    used_token: &mut Option<String>,
+    deliver: &mut dyn FnMut(u64, &[u8], Option<u64>) -> Result<()>,
+) -> Result<bool> {
+    let client = shared.client;
+    let source = lock(&shared.source).clone();
+    let url = match &source {
+        Source::Api => {
+            let token = client.token()?;
+            let url = media_url(shared, &token);
+            *used_token = Some(token);
+            url
+        }
+        Source::Url { url, .. } => url.clone(),
+    };
+    let response = client
+        .agent
+        .get(&url)
+        .header("Range", req.header())
+        .call()
+        .map_err(map_ureq)?;
+    let status = response.status().as_u16();
+    if let (Source::Url { url: base, hops }, 301 | 302 | 303 | 307 | 308) = (&source, status) {
+        let location = header_str(response.headers(), "location")
+            .ok_or_else(|| Error::Protocol("redirect without Location".into()))?;
+        let next = resolve_location(base, location)?;
+        if *hops >= MAX_REDIRECTS {
+            return Err(Error::Protocol(format!(
+                "video_url redirected more than {MAX_REDIRECTS} times"
+            )));
+        }
+        *lock(&shared.source) = Source::Url {
+            url: next,
+            hops: hops + 1,
+        };
+        return Ok(false);
+    }
+    let answer = classify(response).map_err(|e| match (&source, e) {
+        // A video host is not WeChat: its 4xx are final, not API codes.
+        (_, other) => other,
+    })?;
+    match answer {
+        MediaAnswer::VideoUrl(url) => {
+            if !matches!(source, Source::Api) {
+                return Err(Error::Protocol(
+                    "a video_url answered with another video_url".into(),
+                ));
+            }
+            check_video_url(&url)?;
+            lock(&shared.info).video_url = Some(url.clone());
+            *lock(&shared.source) = Source::Url { url, hops: 0 };
+            Ok(false)
+        }
+        MediaAnswer::File {
+            status,
+            headers,
+            prefix,
+            mut reader,
+        } => {
+            let content_length = header_u64(&headers, "content-length");
+            let known_total = shared.total();
+            {
+                let mut info = lock(&shared.info);
+                if info.content_type.is_none() {
+                    info.content_type = header_str(&headers, "content-type").map(str::to_string);
+                }
+                if info.filename.is_none() {
+                    info.filename = headers
+                        .get("content-disposition")
+                        .and_then(|v| content_disposition_filename(v.as_bytes()));
+                }
+            }
+            if status == 206 {
+                let cr_text = header_str(&headers, "content-range")
+                    .ok_or_else(|| Error::Protocol("206 without Content-Range".into()))?;
+                let cr = parse_content_range(cr_text)
+                    .map_err(|_| Error::Protocol(format!("malformed Content-Range {cr_text:?}")))?;
+                check_partial(req, &cr, known_total, content_length).map_err(Error::Protocol)?;
+                let total = cr.total;
+                *lock(&shared.total) = total;
+                let body_len = cr.end - cr.start + 1;
+                stream_body(
+                    prefix,
+                    &mut reader,
+                    req.start,
+                    body_len,
+                    Some(body_len),
+                    pos,
+                    total,
+                    deliver,
+                )?;
+                Ok(false)
+            } else {
+                // A whole body from byte 0: a small file, or a server that
+                // ignores Range. Skip what the sink already has.
+                if let (Some(k), Some(cl)) = (known_total, content_length) {
+                    if k != cl {
+                        return Err(Error::Protocol(format!(
+                            "whole-body answer of {cl} bytes, but the size is {k}"
+                        )));
+                    }
+                }
+                if let Some(cl) = content_length {
+                    *lock(&shared.total) = Some(cl);
+                }
+                let got = stream_body(
+                    prefix,
+                    &mut reader,
+                    0,
+                    content_length.unwrap_or(u64::MAX),
+                    content_length,
+                    pos,
+                    content_length,
+                    deliver,
+                )?;
+                *lock(&shared.total) = Some(got);
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Streams a body that holds the file's bytes from `body_start`, delivering
+/// those at and after `*pos` (and, when limited, before `max_len` bytes).
+/// Returns the number of body bytes read; a body shorter than `expected` is
+/// an error (after the bytes read were delivered, so a retry resumes).
+#[allow(clippy::too_many_arguments)]
+fn stream_body(
+    prefix: Vec<u8>,
+    reader: &mut dyn Read,
+    body_start: u64,
+    max_len: u64,
+    expected: Option<u64>,
+    pos: &mut u64,
+    total: Option<u64>,
+    deliver: &mut dyn FnMut(u64, &[u8], Option<u64>) -> Result<()>,
+) -> Result<u64> {
+    let mut at = body_start;
+    let end = body_start.saturating_add(max_len);
+    let mut handle = |data: &[u8], at: &mut u64, pos: &mut u64| -> Result<()> {
+        let len = data.len() as u64;
+        let chunk_end = (*at + len).min(end);
+        if chunk_end > *pos && *at < chunk_end {
+            let from = (*pos).max(*at);
+            let slice = &data[(from - *at) as usize..(chunk_end - *at) as usize];
+            deliver(from, slice, total)?;
+            *pos = chunk_end;
+        }
+        *at += len;
+        Ok(())
+    };
+    if !prefix.is_empty() {
+        handle(&prefix[..], &mut at, pos)?;
+    }
+    let mut buf = vec![0u8; READ_BUF];
+    while at < end {
+        let want = ((end - at).min(READ_BUF as u64)) as usize;
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel(&e) => continue,
+            Err(e) => return Err(map_io(e)),
+        };
+        handle(&buf[..n], &mut at, pos)?;
+    }
+    let read = at - body_start;
+    if let Some(exp) = expected {
+        if read < exp {
+            return Err(Error::Network(format!(
+                "body cut short: {read} of {exp} bytes"
+            )));
+        }
+    }
+    Ok(read)
+}
+
+fn is_cancel(e: &std::io::Error) -> bool {
+    e.to_string().contains("cancelled")
+}
+
+fn check_video_url(url: &str) -> Result<()> {
+    // Old Official Account documents serve video over plain http; nothing
+    // but http(s) is ever followed.
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(Error::Protocol(format!(
+            "video_url has a scheme other than http/https: {:?}",
+            url.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+fn resolve_location(base: &str, location: &str) -> Result<String> {
+    let next = if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else if let Some(path) = location.strip_prefix('/') {
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[scheme_end..]
+            .find('/')
+            .map_or(base.len(), |i| scheme_end + i);
+        format!("{}/{}", &base[..host_end], path)
+    } else {
+        return Err(Error::Protocol(
+            "redirect to a relative or non-http Location".into(),
+        ));
+    };
+    check_video_url(&next)?;
+    Ok(next)
+}
+
+/// Fetches the chunks of `[pos, total)` with up to `parallelism` requests in
+/// flight; the sink still sees them in order, on this thread. At most
+/// `parallelism` chunks are buffered.
+fn fetch_parallel(
+    shared: &Shared,
+    cancel: &AtomicBool,
+    pos: u64,
+    total: u64,
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    let chunks = plan(pos, total, shared.client.config.chunk_size);
+    let workers = (shared.client.config.parallelism as usize).min(chunks.len());
+    let window = shared.client.config.parallelism as usize;
+    let next_chunk = AtomicUsize::new(0);
+    // Index of the next chunk the sink needs; workers stay within a window of it.
+    let delivered = Mutex::new(0usize);
+    let moved = Condvar::new();
+    let halt = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<u8>>)>();
+
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (chunks, next_chunk, delivered, moved, halt) =
+                (&chunks, &next_chunk, &delivered, &moved, &halt);
+            s.spawn(move || {
+                let _scope = CancelScope::enter(halt);
+                loop {
+                    let idx = next_chunk.fetch_add(1, Ordering::SeqCst);
+                    if idx >= chunks.len() {
+                        return;
+                    }
+                    {
+                        let mut d = lock(delivered);
+                        while idx >= *d + window && !halt.load(Ordering::Relaxed) {
+                            d = moved
+                                .wait_timeout(d, Duration::from_millis(100))
+                                .map(|(g, _)| g)
+                                .unwrap_or_else(|p| p.into_inner().0);
+                        }
+                    }
+                    if halt.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let (start, end) = chunks[idx];
+                    let from = start.max(pos);
+                    let mut buf = Vec::with_capacity((end - from) as usize);
+                    let result = fetch_span(shared, halt, from, Some(end), &mut |_, d, _| {
+                        buf.extend_from_slice(d);
+                        Ok(())
+                    })
+                    .map(|_| buf);
+                    let failed = result.is_err();
+                    if tx.send((idx, result)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        let outcome = (|| -> Result<()> {
+            let mut pending: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+            let mut next = 0usize;
+            let mut at = pos;
+            while next < chunks.len() {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Cancelled);
+                }
+                match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok((idx, Ok(data))) => {
+                        pending.insert(idx, data);
+                    }
+                    Ok((_, Err(e))) => return Err(e),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        if pending.contains_key(&next) {
+                            // Drain below.
+                        } else {
+                            return Err(Error::Panic("download workers stopped early".into()));
+                        }
+                    }
+                }
+                while let Some(data) = pending.remove(&next) {
+                    let (start, end) = chunks[next];
+                    let from = start.max(pos);
+                    if data.len() as u64 != end - from || from != at {
+                        return Err(Error::Protocol("chunk length mismatch".into()));
+                    }
+                    sink.write(at, &data)?;
+                    at = end;
+                    sink.progress(at, total)?;
+                    next += 1;
+                    *lock(&delivered) = next;
+                    moved.notify_all();
+                }
+            }
+            Ok(())
+        })();
+        if outcome.is_err() {
+            halt.store(true, Ordering::Relaxed);
+            moved.notify_all();
+        }
+        outcome
+    })
+}
+
+/// A sink that writes a file in order (the temporary file of `to_path`).
+struct FileSink<'a> {
+    file: std::fs::File,
+    meta_path: PathBuf,
+    meta: PartMeta,
+    resumed_from: u64,
+    progress: &'a mut dyn FnMut(u64, u64) -> Result<()>,
+}
+
+impl Sink for FileSink<'_> {
+    fn size_known(&mut self, size: u64) -> Result<()> {
+        if let Some(prev) = self.meta.size {
+            if prev != size && self.resumed_from > 0 {
+                return Err(Error::State("RESTART".into()));
+            }
+        }
+        self.meta.size = Some(size);
+        self.meta.save(&self.meta_path)
+    }
+    fn write(&mut self, _offset: u64, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all(data)
+            .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
+    }
+    fn progress(&mut self, done: u64, total: u64) -> Result<()> {
+        (self.progress)(done, total)
+    }
+}
+
+/// What proves that a partial file belongs to the same media.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PartMeta {
+    media_id: String,
+    endpoint: String,
+    size: Option<u64>,
+}
+
+impl PartMeta {
+    fn load(path: &Path) -> Option<PartMeta> {
+        let text = std::fs::read(path).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        Some(PartMeta {
+            media_id: v.get("media_id")?.as_str()?.to_string(),
+            endpoint: v.get("endpoint")?.as_str()?.to_string(),
+            size: v.get("size").and_then(|s| s.as_u64()),
+        })
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        let v = serde_json::json!({
+            "media_id": self.media_id,
+            "endpoint": self.endpoint,
+            "size": self.size,
+        });
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, v.to_string())
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::Io(format!("writing resume record: {e}")))
+    }
+}
+
+pub fn part_paths(target: &Path) -> (PathBuf, PathBuf) {
+    let mut part = target.as_os_str().to_owned();
+    part.push(".wxmpart");
+    let mut meta = part.clone();
+    meta.push(".json");
+    (PathBuf::from(part), PathBuf::from(meta))
+}
+
+impl Client {
+    /// Downloads to `target` atomically: bytes go to a sibling temporary file
+    /// that is renamed into place only when complete and verified. An
+    /// interrupted transfer resumes from that file on the next call for the
+    /// same media.
+    pub fn download_to_path(
+        &self,
+        media_id: &str,
+        endpoint: Endpoint,
+        target: &Path,
+        cancel: Arc<AtomicBool>,
+        progress: &mut dyn FnMut(u64, u64) -> Result<()>,
+    ) -> Result<MediaInfo> {
+        if target.file_name().is_none() {
+            return Err(Error::InvalidArg(format!(
+                "{} does not name a file",
+                target.display()
+            )));
+        }
+        if target.is_dir() {
+            return Err(Error::InvalidArg(format!(
+                "{} is a directory",
+                target.display()
+            )));
+        }
+        let (part_path, meta_path) = part_paths(target);
+        let endpoint_name = format!("{endpoint:?}");
+        let mut restarted = false;
+        loop {
+            let mut meta = PartMeta {
+                media_id: media_id.to_string(),
+                endpoint: endpoint_name.clone(),
+                size: None,
+            };
+            let mut resume = 0;
+            if !restarted {
+                if let Some(prev) = PartMeta::load(&meta_path) {
+                    if prev.media_id == meta.media_id && prev.endpoint == meta.endpoint {
+                        resume = std::fs::metadata(&part_path).map(|m| m.len()).unwrap_or(0);
+                        if prev.size.is_some_and(|s| resume > s) {
+                            resume = 0;
+                        }
+                        meta.size = prev.size;
+                    }
+                }
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&part_path)
+                .map_err(|e| Error::Io(format!("cannot create {}: {e}", part_path.display())))?;
+            file.set_len(resume)
+                .and_then(|_| file.seek(SeekFrom::Start(resume)))
+                .map_err(|e| Error::Io(format!("preparing the temporary file: {e}")))?;
+            meta.save(&meta_path)?;
+            let mut sink = FileSink {
+                file,
+                meta_path: meta_path.clone(),
+                meta,
+                resumed_from: resume,
+                progress,
+            };
+            let opts = DownloadOptions {
+                media_id,
+                endpoint,
+                start: resume,
+                cancel: cancel.clone(),
+            };
+            let result = self.download(&opts, &mut sink);
+            match result {
+                Err(Error::State(s)) if s == "RESTART" && !restarted => {
+                    // The media changed size since the partial file was written.
+                    restarted = true;
+                    continue;
+                }
+                Ok(info) => {
+                    let size = info.size.unwrap_or(0);
+                    let len = sink
+                        .file
+                        .metadata()
+                        .map_err(|e| Error::Io(e.to_string()))?
+                        .len();
+                    if len != size {
+                        return Err(Error::Protocol(format!(
+                            "wrote {len} bytes but the media has {size}"
+                        )));
+                    }
+                    sink.file
+                        .sync_all()
+                        .map_err(|e| Error::Io(format!("fsync: {e}")))?;
+                    drop(sink);
+                    std::fs::rename(&part_path, target).map_err(|e| {
+                        Error::Io(format!("renaming into {}: {e}", target.display()))
+                    })?;
+                    let _ = std::fs::remove_file(&meta_path);
+                    if let Some(dir) = target.parent() {
+                        let dir = if dir.as_os_str().is_empty() {
+                            Path::new(".")
+                        } else {
+                            dir
+                        };
+                        if let Ok(d) = std::fs::File::open(dir) {
+                            let _ = d.sync_all();
+                        }
+                    }
+                    return Ok(info);
+                }
+                Err(e) => {
+                    let resumable = e.is_transient()
+                        || matches!(
+                            e,
+                            Error::Cancelled
+                                | Error::Aborted(_)
+                                | Error::Io(_)
+                                | Error::Network(_)
+                                | Error::Timeout(_)
+                        )
+                        || e.is_token_rejected();
+                    if !resumable {
+                        // The media is gone or was never there: keep no debris.
+                        drop(sink);
+                        let _ = std::fs::remove_file(&part_path);
+                        let _ = std::fs::remove_file(&meta_path);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}

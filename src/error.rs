@@ -1,0 +1,226 @@
+//! One error type for the whole library; every error maps to one errcode.
+//!
+//! WeChat's own errcodes pass through unchanged (they are positive, or -1).
+//! The library's own failures are negative and at most -1000 so they can never
+//! collide with WeChat's.
+
+/// Success.
+pub const WXM_OK: i32 = 0;
+/// An argument is invalid: a NULL pointer, a string that is not UTF-8, a value out of range.
+pub const WXM_E_INVALID_ARG: i32 = -1001;
+/// Local I/O failed: the target file or its temporary file could not be written, a source file could not be read.
+pub const WXM_E_IO: i32 = -1002;
+/// The network failed: connection refused or reset, name resolution, a body cut short (after retries).
+pub const WXM_E_NETWORK: i32 = -1003;
+/// Connecting or waiting for data took longer than the configured timeout (after retries).
+pub const WXM_E_TIMEOUT: i32 = -1004;
+/// TLS failed: handshake error or an untrusted certificate.
+pub const WXM_E_TLS: i32 = -1005;
+/// The server answered an HTTP status WeChat never uses for an API answer (after retries for 5xx).
+pub const WXM_E_HTTP_STATUS: i32 = -1006;
+/// The server broke the protocol: a Content-Range that does not match the request, a body of the wrong length, an oversized or malformed answer.
+pub const WXM_E_PROTOCOL: i32 = -1007;
+/// A host callback (sink, reader or progress) asked to stop.
+pub const WXM_E_ABORTED: i32 = -1008;
+/// The transfer was cancelled with `wxm_download_cancel` / `wxm_upload_cancel`.
+pub const WXM_E_CANCELLED: i32 = -1009;
+/// No access_token is available: neither a token nor credentials were configured.
+pub const WXM_E_NO_TOKEN: i32 = -1010;
+/// A bug inside the library was caught at the C boundary (a Rust panic). Please report it.
+pub const WXM_E_PANIC: i32 = -1011;
+/// The handle cannot do this now: the transfer is already running on another thread, or was cancelled.
+pub const WXM_E_STATE: i32 = -1012;
+
+/// Every failure the library reports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("invalid argument: {0}")]
+    InvalidArg(String),
+    #[error("I/O error: {0}")]
+    Io(String),
+    #[error("network error: {0}")]
+    Network(String),
+    #[error("timeout: {0}")]
+    Timeout(String),
+    #[error("TLS error: {0}")]
+    Tls(String),
+    #[error("unexpected HTTP status {status}: {detail}")]
+    HttpStatus { status: u16, detail: String },
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("aborted by the host: {0}")]
+    Aborted(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("no access_token: configure a token or credentials")]
+    NoToken,
+    #[error("internal error (panic): {0}")]
+    Panic(String),
+    #[error("{0}")]
+    State(String),
+    /// An errcode answered by WeChat, or the code WeChat would answer for a
+    /// local rejection.
+    #[error("errcode {code}: {msg}")]
+    WeChat { code: i32, msg: String },
+}
+
+impl Error {
+    /// The integer the C ABI returns for this error.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::InvalidArg(_) => WXM_E_INVALID_ARG,
+            Error::Io(_) => WXM_E_IO,
+            Error::Network(_) => WXM_E_NETWORK,
+            Error::Timeout(_) => WXM_E_TIMEOUT,
+            Error::Tls(_) => WXM_E_TLS,
+            Error::HttpStatus { .. } => WXM_E_HTTP_STATUS,
+            Error::Protocol(_) => WXM_E_PROTOCOL,
+            Error::Aborted(_) => WXM_E_ABORTED,
+            Error::Cancelled => WXM_E_CANCELLED,
+            Error::NoToken => WXM_E_NO_TOKEN,
+            Error::Panic(_) => WXM_E_PANIC,
+            Error::State(_) => WXM_E_STATE,
+            Error::WeChat { code, .. } => *code,
+        }
+    }
+
+    pub fn wechat(code: i32, msg: impl Into<String>) -> Self {
+        Error::WeChat {
+            code,
+            msg: msg.into(),
+        }
+    }
+
+    /// Worth another attempt at the same request after a pause.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Network(_) | Error::Timeout(_) | Error::Protocol(_) => true,
+            Error::HttpStatus { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            Error::WeChat { code, .. } => matches!(code, -1 | 45033 | 45011),
+            _ => false,
+        }
+    }
+
+    /// The token was rejected: fetch a new one (when we can) and try again.
+    pub fn is_token_rejected(&self) -> bool {
+        matches!(self, Error::WeChat { code, .. } if matches!(code, 40001 | 40014 | 42001 | 41001))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Static text for a code: the library's own, and WeChat's common ones.
+pub fn strerror(code: i32) -> &'static str {
+    match code {
+        WXM_OK => "ok",
+        WXM_E_INVALID_ARG => "invalid argument",
+        WXM_E_IO => "local I/O error",
+        WXM_E_NETWORK => "network error",
+        WXM_E_TIMEOUT => "timeout",
+        WXM_E_TLS => "TLS error",
+        WXM_E_HTTP_STATUS => "unexpected HTTP status",
+        WXM_E_PROTOCOL => "protocol violation by the server",
+        WXM_E_ABORTED => "aborted by a host callback",
+        WXM_E_CANCELLED => "cancelled",
+        WXM_E_NO_TOKEN => "no access_token or credentials configured",
+        WXM_E_PANIC => "internal error (caught panic)",
+        WXM_E_STATE => "the handle is busy or was cancelled",
+        -1 => "system busy, retry later",
+        40001 => "invalid credential or access_token",
+        40004 => "invalid media type",
+        40005 => "invalid file type (format does not match the type or extension)",
+        40006 => "invalid file size",
+        40007 => "invalid media_id (unknown or expired)",
+        40009 => "invalid image size",
+        40010 => "invalid voice size",
+        40011 => "invalid video size",
+        40012 => "invalid thumb size",
+        40013 => "invalid corpid or appid",
+        40014 => "invalid access_token",
+        40058 => "invalid parameter",
+        41001 => "access_token missing",
+        41005 => "media data missing",
+        41006 => "media_id missing",
+        42001 => "access_token expired",
+        44001 => "empty media file",
+        45001 => "media file too large",
+        45009 => "API call frequency or daily quota exceeded",
+        45011 => "API minute quota exceeded",
+        45033 => "too many concurrent API calls",
+        48001 => "API unauthorized",
+        830001 => "upload_by_url: the URL is invalid or does not support Range",
+        830002 => "media too large for one request: fetch in Range chunks of at most 20 MB",
+        830003 => "upload_by_url: downloading the URL failed",
+        301019 => "upload_by_url: MD5 mismatch",
+        c if c > 0 => "WeChat errcode (see the platform's global return codes)",
+        _ => "unknown error code",
+    }
+}
+
+/// Remove anything that could be a credential from a message that may quote
+/// a URL or a server's text: `access_token=…`, `corpsecret=…`, `secret=…`.
+pub fn scrub(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    'outer: while !rest.is_empty() {
+        for key in ["access_token=", "corpsecret=", "secret="] {
+            if let Some(stripped) = rest.strip_prefix(key) {
+                out.push_str(key);
+                out.push_str("***");
+                let end = stripped
+                    .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace())
+                    .unwrap_or(stripped.len());
+                rest = &stripped[end..];
+                continue 'outer;
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_hides_credentials() {
+        let s = scrub("GET /x?access_token=abc123&media_id=m corpsecret=zz secret=q");
+        assert!(
+            !s.contains("abc123") && !s.contains("zz") && !s.ends_with('q'),
+            "{s}"
+        );
+        assert!(s.contains("media_id=m"));
+    }
+
+    #[test]
+    fn own_codes_are_negative_and_below_minus_1000() {
+        for c in [
+            WXM_E_INVALID_ARG,
+            WXM_E_IO,
+            WXM_E_NETWORK,
+            WXM_E_TIMEOUT,
+            WXM_E_TLS,
+            WXM_E_HTTP_STATUS,
+            WXM_E_PROTOCOL,
+            WXM_E_ABORTED,
+            WXM_E_CANCELLED,
+            WXM_E_NO_TOKEN,
+            WXM_E_PANIC,
+            WXM_E_STATE,
+        ] {
+            assert!(c <= -1000);
+            assert_ne!(strerror(c), "unknown error code");
+        }
+    }
+}

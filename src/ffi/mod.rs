@@ -1,0 +1,317 @@
+//! The C ABI: handles, NULL and UTF-8 checks, the panic boundary. No logic
+//! lives here; every function forwards to the core.
+#![allow(non_camel_case_types)]
+
+pub mod boundary;
+pub mod download;
+pub mod upload;
+
+use crate::client::Client;
+use crate::config::{Config, Platform};
+use crate::error::{Error, Result};
+use boundary::{arg_mut, arg_ref, arg_str, guard, guard_ptr, guard_void};
+use std::ffi::{c_char, CStr, CString};
+use std::sync::Arc;
+
+/// Configuration for a client. Created by `wxm_config_new`, filled by the
+/// `wxm_config_set_*` setters (which copy their strings), used by
+/// `wxm_client_new` (which copies it) and released by `wxm_config_free`.
+/// Not thread-safe: fill it on one thread.
+pub struct wxm_config {
+    pub(crate) inner: Config,
+}
+
+/// A client: one keep-alive connection pool and one access_token cache.
+/// Thread-safe: share one client between threads and transfers. Every
+/// transfer holds its own reference, so the client may be freed while
+/// transfers created from it are still alive.
+pub struct wxm_client {
+    pub(crate) inner: Arc<Client>,
+}
+
+/// Creates a configuration for a platform: `WXM_PLATFORM_WECOM`,
+/// `WXM_PLATFORM_KF`, `WXM_PLATFORM_OFFICIAL` or `WXM_PLATFORM_MINIPROGRAM`.
+/// Defaults: the platform's API host, chunk size 20 MiB, parallelism 1,
+/// connect timeout 10 s, I/O timeout 30 s, 4 attempts with 200 ms backoff.
+/// Returns NULL for an unknown platform (see `wxm_last_errmsg`).
+#[no_mangle]
+pub extern "C" fn wxm_config_new(platform: i32) -> *mut wxm_config {
+    guard_ptr(|| {
+        let p = Platform::from_code(platform)
+            .ok_or_else(|| Error::InvalidArg(format!("unknown platform {platform}")))?;
+        Ok(Box::into_raw(Box::new(wxm_config {
+            inner: Config::new(p),
+        })))
+    })
+}
+
+/// Releases a configuration. NULL is accepted and ignored.
+///
+/// # Safety
+/// `cfg` is NULL or a configuration from `wxm_config_new`, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_free(cfg: *mut wxm_config) {
+    guard_void(|| {
+        if !cfg.is_null() {
+            // SAFETY: created by Box::into_raw in wxm_config_new and freed once.
+            drop(unsafe { Box::from_raw(cfg) });
+        }
+    })
+}
+
+/// Runs a setter on a config, with the boundary's checks.
+unsafe fn with_config(cfg: *mut wxm_config, f: impl FnOnce(&mut Config) -> Result<()>) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live configuration.
+        let c = unsafe { arg_mut(cfg, "config") }?;
+        f(&mut c.inner)
+    })
+}
+
+/// Sets the API base URL, e.g. the emulator's `http://127.0.0.1:PORT`.
+/// Default: `https://qyapi.weixin.qq.com` (WeCom, kf) or
+/// `https://api.weixin.qq.com` (Official Account, Mini Program).
+/// Returns 0, or `WXM_E_INVALID_ARG` for NULL, non-UTF-8 or a URL that is not http(s).
+///
+/// # Safety
+/// `cfg` is NULL or live; `url` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_base_url(cfg: *mut wxm_config, url: *const c_char) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_base_url(arg_str(url, "url")?)) }
+}
+
+/// Sets a static access_token (the host fetches and rotates it; see also
+/// `wxm_client_set_access_token`). Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or live; `token` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_access_token(
+    cfg: *mut wxm_config,
+    token: *const c_char,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_token(arg_str(token, "token")?)) }
+}
+
+/// Sets credentials: corpid/corpsecret (WeCom, kf: `cgi-bin/gettoken`) or
+/// appid/secret (Official Account, Mini Program: `cgi-bin/stable_token`).
+/// The client then fetches tokens itself, caches them until shortly before
+/// they expire, and refreshes once (single-flight) when WeChat answers
+/// 40001, 40014, 42001 or 41001. Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or live; `id` and `secret` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_credentials(
+    cfg: *mut wxm_config,
+    id: *const c_char,
+    secret: *const c_char,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe {
+        with_config(cfg, |c| {
+            c.set_credentials(arg_str(id, "id")?, arg_str(secret, "secret")?)
+        })
+    }
+}
+
+/// Sets the largest Range a download asks for: a non-zero multiple of 16,
+/// at most 20 MiB (20971520, the default). Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_chunk_size(cfg: *mut wxm_config, bytes: u64) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_chunk_size(bytes)) }
+}
+
+/// Sets how many Range requests a download keeps in flight (1 to 64;
+/// default 1). The sink is still called in order, on the calling thread;
+/// memory grows to about `connections × chunk_size`.
+/// Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_parallelism(cfg: *mut wxm_config, connections: u32) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_parallelism(connections)) }
+}
+
+/// Sets the connect timeout and the I/O timeout (the longest wait for the
+/// next byte), in milliseconds, both at least 1. Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_timeouts(
+    cfg: *mut wxm_config,
+    connect_ms: u32,
+    io_ms: u32,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_timeouts(connect_ms, io_ms)) }
+}
+
+/// Sets the retry policy: at most `max_attempts` tries (1 to 100) of a
+/// request that fails transiently (-1, 45033, 5xx, reset, timeout, short
+/// body) without progress, waiting `backoff_ms × 2^n` with jitter between
+/// them (capped at 10 s). Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_retries(
+    cfg: *mut wxm_config,
+    max_attempts: u32,
+    backoff_ms: u32,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_retries(max_attempts, backoff_ms)) }
+}
+
+/// Overrides the local upload size limit for one type ("image", "voice",
+/// "video", "file", "thumb"), since WeChat changes its limits over time.
+/// Returns 0, or `WXM_E_INVALID_ARG` for a type the platform does not take.
+///
+/// # Safety
+/// `cfg` is NULL or live; `type` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_limit(
+    cfg: *mut wxm_config,
+    r#type: *const c_char,
+    max_bytes: u64,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_limit(arg_str(r#type, "type")?, max_bytes)) }
+}
+
+/// Trusts the PEM certificates in `pem_path` (a private CA) instead of the
+/// bundled web PKI roots for https. Read when the client is created.
+/// Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or live; `pem_path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_ca_file(
+    cfg: *mut wxm_config,
+    pem_path: *const c_char,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe {
+        with_config(cfg, |c| {
+            c.ca_file = Some(arg_str(pem_path, "pem_path")?.to_string());
+            Ok(())
+        })
+    }
+}
+
+/// Creates a client from a configuration (copied: the config may be freed
+/// or changed afterwards). On success writes the client to `*out` and
+/// returns 0; on failure leaves `*out` untouched and returns
+/// `WXM_E_INVALID_ARG` (NULL arguments, an unreadable CA file).
+///
+/// # Safety
+/// `cfg` is NULL or live; `out` is NULL or points to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_client_new(cfg: *const wxm_config, out: *mut *mut wxm_client) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live configuration.
+        let c = unsafe { arg_ref(cfg, "config") }?;
+        if out.is_null() {
+            return Err(Error::InvalidArg("out is NULL".into()));
+        }
+        let client = Client::new(c.inner.clone())?;
+        let handle = Box::into_raw(Box::new(wxm_client {
+            inner: Arc::new(client),
+        }));
+        // SAFETY: `out` is non-NULL and the caller promises it is writable.
+        unsafe { *out = handle };
+        Ok(())
+    })
+}
+
+/// Replaces the access_token the client uses, for hosts that rotate tokens
+/// themselves. Safe to call while transfers run on other threads; they use
+/// the new token from their next request. Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `client` is NULL or live; `token` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_client_set_access_token(
+    client: *const wxm_client,
+    token: *const c_char,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live client.
+        let c = unsafe { arg_ref(client, "client") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let t = unsafe { arg_str(token, "token") }?;
+        crate::config::check_token(t)?;
+        c.inner.tokens.set(t.to_string());
+        Ok(())
+    })
+}
+
+/// Releases the host's reference to a client. Transfers created from it
+/// keep their own reference and stay usable. NULL is accepted and ignored.
+///
+/// # Safety
+/// `client` is NULL or a client from `wxm_client_new`, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_client_free(client: *mut wxm_client) {
+    guard_void(|| {
+        if !client.is_null() {
+            // SAFETY: created by Box::into_raw in wxm_client_new and freed once.
+            drop(unsafe { Box::from_raw(client) });
+        }
+    })
+}
+
+/// Static, NUL-terminated text for any code: the library's `WXM_E_*`, 0,
+/// and WeChat's common errcodes. Never NULL; never freed by the host.
+#[no_mangle]
+pub extern "C" fn wxm_strerror(errcode: i32) -> *const c_char {
+    use once_cell::sync::Lazy;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    // One leaked C string per distinct text: a small, fixed set.
+    static TEXTS: Lazy<Mutex<HashMap<&'static str, &'static CStr>>> =
+        Lazy::new(|| Mutex::new(HashMap::new()));
+    boundary::guard_value(c"unknown error code".as_ptr(), || {
+        let text = crate::error::strerror(errcode);
+        let mut map = crate::token::lock(&TEXTS);
+        let c = map
+            .entry(text)
+            .or_insert_with(|| Box::leak(boundary::to_cstring(text).into_boxed_c_str()));
+        c.as_ptr()
+    })
+}
+
+/// The detail of the last failure of a call on this thread ("" after a
+/// success). Valid until the next wxm_ call on this thread; hosts copy it.
+/// Go hosts must read it under `runtime.LockOSThread`; prefer the
+/// per-handle `wxm_download_errmsg` / `wxm_upload_errmsg`.
+#[no_mangle]
+pub extern "C" fn wxm_last_errmsg() -> *const c_char {
+    boundary::last_error_ptr()
+}
+
+/// The library version, "MAJOR.MINOR.PATCH", equal to `WXM_VERSION_STRING`
+/// of the header it was built with. Static; never freed.
+#[no_mangle]
+pub extern "C" fn wxm_version() -> *const c_char {
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"0.0.0",
+        };
+    VERSION.as_ptr()
+}
+
+pub(crate) fn owned(s: &Option<String>) -> Option<CString> {
+    s.as_deref().map(boundary::to_cstring)
+}

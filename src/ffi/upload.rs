@@ -1,0 +1,364 @@
+//! `wxm_upload_*`: one handle per upload.
+
+use super::boundary::{
+    arg_ref, arg_str, guard, guard_ptr, guard_value, guard_void, opt_ptr, to_cstring,
+};
+use super::download::{wxm_progress_fn, Callback};
+use super::{owned, wxm_client};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::token::lock;
+use crate::upload::{UploadResult, UploadSource};
+use std::ffi::{c_char, c_void, CString};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Supplies upload bytes: fill up to `cap` bytes of `buf` and return how
+/// many, 0 at the end, or a negative number to stop the upload with
+/// `WXM_E_ABORTED`. It must produce exactly the length given to
+/// `wxm_upload_set_reader`. Called on the thread that called
+/// `wxm_upload_run`, never concurrently. A reader upload is retried only if
+/// the failure came before the reader was read past its first 16 bytes.
+pub type wxm_read_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, buf: *mut u8, cap: usize) -> i64>;
+
+#[derive(Clone)]
+enum Source {
+    None,
+    Path(PathBuf),
+    Reader {
+        read: Callback<wxm_read_fn>,
+        length: u64,
+    },
+}
+
+#[derive(Default)]
+struct Outputs {
+    media_id: Option<CString>,
+    kind: Option<CString>,
+    created_at: i64,
+    errmsg: CString,
+}
+
+/// One upload of one file. Created by `wxm_upload_new`, given a source by
+/// `wxm_upload_set_path` or `wxm_upload_set_reader`, run by
+/// `wxm_upload_run`, released by `wxm_upload_free`. Run it on one thread at
+/// a time; `wxm_upload_cancel` may be called from any thread. Getters are
+/// valid after a run returns, until the next run or the free.
+pub struct wxm_upload {
+    client: Arc<Client>,
+    kind: String,
+    source: Mutex<Source>,
+    filename: Mutex<Option<String>>,
+    progress: Mutex<Option<Callback<wxm_progress_fn>>>,
+    cancel: Arc<AtomicBool>,
+    running: AtomicBool,
+    out: Mutex<Outputs>,
+}
+
+/// Creates an upload of media type `type` ("image", "voice", "video",
+/// "file", "thumb"). Any string is accepted here: the type, like every
+/// local check, is judged by `wxm_upload_run`, which answers WeChat's own
+/// errcode (40004) for a type the platform does not take. Returns NULL for
+/// NULL or non-UTF-8 arguments (see `wxm_last_errmsg`).
+///
+/// # Safety
+/// `client` is NULL or live; `type` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_new(
+    client: *const wxm_client,
+    r#type: *const c_char,
+) -> *mut wxm_upload {
+    guard_ptr(|| {
+        // SAFETY: the caller passes NULL or a live client.
+        let c = unsafe { arg_ref(client, "client") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let kind = unsafe { arg_str(r#type, "type") }?;
+        Ok(Box::into_raw(Box::new(wxm_upload {
+            client: c.inner.clone(),
+            kind: kind.to_string(),
+            source: Mutex::new(Source::None),
+            filename: Mutex::new(None),
+            progress: Mutex::new(None),
+            cancel: Arc::new(AtomicBool::new(false)),
+            running: AtomicBool::new(false),
+            out: Mutex::new(Outputs::default()),
+        })))
+    })
+}
+
+/// Uploads the file at `path` (streamed, never read whole; retried on -1,
+/// 5xx and network errors). Its name is the default filename.
+/// Returns 0 or `WXM_E_INVALID_ARG`; the file is opened by `wxm_upload_run`.
+///
+/// # Safety
+/// `up` is NULL or live; `path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_set_path(up: *mut wxm_upload, path: *const c_char) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live upload.
+        let u = unsafe { arg_ref(up, "upload") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let p = unsafe { arg_str(path, "path") }?;
+        if p.is_empty() {
+            return Err(Error::InvalidArg("path is empty".into()));
+        }
+        *lock(&u.source) = Source::Path(PathBuf::from(p));
+        Ok(())
+    })
+}
+
+/// Uploads `length` bytes produced by `read` (see `wxm_read_fn`). Set a
+/// filename with `wxm_upload_set_filename` (default "media" plus the
+/// extension of the content). Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `up` is NULL or live; `read` and `user_data` stay valid while the upload runs.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_set_reader(
+    up: *mut wxm_upload,
+    read: wxm_read_fn,
+    user_data: *mut c_void,
+    length: u64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live upload.
+        let u = unsafe { arg_ref(up, "upload") }?;
+        if read.is_none() {
+            return Err(Error::InvalidArg("read is NULL".into()));
+        }
+        *lock(&u.source) = Source::Reader {
+            read: Callback {
+                f: read,
+                user_data: user_data as usize,
+            },
+            length,
+        };
+        Ok(())
+    })
+}
+
+/// Sets the filename WeChat shows (UTF-8, sent raw as WeChat expects). Its
+/// last path component is used, and the extension that matches the content
+/// is appended when missing, since WeChat infers the type from it.
+/// Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `up` is NULL or live; `filename` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_set_filename(
+    up: *mut wxm_upload,
+    filename: *const c_char,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live upload.
+        let u = unsafe { arg_ref(up, "upload") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let f = unsafe { arg_str(filename, "filename") }?;
+        *lock(&u.filename) = Some(f.to_string());
+        Ok(())
+    })
+}
+
+/// Sets (or, with a NULL function, clears) the progress callback: `done`
+/// bytes of the file sent, of `total`. Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `up` is NULL or live; `user_data` stays valid while the upload runs.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_set_progress(
+    up: *mut wxm_upload,
+    progress: wxm_progress_fn,
+    user_data: *mut c_void,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live upload.
+        let u = unsafe { arg_ref(up, "upload") }?;
+        *lock(&u.progress) = progress.map(|_| Callback {
+            f: progress,
+            user_data: user_data as usize,
+        });
+        Ok(())
+    })
+}
+
+/// Validates locally (type 40004, empty 44001, ≤ 5 bytes 40006, format by
+/// magic bytes 40005, size over the type's limit 40009/40010/40011/40012/40006
+/// — sending nothing when a check fails), then sends one streaming
+/// multipart request with an exact Content-Length. Returns 0, WeChat's
+/// errcode, or a `WXM_E_*` (`WXM_E_IO` for an unreadable file or a reader
+/// that ends early, `WXM_E_ABORTED`, `WXM_E_CANCELLED`, network codes).
+///
+/// # Safety
+/// `up` is NULL or a live upload.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_run(up: *mut wxm_upload) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live upload.
+        let u = unsafe { arg_ref(up, "upload") }?;
+        if u.cancel.load(Ordering::Relaxed) {
+            return u.finish(Err(Error::Cancelled));
+        }
+        let source = lock(&u.source).clone();
+        if matches!(source, Source::None) {
+            return Err(Error::InvalidArg(
+                "no source: call wxm_upload_set_path or wxm_upload_set_reader first".into(),
+            ));
+        }
+        if u.running.swap(true, Ordering::AcqRel) {
+            return Err(Error::State(
+                "this upload is already running on another thread".into(),
+            ));
+        }
+        let result = u.run_once(source);
+        u.running.store(false, Ordering::Release);
+        u.finish(result)
+    })
+}
+
+impl wxm_upload {
+    fn run_once(&self, source: Source) -> Result<UploadResult> {
+        let progress = *lock(&self.progress);
+        let mut report =
+            |done: u64, total: u64| super::download::call_progress(&progress, done, total);
+        let filename = lock(&self.filename).clone();
+        match source {
+            Source::None => Err(Error::InvalidArg("no source".into())),
+            Source::Path(p) => self.client.upload(
+                &self.kind,
+                UploadSource::Path(p),
+                filename.as_deref(),
+                self.cancel.clone(),
+                &mut report,
+            ),
+            Source::Reader { read, length } => {
+                let mut pull = |buf: &mut [u8]| -> Result<usize> {
+                    let Some(f) = read.f else {
+                        return Err(Error::InvalidArg("read is NULL".into()));
+                    };
+                    // SAFETY: the host's reader, called on the calling thread
+                    // with our live buffer and its capacity.
+                    let n =
+                        unsafe { f(read.user_data as *mut c_void, buf.as_mut_ptr(), buf.len()) };
+                    if n < 0 {
+                        return Err(Error::Aborted(format!("reader returned {n}")));
+                    }
+                    let n = n as u64;
+                    if n > buf.len() as u64 {
+                        return Err(Error::InvalidArg(format!(
+                            "reader returned {n}, more than the {} bytes asked",
+                            buf.len()
+                        )));
+                    }
+                    Ok(n as usize)
+                };
+                self.client.upload(
+                    &self.kind,
+                    UploadSource::Reader {
+                        read: &mut pull,
+                        length,
+                    },
+                    filename.as_deref(),
+                    self.cancel.clone(),
+                    &mut report,
+                )
+            }
+        }
+    }
+
+    fn finish(&self, result: Result<UploadResult>) -> Result<()> {
+        let mut out = lock(&self.out);
+        match result {
+            Ok(r) => {
+                out.media_id = owned(&Some(r.media_id));
+                out.kind = owned(&Some(r.kind));
+                out.created_at = r.created_at;
+                out.errmsg = CString::default();
+                Ok(())
+            }
+            Err(e) => {
+                out.errmsg = to_cstring(&self.client.clean_message(&e.to_string()));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Cancels the upload from any thread: a running upload returns
+/// `WXM_E_CANCELLED` promptly, and so does any later run. NULL is ignored.
+///
+/// # Safety
+/// `up` is NULL or a live upload (not yet freed).
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_cancel(up: *const wxm_upload) {
+    guard_void(|| {
+        // SAFETY: the caller passes NULL or a live upload.
+        if let Some(u) = unsafe { up.as_ref() } {
+            u.cancel.store(true, Ordering::Relaxed);
+        }
+    })
+}
+
+fn string_getter(up: *const wxm_upload, pick: fn(&Outputs) -> *const c_char) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: the caller passes NULL or a live upload.
+        unsafe { up.as_ref() }.map_or(std::ptr::null(), |u| pick(&lock(&u.out)))
+    })
+}
+
+/// The media_id WeChat answered (valid 3 days), or NULL before a successful
+/// run. Owned by the handle.
+///
+/// # Safety
+/// `up` is NULL or a live upload.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_media_id(up: *const wxm_upload) -> *const c_char {
+    string_getter(up, |o| opt_ptr(&o.media_id))
+}
+
+/// The type WeChat answered, or NULL before a successful run. Owned by the handle.
+///
+/// # Safety
+/// `up` is NULL or a live upload.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_type(up: *const wxm_upload) -> *const c_char {
+    string_getter(up, |o| opt_ptr(&o.kind))
+}
+
+/// `created_at` (Unix seconds; WeCom sends a string, the Official Account a
+/// number: both are read), or 0 before a successful run.
+///
+/// # Safety
+/// `up` is NULL or a live upload.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_created_at(up: *const wxm_upload) -> i64 {
+    guard_value(0, || {
+        // SAFETY: the caller passes NULL or a live upload.
+        unsafe { up.as_ref() }.map_or(0, |u| lock(&u.out).created_at)
+    })
+}
+
+/// The detail of the last failed run ("" after a success; NULL for a NULL
+/// handle). Never contains an access_token or secret. Owned by the handle.
+///
+/// # Safety
+/// `up` is NULL or a live upload.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_errmsg(up: *const wxm_upload) -> *const c_char {
+    string_getter(up, |o| o.errmsg.as_ptr())
+}
+
+/// Releases an upload (not while it runs). NULL is ignored.
+///
+/// # Safety
+/// `up` is NULL or an upload from `wxm_upload_new`, freed once, not running.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_free(up: *mut wxm_upload) {
+    guard_void(|| {
+        if !up.is_null() {
+            // SAFETY: created by Box::into_raw in wxm_upload_new and freed once.
+            drop(unsafe { Box::from_raw(up) });
+        }
+    })
+}
