@@ -9,9 +9,11 @@ use std::time::Duration;
 use serde_json::Value;
 pub use wxmedia_emulator::{fill_generated, Emulator, Options, Platform};
 
+pub type Headers = Vec<(String, Vec<u8>)>;
+
 pub struct Resp {
     pub status: u16,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
     pub body: Vec<u8>,
 }
 
@@ -84,7 +86,7 @@ impl Conn {
     }
 
     /// Reads the status line and headers.
-    pub fn read_head(&mut self) -> io::Result<(u16, Vec<(String, Vec<u8>)>)> {
+    pub fn read_head(&mut self) -> io::Result<(u16, Headers)> {
         let mut line = Vec::new();
         self.r.read_until(b'\n', &mut line)?;
         if line.is_empty() {
