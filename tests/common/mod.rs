@@ -1,0 +1,460 @@
+//! Test support: an emulator on loopback, its admin API, and thin wrappers
+//! over the exported C functions (the tests drive the library only through
+//! the C ABI, as hosts do).
+#![allow(dead_code)]
+
+use std::ffi::{c_void, CStr, CString};
+use std::ptr;
+use wxmedia::ffi::download::*;
+use wxmedia::ffi::upload::*;
+use wxmedia::ffi::*;
+pub use wxmedia_emulator::{Emulator, Options, Platform};
+
+pub const TOKEN: &str = "static-test-token-5f1c";
+
+pub fn start(platform: Platform) -> Emulator {
+    Emulator::start(Options {
+        platform,
+        access_tokens: vec![TOKEN.to_string()],
+        ..Options::default()
+    })
+    .expect("emulator starts")
+}
+
+pub fn admin(
+    emu: &Emulator,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}{}", emu.base_url(), path);
+    let mut resp = if method == "GET" {
+        agent.get(&url).call()
+    } else {
+        agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+    }
+    .expect("admin request");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().expect("admin body");
+    assert_eq!(status, 200, "admin {path}: {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// Registers generated media; returns (media_id, expected bytes).
+pub fn add_media(emu: &Emulator, spec: serde_json::Value) -> (String, Vec<u8>) {
+    let r = admin(emu, "POST", "/__admin/media", spec.clone());
+    let id = r["media_id"].as_str().expect("media_id").to_string();
+    let bytes = if let Some(b64) = spec.get("data_b64").and_then(|v| v.as_str()) {
+        base64_decode(b64)
+    } else {
+        generated(
+            spec["seed"].as_u64().unwrap_or(0),
+            r["size"].as_u64().expect("size"),
+        )
+    };
+    (id, bytes)
+}
+
+pub fn fault(emu: &Emulator, spec: serde_json::Value) {
+    admin(emu, "POST", "/__admin/faults", spec);
+}
+
+pub fn stats(emu: &Emulator) -> serde_json::Value {
+    admin(emu, "GET", "/__admin/stats", serde_json::Value::Null)
+}
+
+pub fn reset(emu: &Emulator) {
+    admin(emu, "POST", "/__admin/reset", serde_json::json!({}));
+}
+
+/// Every Range the emulator saw for a media: (start, end) pairs.
+pub fn ranges(emu: &Emulator, media_id: &str) -> Vec<(u64, u64)> {
+    stats(emu)["ranges"]
+        .as_array()
+        .expect("ranges")
+        .iter()
+        .filter(|r| r["media_id"] == media_id)
+        .filter_map(|r| Some((r["start"].as_u64()?, r["end"].as_u64()?)))
+        .collect()
+}
+
+/// The emulator's generated content (docs/CONTRACT.md).
+pub fn generated(seed: u64, size: u64) -> Vec<u8> {
+    fn splitmix(x: u64) -> u64 {
+        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let mut out = Vec::with_capacity(size as usize + 8);
+    let mut i = 0u64;
+    while (out.len() as u64) < size {
+        out.extend_from_slice(&splitmix(seed.wrapping_add(i)).to_le_bytes());
+        i += 1;
+    }
+    out.truncate(size as usize);
+    out
+}
+
+pub fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+pub fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            _ => 63,
+        }
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::new();
+    for c in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &b) in c.iter().enumerate() {
+            n |= val(b) << (18 - 6 * i);
+        }
+        for i in 0..c.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+pub fn cs(s: &str) -> CString {
+    CString::new(s).expect("no NUL")
+}
+
+pub fn text(p: *const std::ffi::c_char) -> Option<String> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: the library returns NUL-terminated strings it owns.
+        Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+}
+
+/// A client handle built through the C ABI; freed on drop.
+pub struct TestClient(pub *mut wxm_client);
+// SAFETY: a wxm_client is documented thread-safe.
+unsafe impl Send for TestClient {}
+// SAFETY: as above.
+unsafe impl Sync for TestClient {}
+
+pub struct ClientOpts {
+    pub platform: i32,
+    pub token: Option<String>,
+    pub credentials: Option<(String, String)>,
+    pub chunk: u64,
+    pub parallelism: u32,
+    pub io_ms: u32,
+    pub attempts: u32,
+    pub backoff_ms: u32,
+}
+
+impl Default for ClientOpts {
+    fn default() -> Self {
+        ClientOpts {
+            platform: 1,
+            token: Some(TOKEN.to_string()),
+            credentials: None,
+            chunk: 64 * 1024,
+            parallelism: 1,
+            io_ms: 5000,
+            attempts: 4,
+            backoff_ms: 10,
+        }
+    }
+}
+
+pub fn client(emu: &Emulator, o: ClientOpts) -> TestClient {
+    // SAFETY: every pointer passed is live for the call; handles are freed once.
+    unsafe {
+        let cfg = wxm_config_new(o.platform);
+        assert!(!cfg.is_null());
+        assert_eq!(
+            wxm_config_set_base_url(cfg, cs(&emu.base_url()).as_ptr()),
+            0
+        );
+        if let Some(t) = &o.token {
+            assert_eq!(wxm_config_set_access_token(cfg, cs(t).as_ptr()), 0);
+        }
+        if let Some((id, secret)) = &o.credentials {
+            assert_eq!(
+                wxm_config_set_credentials(cfg, cs(id).as_ptr(), cs(secret).as_ptr()),
+                0
+            );
+        }
+        assert_eq!(wxm_config_set_chunk_size(cfg, o.chunk), 0);
+        assert_eq!(wxm_config_set_parallelism(cfg, o.parallelism), 0);
+        assert_eq!(wxm_config_set_timeouts(cfg, 2000, o.io_ms), 0);
+        assert_eq!(wxm_config_set_retries(cfg, o.attempts, o.backoff_ms), 0);
+        let mut c = ptr::null_mut();
+        assert_eq!(wxm_client_new(cfg, &mut c), 0);
+        wxm_config_free(cfg);
+        TestClient(c)
+    }
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        // SAFETY: created by wxm_client_new, freed once.
+        unsafe { wxm_client_free(self.0) }
+    }
+}
+
+/// What a sink download produced.
+#[derive(Debug, Default)]
+pub struct Got {
+    pub rc: i32,
+    pub data: Vec<u8>,
+    pub first_offset: Option<u64>,
+    pub in_order: bool,
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub filename: Option<String>,
+    pub video_url: Option<String>,
+    pub errmsg: String,
+    pub sink_threads: Vec<std::thread::ThreadId>,
+}
+
+struct SinkState {
+    data: Vec<u8>,
+    first: Option<u64>,
+    next: u64,
+    in_order: bool,
+    abort_after: Option<usize>,
+    threads: Vec<std::thread::ThreadId>,
+}
+
+unsafe extern "C" fn sink_cb(ud: *mut c_void, offset: u64, data: *const u8, len: usize) -> i32 {
+    // SAFETY: ud is the &mut SinkState we passed; data/len describe a live buffer.
+    let st = unsafe { &mut *(ud as *mut SinkState) };
+    let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+    let tid = std::thread::current().id();
+    if !st.threads.contains(&tid) {
+        st.threads.push(tid);
+    }
+    match st.first {
+        None => {
+            st.first = Some(offset);
+            st.next = offset;
+        }
+        Some(_) => {}
+    }
+    if offset != st.next {
+        st.in_order = false;
+    }
+    st.next = offset + len as u64;
+    st.data.extend_from_slice(bytes);
+    if st.abort_after.is_some_and(|a| st.data.len() >= a) {
+        return 7;
+    }
+    0
+}
+
+pub struct DownloadSpec<'a> {
+    pub media_id: &'a str,
+    pub start: u64,
+    pub abort_after: Option<usize>,
+}
+
+pub fn download_sink(c: &TestClient, media_id: &str, start: u64) -> Got {
+    download_sink_with(
+        c,
+        DownloadSpec {
+            media_id,
+            start,
+            abort_after: None,
+        },
+    )
+}
+
+pub fn download_sink_with(c: &TestClient, spec: DownloadSpec) -> Got {
+    // SAFETY: live handles and buffers for the duration of each call.
+    unsafe {
+        let d = wxm_download_new(c.0, cs(spec.media_id).as_ptr());
+        assert!(!d.is_null());
+        if spec.start > 0 {
+            assert_eq!(wxm_download_set_start(d, spec.start), 0);
+        }
+        let mut st = SinkState {
+            data: Vec::new(),
+            first: None,
+            next: 0,
+            in_order: true,
+            abort_after: spec.abort_after,
+            threads: Vec::new(),
+        };
+        let rc = wxm_download_to_sink(d, Some(sink_cb), &mut st as *mut _ as *mut c_void);
+        let got = Got {
+            rc,
+            data: st.data,
+            first_offset: st.first,
+            in_order: st.in_order,
+            size: wxm_download_size(d),
+            content_type: text(wxm_download_content_type(d)),
+            filename: text(wxm_download_filename(d)),
+            video_url: text(wxm_download_video_url(d)),
+            errmsg: text(wxm_download_errmsg(d)).unwrap_or_default(),
+            sink_threads: st.threads,
+        };
+        wxm_download_free(d);
+        got
+    }
+}
+
+pub fn download_path(c: &TestClient, media_id: &str, path: &std::path::Path) -> (i32, String) {
+    // SAFETY: live handles for the duration of each call.
+    unsafe {
+        let d = wxm_download_new(c.0, cs(media_id).as_ptr());
+        assert!(!d.is_null());
+        let rc = wxm_download_to_path(d, cs(path.to_str().expect("utf-8 path")).as_ptr());
+        let msg = text(wxm_download_errmsg(d)).unwrap_or_default();
+        wxm_download_free(d);
+        (rc, msg)
+    }
+}
+
+#[derive(Debug)]
+pub struct Uploaded {
+    pub rc: i32,
+    pub media_id: Option<String>,
+    pub kind: Option<String>,
+    pub created_at: i64,
+    pub errmsg: String,
+}
+
+pub fn upload_path(
+    c: &TestClient,
+    kind: &str,
+    path: &std::path::Path,
+    filename: Option<&str>,
+) -> Uploaded {
+    // SAFETY: live handles for the duration of each call.
+    unsafe {
+        let u = wxm_upload_new(c.0, cs(kind).as_ptr());
+        assert!(!u.is_null());
+        assert_eq!(
+            wxm_upload_set_path(u, cs(path.to_str().expect("utf-8")).as_ptr()),
+            0
+        );
+        if let Some(f) = filename {
+            assert_eq!(wxm_upload_set_filename(u, cs(f).as_ptr()), 0);
+        }
+        finish_upload(u)
+    }
+}
+
+struct ReaderState {
+    data: Vec<u8>,
+    at: usize,
+    fail_at: Option<usize>,
+}
+
+unsafe extern "C" fn read_cb(ud: *mut c_void, buf: *mut u8, cap: usize) -> i64 {
+    // SAFETY: ud is our &mut ReaderState; buf has room for cap bytes.
+    let st = unsafe { &mut *(ud as *mut ReaderState) };
+    if st.fail_at.is_some_and(|f| st.at >= f) {
+        return -1;
+    }
+    let n = cap.min(st.data.len() - st.at);
+    unsafe { ptr::copy_nonoverlapping(st.data.as_ptr().add(st.at), buf, n) };
+    st.at += n;
+    n as i64
+}
+
+pub fn upload_reader(
+    c: &TestClient,
+    kind: &str,
+    data: &[u8],
+    declared: u64,
+    filename: Option<&str>,
+    fail_at: Option<usize>,
+) -> Uploaded {
+    let mut st = ReaderState {
+        data: data.to_vec(),
+        at: 0,
+        fail_at,
+    };
+    // SAFETY: live handles and state for the duration of each call.
+    unsafe {
+        let u = wxm_upload_new(c.0, cs(kind).as_ptr());
+        assert!(!u.is_null());
+        assert_eq!(
+            wxm_upload_set_reader(u, Some(read_cb), &mut st as *mut _ as *mut c_void, declared),
+            0
+        );
+        if let Some(f) = filename {
+            assert_eq!(wxm_upload_set_filename(u, cs(f).as_ptr()), 0);
+        }
+        finish_upload(u)
+    }
+}
+
+unsafe fn finish_upload(u: *mut wxm_upload) -> Uploaded {
+    // SAFETY: u is live until freed below.
+    unsafe {
+        let rc = wxm_upload_run(u);
+        let r = Uploaded {
+            rc,
+            media_id: text(wxm_upload_media_id(u)),
+            kind: text(wxm_upload_type(u)),
+            created_at: wxm_upload_created_at(u),
+            errmsg: text(wxm_upload_errmsg(u)).unwrap_or_default(),
+        };
+        wxm_upload_free(u);
+        r
+    }
+}
+
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "wxmedia-test-{tag}-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+pub const JPEG_HEAD: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0,
+];
+pub const PNG_HEAD: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+pub const AMR_HEAD: &[u8] = b"#!AMR\n";
+pub const MP4_HEAD: &[u8] = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom";
+
+/// A file of `len` bytes that starts with `head`.
+pub fn media_bytes(head: &[u8], len: usize, seed: u64) -> Vec<u8> {
+    let mut v = head.to_vec();
+    v.extend(generated(seed, len.saturating_sub(head.len()) as u64));
+    v.truncate(len);
+    v
+}
