@@ -1,0 +1,128 @@
+"""Fixtures: real emulators (one per platform, started once per session) and clients."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Dict, Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from wxemu import CORPID, SECRET, TOKEN, Emulator  # noqa: E402
+
+import wxmedia  # noqa: E402
+
+_servers: Dict[str, Emulator] = {}
+
+
+def _server(platform: str) -> Emulator:
+    emu = _servers.get(platform)
+    if emu is None:
+        extra = ["--store-uploads", "--media", str(_media_dir(platform))]
+        emu = Emulator(platform, extra)
+        _servers[platform] = emu
+    return emu
+
+
+_media_root: Dict[str, Path] = {}
+
+
+def _media_dir(platform: str) -> Path:
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix=f"wxmedia-py-{platform}-"))
+    _media_root[platform] = d
+    return d
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    for name, emu in list(_servers.items()):
+        rc = emu.stop()
+        if rc != 0 and exitstatus == 0:
+            print(f"\nemulator {name} exited with {rc}:\n{emu.logs()[-3000:]}", file=sys.stderr)
+    for d in _media_root.values():
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _fresh(platform: str) -> Emulator:
+    emu = _server(platform)
+    emu.reset()
+    return emu
+
+
+@pytest.fixture
+def emu() -> Emulator:
+    """The WeCom emulator, faults and stats cleared."""
+    return _fresh("wecom")
+
+
+@pytest.fixture
+def official() -> Emulator:
+    """An Official Account emulator, faults and stats cleared."""
+    return _fresh("official")
+
+
+@pytest.fixture
+def miniprogram() -> Emulator:
+    return _fresh("miniprogram")
+
+
+@pytest.fixture
+def kf() -> Emulator:
+    return _fresh("kf")
+
+
+def make_client(emu: Emulator, **kw: object) -> wxmedia.Client:
+    args: Dict[str, object] = dict(
+        access_token=TOKEN,
+        base_url=emu.base_url,
+        timeouts=(5, 5),
+        retries=(4, 0.02),
+    )
+    args.update(kw)
+    return wxmedia.Client(emu.platform, **args)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(emu: Emulator) -> Iterator[wxmedia.Client]:
+    with make_client(emu) as c:
+        yield c
+
+
+@pytest.fixture
+def official_client(official: Emulator) -> Iterator[wxmedia.Client]:
+    with make_client(official) as c:
+        yield c
+
+
+@pytest.fixture
+def creds() -> tuple:
+    return (CORPID, SECRET)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_transfers() -> Iterator[None]:
+    """Every transfer removes itself from the callback registry."""
+    from wxmedia._transfer import REGISTRY
+
+    before = len(REGISTRY)
+    yield
+    assert len(REGISTRY) == before, "a transfer was left in the callback registry"
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"wxmedia {wxmedia.__version__} from {Path(wxmedia.__file__).parent}; "
+        f"library {wxmedia.library_version()} at {wxmedia.LIBRARY_PATH}"
+        + (" (WXMEDIA_LIBRARY)" if os.environ.get("WXMEDIA_LIBRARY") else " (bundled)")
+    )

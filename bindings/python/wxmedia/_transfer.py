@@ -1,0 +1,226 @@
+"""Callback plumbing shared by downloads and uploads (not public API).
+
+* One module-level ``CFUNCTYPE`` trampoline per callback type, created once and
+  kept alive for the life of the process.
+* ``user_data`` is an integer key into :data:`REGISTRY`, which maps it to the
+  :class:`Transfer` of one running call; nothing Python-side is ever passed to
+  C as a pointer.
+* A trampoline never lets an exception escape into ctypes (which would print
+  and swallow it): it stashes the exception on *its own transfer* and returns
+  the value that makes the library stop.  The caller re-raises it, with its
+  original traceback, once the C call has returned.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import threading
+from typing import Any, Callable, Dict, Optional
+
+from . import _ffi
+
+ProgressCallback = Callable[[int, Optional[int]], Any]
+"""``progress(done, total)``; ``total`` is ``None`` while unknown."""
+
+
+class Transfer:
+    """State of one running transfer, looked up by the trampolines."""
+
+    __slots__ = ("sink", "reader", "progress", "error")
+
+    def __init__(self) -> None:
+        self.sink: Optional[Callable[[int, bytes], None]] = None
+        self.reader: Optional[Callable[[int, int], int]] = None
+        self.progress: Optional[ProgressCallback] = None
+        self.error: Optional[BaseException] = None
+
+    def stash(self, exc: BaseException) -> None:
+        # Keep the first one: later failures are consequences of it.
+        if self.error is None:
+            self.error = exc
+
+    def reraise(self) -> None:
+        """Raise the stashed exception, if any (its traceback is kept)."""
+        exc = self.error
+        if exc is not None:
+            self.error = None
+            try:
+                raise exc
+            finally:
+                del exc
+
+
+class Registry:
+    """Integer keys for live transfers (what C sees as ``user_data``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: Dict[int, Transfer] = {}
+        self._keys = itertools.count(1)  # 0 would arrive as None (NULL)
+
+    def add(self, transfer: Transfer) -> int:
+        with self._lock:
+            key = next(self._keys)
+            self._items[key] = transfer
+            return key
+
+    def remove(self, key: int) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def get(self, key: Optional[int]) -> Optional[Transfer]:
+        if key is None:
+            return None
+        return self._items.get(key)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+REGISTRY = Registry()
+
+
+def _sink_impl(user_data: Optional[int], offset: int, data: Optional[int], length: int) -> int:
+    t = REGISTRY.get(user_data)
+    if t is None or t.sink is None:
+        return 1
+    try:
+        t.sink(offset, ctypes.string_at(data, length) if length else b"")
+        return 0
+    except BaseException as e:  # noqa: B902 - KeyboardInterrupt included on purpose
+        t.stash(e)
+        return 1
+
+
+def _progress_impl(user_data: Optional[int], done: int, total: int) -> int:
+    t = REGISTRY.get(user_data)
+    if t is None or t.progress is None:
+        return 0
+    try:
+        t.progress(done, total if total else None)
+        return 0
+    except BaseException as e:  # noqa: B902
+        t.stash(e)
+        return 1
+
+
+def _read_impl(user_data: Optional[int], buf: Optional[int], cap: int) -> int:
+    t = REGISTRY.get(user_data)
+    if t is None or t.reader is None:
+        return -1
+    try:
+        if buf is None:
+            raise RuntimeError("wxmedia: the library passed a NULL read buffer")
+        return t.reader(buf, cap)
+    except BaseException as e:  # noqa: B902
+        t.stash(e)
+        return -1
+
+
+SINK_TRAMPOLINE = _ffi.SINK_FN(_sink_impl)
+PROGRESS_TRAMPOLINE = _ffi.PROGRESS_FN(_progress_impl)
+READ_TRAMPOLINE = _ffi.READ_FN(_read_impl)
+
+
+class CancelToken:
+    """Cancels transfers from another thread (or a signal handler, a GUI, ...).
+
+    Pass it as ``cancel=`` to :meth:`Client.download`, :meth:`Client.download_bytes`
+    or :meth:`Client.upload`; :meth:`cancel` stops every transfer using it, now
+    and later, and each raises :class:`wxmedia.Cancelled`::
+
+        token = wxmedia.CancelToken()
+        threading.Timer(10, token.cancel).start()
+        client.download(media_id, "big.bin", cancel=token)
+
+    Thread-safe.  A token stays cancelled; make a new one for new work.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._active: Dict[int, Callable[[], None]] = {}
+        self._keys = itertools.count(1)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Cancel every transfer using this token (idempotent)."""
+        with self._lock:
+            self._cancelled = True
+            for fn in list(self._active.values()):
+                fn()
+
+    def _attach(self, cancel_fn: Callable[[], None]) -> Optional[int]:
+        """Register a running transfer; ``None`` when already cancelled."""
+        with self._lock:
+            if self._cancelled:
+                return None
+            key = next(self._keys)
+            self._active[key] = cancel_fn
+            return key
+
+    def _detach(self, key: int) -> None:
+        # Under the lock, so cancel() never calls into a handle being freed.
+        with self._lock:
+            self._active.pop(key, None)
+
+    def __repr__(self) -> str:
+        return f"CancelToken(cancelled={self._cancelled})"
+
+
+def run_blocking(call: Callable[[], int], cancel: Callable[[], None], watch_interrupts: bool) -> int:
+    """Run one blocking C transfer call and return its code.
+
+    On the main thread (with ``watch_interrupts``) the call runs on a helper
+    thread while the main thread waits interruptibly: Ctrl-C (or any exception
+    a signal handler raises) cancels the transfer at once, even while the
+    server is stalled and no callback runs, and is re-raised once the library
+    has returned.  Elsewhere it runs right here.  Either way the GIL is released
+    for the whole C call (ctypes.CDLL), so other Python threads keep running.
+    """
+    if not watch_interrupts or threading.current_thread() is not threading.main_thread():
+        return call()
+
+    box: Dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["rc"] = call()
+        except BaseException as e:  # noqa: B902
+            box["exc"] = e
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name="wxmedia-transfer", daemon=True)
+    worker.start()
+    pending: Optional[BaseException] = None
+    while True:
+        try:
+            done.wait()
+            break
+        except BaseException as e:  # noqa: B902 - KeyboardInterrupt, SystemExit from a handler
+            if pending is None:
+                pending = e
+                cancel()
+            # Never leave while the worker is inside the library: the caller
+            # frees the handle right after we return.
+    worker.join()
+    if pending is not None:
+        try:
+            raise pending
+        finally:
+            pending = None
+    if "exc" in box:
+        exc = box.pop("exc")
+        try:
+            raise exc
+        finally:
+            del exc
+    return int(box["rc"])

@@ -1,0 +1,697 @@
+"""The Pythonic API: :class:`Client`, :class:`MediaInfo`, :class:`UploadResult`."""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import io
+import math
+import os
+import stat
+import threading
+from typing import IO, Any, Callable, List, Mapping, NamedTuple, Optional, Tuple, Union
+
+from . import _ffi
+from . import errcodes as ec
+from ._transfer import (
+    PROGRESS_TRAMPOLINE,
+    READ_TRAMPOLINE,
+    REGISTRY,
+    SINK_TRAMPOLINE,
+    CancelToken,
+    ProgressCallback,
+    Transfer,
+    run_blocking,
+)
+from .errors import StateError, WxMediaError, make_error
+
+lib = _ffi.lib
+
+StrPath = Union[str, "os.PathLike[str]"]
+
+MAX_CHUNK_SIZE = 20 * 1024 * 1024
+"""The largest Range chunk WeChat serves (and the library's default)."""
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""Default ``max_size`` of :meth:`Client.download_bytes`."""
+
+DEFAULT_BACKOFF = 0.2
+"""Backoff in seconds used when ``retries`` is given as a bare attempt count."""
+
+
+class Platform(enum.IntEnum):
+    """The platforms the library speaks for (``WXM_PLATFORM_*``)."""
+
+    WECOM = 1
+    """WeCom (企业微信), qyapi.weixin.qq.com, token by corpid/corpsecret."""
+    KF = 2
+    """WeChat Customer Service (微信客服): same host and endpoints as WeCom."""
+    OFFICIAL = 3
+    """Official Account (公众号), api.weixin.qq.com, token by appid/secret."""
+    MINIPROGRAM = 4
+    """Mini Program customer-service media: images only."""
+
+
+_PLATFORM_NAMES = {p.name.lower(): p for p in Platform}
+
+
+class MediaInfo(NamedTuple):
+    """What a download learnt about the media."""
+
+    size: int
+    """Total size in bytes."""
+    content_type: Optional[str]
+    """The Content-Type WeChat answered, if any."""
+    filename: Optional[str]
+    """The filename from Content-Disposition (``filename*`` preferred), if any."""
+    video_url: Optional[str]
+    """For Official Account / Mini Program videos: the URL the bytes came from."""
+
+
+class UploadResult(NamedTuple):
+    """What WeChat answered to an upload."""
+
+    media_id: str
+    """The new media_id (valid for 3 days)."""
+    type: str
+    """The media type WeChat recorded."""
+    created_at: int
+    """Unix time of the upload (WeCom sends it as a string; this is always an int)."""
+
+
+# --- argument checks ------------------------------------------------------------
+def _cstr(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if "\0" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{what} is not valid Unicode text: {e}") from None
+
+
+def _uint(value: Any, what: str, bits: int, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not minimum <= value < (1 << bits):
+        raise ValueError(f"{what} must be between {minimum} and {(1 << bits) - 1}, got {value}")
+    return value
+
+
+def _millis(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"{what} must be a positive, finite number of seconds, got {value!r}")
+    ms = math.ceil(value * 1000)
+    if ms >= 1 << 32:
+        raise ValueError(f"{what} is too large: {value!r} seconds")
+    return ms
+
+
+def _path_bytes(path: Any, what: str) -> bytes:
+    raw = os.fsencode(os.fspath(path))
+    if not raw:
+        raise ValueError(f"{what} must not be empty")
+    if b"\0" in raw:
+        raise ValueError(f"{what} must not contain NUL characters")
+    return raw
+
+
+def _platform(value: Any) -> Platform:
+    if isinstance(value, Platform):
+        return value
+    if isinstance(value, str):
+        p = _PLATFORM_NAMES.get(value.strip().lower())
+        if p is None:
+            raise ValueError(f"unknown platform {value!r}; expected one of {', '.join(_PLATFORM_NAMES)}")
+        return p
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return Platform(value)
+        except ValueError:
+            raise ValueError(f"unknown platform number {value}; expected 1-4 (see wxmedia.Platform)") from None
+    raise TypeError(f"platform must be a str or wxmedia.Platform, not {type(value).__name__}")
+
+
+def _is_path(obj: Any) -> bool:
+    return isinstance(obj, (str, os.PathLike))
+
+
+def _check_binary_stream(obj: Any, what: str) -> None:
+    if isinstance(obj, io.TextIOBase):
+        raise TypeError(f"{what} is a text stream; open it in binary mode ('rb' / 'wb')")
+
+
+def _raise_for(code: int, detail: Optional[str]) -> None:
+    raise make_error(code, detail or _ffi.strerror(code))
+
+
+def _check(code: int, handle_errmsg: Optional[Callable[[], Optional[bytes]]] = None) -> None:
+    """Raise the exception for a non-zero code, with the best detail available."""
+    if code == ec.OK:
+        return
+    detail = _ffi.decode(handle_errmsg()) if handle_errmsg is not None else None
+    _raise_for(code, detail or _ffi.last_errmsg())
+
+
+# --- sinks and readers ------------------------------------------------------------
+class _StreamSink:
+    """Writes in-order chunks to a binary file object."""
+
+    def __init__(self, dest: Any, start: int) -> None:
+        self.write = dest.write
+        self.expected = start
+
+    def __call__(self, offset: int, data: bytes) -> None:
+        if offset != self.expected:
+            raise WxMediaError(
+                ec.E_PROTOCOL,
+                f"the library delivered offset {offset} where {self.expected} was expected (a bug: please report)",
+            )
+        view = memoryview(data)
+        while view:
+            n = self.write(view)
+            if n is None:  # raw non-blocking stream that would block
+                raise BlockingIOError("the destination stream would block; use a blocking binary stream")
+            if not isinstance(n, int):  # a write() that returns nothing useful wrote it all
+                n = len(view)
+            if n <= 0 and len(view) > 0:
+                raise OSError("the destination stream wrote 0 bytes")
+            view = view[n:]
+        self.expected += len(data)
+
+
+class _BytesSink:
+    """Collects a small media in memory, refusing to grow past ``max_size``."""
+
+    def __init__(self, start: int, max_size: Optional[int]) -> None:
+        self.parts: List[bytes] = []
+        self.expected = start
+        self.size = 0
+        self.max_size = max_size
+
+    def __call__(self, offset: int, data: bytes) -> None:
+        if offset != self.expected:
+            raise WxMediaError(
+                ec.E_PROTOCOL,
+                f"the library delivered offset {offset} where {self.expected} was expected (a bug: please report)",
+            )
+        self.size += len(data)
+        if self.max_size is not None and self.size > self.max_size:
+            raise ValueError(
+                f"the media is larger than max_size={self.max_size} bytes; "
+                "download it to a file with Client.download(), or pass a larger max_size"
+            )
+        self.parts.append(data)
+        self.expected += len(data)
+
+
+class _StreamReader:
+    """Feeds the library's read buffer from a binary file object, in place when it can."""
+
+    def __init__(self, src: Any) -> None:
+        self.readinto = getattr(src, "readinto", None)
+        self.read = getattr(src, "read", None)
+        if self.readinto is None and self.read is None:
+            raise TypeError("src must be a path, bytes, or a binary file object with read() or readinto()")
+
+    def __call__(self, buf: int, cap: int) -> int:
+        if cap == 0:
+            return 0
+        if self.readinto is not None:
+            view = memoryview((ctypes.c_ubyte * cap).from_address(buf)).cast("B")
+            try:
+                n = self.readinto(view)
+            finally:
+                view.release()
+            if n is None:
+                raise BlockingIOError("the source stream would block; use a blocking binary stream")
+        else:
+            assert self.read is not None
+            data = self.read(cap)
+            if data is None:
+                raise BlockingIOError("the source stream would block; use a blocking binary stream")
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"src.read() returned {type(data).__name__}, expected bytes (binary mode)")
+            n = len(data)
+            if n > cap:
+                raise ValueError(f"src.read({cap}) returned {n} bytes")
+            if n:
+                ctypes.memmove(buf, bytes(data), n)
+        if not isinstance(n, int) or n < 0 or n > cap:
+            raise ValueError(f"src.readinto() returned {n!r} for a buffer of {cap} bytes")
+        return n
+
+
+class _BufferReader:
+    """Streams a bytes-like object without copying it first."""
+
+    def __init__(self, data: Any) -> None:
+        self.view = memoryview(data).cast("B")
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __call__(self, buf: int, cap: int) -> int:
+        n = min(cap, len(self.view) - self.pos)
+        if n > 0:
+            dst = memoryview((ctypes.c_ubyte * n).from_address(buf)).cast("B")
+            try:
+                dst[:] = self.view[self.pos : self.pos + n]
+            finally:
+                dst.release()
+            self.pos += n
+        return n
+
+
+def _stream_length(src: Any) -> int:
+    """Bytes left in ``src`` from its current position, or ValueError."""
+    try:
+        if src.seekable():
+            pos = src.tell()
+            end = src.seek(0, io.SEEK_END)
+            src.seek(pos, io.SEEK_SET)
+            return max(int(end) - int(pos), 0)
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        st = os.fstat(src.fileno())
+        if stat.S_ISREG(st.st_mode):
+            return int(st.st_size)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    raise ValueError(
+        "cannot tell how many bytes src holds (it is not seekable and not a regular file); "
+        "pass length= (the exact number of bytes the upload will read)"
+    )
+
+
+def _stream_name(src: Any) -> Optional[str]:
+    name = getattr(src, "name", None)
+    if isinstance(name, str) and name and not name.startswith("<"):
+        return os.path.basename(name)
+    return None
+
+
+# --- the client -------------------------------------------------------------------
+class Client:
+    """A WeChat temporary-media client (thread-safe; share one per application).
+
+    Args:
+        platform: ``"wecom"`` (default), ``"kf"``, ``"official"``, ``"miniprogram"``,
+            or a :class:`Platform`.
+        access_token: a static access_token (rotate it with :meth:`set_access_token`).
+        credentials: ``(corpid, corpsecret)`` or ``(appid, secret)``: the library
+            fetches, caches and refreshes the token itself.
+        base_url: the API host, e.g. ``"http://127.0.0.1:8080"`` for the emulator
+            (default: the platform's official host).
+        chunk_size: bytes per Range request: a multiple of 16, at most 20 MiB (the default).
+        parallelism: connections per download.
+        timeouts: ``(connect, io)`` seconds, or one number for both.
+        retries: max attempts, or ``(max_attempts, backoff_seconds)``.
+        limits: per-type upload limit overrides in bytes, e.g. ``{"video": 20_000_000}``.
+        ca_file: a PEM file of private CAs for https.
+        cancel_on_interrupt: when a transfer is started from the main thread,
+            run the blocking call on a helper thread so that Ctrl-C cancels it
+            at once (even during a stall) and ``KeyboardInterrupt`` is raised.
+            Callbacks then run on that helper thread (never two at a time).
+            Set False to run everything on the calling thread; Ctrl-C is then
+            noticed only when a callback runs.
+
+    Use it as a context manager, or call :meth:`close`::
+
+        with wxmedia.Client("wecom", credentials=(corpid, secret)) as client:
+            info = client.download(media_id, "photo.jpg")
+    """
+
+    def __init__(
+        self,
+        platform: Union[str, Platform] = "wecom",
+        access_token: Optional[str] = None,
+        credentials: Optional[Tuple[str, str]] = None,
+        base_url: Optional[str] = None,
+        chunk_size: Optional[int] = None,
+        parallelism: Optional[int] = None,
+        timeouts: Union[None, float, Tuple[float, float]] = None,
+        retries: Union[None, int, Tuple[int, float]] = None,
+        *,
+        limits: Optional[Mapping[str, int]] = None,
+        ca_file: Optional[StrPath] = None,
+        cancel_on_interrupt: bool = True,
+    ) -> None:
+        self._ptr: Optional[Any] = None
+        self._lock = threading.Lock()
+        self.platform = _platform(platform)
+        self.base_url = base_url
+        self.cancel_on_interrupt = bool(cancel_on_interrupt)
+
+        cfg = lib.wxm_config_new(int(self.platform))
+        if not cfg:
+            _raise_for(ec.E_INVALID_ARG, _ffi.last_errmsg())
+        try:
+            if base_url is not None:
+                _check(lib.wxm_config_set_base_url(cfg, _cstr(base_url, "base_url")))
+            if access_token is not None:
+                _check(lib.wxm_config_set_access_token(cfg, _cstr(access_token, "access_token")))
+            if credentials is not None:
+                if not isinstance(credentials, (tuple, list)) or len(credentials) != 2:
+                    raise TypeError("credentials must be an (id, secret) tuple")
+                cid = _cstr(credentials[0], "credentials id")
+                secret = _cstr(credentials[1], "credentials secret")
+                _check(lib.wxm_config_set_credentials(cfg, cid, secret))
+            if chunk_size is not None:
+                _check(lib.wxm_config_set_chunk_size(cfg, _uint(chunk_size, "chunk_size", 64)))
+            if parallelism is not None:
+                _check(lib.wxm_config_set_parallelism(cfg, _uint(parallelism, "parallelism", 32)))
+            if timeouts is not None:
+                if isinstance(timeouts, (tuple, list)):
+                    if len(timeouts) != 2:
+                        raise TypeError("timeouts must be (connect_seconds, io_seconds) or one number")
+                    connect_ms = _millis(timeouts[0], "connect timeout")
+                    io_ms = _millis(timeouts[1], "io timeout")
+                else:
+                    connect_ms = io_ms = _millis(timeouts, "timeouts")
+                _check(lib.wxm_config_set_timeouts(cfg, connect_ms, io_ms))
+            if retries is not None:
+                if isinstance(retries, (tuple, list)):
+                    if len(retries) != 2:
+                        raise TypeError("retries must be max_attempts or (max_attempts, backoff_seconds)")
+                    attempts = _uint(retries[0], "retries max_attempts", 32)
+                    backoff = retries[1]
+                else:
+                    attempts = _uint(retries, "retries", 32)
+                    backoff = DEFAULT_BACKOFF
+                if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not 0 <= backoff < 4e6:
+                    raise ValueError(f"retry backoff must be a number of seconds >= 0, got {backoff!r}")
+                _check(lib.wxm_config_set_retries(cfg, attempts, int(round(backoff * 1000))))
+            if limits is not None:
+                for type_, max_bytes in dict(limits).items():
+                    _check(
+                        lib.wxm_config_set_limit(
+                            cfg, _cstr(type_, "limits key"), _uint(max_bytes, f"limits[{type_!r}]", 64)
+                        )
+                    )
+            if ca_file is not None:
+                _check(lib.wxm_config_set_ca_file(cfg, _path_bytes(ca_file, "ca_file")))
+            out = _ffi.ClientP()
+            _check(lib.wxm_client_new(cfg, ctypes.byref(out)))
+            if not out:
+                _raise_for(ec.E_PANIC, "wxm_client_new reported success but gave no client")
+            self._ptr = out
+        finally:
+            lib.wxm_config_free(cfg)
+
+    # --- lifecycle ---------------------------------------------------------------
+    def close(self) -> None:
+        """Free the client handle (idempotent).  Running transfers keep going."""
+        with self._lock:
+            ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            lib.wxm_client_free(ptr)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._ptr is None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<wxmedia.Client platform={self.platform.name.lower()} base_url={self.base_url!r} {state}>"
+
+    def set_access_token(self, token: str) -> None:
+        """Replace the access_token (for hosts that rotate tokens themselves)."""
+        raw = _cstr(token, "token")
+        with self._lock:
+            _check(lib.wxm_client_set_access_token(self._live(), raw))
+
+    def _live(self) -> Any:
+        if self._ptr is None:
+            raise StateError(ec.E_STATE, "the client is closed")
+        return self._ptr
+
+    def _new_handle(self, new: Callable[[Any, bytes], Any], arg: bytes) -> Any:
+        with self._lock:  # close() cannot free the client under us
+            h = new(self._live(), arg)
+        if not h:
+            _raise_for(ec.E_INVALID_ARG, _ffi.last_errmsg())
+        return h
+
+    def _run(
+        self,
+        call: Callable[[], int],
+        cancel_handle: Callable[[], None],
+        cancel: Optional[CancelToken],
+    ) -> int:
+        key: Optional[int] = None
+        if cancel is not None:
+            if not isinstance(cancel, CancelToken):
+                raise TypeError("cancel must be a wxmedia.CancelToken")
+            key = cancel._attach(cancel_handle)
+            if key is None:
+                raise make_error(ec.E_CANCELLED, "cancelled before it started")
+        try:
+            return run_blocking(call, cancel_handle, self.cancel_on_interrupt)
+        finally:
+            if cancel is not None and key is not None:
+                cancel._detach(key)
+
+    # --- download ----------------------------------------------------------------
+    def download(
+        self,
+        media_id: str,
+        dest: Union[StrPath, IO[bytes]],
+        progress: Optional[ProgressCallback] = None,
+        start: int = 0,
+        *,
+        hd_voice: bool = False,
+        cancel: Optional[CancelToken] = None,
+    ) -> MediaInfo:
+        """Download a media to a path or into a binary file object.
+
+        Args:
+            media_id: the media_id.
+            dest: a path (``str`` or ``os.PathLike``): the library writes a
+                sibling temporary file, verifies every byte, fsyncs and renames
+                it into place; an interrupted download resumes from that file on
+                the next call for the same media_id, and an existing file is
+                never damaged by a failure.  Or a binary file object with
+                ``write()``: chunks arrive in order, from ``start``.
+            progress: ``progress(done, total)`` called as bytes arrive; ``total``
+                is ``None`` while unknown.  Raising in it stops the transfer and
+                the exception propagates.
+            start: byte offset to resume from, for a file object only (a path
+                download resumes by itself); it need not be 16-byte aligned.
+            hd_voice: fetch HD voice (speex, ``cgi-bin/media/get/jssdk``).
+            cancel: a :class:`CancelToken`.
+
+        Returns:
+            :class:`MediaInfo`.
+
+        Raises:
+            WxMediaError: or a subclass (InvalidMediaId, TokenError, NetworkError, ...).
+            Whatever ``dest.write()`` or ``progress`` raised, unchanged.
+        """
+        media = _cstr(media_id, "media_id")
+        start = _uint(start, "start", 64)
+        if _is_path(dest):
+            if start:
+                raise ValueError(
+                    "start= applies to file-object destinations; a download to a path resumes by itself"
+                )
+            path: Optional[bytes] = _path_bytes(dest, "dest")
+            sink = None
+        elif hasattr(dest, "write"):
+            _check_binary_stream(dest, "dest")
+            path = None
+            sink = _StreamSink(dest, start)
+        else:
+            raise TypeError(
+                f"dest must be a path (str or os.PathLike) or a binary file object with write(), "
+                f"not {type(dest).__name__}"
+            )
+        return self._download(media, path, sink, progress, start, hd_voice, cancel)
+
+    def download_bytes(
+        self,
+        media_id: str,
+        progress: Optional[ProgressCallback] = None,
+        start: int = 0,
+        *,
+        max_size: Optional[int] = DEFAULT_MAX_BYTES,
+        hd_voice: bool = False,
+        cancel: Optional[CancelToken] = None,
+    ) -> Tuple[bytes, MediaInfo]:
+        """Download a small media into memory.
+
+        Returns ``(data, info)``: the bytes (from ``start``) and the
+        :class:`MediaInfo`.  Raises ``ValueError`` rather than grow past
+        ``max_size`` bytes (default 64 MiB; ``None`` for no limit): use
+        :meth:`download` for big media.
+        """
+        media = _cstr(media_id, "media_id")
+        start = _uint(start, "start", 64)
+        if max_size is not None:
+            max_size = _uint(max_size, "max_size", 64)
+        sink = _BytesSink(start, max_size)
+        info = self._download(media, None, sink, progress, start, hd_voice, cancel)
+        return b"".join(sink.parts), info
+
+    def _download(
+        self,
+        media: bytes,
+        path: Optional[bytes],
+        sink: Optional[Callable[[int, bytes], None]],
+        progress: Optional[ProgressCallback],
+        start: int,
+        hd_voice: bool,
+        cancel: Optional[CancelToken],
+    ) -> MediaInfo:
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable as progress(done, total)")
+        h = self._new_handle(lib.wxm_download_new, media)
+        transfer = Transfer()
+        transfer.sink = sink
+        transfer.progress = progress
+        key = REGISTRY.add(transfer)
+        try:
+            errmsg = lambda: lib.wxm_download_errmsg(h)  # noqa: E731
+            if start:
+                _check(lib.wxm_download_set_start(h, start), errmsg)
+            if hd_voice:
+                _check(lib.wxm_download_set_hd_voice(h, 1), errmsg)
+            if progress is not None:
+                _check(lib.wxm_download_set_progress(h, PROGRESS_TRAMPOLINE, key), errmsg)
+            if path is not None:
+                call = lambda: lib.wxm_download_to_path(h, path)  # noqa: E731
+            else:
+                call = lambda: lib.wxm_download_to_sink(h, SINK_TRAMPOLINE, key)  # noqa: E731
+            rc = self._run(call, lambda: lib.wxm_download_cancel(h), cancel)
+            transfer.reraise()
+            _check(rc, errmsg)
+            return MediaInfo(
+                size=int(lib.wxm_download_size(h)),
+                content_type=_ffi.decode(lib.wxm_download_content_type(h)),
+                filename=_ffi.decode(lib.wxm_download_filename(h)),
+                video_url=_ffi.decode(lib.wxm_download_video_url(h)),
+            )
+        finally:
+            REGISTRY.remove(key)
+            lib.wxm_download_free(h)
+
+    # --- upload --------------------------------------------------------------------
+    def upload(
+        self,
+        type: str,
+        src: Union[StrPath, bytes, bytearray, memoryview, IO[bytes]],
+        filename: Optional[str] = None,
+        progress: Optional[ProgressCallback] = None,
+        *,
+        length: Optional[int] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> UploadResult:
+        """Upload a temporary media (streamed; never read whole into memory).
+
+        Args:
+            type: ``"image"``, ``"voice"``, ``"video"``, ``"file"`` or ``"thumb"``
+                (which ones a platform accepts is judged by the library: 40004).
+            src: a path (``str`` / ``os.PathLike``); ``bytes``-like data; or a
+                binary file object with ``readinto()`` or ``read()``, read from
+                its current position.  Its length comes from seek/tell or
+                ``os.fstat``; for a pipe or socket pass ``length=``.
+            filename: the name WeChat shows (default: the path's or the file
+                object's name; for nameless data the library picks ``media.<ext>``
+                from the content).  The library appends the extension matching
+                the content when the name lacks it.
+            progress: ``progress(done, total)``, as for downloads.
+            length: exact number of bytes to read from a file object.
+            cancel: a :class:`CancelToken`.
+
+        The library checks type, size and format locally first and answers
+        WeChat's own errcode (e.g. 40006, 40009, 40004, 40005) before sending a byte.
+        A stream upload is not retried once bytes were read from it.
+
+        Returns:
+            :class:`UploadResult`.
+        """
+        type_b = _cstr(type, "type")
+        if filename is not None:
+            filename_b: Optional[bytes] = _cstr(filename, "filename")
+        else:
+            filename_b = None
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable as progress(done, total)")
+
+        path: Optional[bytes] = None
+        reader: Optional[Callable[[int, int], int]] = None
+        size = 0
+        if _is_path(src):
+            if length is not None:
+                raise TypeError("length= is only for file objects; a path's length is its file size")
+            path = _path_bytes(src, "src")
+        elif isinstance(src, (bytes, bytearray, memoryview)):
+            buf_reader = _BufferReader(src)
+            size = len(buf_reader)
+            if length is not None and length != size:
+                raise ValueError(f"length={length} but the data holds {size} bytes")
+            reader = buf_reader
+        elif hasattr(src, "readinto") or hasattr(src, "read"):
+            _check_binary_stream(src, "src")
+            reader = _StreamReader(src)
+            size = _uint(length, "length", 64) if length is not None else _stream_length(src)
+            if filename_b is None:
+                name = _stream_name(src)
+                if name is not None:
+                    filename_b = _cstr(name, "filename")
+        else:
+            raise TypeError(
+                f"src must be a path, bytes, or a binary file object with read(), not {type_name(src)}"
+            )
+
+        h = self._new_handle(lib.wxm_upload_new, type_b)
+        transfer = Transfer()
+        transfer.reader = reader
+        transfer.progress = progress
+        key = REGISTRY.add(transfer)
+        try:
+            errmsg = lambda: lib.wxm_upload_errmsg(h)  # noqa: E731
+            if path is not None:
+                _check(lib.wxm_upload_set_path(h, path), errmsg)
+            else:
+                _check(lib.wxm_upload_set_reader(h, READ_TRAMPOLINE, key, size), errmsg)
+            if filename_b is not None:
+                _check(lib.wxm_upload_set_filename(h, filename_b), errmsg)
+            if progress is not None:
+                _check(lib.wxm_upload_set_progress(h, PROGRESS_TRAMPOLINE, key), errmsg)
+            rc = self._run(lambda: lib.wxm_upload_run(h), lambda: lib.wxm_upload_cancel(h), cancel)
+            transfer.reraise()
+            _check(rc, errmsg)
+            media_id = _ffi.decode(lib.wxm_upload_media_id(h))
+            if not media_id:
+                raise make_error(ec.E_PROTOCOL, "the upload succeeded but no media_id was reported")
+            return UploadResult(
+                media_id=media_id,
+                type=_ffi.decode(lib.wxm_upload_type(h)) or type,
+                created_at=int(lib.wxm_upload_created_at(h)),
+            )
+        finally:
+            REGISTRY.remove(key)
+            lib.wxm_upload_free(h)
+
+
+def type_name(obj: Any) -> str:
+    return type(obj).__name__
