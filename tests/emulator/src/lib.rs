@@ -167,6 +167,57 @@ impl Emulator {
     pub fn platform(&self) -> Platform {
         self.shared.platform
     }
+
+    /// `POST /__admin/{path}` with a JSON body (e.g. `"media"`, `"faults"`,
+    /// `"clock"`), through the real server. A non-200 answer is an error.
+    pub fn admin_post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> std::io::Result<serde_json::Value> {
+        admin_request(self.addr, "POST", path, Some(body))
+    }
+
+    /// `GET /__admin/{path}` (e.g. `"stats"`, `"media/ID"`).
+    pub fn admin_get(&self, path: &str) -> std::io::Result<serde_json::Value> {
+        admin_request(self.addr, "GET", path, None)
+    }
+}
+
+/// A minimal blocking HTTP/1.1 request to the admin API (Connection: close).
+fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<serde_json::Value> {
+    use std::io::{Error, ErrorKind, Read, Write};
+    let path = path.trim_start_matches('/');
+    let path = path.strip_prefix("__admin/").unwrap_or(path);
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    write!(
+        s,
+        "{method} /__admin/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| Error::new(ErrorKind::InvalidData, "no HTTP head in admin answer"))?;
+    let head = String::from_utf8_lossy(&resp[..split]);
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    let text = &resp[split + 4..];
+    if status != "200" {
+        return Err(Error::other(format!(
+            "admin {method} {path}: HTTP {status}: {}",
+            String::from_utf8_lossy(text)
+        )));
+    }
+    serde_json::from_slice(text).map_err(|e| Error::new(ErrorKind::InvalidData, e))
 }
 
 impl Drop for Emulator {

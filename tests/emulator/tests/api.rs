@@ -475,3 +475,25 @@ fn reset_clears_stats_and_faults() {
     assert_eq!(st["requests"]["media/get"], 1);
     assert_eq!(st["ranges"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn library_admin_helpers() {
+    let emu = start(Platform::MiniProgram);
+    assert_eq!(emu.platform(), Platform::MiniProgram);
+    assert_eq!(emu.base_url(), format!("http://{}", emu.addr()));
+    let v = emu
+        .admin_post("media", &json!({"media_id": "h", "size": 64, "seed": 3}))
+        .unwrap();
+    assert_eq!(v["size"], 64);
+    assert_eq!(
+        emu.admin_get("/__admin/media/h").unwrap()["sha256"],
+        v["sha256"]
+    );
+    assert_eq!(
+        get(emu.addr(), &media_get("h"), &[]).body,
+        generated(3, 0, 64)
+    );
+    assert_eq!(emu.admin_get("stats").unwrap()["requests"]["media/get"], 1);
+    assert!(emu.admin_post("faults", &json!({"kind": "bogus"})).is_err());
+    assert!(emu.admin_get("media/none").is_err());
+}
