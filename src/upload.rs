@@ -323,6 +323,8 @@ impl Client {
                 let mut head = vec![0u8; SNIFF_LEN];
                 let n = read_full(&mut |b| file.read(b).map_err(Error::from), &mut head)?;
                 head.truncate(n);
+                file.seek(SeekFrom::Start(0))
+                    .map_err(|e| Error::Io(format!("cannot rewind {}: {e}", path.display())))?;
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())

@@ -381,7 +381,8 @@ unsafe extern "C" fn read_cb(ud: *mut c_void, buf: *mut u8, cap: usize) -> i64 {
     if st.fail_at.is_some_and(|f| st.at >= f) {
         return -1;
     }
-    let n = cap.min(st.data.len() - st.at);
+    // Small reads, as a socket or pipe would give.
+    let n = cap.min(8192).min(st.data.len() - st.at);
     unsafe { ptr::copy_nonoverlapping(st.data.as_ptr().add(st.at), buf, n) };
     st.at += n;
     n as i64

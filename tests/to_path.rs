@@ -1,0 +1,202 @@
+//! `wxm_download_to_path`: atomic, resumable, never damaging the target.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+use wxmedia::error::*;
+use wxmedia::ffi::download::*;
+
+fn part_files(target: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    wxmedia::download::part_paths(target)
+}
+
+#[test]
+fn downloads_atomically_and_leaves_no_debris() {
+    let emu = start(Platform::WeCom);
+    let (id, want) = add_media(&emu, json!({"size": 333_333, "seed": 1}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 64 * 1024,
+            parallelism: 2,
+            ..Default::default()
+        },
+    );
+    let dir = tempdir("atomic");
+    let target = dir.join("out.bin");
+    let (rc, msg) = download_path(&c, &id, &target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(std::fs::read(&target).expect("target") == want);
+    let (part, meta) = part_files(&target);
+    assert!(!part.exists() && !meta.exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_failed_download_never_creates_or_damages_the_target() {
+    let emu = start(Platform::WeCom);
+    let c = client(&emu, ClientOpts::default());
+    let dir = tempdir("nodamage");
+    let target = dir.join("keep.txt");
+    // Unknown media: no file at all.
+    let (rc, _) = download_path(&c, "nope", &target);
+    assert_eq!(rc, 40007);
+    assert!(!target.exists());
+    let (part, meta) = part_files(&target);
+    assert!(
+        !part.exists() && !meta.exists(),
+        "final errors leave no temporary file"
+    );
+    // An existing file stays as it was.
+    std::fs::write(&target, b"precious").expect("write");
+    let (rc, _) = download_path(&c, "nope", &target);
+    assert_eq!(rc, 40007);
+    assert_eq!(std::fs::read(&target).expect("read"), b"precious");
+    // A network failure midway: the target is untouched, the part file stays for resume.
+    let (id, want) = add_media(&emu, json!({"size": 200_000, "seed": 2}));
+    fault(
+        &emu,
+        json!({"kind": "reset", "media_id": id, "after_bytes": 0, "count": 100}),
+    );
+    let c2 = client(
+        &emu,
+        ClientOpts {
+            attempts: 2,
+            chunk: 32 * 1024,
+            ..Default::default()
+        },
+    );
+    let (rc, _) = download_path(&c2, &id, &target);
+    assert_eq!(rc, WXM_E_NETWORK);
+    assert_eq!(std::fs::read(&target).expect("read"), b"precious");
+    reset(&emu);
+    let (rc, msg) = download_path(&c2, &id, &target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(std::fs::read(&target).expect("read") == want);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn resumes_after_cancel_fetching_less_than_the_whole_file() {
+    let emu = start(Platform::WeCom);
+    let size = 1024 * 1024u64;
+    let (id, want) = add_media(&emu, json!({"size": size, "seed": 3}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 64 * 1024,
+            io_ms: 60_000,
+            ..Default::default()
+        },
+    );
+    let dir = tempdir("resume");
+    let target = dir.join("big.bin");
+    // Throttle every answer so a cancel lands midway.
+    fault(
+        &emu,
+        json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 400_000, "count": 100}),
+    );
+    // SAFETY: live handles for the duration of each call.
+    unsafe {
+        let d = wxm_download_new(c.0, cs(&id).as_ptr());
+        let dp = d as usize;
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(600));
+            wxm_download_cancel(dp as *const _);
+        });
+        let rc = wxm_download_to_path(d, cs(target.to_str().expect("utf-8")).as_ptr());
+        t.join().expect("join");
+        assert_eq!(rc, WXM_E_CANCELLED);
+        wxm_download_free(d);
+    }
+    assert!(!target.exists());
+    let (part, meta) = part_files(&target);
+    let have = std::fs::metadata(&part).expect("part file kept").len();
+    assert!(meta.exists());
+    assert!(have > 0 && have < size, "partial file has {have}");
+    reset(&emu);
+    let (rc, msg) = download_path(&c, &id, &target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(std::fs::read(&target).expect("read") == want);
+    let fetched: u64 = ranges(&emu, &id).iter().map(|(s, e)| e - s + 1).sum();
+    assert!(
+        fetched <= size - have + 16,
+        "refetched {fetched} bytes with {have} on disk"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_truncated_part_file_still_resumes_correctly() {
+    let emu = start(Platform::WeCom);
+    let size = 500_000u64;
+    let (id, want) = add_media(&emu, json!({"size": size, "seed": 4}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 64 * 1024,
+            ..Default::default()
+        },
+    );
+    let dir = tempdir("trunc");
+    let target = dir.join("t.bin");
+    let (part, meta) = part_files(&target);
+    // As if power was cut: a part file of an odd length, cut mid-block.
+    std::fs::write(&part, &want[..123_457]).expect("write part");
+    std::fs::write(
+        &meta,
+        json!({"media_id": id, "endpoint": "Media", "size": size}).to_string(),
+    )
+    .expect("write meta");
+    let (rc, msg) = download_path(&c, &id, &target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(std::fs::read(&target).expect("read") == want);
+    assert_eq!(ranges(&emu, &id)[0].0, 123_456 - 123_456 % 16);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_part_file_of_another_media_is_discarded() {
+    let emu = start(Platform::WeCom);
+    let (id, want) = add_media(&emu, json!({"size": 100_000, "seed": 5}));
+    let c = client(&emu, ClientOpts::default());
+    let dir = tempdir("other");
+    let target = dir.join("x.bin");
+    let (part, meta) = part_files(&target);
+    std::fs::write(&part, vec![0xAAu8; 50_000]).expect("write");
+    std::fs::write(
+        &meta,
+        json!({"media_id": "someone-else", "endpoint": "Media", "size": 100_000}).to_string(),
+    )
+    .expect("write");
+    let (rc, msg) = download_path(&c, &id, &target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(std::fs::read(&target).expect("read") == want);
+    // Same media_id but the size changed on the server: start over.
+    let (part, meta) = part_files(&target);
+    std::fs::write(&part, vec![0xAAu8; 50_000]).expect("write");
+    std::fs::write(
+        &meta,
+        json!({"media_id": id, "endpoint": "Media", "size": 99_999}).to_string(),
+    )
+    .expect("write");
+    let (rc, msg) = download_path(&c, &id, &target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(std::fs::read(&target).expect("read") == want);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_paths_are_invalid_or_io() {
+    let emu = start(Platform::WeCom);
+    let (id, _) = add_media(&emu, json!({"size": 100, "seed": 6}));
+    let c = client(&emu, ClientOpts::default());
+    let dir = tempdir("badpath");
+    assert_eq!(download_path(&c, &id, &dir).0, WXM_E_INVALID_ARG);
+    assert_eq!(
+        download_path(&c, &id, &dir.join("no/such/dir/x")).0,
+        WXM_E_IO
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
