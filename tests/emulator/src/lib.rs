@@ -127,24 +127,50 @@ impl Emulator {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(state::Shared::new(&opts, addr)?);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("wxmedia-emulator")
-            .enable_all()
-            .build()?;
-        let listener = {
-            let _guard = rt.enter();
-            tokio::net::TcpListener::from_std(listener)?
-        };
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
         let sh = shared.clone();
+        // The runtime is built, run and dropped on its own thread, so starting
+        // or dropping an Emulator from inside another runtime (#[tokio::test]) is fine.
         let thread = std::thread::Builder::new()
             .name("wxmedia-emulator-main".into())
             .spawn(move || {
-                rt.block_on(server::serve(listener, sh, rx));
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("wxmedia-emulator")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let listener = {
+                    let _guard = rt.enter();
+                    tokio::net::TcpListener::from_std(listener)
+                };
+                match listener {
+                    Ok(l) => {
+                        let _ = ready_tx.send(Ok(()));
+                        rt.block_on(server::serve(l, sh, rx));
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
                 // Open keep-alive connections are simply dropped.
                 rt.shutdown_timeout(Duration::from_millis(200));
             })?;
+        let started = ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("emulator thread died")));
+        if let Err(e) = started {
+            let _ = thread.join();
+            shared.cleanup();
+            return Err(e);
+        }
         Ok(Emulator {
             addr,
             shared,

@@ -497,3 +497,28 @@ fn library_admin_helpers() {
     assert!(emu.admin_post("faults", &json!({"kind": "bogus"})).is_err());
     assert!(emu.admin_get("media/none").is_err());
 }
+
+#[test]
+fn start_and_drop_inside_another_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let emu = start(Platform::WeCom);
+        emu.admin_post("media", &json!({"media_id": "m", "size": 5, "seed": 1}))
+            .unwrap();
+        assert_eq!(
+            get(emu.addr(), &media_get("m"), &[]).body,
+            generated(1, 0, 5)
+        );
+        drop(emu);
+    });
+    // A port in use is an error, not a panic.
+    let emu = start(Platform::WeCom);
+    let again = Emulator::start(Options {
+        listen: emu.addr(),
+        ..Default::default()
+    });
+    assert!(again.is_err());
+}
