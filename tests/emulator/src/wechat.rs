@@ -396,7 +396,7 @@ fn get(
         let url = format!("http://{}/__video/{}", sh.addr, util::pct_encode(&m.id));
         return json_ok(sh, json!({ "video_url": url }));
     }
-    serve_media(sh, &m, range, fault, endpoint == "media/get/jssdk")
+    serve_media(sh, &m, range, fault, endpoint)
 }
 
 fn open_source(m: &Media) -> std::io::Result<BodySource> {
@@ -412,8 +412,11 @@ fn serve_media(
     m: &Media,
     range: Option<&str>,
     fault: Option<&Fault>,
-    jssdk: bool,
+    endpoint: &str,
 ) -> Resp {
+    let jssdk = endpoint == "media/get/jssdk";
+    // The video_url target is a plain CDN download: no WeChat chunk rules.
+    let cdn = endpoint == "video";
     let kind = fault.map(|f| f.kind);
     let ignore = kind == Some(FaultKind::IgnoreRange);
     let spec = if ignore {
@@ -452,12 +455,12 @@ fn serve_media(
                 return r;
             };
             let len = e - s + 1;
-            if len > MAX_CHUNK {
+            if len > MAX_CHUNK && !cdn {
                 return errcode(sh, 830002);
             }
             // Encrypted storage is decrypted in 16-byte blocks: a chunk must
             // start on a block and span whole blocks, except the file's tail.
-            if m.encrypted && (s % 16 != 0 || (len % 16 != 0 && e != size - 1)) {
+            if m.encrypted && !cdn && (s % 16 != 0 || (len % 16 != 0 && e != size - 1)) {
                 return errcode(sh, 40058);
             }
             let (cs, ce) = if kind == Some(FaultKind::WrongContentRange) {
@@ -474,7 +477,7 @@ fn serve_media(
             r
         }
         None => {
-            if size > MAX_CHUNK && !ignore {
+            if size > MAX_CHUNK && !ignore && !cdn {
                 return errcode(sh, 830002);
             }
             let mut r = finish(Response::new(

@@ -355,6 +355,11 @@ fn video_url_on_official_and_direct_on_wecom() {
     assert_eq!(r.body, generated(8, 100, 100));
     assert_eq!(get(a, "/__video/none", &[]).status, 404);
     assert_eq!(stats(a)["requests"]["video"], 3);
+    // The video URL is a plain download: no 830002 there.
+    add_generated(a, "bigvid", 21 * MIB, 8, json!({"video": true}));
+    assert!(get(a, &media_get("bigvid"), &[]).json()["video_url"].is_string());
+    let r = get(a, "/__video/bigvid", &[]);
+    assert_eq!((r.status, r.body.len() as u64), (200, 21 * MIB));
 
     let emu = start(Platform::WeCom);
     add_generated(emu.addr(), "vid", 5000, 8, json!({"video": true}));
