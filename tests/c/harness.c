@@ -26,7 +26,7 @@
 
 extern char **environ;
 
-char g_base_url[64];
+char g_base_url[160];
 char g_tmpdir[256];
 
 static char g_admin_host[32] = "127.0.0.1";
@@ -1124,9 +1124,11 @@ long check_ranges(const char *media_id, uint64_t chunk, uint64_t size,
                    (unsigned long long)chunk);
             bad = 1;
         }
-        if (end >= size) {
-            t_note("Range %s goes past the end (size %llu)", header,
-                   (unsigned long long)size);
+        /* Only the first request, made before the size is known, may ask
+         * past the end. */
+        if (end >= size && n > 1) {
+            t_note("Range %s goes past the end (size %llu), after the size "
+                   "was known", header, (unsigned long long)size);
             bad = 1;
         }
     }

@@ -96,7 +96,7 @@ void t_note(const char *fmt, ...)
 #define TEST_CORPID "wxm-corp"
 #define TEST_SECRET "wxm-secret"
 
-extern char g_base_url[64]; /* "http://127.0.0.1:PORT" */
+extern char g_base_url[160]; /* "http://127.0.0.1:PORT" */
 extern char g_tmpdir[256];  /* a fresh directory, removed at exit */
 
 /* A path inside g_tmpdir (static buffer per call site is the caller's). */
@@ -223,8 +223,9 @@ void vprogress_init(vprogress *p);
 int32_t vprogress_fn(void *user_data, uint64_t done, uint64_t total);
 
 /* Check the emulator's log of Range requests for media_id: each one has a
- * Range header, starts at a multiple of 16, asks for at most chunk bytes and
- * ends inside the media.  Returns the number of requests, -1 on a violation
+ * Range header, starts at a multiple of 16, asks for at most chunk bytes and,
+ * after the first one (made before the size is known), ends inside the
+ * media.  Returns the number of requests, -1 on a violation
  * (already reported), or -2 when the stats could not be read.  *min_start
  * (optional) gets the smallest start. */
 long check_ranges(const char *media_id, uint64_t chunk, uint64_t size,

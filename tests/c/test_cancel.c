@@ -33,8 +33,12 @@ static void abort_from_sink(void)
     CHECK(!s.mismatch && !s.out_of_order, "bytes before the abort were wrong");
     CHECK(wxm_download_errmsg(d) != NULL && wxm_download_errmsg(d)[0] != '\0',
           "no errmsg after an abort");
-    /* A stopped transfer cannot be run again. */
-    CHECK_RC(wxm_download_to_sink(d, vsink_fn, &s), WXM_E_STATE);
+    vsink_done(&s);
+    /* The host may run the same handle again after a failure. */
+    vsink_init(&s, 51, 0);
+    CHECK_RC(wxm_download_to_sink(d, vsink_fn, &s), WXM_OK);
+    CHECK(s.bytes == 512 * KiB && !s.mismatch && !s.out_of_order,
+          "the second run got %llu bytes", (unsigned long long)s.bytes);
     vsink_done(&s);
     wxm_download_free(d);
 
@@ -96,16 +100,30 @@ static void abort_from_progress(void)
 /* ---- cancel from another thread -------------------------------------------- */
 
 typedef struct {
-    const wxm_download *d;
-    const wxm_upload *u;
+    wxm_download *d;
+    wxm_upload *u;
     unsigned delay_ms;
     double cancelled_at;
+    int32_t second_run; /* running the same handle meanwhile */
 } canceller;
+
+static int32_t null_sink(void *ud, uint64_t off, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    (void)off;
+    (void)data;
+    (void)len;
+    return 0;
+}
 
 static void *cancel_thread(void *arg)
 {
     canceller *c = (canceller *)arg;
     sleep_ms(c->delay_ms);
+    /* While the first thread runs the transfer, a second run of the same
+     * handle is refused at once. */
+    if (c->d != NULL) c->second_run = wxm_download_to_sink(c->d, null_sink, NULL);
+    if (c->u != NULL) c->second_run = wxm_upload_run(c->u);
     c->cancelled_at = now_s();
     if (c->d != NULL) wxm_download_cancel(c->d);
     if (c->u != NULL) wxm_upload_cancel(c->u);
@@ -161,6 +179,9 @@ static void cancel_download_case(const char *media_id, uint64_t seed,
     CHECK_RC(rc, WXM_E_CANCELLED);
     CHECK(c.cancelled_at > 0 && returned - c.cancelled_at < 2.0,
           "returned %.2f s after the cancel", returned - c.cancelled_at);
+    CHECK_RC(c.second_run, WXM_E_STATE);
+    /* Cancelled for good: a later run answers at once. */
+    CHECK_RC(wxm_download_to_sink(d, vsink_fn, &s), WXM_E_CANCELLED);
     CHECK(stats_u64("faults_fired", &fired) && fired >= 1,
           "the stall never happened");
     CHECK(!s.mismatch && !s.out_of_order, "bytes before the cancel were wrong");
@@ -233,6 +254,8 @@ static void cancel_upload(void)
     CHECK_RC(rc, WXM_E_CANCELLED);
     CHECK(c.cancelled_at > 0 && returned - c.cancelled_at < 2.0,
           "returned %.2f s after the cancel", returned - c.cancelled_at);
+    CHECK_RC(c.second_run, WXM_E_STATE);
+    CHECK_RC(wxm_upload_run(u), WXM_E_CANCELLED);
     wxm_upload_free(u);
     wxm_client_free(client);
 }

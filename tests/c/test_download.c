@@ -10,6 +10,12 @@
 #define KiB 1024ULL
 #define MiB (1024ULL * 1024ULL)
 
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
 /* Download media_id through a verifying sink and check what every host
  * relies on: all bytes, in order, on the calling thread, with coherent
  * progress and getters.  Returns the result code. */
@@ -206,6 +212,11 @@ static void dl_path(void)
           (unsigned long long)wxm_download_size(d));
     CHECK(p.last_done == size && !p.backwards, "progress %llu",
           (unsigned long long)p.last_done);
+    {
+        char part[320];
+        snprintf(part, sizeof part, "%s.wxmpart", path);
+        CHECK(!exists(part), "%s left after success", part);
+    }
     wxm_download_free(d);
 
     /* Again onto the existing file: replaced, same content. */
@@ -231,29 +242,46 @@ static void dl_path(void)
     wxm_client_free(client);
 }
 
+typedef struct {
+    vprogress p;
+    wxm_download *d;
+    uint64_t cancel_at;
+} cancel_progress;
+
+/* Cancels its own download (from the calling thread) half-way. */
+static int32_t cancel_half_way(void *user_data, uint64_t done, uint64_t total)
+{
+    cancel_progress *c = (cancel_progress *)user_data;
+    if (done >= c->cancel_at) wxm_download_cancel(c->d);
+    return vprogress_fn(&c->p, done, total);
+}
+
 /* An interrupted to_path resumes from its temporary file on the next call
  * for the same media_id. */
 static void dl_path_resume(void)
 {
     const uint64_t size = 2 * MiB, chunk = 64 * KiB;
-    char path[300];
-    struct stat st;
+    char path[300], part[320], record[340];
     wxm_client *client;
     wxm_download *d;
-    vprogress p;
+    cancel_progress cp;
     uint64_t min_start = 0;
     REQUIRE(admin_media_gen("dl-resume", size, 22, NULL, NULL));
     client = test_client(chunk, 1, 0);
     REQUIRE(client != NULL);
     tmp_path(path, sizeof path, "dl-resume.bin");
+    snprintf(part, sizeof part, "%s.wxmpart", path);
+    snprintf(record, sizeof record, "%s.wxmpart.json", path);
 
     d = wxm_download_new(client, "dl-resume");
     REQUIRE(d != NULL);
-    vprogress_init(&p);
-    p.abort_at = MiB; /* stop half-way */
-    CHECK_RC(wxm_download_set_progress(d, vprogress_fn, &p), WXM_OK);
-    CHECK_RC(wxm_download_to_path(d, path), WXM_E_ABORTED);
-    CHECK(stat(path, &st) != 0, "an aborted download created the target");
+    vprogress_init(&cp.p);
+    cp.d = d;
+    cp.cancel_at = MiB; /* stop half-way */
+    CHECK_RC(wxm_download_set_progress(d, cancel_half_way, &cp), WXM_OK);
+    CHECK_RC(wxm_download_to_path(d, path), WXM_E_CANCELLED);
+    CHECK(!exists(path), "a cancelled download created the target");
+    CHECK(exists(part), "no %s after the cancel", part);
     wxm_download_free(d);
 
     REQUIRE(admin_reset());
@@ -265,6 +293,7 @@ static void dl_path_resume(void)
     CHECK(min_start > 0 && min_start != UINT64_MAX,
           "the second call started again at byte %llu instead of resuming",
           (unsigned long long)min_start);
+    CHECK(!exists(part) && !exists(record), "temporary files left after success");
     wxm_download_free(d);
     wxm_client_free(client);
 }
