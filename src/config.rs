@@ -186,9 +186,10 @@ impl Config {
 
     pub fn set_base_url(&mut self, url: &str) -> Result<()> {
         let url = url.trim_end_matches('/');
-        if !(url.starts_with("http://") || url.starts_with("https://"))
-            || url.len() <= "https://".len() - 1
-        {
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        if host.is_none_or(str::is_empty) {
             return Err(Error::InvalidArg(
                 "base_url must start with http:// or https://".into(),
             ));

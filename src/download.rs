@@ -22,6 +22,9 @@ const READ_BUF: usize = 256 * 1024;
 /// A video_url may redirect; more hops than this is a loop.
 const MAX_REDIRECTS: u32 = 5;
 
+/// Receives verified bytes: (offset, data, total size when known).
+type Deliver<'a> = dyn FnMut(u64, &[u8], Option<u64>) -> Result<()> + 'a;
+
 /// What the host learns about the media.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MediaInfo {
@@ -147,7 +150,7 @@ fn fetch_span(
     cancel: &AtomicBool,
     from: u64,
     limit: Option<u64>,
-    deliver: &mut dyn FnMut(u64, &[u8], Option<u64>) -> Result<()>,
+    deliver: &mut Deliver,
 ) -> Result<()> {
     let client = shared.client;
     let mut pos = from;
@@ -224,7 +227,7 @@ fn fetch_once(
     req: &Request,
     pos: &mut u64,
     used_token: &mut Option<String>,
-    deliver: &mut dyn FnMut(u64, &[u8], Option<u64>) -> Result<()>,
+    deliver: &mut Deliver,
 ) -> Result<bool> {
     let client = shared.client;
     let source = lock(&shared.source).clone();
@@ -259,10 +262,7 @@ fn fetch_once(
         };
         return Ok(false);
     }
-    let answer = classify(response).map_err(|e| match (&source, e) {
-        // A video host is not WeChat: its 4xx are final, not API codes.
-        (_, other) => other,
-    })?;
+    let answer = classify(response)?;
     match answer {
         MediaAnswer::VideoUrl(url) => {
             if !matches!(source, Source::Api) {
@@ -357,7 +357,7 @@ fn stream_body(
     expected: Option<u64>,
     pos: &mut u64,
     total: Option<u64>,
-    deliver: &mut dyn FnMut(u64, &[u8], Option<u64>) -> Result<()>,
+    deliver: &mut Deliver,
 ) -> Result<u64> {
     let mut at = body_start;
     let end = body_start.saturating_add(max_len);

@@ -274,7 +274,7 @@ pub enum MediaAnswer {
     /// A file, or part of one (206), still to be read from the body.
     File {
         status: u16,
-        headers: HeaderMap,
+        headers: Box<HeaderMap>,
         /// Bytes of the body already read while classifying; they come
         /// before what `reader` yields.
         prefix: Vec<u8>,
@@ -349,7 +349,7 @@ pub fn classify(response: Response<Body>) -> Result<MediaAnswer> {
             }
             Ok(MediaAnswer::File {
                 status,
-                headers: parts.headers,
+                headers: Box::new(parts.headers),
                 prefix,
                 reader,
             })
@@ -375,7 +375,7 @@ fn file(response: Response<Body>, prefix: Vec<u8>) -> MediaAnswer {
     let (parts, body) = response.into_parts();
     MediaAnswer::File {
         status: parts.status.as_u16(),
-        headers: parts.headers,
+        headers: Box::new(parts.headers),
         prefix,
         reader: body.into_reader(),
     }

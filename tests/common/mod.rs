@@ -258,12 +258,9 @@ unsafe extern "C" fn sink_cb(ud: *mut c_void, offset: u64, data: *const u8, len:
     if !st.threads.contains(&tid) {
         st.threads.push(tid);
     }
-    match st.first {
-        None => {
-            st.first = Some(offset);
-            st.next = offset;
-        }
-        Some(_) => {}
+    if st.first.is_none() {
+        st.first = Some(offset);
+        st.next = offset;
     }
     if offset != st.next {
         st.in_order = false;

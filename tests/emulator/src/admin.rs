@@ -105,7 +105,7 @@ pub async fn handle(req: Request<Incoming>, sh: Arc<Shared>) -> Resp {
                 sh.lock().tokens.insert(
                     t.to_string(),
                     TokenState {
-                        expires_at: ttl.map(|s| now + s),
+                        expires_at: ttl.map(|s| now.saturating_add(s)),
                         expired: false,
                     },
                 );

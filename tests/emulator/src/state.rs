@@ -240,11 +240,15 @@ impl Shared {
 
     /// Emulated unix time in seconds.
     pub fn now(&self) -> u64 {
-        self.start_unix + self.start.elapsed().as_secs() + self.clock_offset.load(Ordering::Relaxed)
+        self.start_unix
+            .saturating_add(self.start.elapsed().as_secs())
+            .saturating_add(self.clock_offset.load(Ordering::Relaxed))
     }
 
     pub fn advance_clock(&self, secs: u64) -> u64 {
-        self.clock_offset.fetch_add(secs, Ordering::Relaxed);
+        let _ = self
+            .clock_offset
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_add(secs)));
         self.now()
     }
 
@@ -300,7 +304,7 @@ impl Shared {
         let now = self.now();
         let inner = self.lock();
         let m = inner.media.get(id)?;
-        if now >= m.created_at + MEDIA_LIFETIME_SECS {
+        if now >= m.created_at.saturating_add(MEDIA_LIFETIME_SECS) {
             return None;
         }
         Some(m.clone())
@@ -341,7 +345,7 @@ impl Shared {
         inner.tokens.insert(
             t.clone(),
             TokenState {
-                expires_at: Some(self.now() + self.token_ttl),
+                expires_at: Some(self.now().saturating_add(self.token_ttl)),
                 expired: false,
             },
         );
