@@ -247,7 +247,8 @@ impl Body for EmuBody {
                 // ~20 frames a second keeps the rate smooth.
                 limit = limit.min((rate / 20).max(1));
                 let started = *this.started.get_or_insert_with(Instant::now);
-                let ahead = Duration::from_secs_f64(this.sent as f64 / rate as f64);
+                let ahead = Duration::try_from_secs_f64(this.sent as f64 / rate as f64)
+                    .unwrap_or(MAX_SLEEP);
                 let due = started.checked_add(ahead).unwrap_or(started + MAX_SLEEP);
                 let now = Instant::now();
                 if due > now + Duration::from_millis(1) {

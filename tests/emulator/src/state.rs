@@ -248,7 +248,9 @@ impl Shared {
     pub fn advance_clock(&self, secs: u64) -> u64 {
         let _ = self
             .clock_offset
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_add(secs)));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add(secs))
+            });
         self.now()
     }
 

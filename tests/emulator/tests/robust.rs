@@ -264,3 +264,51 @@ fn upload_tok(addr: std::net::SocketAddr, tok: &str, data: &[u8]) -> Resp {
         &body,
     )
 }
+
+#[test]
+fn extreme_admin_values_do_not_panic() {
+    let emu = setup();
+    let a = emu.addr();
+    admin(
+        a,
+        "tokens",
+        json!({"token": "FOREVER", "ttl_secs": u64::MAX}),
+    );
+    admin(
+        a,
+        "faults",
+        json!({"kind": "reset", "after_bytes": u64::MAX}),
+    );
+    admin(
+        a,
+        "faults",
+        json!({"kind": "short_body", "after_bytes": u64::MAX}),
+    );
+    admin(a, "faults", json!({"kind": "http_status", "status": 42}));
+    admin(a, "faults", json!({"kind": "throttle", "bytes_per_sec": 0}));
+    let r = get(a, "/cgi-bin/media/get?access_token=FOREVER&media_id=m", &[]);
+    assert_eq!(r.body.len(), 1000); // reset never reached
+    let mut c = Conn::open(a);
+    c.send("GET", &media_get("m"), &[], b"");
+    let p = c.read_partial().unwrap();
+    assert!(p.body.is_empty()); // all bytes "fewer"
+    assert_eq!(get(a, &media_get("m"), &[]).status, 500);
+    // throttle at 0 B/s is treated as 1 B/s: the first byte comes, then a wait.
+    let mut c = Conn::open(a);
+    c.stream()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    c.send("GET", &media_get("m"), &[], b"");
+    let p = c.read_partial().unwrap();
+    assert!(p.body.len() < 10, "{}", p.body.len());
+    admin(a, "clock", json!({"advance_secs": u64::MAX}));
+    admin(a, "clock", json!({"advance_secs": u64::MAX}));
+    assert_eq!(get(a, &media_get("m"), &[]).errcode(), 40007); // expired
+    let r = post(
+        a,
+        "/__admin/media",
+        &[],
+        b"{\"size\": 10, \"seed\": 18446744073709551615}",
+    );
+    assert_eq!(r.status, 200);
+}
