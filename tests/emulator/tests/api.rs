@@ -272,6 +272,8 @@ fn encrypted_media_alignment() {
     assert_eq!(code("bytes=992-"), 0);
     assert_eq!(code("bytes=992-5000"), 0);
     assert_eq!(code("bytes=1-16"), 40058); // start not aligned
+    assert_eq!(code("bytes=8-23"), 40058); // 8-aligned is not enough
+    assert_eq!(code("bytes=24-"), 40058);
     assert_eq!(code("bytes=0-14"), 40058); // length not a multiple
     assert_eq!(code("bytes=16-100"), 40058);
     assert_eq!(code("bytes=995-999"), 40058); // tail, but start not aligned
