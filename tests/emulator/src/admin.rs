@@ -294,8 +294,12 @@ fn add_fault(sh: &Shared, v: Value) -> Resp {
 fn stats(sh: &Shared) -> Resp {
     let inner = sh.lock();
     let st = &inner.stats;
+    // Every endpoint is listed, 0 when never asked, so readers need no defaults.
+    let mut requests: std::collections::BTreeMap<String, u64> =
+        ENDPOINTS.iter().map(|e| (e.to_string(), 0)).collect();
+    requests.extend(st.requests.iter().map(|(k, v)| (k.clone(), *v)));
     ok(json!({
-        "requests": st.requests,
+        "requests": requests,
         "media_requests": st.media_requests,
         "ranges": st.ranges,
         "bytes_served": sh.bytes_served.load(Ordering::Relaxed),

@@ -529,3 +529,23 @@ fn start_and_drop_inside_another_runtime() {
     });
     assert!(again.is_err());
 }
+
+#[test]
+fn stats_list_every_endpoint() {
+    let emu = start(Platform::WeCom);
+    let st = stats(emu.addr());
+    for e in [
+        "media/get",
+        "media/upload",
+        "media/get/jssdk",
+        "video",
+        "gettoken",
+        "token",
+        "stable_token",
+    ] {
+        assert_eq!(st["requests"][e], 0, "{e}");
+    }
+    assert_eq!(st["token_fetches"], 0);
+    assert_eq!(st["bytes_served"], 0);
+    assert_eq!(st["ranges"].as_array().map(Vec::len), Some(0));
+}
