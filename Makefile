@@ -14,11 +14,32 @@ LIB_A := $(LIBDIR)/libwxmedia.a
 EMULATOR := $(LIBDIR)/wxmedia-emulator
 HEADER := $(ROOT)/include/wxmedia.h
 
-.PHONY: all lib demo test rust-test deps
+.PHONY: all lib demo test rust-test rust-lint header deps
 all: lib
 
 # The library (both kinds) and the emulator, in release mode.
 lib:
 	$(CARGO) build --release --workspace --locked
+
+# System packages the tests need (pkg-config, cmake, valgrind, ...).
+deps: c-deps
+
+# The main job: a real upload and ranged download against the bundled
+# emulator, from C, Python and Go.
+demo: c-demo py-demo go-demo
+
+# Every test. Rust first (it also checks that include/wxmedia.h is current).
+test: deps rust-test c-test py-test go-test
+
+rust-lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+rust-test: rust-lint
+	$(CARGO) test --workspace --locked
+
+# Regenerate the committed header from the sources.
+header:
+	WXMEDIA_UPDATE_HEADER=1 $(CARGO) build --lib --locked
 
 include $(wildcard $(ROOT)/mk/*.mk)
