@@ -47,6 +47,22 @@
 #define WXM_PLATFORM_MINIPROGRAM 4
 
 /**
+ * Token endpoint: the platform's default (`gettoken` for WeCom and kf, `stable_token` otherwise).
+ */
+#define WXM_TOKEN_API_DEFAULT 0
+
+/**
+ * Official Account / Mini Program: `cgi-bin/stable_token` (POST, JSON).
+ */
+#define WXM_TOKEN_API_STABLE 1
+
+/**
+ * Official Account / Mini Program: the classic `cgi-bin/token` (GET). Fetching a
+ * new token there invalidates the previous one after 5 minutes, for every process.
+ */
+#define WXM_TOKEN_API_CLASSIC 2
+
+/**
  * Success.
  */
 #define WXM_OK 0
@@ -223,6 +239,18 @@ int32_t wxm_config_set_access_token(wxm_config *cfg, const char *token);
  * `cfg` is NULL or live; `id` and `secret` are NULL or NUL-terminated strings.
  */
 int32_t wxm_config_set_credentials(wxm_config *cfg, const char *id, const char *secret);
+
+/**
+ * Chooses the endpoint that issues tokens from credentials:
+ * `WXM_TOKEN_API_DEFAULT`, `WXM_TOKEN_API_STABLE` (Official Account and Mini
+ * Program default) or `WXM_TOKEN_API_CLASSIC` (`cgi-bin/token`; each fetch
+ * there invalidates other processes' tokens). WeCom and kf only have
+ * `gettoken` (DEFAULT). Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration.
+ */
+int32_t wxm_config_set_token_api(wxm_config *cfg, int32_t api);
 
 /**
  * Sets the largest Range a download asks for: a non-zero multiple of 16,

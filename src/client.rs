@@ -23,7 +23,7 @@ impl Client {
             ca_file: config.ca_file.clone(),
         })?;
         let tokens = TokenSource::new(
-            config.platform,
+            config.token_api,
             config.access_token.clone(),
             config.credentials.clone(),
         );

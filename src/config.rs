@@ -15,7 +15,26 @@ pub const WXM_PLATFORM_OFFICIAL: i32 = 3;
 /// Mini Program customer-service media: api.weixin.qq.com, images only.
 pub const WXM_PLATFORM_MINIPROGRAM: i32 = 4;
 
+/// Token endpoint: the platform's default (`gettoken` for WeCom and kf, `stable_token` otherwise).
+pub const WXM_TOKEN_API_DEFAULT: i32 = 0;
+/// Official Account / Mini Program: `cgi-bin/stable_token` (POST, JSON).
+pub const WXM_TOKEN_API_STABLE: i32 = 1;
+/// Official Account / Mini Program: the classic `cgi-bin/token` (GET). Fetching a
+/// new token there invalidates the previous one after 5 minutes, for every process.
+pub const WXM_TOKEN_API_CLASSIC: i32 = 2;
+
 const MIB: u64 = 1024 * 1024;
+
+/// Which endpoint issues tokens from credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenApi {
+    /// `cgi-bin/gettoken?corpid&corpsecret` (WeCom, kf).
+    GetToken,
+    /// `cgi-bin/stable_token` (Official Account, Mini Program).
+    Stable,
+    /// `cgi-bin/token?grant_type=client_credential` (Official Account, Mini Program).
+    Classic,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
@@ -164,6 +183,7 @@ pub struct Config {
     pub backoff: Duration,
     pub limits: BTreeMap<String, u64>,
     pub ca_file: Option<String>,
+    pub token_api: TokenApi,
 }
 
 impl Config {
@@ -181,7 +201,27 @@ impl Config {
             backoff: Duration::from_millis(200),
             limits: BTreeMap::new(),
             ca_file: None,
+            token_api: if platform.is_wecom_family() {
+                TokenApi::GetToken
+            } else {
+                TokenApi::Stable
+            },
         }
+    }
+
+    pub fn set_token_api(&mut self, api: i32) -> Result<()> {
+        let wecom = self.platform.is_wecom_family();
+        self.token_api = match (api, wecom) {
+            (WXM_TOKEN_API_DEFAULT, true) => TokenApi::GetToken,
+            (WXM_TOKEN_API_DEFAULT | WXM_TOKEN_API_STABLE, false) => TokenApi::Stable,
+            (WXM_TOKEN_API_CLASSIC, false) => TokenApi::Classic,
+            _ => {
+                return Err(Error::InvalidArg(format!(
+                    "token API {api} does not exist for this platform (WeCom and kf only have gettoken)"
+                )))
+            }
+        };
+        Ok(())
     }
 
     pub fn set_base_url(&mut self, url: &str) -> Result<()> {

@@ -1,7 +1,7 @@
 //! access_token sources: a static token the host sets (and may rotate), or
 //! credentials with a cache and a single-flight refresh.
 
-use crate::config::Platform;
+use crate::config::TokenApi;
 use crate::error::{Error, Result};
 use crate::http::{self, read_small_body};
 use crate::range::query_encode;
@@ -16,7 +16,7 @@ struct Cached {
 }
 
 pub struct TokenSource {
-    platform: Platform,
+    api: TokenApi,
     credentials: Option<(String, String)>,
     /// The token in use: host-set, or fetched. Read on every request.
     current: Mutex<Option<Cached>>,
@@ -29,13 +29,13 @@ pub struct TokenSource {
 
 impl TokenSource {
     pub fn new(
-        platform: Platform,
+        api: TokenApi,
         token: Option<String>,
         credentials: Option<(String, String)>,
     ) -> TokenSource {
         let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
         TokenSource {
-            platform,
+            api,
             credentials,
             current: Mutex::new(token.map(|t| Cached {
                 token: t,
@@ -110,25 +110,34 @@ impl TokenSource {
             return Err(Error::NoToken);
         };
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let response = if self.platform.is_wecom_family() {
-            let url = format!(
-                "{base_url}/cgi-bin/gettoken?corpid={}&corpsecret={}",
-                query_encode(id),
-                query_encode(secret)
-            );
-            agent.get(&url).call()
-        } else {
-            let body = serde_json::json!({
-                "grant_type": "client_credential",
-                "appid": id,
-                "secret": secret,
-                "force_refresh": force,
-            })
-            .to_string();
-            agent
-                .post(&format!("{base_url}/cgi-bin/stable_token"))
-                .header("Content-Type", "application/json")
-                .send(body.as_bytes())
+        let response = match self.api {
+            TokenApi::GetToken => agent
+                .get(&format!(
+                    "{base_url}/cgi-bin/gettoken?corpid={}&corpsecret={}",
+                    query_encode(id),
+                    query_encode(secret)
+                ))
+                .call(),
+            TokenApi::Classic => agent
+                .get(&format!(
+                    "{base_url}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
+                    query_encode(id),
+                    query_encode(secret)
+                ))
+                .call(),
+            TokenApi::Stable => {
+                let body = serde_json::json!({
+                    "grant_type": "client_credential",
+                    "appid": id,
+                    "secret": secret,
+                    "force_refresh": force,
+                })
+                .to_string();
+                agent
+                    .post(&format!("{base_url}/cgi-bin/stable_token"))
+                    .header("Content-Type", "application/json")
+                    .send(body.as_bytes())
+            }
         }
         .map_err(http::map_ureq)?;
         let status = response.status().as_u16();

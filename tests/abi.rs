@@ -61,6 +61,12 @@ fn null_and_bad_arguments_answer_codes() {
         }
         assert_eq!(wxm_config_set_chunk_size(cfg, 20 * 1024 * 1024), 0);
         assert_eq!(wxm_config_set_chunk_size(null_mut(), 16), WXM_E_INVALID_ARG);
+        assert_eq!(
+            wxm_config_set_token_api(cfg, 2),
+            WXM_E_INVALID_ARG,
+            "WeCom has no classic token API"
+        );
+        assert_eq!(wxm_config_set_token_api(cfg, 7), WXM_E_INVALID_ARG);
         assert_eq!(wxm_config_set_parallelism(cfg, 0), WXM_E_INVALID_ARG);
         assert_eq!(wxm_config_set_parallelism(cfg, u32::MAX), WXM_E_INVALID_ARG);
         assert_eq!(wxm_config_set_timeouts(cfg, 0, 1), WXM_E_INVALID_ARG);

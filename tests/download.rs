@@ -440,6 +440,28 @@ fn official_account_credentials_use_stable_token() {
 }
 
 #[test]
+fn official_account_classic_token_api() {
+    let emu = start(Platform::Official);
+    let (id, want) = add_media(&emu, json!({"size": 4000, "seed": 13}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            platform: 3,
+            token: None,
+            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
+            token_api: wxmedia::config::WXM_TOKEN_API_CLASSIC,
+            ..Default::default()
+        },
+    );
+    let got = download_sink(&c, &id, 0);
+    assert_eq!(got.rc, 0, "{}", got.errmsg);
+    assert_eq!(got.data, want);
+    let s = stats(&emu);
+    assert_eq!(s["requests"]["token"].as_u64(), Some(1), "{s}");
+    assert_eq!(s["requests"]["stable_token"].as_u64().unwrap_or(0), 0);
+}
+
+#[test]
 fn parallel_download_is_in_order_on_the_calling_thread() {
     let emu = start(Platform::WeCom);
     let (id, want) = add_media(&emu, json!({"size": 2 * 1024 * 1024 + 77, "seed": 14}));

@@ -117,6 +117,20 @@ pub unsafe extern "C" fn wxm_config_set_credentials(
     }
 }
 
+/// Chooses the endpoint that issues tokens from credentials:
+/// `WXM_TOKEN_API_DEFAULT`, `WXM_TOKEN_API_STABLE` (Official Account and Mini
+/// Program default) or `WXM_TOKEN_API_CLASSIC` (`cgi-bin/token`; each fetch
+/// there invalidates other processes' tokens). WeCom and kf only have
+/// `gettoken` (DEFAULT). Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_token_api(cfg: *mut wxm_config, api: i32) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_token_api(api)) }
+}
+
 /// Sets the largest Range a download asks for: a non-zero multiple of 16,
 /// at most 20 MiB (20971520, the default). Returns 0 or `WXM_E_INVALID_ARG`.
 ///

@@ -173,6 +173,7 @@ pub struct ClientOpts {
     pub io_ms: u32,
     pub attempts: u32,
     pub backoff_ms: u32,
+    pub token_api: i32,
 }
 
 impl Default for ClientOpts {
@@ -186,6 +187,7 @@ impl Default for ClientOpts {
             io_ms: 5000,
             attempts: 4,
             backoff_ms: 10,
+            token_api: 0,
         }
     }
 }
@@ -208,6 +210,7 @@ pub fn client(emu: &Emulator, o: ClientOpts) -> TestClient {
                 0
             );
         }
+        assert_eq!(wxm_config_set_token_api(cfg, o.token_api), 0);
         assert_eq!(wxm_config_set_chunk_size(cfg, o.chunk), 0);
         assert_eq!(wxm_config_set_parallelism(cfg, o.parallelism), 0);
         assert_eq!(wxm_config_set_timeouts(cfg, 2000, o.io_ms), 0);
