@@ -18,7 +18,7 @@ pub const MAX_CHUNK: u64 = 20 * MIB;
 /// Temporary media live 3 days.
 pub const MEDIA_LIFETIME_SECS: u64 = 3 * 24 * 3600;
 /// Cap on the recorded ranges so a long benchmark cannot eat memory.
-const MAX_RANGE_RECORDS: usize = 1_000_000;
+const MAX_RANGE_RECORDS: usize = 200_000;
 
 /// Where a media's bytes come from. Never the whole of a big media in memory
 /// unless the test gave it literally.
