@@ -332,7 +332,7 @@ impl Shared {
         inner
             .tokens
             .get(token)
-            .is_some_and(|t| !t.expired && t.expires_at.is_none_or(|e| now < e))
+            .is_some_and(|t| !t.expired && t.expires_at.map_or(true, |e| now < e))
     }
 
     pub fn expire_token(&self, token: &str) {
@@ -398,7 +398,7 @@ impl Shared {
         let mut inner = self.lock();
         let idx = inner.faults.iter().position(|f| {
             (f.endpoint == "any" || f.endpoint == endpoint)
-                && f.media_id.as_deref().is_none_or(|m| Some(m) == media_id)
+                && f.media_id.as_deref().map_or(true, |m| Some(m) == media_id)
         })?;
         let f = &mut inner.faults[idx];
         let fired = f.clone();

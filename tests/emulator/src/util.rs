@@ -17,7 +17,7 @@ pub fn fill_generated(seed: u64, offset: u64, buf: &mut [u8]) {
     let mut k = offset;
     let mut i = 0usize;
     // Unaligned head, byte by byte.
-    while i < buf.len() && !k.is_multiple_of(8) {
+    while i < buf.len() && k % 8 != 0 {
         buf[i] = splitmix64(seed.wrapping_add(k / 8)).to_le_bytes()[(k % 8) as usize];
         i += 1;
         k += 1;

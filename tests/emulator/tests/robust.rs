@@ -109,12 +109,12 @@ fn huge_headers() {
     let mut req =
         b"GET /cgi-bin/media/get?access_token=TOK&media_id=m HTTP/1.1\r\nHost: x\r\nX-Big: "
             .to_vec();
-    req.extend(std::iter::repeat_n(b'b', 4 * 1024 * 1024));
+    req.extend(std::iter::repeat(b'b').take(4 * 1024 * 1024));
     req.extend_from_slice(b"\r\n\r\n");
     let _ = send_and_read(&emu, &req);
     // A huge URL.
     let mut req = b"GET /cgi-bin/media/get?access_token=TOK&media_id=".to_vec();
-    req.extend(std::iter::repeat_n(b'x', 1024 * 1024));
+    req.extend(std::iter::repeat(b'x').take(1024 * 1024));
     req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
     let _ = send_and_read(&emu, &req);
     alive(&emu);
