@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import signal
 import threading
 from typing import Any, Callable, Dict, Optional
 
@@ -174,19 +175,73 @@ class CancelToken:
         return f"CancelToken(cancelled={self._cancelled})"
 
 
+class _InterruptGuard:
+    """While a transfer runs on the main thread, Ctrl-C cancels it instead of raising at once.
+
+    Python runs signal handlers on the main thread between bytecodes: during a
+    transfer that means at the first instruction of a callback trampoline, before
+    its ``try`` — where ctypes would print and swallow the KeyboardInterrupt — or,
+    with the helper thread, inside the wait.  So for the duration of the call
+    Python's default SIGINT handler is replaced by one that only records the
+    interrupt and calls ``wxm_*_cancel``; once the library has returned (and the
+    handle is still alive), the original handler is back and KeyboardInterrupt is
+    raised.  A custom SIGINT handler installed by the application is left alone.
+    """
+
+    def __init__(self, cancel: Callable[[], None]) -> None:
+        self.cancel = cancel
+        self.interrupted = False
+        self.previous: Any = None
+        self.installed = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        self.cancel()
+
+    def __enter__(self) -> "_InterruptGuard":
+        if threading.current_thread() is threading.main_thread():
+            try:
+                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                    self.previous = signal.signal(signal.SIGINT, self._handler)
+                    self.installed = True
+            except (ValueError, OSError):  # not the main interpreter, or no signals here
+                self.installed = False
+        return self
+
+    def restore(self) -> None:
+        if self.installed:
+            self.installed = False
+            signal.signal(signal.SIGINT, self.previous)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+
 def run_blocking(call: Callable[[], int], cancel: Callable[[], None], watch_interrupts: bool) -> int:
     """Run one blocking C transfer call and return its code.
 
-    On the main thread (with ``watch_interrupts``) the call runs on a helper
-    thread while the main thread waits interruptibly: Ctrl-C (or any exception
-    a signal handler raises) cancels the transfer at once, even while the
-    server is stalled and no callback runs, and is re-raised once the library
-    has returned.  Elsewhere it runs right here.  Either way the GIL is released
-    for the whole C call (ctypes.CDLL), so other Python threads keep running.
+    On the main thread, Ctrl-C cancels the transfer and ``KeyboardInterrupt``
+    is raised once the library has returned (see :class:`_InterruptGuard`).
+    With ``watch_interrupts`` the C call itself runs on a helper thread while
+    the main thread waits, so Ctrl-C takes effect at once even while the
+    server stalls and no callback runs.  Off the main thread the call simply
+    runs here.  Either way the GIL is released for the whole C call
+    (ctypes.CDLL), so other Python threads keep running.
     """
-    if not watch_interrupts or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         return call()
+    with _InterruptGuard(cancel) as guard:
+        if watch_interrupts:
+            rc = _call_on_helper_thread(call, cancel)
+        else:
+            rc = call()
+        guard.restore()
+        if guard.interrupted:
+            raise KeyboardInterrupt
+    return rc
 
+
+def _call_on_helper_thread(call: Callable[[], int], cancel: Callable[[], None]) -> int:
     box: Dict[str, Any] = {}
     done = threading.Event()
 
@@ -205,7 +260,7 @@ def run_blocking(call: Callable[[], int], cancel: Callable[[], None], watch_inte
         try:
             done.wait()
             break
-        except BaseException as e:  # noqa: B902 - KeyboardInterrupt, SystemExit from a handler
+        except BaseException as e:  # noqa: B902 - e.g. SystemExit from an application's signal handler
             if pending is None:
                 pending = e
                 cancel()

@@ -316,10 +316,11 @@ class Client:
         ca_file: a PEM file of private CAs for https.
         cancel_on_interrupt: when a transfer is started from the main thread,
             run the blocking call on a helper thread so that Ctrl-C cancels it
-            at once (even during a stall) and ``KeyboardInterrupt`` is raised.
-            Callbacks then run on that helper thread (never two at a time).
-            Set False to run everything on the calling thread; Ctrl-C is then
-            noticed only when a callback runs.
+            at once (even while the server stalls); ``KeyboardInterrupt`` is
+            raised when the library has stopped.  Callbacks then run on that
+            helper thread (never two at a time).  Set False to run everything on
+            the calling thread: Ctrl-C then cancels at the next callback (or
+            when the call returns).
 
     Use it as a context manager, or call :meth:`close`::
 

@@ -1,0 +1,330 @@
+"""Callbacks done right: exceptions re-raised per transfer, Ctrl-C, cancel, threads, the GIL."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+import wxmedia
+from wxmedia import errcodes
+from wxemu import TOKEN, Emulator, sha256, sha256_file
+from conftest import make_client
+
+MiB = 1024 * 1024
+
+
+class Boom(Exception):
+    pass
+
+
+def _frames(exc: BaseException) -> List[str]:
+    return [f.name for f in traceback.extract_tb(exc.__traceback__)]
+
+
+# --- exceptions in callbacks -----------------------------------------------------------------
+def test_exception_in_write_is_reraised_with_its_traceback(client: wxmedia.Client, emu: Emulator) -> None:
+    media = emu.add_media(size=2 * MiB, seed=1)
+    raised: List[BaseException] = []
+
+    class FailingSink:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def write(self, b: bytes) -> int:
+            self.n += len(b)
+            if self.n > MiB:
+                e = Boom("disk full (simulated)")
+                raised.append(e)
+                raise e
+            return len(b)
+
+    with pytest.raises(Boom) as info:
+        client.download(media["media_id"], FailingSink())  # type: ignore[arg-type]
+    assert info.value is raised[0], "the very exception object must come back"
+    assert "write" in _frames(info.value), "the traceback must reach into write()"
+    assert info.value.__context__ is None or not isinstance(info.value.__context__, wxmedia.WxMediaError)
+    assert emu.stats()["bytes_served"] < 2 * MiB + 1, "the transfer must stop"
+
+
+def test_exception_in_progress_is_reraised(client: wxmedia.Client, emu: Emulator, tmp_path: Path) -> None:
+    media = emu.add_media(size=MiB, seed=1)
+
+    def progress(done: int, total: Optional[int]) -> None:
+        if done > 0:
+            raise Boom(f"at {done}")
+
+    with pytest.raises(Boom, match="at") as info:
+        client.download(media["media_id"], tmp_path / "x.bin", progress=progress)
+    assert "progress" in _frames(info.value)
+    assert not (tmp_path / "x.bin").exists()
+
+
+def test_exception_in_read_is_reraised(client: wxmedia.Client, emu: Emulator) -> None:
+    class FailingReader(io.RawIOBase):
+        def __init__(self) -> None:
+            self.left = 300_000
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: Any) -> int:
+            if self.left < 200_000:
+                raise Boom("read failed")
+            n = min(len(b), 10_000)
+            b[:n] = b"x" * n
+            self.left -= n
+            return n
+
+    with pytest.raises(Boom, match="read failed") as info:
+        client.upload("file", FailingReader(), filename="r.bin", length=300_000)
+    assert "readinto" in _frames(info.value)
+    assert emu.stats()["uploads"] == 0
+
+
+def test_exception_in_upload_progress_is_reraised(client: wxmedia.Client, emu: Emulator) -> None:
+    def progress(done: int, total: Optional[int]) -> None:
+        raise Boom("stop the upload")
+
+    with pytest.raises(Boom):
+        client.upload("file", os.urandom(100_000), filename="p.bin", progress=progress)
+    assert emu.stats()["uploads"] == 0
+
+
+def test_keyboard_interrupt_in_a_callback_is_reraised(client: wxmedia.Client, emu: Emulator) -> None:
+    media = emu.add_media(size=MiB, seed=1)
+
+    def progress(done: int, total: Optional[int]) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.download_bytes(media["media_id"], progress=progress)
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["interrupt-watcher", "calling-thread"])
+def test_exceptions_are_stashed_per_transfer(emu: Emulator, watch: bool) -> None:
+    """Two threads, one failing callback: only its own transfer fails."""
+    media = emu.add_media(size=4 * MiB, seed=2)
+    results: Dict[str, Any] = {}
+    with make_client(emu, chunk_size=256 * 1024, cancel_on_interrupt=watch) as c:
+
+        def good() -> None:
+            buf = io.BytesIO()
+            c.download(media["media_id"], buf, progress=lambda d, t: time.sleep(0.001))
+            results["good"] = sha256(buf.getvalue())
+
+        def bad() -> None:
+            def progress(done: int, total: Optional[int]) -> None:
+                if done > MiB:
+                    raise Boom("only mine")
+
+            try:
+                c.download_bytes(media["media_id"], progress=progress)
+            except Boom as e:
+                results["bad"] = e
+
+        threads = [threading.Thread(target=good), threading.Thread(target=bad)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert results["good"] == media["sha256"]
+    assert isinstance(results["bad"], Boom)
+
+
+def test_library_abort_code_without_python_exception() -> None:
+    # Aborted is what the library reports when a callback stopped a transfer;
+    # with Python callbacks the callback's own exception is raised instead.
+    e = wxmedia.errors.make_error(errcodes.E_ABORTED, "stopped by the sink")
+    assert isinstance(e, wxmedia.Aborted)
+
+
+# --- threads and the GIL ------------------------------------------------------------------------
+def test_threads_share_one_client(emu: Emulator, tmp_path: Path) -> None:
+    medias = [emu.add_media(size=MiB + i * 1000, seed=100 + i) for i in range(6)]
+    errors: List[BaseException] = []
+    with make_client(emu, chunk_size=128 * 1024, parallelism=2) as c:
+
+        def work(i: int) -> None:
+            try:
+                m = medias[i % len(medias)]
+                dest = tmp_path / f"t{i}.bin"
+                c.download(m["media_id"], dest)
+                assert sha256_file(dest) == m["sha256"]
+                data, _ = c.download_bytes(m["media_id"])
+                assert sha256(data) == m["sha256"]
+                payload = os.urandom(50_000 + i)
+                up = c.upload("file", payload, filename=f"u{i}.bin")
+                assert emu.media(up.media_id)["sha256"] == sha256(payload)
+            except BaseException as e:  # noqa: B902
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert not errors, errors
+    assert emu.stats()["max_concurrent_connections"] >= 2
+
+
+def test_gil_is_released_during_a_transfer(emu: Emulator, tmp_path: Path) -> None:
+    """A counter thread advances while the library waits on a stalled server."""
+    media = emu.add_media(size=MiB, seed=3)
+    emu.fault("stall", media_id=media["media_id"], after_bytes=0, ms=1500)
+    counter = [0]
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            counter[0] += 1
+
+    t = threading.Thread(target=count)
+    # cancel_on_interrupt=False: the C call runs on this very thread, so the
+    # counter can only run if ctypes released the GIL for it.
+    with make_client(emu, cancel_on_interrupt=False) as c:
+        t.start()
+        time.sleep(0.05)
+        before = counter[0]
+        t0 = time.monotonic()
+        c.download(media["media_id"], tmp_path / "g.bin")
+        elapsed = time.monotonic() - t0
+        during = counter[0] - before
+    stop.set()
+    t.join()
+    assert elapsed >= 1.3, "the stall did not happen"
+    assert during > 100_000, f"the counter thread advanced only {during} times in {elapsed:.1f}s"
+
+
+# --- cancel ---------------------------------------------------------------------------------------
+def test_cancel_token_stops_a_stalled_download(emu: Emulator, tmp_path: Path) -> None:
+    media = emu.add_media(size=MiB, seed=4)
+    emu.fault("stall", media_id=media["media_id"], after_bytes=65536, ms=20_000)
+    token = wxmedia.CancelToken()
+    timer = threading.Timer(0.5, token.cancel)
+    with make_client(emu, timeouts=(30, 30)) as c:
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(wxmedia.Cancelled) as info:
+            c.download(media["media_id"], tmp_path / "c.bin", cancel=token)
+        elapsed = time.monotonic() - t0
+    timer.join()
+    assert info.value.errcode == errcodes.E_CANCELLED
+    assert elapsed < 3, f"cancel took {elapsed:.1f}s"
+    assert not (tmp_path / "c.bin").exists()
+    assert token.cancelled
+
+
+def test_cancel_token_stops_a_stalled_upload(emu: Emulator) -> None:
+    emu.fault("slow_headers", endpoint="media/upload", ms=20_000)
+    token = wxmedia.CancelToken()
+    timer = threading.Timer(0.5, token.cancel)
+    with make_client(emu, timeouts=(30, 30)) as c:
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(wxmedia.Cancelled):
+            c.upload("file", os.urandom(100_000), filename="c.bin", cancel=token)
+        elapsed = time.monotonic() - t0
+    timer.join()
+    assert elapsed < 3, f"cancel took {elapsed:.1f}s"
+
+
+def test_cancelled_token_refuses_to_start(client: wxmedia.Client, emu: Emulator) -> None:
+    media = emu.add_media(size=100, seed=1)
+    token = wxmedia.CancelToken()
+    token.cancel()
+    with pytest.raises(wxmedia.Cancelled):
+        client.download_bytes(media["media_id"], cancel=token)
+    assert emu.stats()["requests"].get("media/get", 0) == 0
+
+
+def test_cancel_token_from_a_worker_thread_transfer(emu: Emulator) -> None:
+    media = emu.add_media(size=MiB, seed=4)
+    emu.fault("stall", media_id=media["media_id"], after_bytes=0, ms=20_000)
+    token = wxmedia.CancelToken()
+    out: Dict[str, BaseException] = {}
+    with make_client(emu, timeouts=(30, 30)) as c:
+
+        def work() -> None:
+            try:
+                c.download_bytes(media["media_id"], cancel=token)
+            except BaseException as e:  # noqa: B902
+                out["e"] = e
+
+        t = threading.Thread(target=work)
+        t.start()
+        time.sleep(0.3)
+        token.cancel()
+        t.join(5)
+    assert not t.is_alive()
+    assert isinstance(out.get("e"), wxmedia.Cancelled)
+
+
+CTRL_C_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, wxmedia
+    base, token, media_id, dest = sys.argv[1:5]
+    watch = sys.argv[5] == "1"
+    c = wxmedia.Client("wecom", access_token=token, base_url=base, timeouts=(30, 30),
+                       cancel_on_interrupt=watch)
+    def progress(done, total):
+        if done:
+            print("STARTED", flush=True)
+    t0 = time.monotonic()
+    try:
+        c.download(media_id, dest, progress=progress)
+    except KeyboardInterrupt:
+        print("INTERRUPTED %.2f" % (time.monotonic() - t0), flush=True)
+        sys.exit(42)
+    print("FINISHED", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "watch, fault",
+    [
+        # the helper-thread watcher: Ctrl-C works even while nothing arrives
+        ("1", {"kind": "stall", "after_bytes": 65536, "ms": 15_000}),
+        # on the calling thread: Ctrl-C lands in a callback and must not be swallowed by ctypes
+        ("0", {"kind": "throttle", "bytes_per_sec": 100_000}),
+    ],
+    ids=["stalled-with-watcher", "trickling-on-calling-thread"],
+)
+def test_ctrl_c_stops_a_transfer(emu: Emulator, tmp_path: Path, watch: str, fault: Dict[str, Any]) -> None:
+    media = emu.add_media(size=MiB, seed=5)
+    emu.fault(media_id=media["media_id"], **fault)
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(wxmedia.__file__).resolve().parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), emu.base_url, TOKEN, media["media_id"], str(tmp_path / "out.bin"), watch],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "STARTED", proc.stderr.read() if proc.stderr else line
+    time.sleep(0.3)  # now inside the stall (no callback runs) or the trickle
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("Ctrl-C did not stop the transfer")
+    assert proc.returncode == 42, (out, err)
+    assert "INTERRUPTED" in out
+    assert time.monotonic() - t0 < 3
+    assert not (tmp_path / "out.bin").exists()
