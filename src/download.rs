@@ -262,6 +262,23 @@ fn fetch_once(
         };
         return Ok(false);
     }
+    if status == 416 {
+        // Nothing at or after the asked start: fine when the sink already
+        // has every byte (an empty media, or a start at the very end).
+        let total = header_str(response.headers(), "content-range")
+            .and_then(|v| parse_content_range(v).err().flatten());
+        if let Some(t) = total {
+            if shared.total().is_none_or(|k| k == t) && *pos >= t {
+                *lock(&shared.total) = Some(t);
+                return Ok(true);
+            }
+        }
+        return Err(Error::Protocol(format!(
+            "range {} not satisfiable (size {})",
+            req.header(),
+            total.map_or("unknown".into(), |t| t.to_string())
+        )));
+    }
     let answer = classify(response)?;
     match answer {
         MediaAnswer::VideoUrl(url) => {

@@ -49,7 +49,7 @@ fn small_plain_file_to_sink() {
 fn empty_and_tiny_media() {
     let emu = start(Platform::WeCom);
     let c = client(&emu, ClientOpts::default());
-    for size in [1u64, 15, 16, 17] {
+    for size in [0u64, 1, 15, 16, 17] {
         let (id, want) = add_media(&emu, json!({"size": size, "seed": size}));
         let got = download_sink(&c, &id, 0);
         assert_eq!(got.rc, 0, "size {size}: {}", got.errmsg);
