@@ -56,6 +56,15 @@ func ParsePlatform(s string) (Platform, error) {
 	return 0, &Error{Code: ErrInvalidArg, Message: fmt.Sprintf("unknown platform %q (want wecom, kf, official or miniprogram)", s)}
 }
 
+// The library's defaults, used for whichever of a pair of Config fields is
+// left zero when the other is set.
+const (
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultIOTimeout      = 30 * time.Second
+	DefaultMaxAttempts    = 4
+	DefaultBackoff        = 200 * time.Millisecond
+)
+
 // Config configures a Client. Zero values leave the library's defaults.
 type Config struct {
 	// Platform defaults to PlatformWeCom.
@@ -73,14 +82,18 @@ type Config struct {
 	// ChunkSize is the length of each Range request: a multiple of 16, at
 	// most 20 MiB (the default).
 	ChunkSize int64
-	// Parallelism is the number of connections one download may use.
+	// Parallelism is the number of Range requests one download keeps in
+	// flight, 1 (the default) to 64. Memory grows to about Parallelism ×
+	// ChunkSize; the writer still receives the bytes in order.
 	Parallelism int
-	// ConnectTimeout and IOTimeout bound connecting and each read or write
-	// (millisecond resolution).
+	// ConnectTimeout bounds connecting and IOTimeout the wait for the next
+	// byte (millisecond resolution; defaults DefaultConnectTimeout and
+	// DefaultIOTimeout).
 	ConnectTimeout, IOTimeout time.Duration
-	// MaxAttempts is the number of tries of one request on transient
-	// failures (-1, 5xx, resets, timeouts); Backoff is the base delay between
-	// them.
+	// MaxAttempts is the number of tries, 1 to 100, of a request that fails
+	// transiently (-1, 45033, 5xx, reset, timeout, short body) without
+	// progress; Backoff is the base of the exponential, jittered delay
+	// between them (defaults DefaultMaxAttempts and DefaultBackoff).
 	MaxAttempts int
 	Backoff     time.Duration
 	// Limits overrides per-type upload limits in bytes, e.g. {"video": 200 << 20}.
@@ -158,14 +171,17 @@ func configure(conf *C.wxm_config, cfg *Config) error {
 		s.check(cfg.Parallelism > 0 && cfg.Parallelism <= math.MaxUint32, "Parallelism out of range")
 		s.call("Parallelism", func() C.int32_t { return C.wxm_config_set_parallelism(conf, C.uint32_t(cfg.Parallelism)) })
 	}
+	// The library sets both timeouts, and both retry values, in one call.
 	if cfg.ConnectTimeout != 0 || cfg.IOTimeout != 0 {
-		connect, io := s.millis("ConnectTimeout", cfg.ConnectTimeout), s.millis("IOTimeout", cfg.IOTimeout)
+		connect := s.millis("ConnectTimeout", or(cfg.ConnectTimeout, DefaultConnectTimeout))
+		io := s.millis("IOTimeout", or(cfg.IOTimeout, DefaultIOTimeout))
 		s.call("timeouts", func() C.int32_t { return C.wxm_config_set_timeouts(conf, connect, io) })
 	}
 	if cfg.MaxAttempts != 0 || cfg.Backoff != 0 {
-		s.check(cfg.MaxAttempts >= 0 && cfg.MaxAttempts <= math.MaxUint32, "MaxAttempts out of range")
-		backoff := s.millis("Backoff", cfg.Backoff)
-		s.call("retries", func() C.int32_t { return C.wxm_config_set_retries(conf, C.uint32_t(cfg.MaxAttempts), backoff) })
+		attempts := or(cfg.MaxAttempts, DefaultMaxAttempts)
+		s.check(attempts > 0 && attempts <= math.MaxUint32, "MaxAttempts out of range")
+		backoff := s.millis("Backoff", or(cfg.Backoff, DefaultBackoff))
+		s.call("retries", func() C.int32_t { return C.wxm_config_set_retries(conf, C.uint32_t(attempts), backoff) })
 	}
 	types := make([]string, 0, len(cfg.Limits))
 	for typ := range cfg.Limits {
@@ -181,6 +197,15 @@ func configure(conf *C.wxm_config, cfg *Config) error {
 		s.str("CAFile", cfg.CAFile, func(v *C.char) C.int32_t { return C.wxm_config_set_ca_file(conf, v) })
 	}
 	return s.err
+}
+
+// or returns v, or def when v is zero.
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
 // setter runs configuration calls until the first failure, which it keeps.

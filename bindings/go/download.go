@@ -40,6 +40,7 @@ type DownloadOption interface{ applyDownload(*downloadOptions) }
 type downloadOptions struct {
 	progress func(done, total int64)
 	start    int64
+	hdVoice  bool
 }
 
 type downloadOptionFunc func(*downloadOptions)
@@ -64,6 +65,12 @@ func WithProgress(fn func(done, total int64)) Option { return progressOption(fn)
 // rejects this option.
 func WithStart(offset int64) DownloadOption {
 	return downloadOptionFunc(func(o *downloadOptions) { o.start = offset })
+}
+
+// WithHDVoice fetches the high-definition (speex, 16 kHz) recording of a
+// voice media from cgi-bin/media/get/jssdk instead of cgi-bin/media/get.
+func WithHDVoice() DownloadOption {
+	return downloadOptionFunc(func(o *downloadOptions) { o.hdVoice = true })
 }
 
 // Download fetches the media into w, in order, with aligned Range requests
@@ -130,6 +137,11 @@ func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o do
 	rc := t.run(ctx, func() { C.wxm_download_cancel(d) }, func(h C.uintptr_t) C.int32_t {
 		if o.start != 0 {
 			if rc := C.wxm_download_set_start(d, C.uint64_t(o.start)); rc != 0 {
+				return rc
+			}
+		}
+		if o.hdVoice {
+			if rc := C.wxm_download_set_hd_voice(d, 1); rc != 0 {
 				return rc
 			}
 		}

@@ -110,3 +110,25 @@ func callLocked[T any](call func() (T, C.int32_t)) (T, error) {
 	}
 	return v, nil
 }
+
+// The build fails here ("invalid array index") if a code above drifts from
+// wxmedia.h.
+func _() {
+	var x [1]struct{}
+	_ = x[ErrInvalidArg-C.WXM_E_INVALID_ARG]
+	_ = x[ErrIO-C.WXM_E_IO]
+	_ = x[ErrNetwork-C.WXM_E_NETWORK]
+	_ = x[ErrTimeout-C.WXM_E_TIMEOUT]
+	_ = x[ErrTLS-C.WXM_E_TLS]
+	_ = x[ErrHTTPStatus-C.WXM_E_HTTP_STATUS]
+	_ = x[ErrProtocol-C.WXM_E_PROTOCOL]
+	_ = x[ErrAborted-C.WXM_E_ABORTED]
+	_ = x[ErrCancelled-C.WXM_E_CANCELLED]
+	_ = x[ErrNoToken-C.WXM_E_NO_TOKEN]
+	_ = x[ErrPanic-C.WXM_E_PANIC]
+	_ = x[ErrState-C.WXM_E_STATE]
+	_ = x[int(PlatformWeCom)-C.WXM_PLATFORM_WECOM]
+	_ = x[int(PlatformKF)-C.WXM_PLATFORM_KF]
+	_ = x[int(PlatformOfficial)-C.WXM_PLATFORM_OFFICIAL]
+	_ = x[int(PlatformMiniProgram)-C.WXM_PLATFORM_MINIPROGRAM]
+}

@@ -1,0 +1,708 @@
+package wxmedia_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	wxmedia "github.com/wxmedia/wxmedia/bindings/go"
+)
+
+// newClient returns a Client for the emulator with short timeouts and quick
+// retries; mod adjusts the Config first.
+func newClient(t testing.TB, e *emulator, mod func(*wxmedia.Config)) *wxmedia.Client {
+	t.Helper()
+	cfg := wxmedia.Config{
+		Platform:       e.platform,
+		BaseURL:        e.base,
+		AccessToken:    testToken,
+		ConnectTimeout: 2 * time.Second,
+		IOTimeout:      5 * time.Second,
+		MaxAttempts:    4,
+		Backoff:        10 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := wxmedia.NewClient(cfg)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// wantCode checks that err is an *Error with code, a message, and no secret.
+func wantCode(t testing.TB, err error, code int) *wxmedia.Error {
+	t.Helper()
+	var e *wxmedia.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %v (%T), want *wxmedia.Error with code %d", err, err, code)
+	}
+	if e.Code != code {
+		t.Fatalf("err = %v: code %d, want %d", err, e.Code, code)
+	}
+	if e.Message == "" {
+		t.Errorf("err %d has no message", e.Code)
+	}
+	if !errors.Is(err, &wxmedia.Error{Code: code}) {
+		t.Errorf("errors.Is(err, &Error{Code: %d}) = false", code)
+	}
+	noSecrets(t, err)
+	return e
+}
+
+func noSecrets(t testing.TB, err error) {
+	t.Helper()
+	for _, s := range []string{testToken, testSecret} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("error message leaks a secret: %q", err.Error())
+		}
+	}
+}
+
+type hashWriter struct {
+	h hash.Hash
+	n int64
+}
+
+func newHashWriter() *hashWriter { return &hashWriter{h: sha256.New()} }
+
+func (w *hashWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return w.h.Write(p)
+}
+
+func (w *hashWriter) sum() string { return hex.EncodeToString(w.h.Sum(nil)) }
+
+func fileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// download fetches id into a hash and checks it against meta.
+func checkDownload(t testing.TB, c *wxmedia.Client, meta mediaMeta, opts ...wxmedia.DownloadOption) *wxmedia.MediaInfo {
+	t.Helper()
+	w := newHashWriter()
+	info, err := c.Download(context.Background(), meta.MediaID, w, opts...)
+	if err != nil {
+		t.Fatalf("Download(%s): %v", meta.MediaID, err)
+	}
+	if w.n != meta.Size || w.sum() != meta.SHA256 {
+		t.Fatalf("Download(%s): %d bytes sha256 %s, want %d bytes %s", meta.MediaID, w.n, w.sum(), meta.Size, meta.SHA256)
+	}
+	if info.Size != meta.Size || info.MediaID != meta.MediaID {
+		t.Errorf("MediaInfo %+v, want size %d", info, meta.Size)
+	}
+	return info
+}
+
+// checkAligned checks the ranges one download asked for: 16-byte aligned
+// starts, at most chunk bytes each, and (when lengths16) lengths that are
+// multiples of 16 except for the one reaching the end.
+func checkAligned(t testing.TB, ranges []rangeRecord, size, chunk int64, lengths16 bool) {
+	t.Helper()
+	if len(ranges) == 0 {
+		t.Fatal("the emulator saw no request")
+	}
+	for _, r := range ranges {
+		if r.Start == nil || r.End == nil {
+			t.Errorf("a request without Range: %+v", r)
+			continue
+		}
+		start, end := *r.Start, *r.End
+		n := end - start + 1
+		if start%16 != 0 || n <= 0 || n > chunk {
+			t.Errorf("range %d-%d: want a 16-aligned start and 1..%d bytes", start, end, chunk)
+		}
+		if lengths16 && n%16 != 0 && end+1 != size {
+			t.Errorf("range %d-%d: length %d is not a multiple of 16 and not the last chunk", start, end, n)
+		}
+	}
+}
+
+func TestDownloadToWriter(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	const chunk = 256 << 10
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk })
+	meta := e.addMedia(t, mediaSpec{Filename: "plain.bin", ContentType: "application/octet-stream", Size: 1_000_003, Seed: 1})
+	info := checkDownload(t, c, meta)
+	if info.Filename != "plain.bin" || info.ContentType != "application/octet-stream" || info.VideoURL != "" {
+		t.Errorf("MediaInfo = %+v", info)
+	}
+	ranges := e.stats(t).rangesOf(meta.MediaID)
+	checkAligned(t, ranges, meta.Size, chunk, false)
+	if want := (meta.Size + chunk - 1) / chunk; int64(len(ranges)) != want {
+		t.Errorf("%d requests, want %d", len(ranges), want)
+	}
+}
+
+func TestDownloadSmallAndEmptyWrites(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, nil)
+	for _, size := range []int64{6, 16, 17} {
+		meta := e.addMedia(t, mediaSpec{Filename: fmt.Sprintf("s%d.bin", size), Size: size, Seed: uint64(size)})
+		checkDownload(t, c, meta)
+	}
+}
+
+func TestDownloadFile(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10; cfg.Parallelism = 3 })
+	meta := e.addMedia(t, mediaSpec{Filename: "report.pdf", ContentType: "application/pdf", Size: 700_001, Seed: 2})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.pdf")
+	var last, total int64
+	info, err := c.DownloadFile(context.Background(), meta.MediaID, path, wxmedia.WithProgress(func(done, tot int64) {
+		if done < last {
+			t.Errorf("progress went back from %d to %d", last, done)
+		}
+		last, total = done, tot
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSHA256(t, path); got != meta.SHA256 {
+		t.Errorf("file sha256 %s, want %s", got, meta.SHA256)
+	}
+	if info.Filename != "report.pdf" || info.Size != meta.Size {
+		t.Errorf("MediaInfo = %+v", info)
+	}
+	if last != meta.Size || total != meta.Size {
+		t.Errorf("last progress %d/%d, want %d/%d", last, total, meta.Size, meta.Size)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("the directory holds %d entries, want only the file", len(entries))
+	}
+}
+
+func TestDownloadFileKeepsExistingFileOnFailure(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10; cfg.MaxAttempts = 2 })
+	path := filepath.Join(t.TempDir(), "keep.txt")
+	if err := os.WriteFile(path, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.DownloadFile(context.Background(), "no-such-media", path)
+	wantCode(t, err, wxmedia.ErrInvalidMediaID)
+
+	meta := e.addMedia(t, mediaSpec{Filename: "x.bin", Size: 300_000, Seed: 3})
+	// A reset before the first byte, every time: no progress, so it gives up
+	// after MaxAttempts.
+	e.fault(t, fault{Kind: "reset", MediaID: meta.MediaID, Count: 100, AfterBytes: ptr[int64](0)})
+	_, err = c.DownloadFile(context.Background(), meta.MediaID, path)
+	wantCode(t, err, wxmedia.ErrNetwork)
+	if b, _ := os.ReadFile(path); string(b) != "precious" {
+		t.Errorf("the existing file now holds %q", b)
+	}
+}
+
+func TestDownloadFileResumesAfterCancel(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	const chunk = 64 << 10
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.Parallelism = 1 })
+	meta := e.addMedia(t, mediaSpec{Filename: "big.bin", Size: 20 * chunk, Seed: 4})
+	// The fifth chunk stalls; cancel once four chunks (256 KiB) are on disk.
+	e.fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: ptr[int64](4*chunk + 100), Ms: 20000})
+	path := filepath.Join(t.TempDir(), "big.bin")
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := c.DownloadFile(ctx, meta.MediaID, path, wxmedia.WithProgress(func(done, _ int64) {
+		if done >= 4*chunk {
+			cancel()
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	wantCode(t, err, wxmedia.ErrCancelled)
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted download created %s (%v)", path, err)
+	}
+
+	e.post(t, "/__admin/reset", struct{}{}, nil)
+	if _, err := c.DownloadFile(context.Background(), meta.MediaID, path); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSHA256(t, path); got != meta.SHA256 {
+		t.Fatalf("sha256 %s, want %s", got, meta.SHA256)
+	}
+	ranges := e.stats(t).rangesOf(meta.MediaID)
+	if len(ranges) == 0 || ranges[0].Start == nil || *ranges[0].Start < 4*chunk {
+		t.Errorf("the second run did not resume: its ranges are %+v", ranges)
+	}
+}
+
+func TestDownloadChineseFilename(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, nil)
+	const name = "季度报告 2024（终版）.xlsx"
+	meta := e.addMedia(t, mediaSpec{Filename: name, Size: 4096, Seed: 5})
+	if info := checkDownload(t, c, meta); info.Filename != name {
+		t.Errorf("Filename = %q, want %q", info.Filename, name)
+	}
+	path := filepath.Join(t.TempDir(), "下载", name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.DownloadFile(context.Background(), meta.MediaID, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Filename != name || fileSHA256(t, path) != meta.SHA256 {
+		t.Errorf("DownloadFile to a Chinese path: %+v", info)
+	}
+}
+
+func TestDownloadVideoURLOfficial(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformOfficial)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10 })
+	meta := e.addMedia(t, mediaSpec{Filename: "clip.mp4", ContentType: "video/mp4", Size: 300_017, Seed: 6, Video: true, Kind: "video"})
+	info := checkDownload(t, c, meta)
+	want := e.base + "/__video/" + meta.MediaID
+	if info.VideoURL != want {
+		t.Errorf("VideoURL = %q, want %q", info.VideoURL, want)
+	}
+	s := e.stats(t)
+	if s.Requests["media/get"] < 1 || s.Requests["video"] < 1 {
+		t.Errorf("requests %v: want media/get and then the video URL", s.Requests)
+	}
+}
+
+func TestDownloadEncryptedMedia(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	const chunk = 64 << 10
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.Parallelism = 2 })
+	meta := e.addMedia(t, mediaSpec{Filename: "secret.bin", Size: 5*chunk + 7, Seed: 7, Encrypted: true})
+	checkDownload(t, c, meta)
+	checkAligned(t, e.stats(t).rangesOf(meta.MediaID), meta.Size, chunk, true)
+
+	// A resume offset that is not aligned is fetched from the aligned floor.
+	e.post(t, "/__admin/reset", struct{}{}, nil)
+	var buf bytes.Buffer
+	const start = 100_003
+	if _, err := c.Download(context.Background(), meta.MediaID, &buf, wxmedia.WithStart(start)); err != nil {
+		t.Fatal(err)
+	}
+	if want := genBytes(7, start, meta.Size-start); !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("WithStart(%d): got %d bytes, want %d (content differs: %v)", start, buf.Len(), len(want), buf.Len() == len(want))
+	}
+	ranges := e.stats(t).rangesOf(meta.MediaID)
+	checkAligned(t, ranges, meta.Size, chunk, true)
+	if *ranges[0].Start != start/16*16 {
+		t.Errorf("first range starts at %d, want %d", *ranges[0].Start, start/16*16)
+	}
+}
+
+func TestDownloadWithStart(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 4096 })
+	meta := e.addMedia(t, mediaSpec{Filename: "r.bin", Size: 10_000, Seed: 8})
+	for _, start := range []int64{0, 1, 15, 16, 4097, 9_999} {
+		var buf bytes.Buffer
+		if _, err := c.Download(context.Background(), meta.MediaID, &buf, wxmedia.WithStart(start)); err != nil {
+			t.Fatalf("WithStart(%d): %v", start, err)
+		}
+		if !bytes.Equal(buf.Bytes(), genBytes(8, start, meta.Size-start)) {
+			t.Errorf("WithStart(%d): wrong bytes (%d of them)", start, buf.Len())
+		}
+	}
+	_, err := c.Download(context.Background(), meta.MediaID, io.Discard, wxmedia.WithStart(-1))
+	wantCode(t, err, wxmedia.ErrInvalidArg)
+	_, err = c.DownloadFile(context.Background(), meta.MediaID, filepath.Join(t.TempDir(), "f"), wxmedia.WithStart(5))
+	wantCode(t, err, wxmedia.ErrInvalidArg)
+}
+
+func TestDownloadOver20MiB(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.Parallelism = 2 })
+	meta := e.addMedia(t, mediaSpec{Filename: "huge.bin", Size: 20<<20 + 4099, Seed: 9})
+	checkDownload(t, c, meta)
+	ranges := e.stats(t).rangesOf(meta.MediaID)
+	checkAligned(t, ranges, meta.Size, 20<<20, false)
+	if len(ranges) != 2 {
+		t.Errorf("%d requests, want 2 chunks of at most 20 MiB: %+v", len(ranges), ranges)
+	}
+}
+
+func TestDownloadProgress(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 16 << 10; cfg.Parallelism = 2 })
+	meta := e.addMedia(t, mediaSpec{Filename: "p.bin", Size: 100_000, Seed: 10})
+	var calls int
+	var last int64
+	checkDownload(t, c, meta, wxmedia.WithProgress(func(done, total int64) {
+		calls++
+		if done < last || total != 0 && total != meta.Size || done > meta.Size {
+			t.Errorf("progress %d/%d after %d", done, total, last)
+		}
+		last = done
+	}))
+	if calls < 2 || last != meta.Size {
+		t.Errorf("%d progress calls ending at %d, want several ending at %d", calls, last, meta.Size)
+	}
+}
+
+func TestDownloadErrcodes(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, nil)
+	_, err := c.Download(context.Background(), "no-such-media", io.Discard)
+	wantCode(t, err, wxmedia.ErrInvalidMediaID)
+
+	// A final errcode is not retried.
+	meta := e.addMedia(t, mediaSpec{Filename: "e.bin", Size: 1000, Seed: 11})
+	e.fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: ptr[int64](48002), Count: 10})
+	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
+	wantCode(t, err, 48002)
+	if n := e.stats(t).MediaRequests[meta.MediaID]; n != 1 {
+		t.Errorf("%d requests for a final errcode, want 1", n)
+	}
+
+	// Over 20 MiB without Range: the library never asks for that, so a
+	// chunk size of 20 MiB + 16 is refused up front.
+	_, err = wxmedia.NewClient(wxmedia.Config{BaseURL: e.base, AccessToken: testToken, ChunkSize: 20<<20 + 16})
+	wantCode(t, err, wxmedia.ErrInvalidArg)
+}
+
+func TestDownloadFaultsRecovered(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	const chunk = 64 << 10
+	c := newClient(t, e, func(cfg *wxmedia.Config) {
+		cfg.ChunkSize = chunk
+		cfg.IOTimeout = 400 * time.Millisecond
+	})
+	cases := []fault{
+		{Kind: "reset", AfterBytes: ptr[int64](1000)},
+		{Kind: "reset", AfterBytes: ptr[int64](chunk + 5000)},
+		{Kind: "stall", AfterBytes: ptr[int64](2000), Ms: 3000},
+		{Kind: "slow_headers", Ms: 3000},
+		{Kind: "errcode", Errcode: ptr[int64](-1), Count: 2},
+		{Kind: "http_status", Status: 500},
+		{Kind: "http_status", Status: 502},
+		{Kind: "http_status", Status: 503, Count: 2},
+		{Kind: "short_body"},
+		{Kind: "short_body", AfterBytes: ptr[int64](10)},
+		{Kind: "ignore_range"},
+	}
+	for i, f := range cases {
+		t.Run(fmt.Sprintf("%s_%d", f.Kind, i), func(t *testing.T) {
+			meta := e.addMedia(t, mediaSpec{Filename: "f.bin", Size: 3*chunk + 99, Seed: uint64(100 + i)})
+			f.MediaID = meta.MediaID
+			before := e.stats(t).FaultsFired
+			e.fault(t, f)
+			checkDownload(t, c, meta)
+			if fired := e.stats(t).FaultsFired - before; fired < 1 {
+				t.Errorf("the fault did not fire")
+			}
+		})
+	}
+}
+
+func TestDownloadFaultsFinal(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	const chunk = 64 << 10
+	const attempts = 3
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.MaxAttempts = attempts })
+	cases := []struct {
+		f    fault
+		code int
+	}{
+		{fault{Kind: "http_status", Status: 503}, wxmedia.ErrHTTPStatus},
+		{fault{Kind: "errcode", Errcode: ptr[int64](-1)}, wxmedia.ErrSystemBusy},
+		// Faults before the first body byte: a try that makes progress
+		// does not count against MaxAttempts.
+		{fault{Kind: "reset", AfterBytes: ptr[int64](0)}, wxmedia.ErrNetwork},
+		{fault{Kind: "wrong_content_range"}, wxmedia.ErrProtocol},
+	}
+	for i, tc := range cases {
+		t.Run(tc.f.Kind, func(t *testing.T) {
+			meta := e.addMedia(t, mediaSpec{Filename: "f.bin", Size: 2 * chunk, Seed: uint64(200 + i)})
+			tc.f.MediaID, tc.f.Count = meta.MediaID, 100
+			e.fault(t, tc.f)
+			var buf bytes.Buffer
+			_, err := c.Download(context.Background(), meta.MediaID, &buf)
+			wantCode(t, err, tc.code)
+			// Whatever reached the writer is a true prefix of the media.
+			if !bytes.Equal(buf.Bytes(), genBytes(uint64(200+i), 0, int64(buf.Len()))) {
+				t.Errorf("the writer received %d bytes that are not the media's", buf.Len())
+			}
+			if tc.code != wxmedia.ErrProtocol {
+				if n := e.stats(t).MediaRequests[meta.MediaID]; n != attempts {
+					t.Errorf("%d requests, want MaxAttempts = %d", n, attempts)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenRefreshWithCredentials(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	// Expiring every token also expires the static one the other tests use.
+	t.Cleanup(func() { e.post(t, "/__admin/tokens", map[string]any{"token": testToken}, nil) })
+	c := newClient(t, e, func(cfg *wxmedia.Config) {
+		cfg.AccessToken = ""
+		cfg.CorpID, cfg.Secret = testCorpID, testSecret
+		cfg.ChunkSize = 64 << 10
+	})
+	meta := e.addMedia(t, mediaSpec{Filename: "t.bin", Size: 300_000, Seed: 12})
+	checkDownload(t, c, meta)
+	if n := e.stats(t).TokenFetches; n != 1 {
+		t.Errorf("%d token fetches, want 1", n)
+	}
+	checkDownload(t, c, meta)
+	if n := e.stats(t).TokenFetches; n != 1 {
+		t.Errorf("%d token fetches after a second download, want 1 (cached)", n)
+	}
+
+	e.post(t, "/__admin/expire_token", map[string]any{"all": true}, nil)
+	checkDownload(t, c, meta)
+	if n := e.stats(t).TokenFetches; n != 2 {
+		t.Errorf("%d token fetches after expiry, want 2", n)
+	}
+
+	// The token expires in the middle of a chunk's body.
+	e.fault(t, fault{Kind: "token_expire", MediaID: meta.MediaID, AfterBytes: ptr[int64](30_000)})
+	checkDownload(t, c, meta)
+	if s := e.stats(t); s.TokenFetches != 3 || s.FaultsFired != 1 {
+		t.Errorf("%d token fetches and %d faults after a mid-transfer expiry, want 3 and 1", s.TokenFetches, s.FaultsFired)
+	}
+}
+
+func TestTokenErrors(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	meta := e.addMedia(t, mediaSpec{Filename: "t.bin", Size: 1000, Seed: 13})
+
+	noToken := newClient(t, e, func(cfg *wxmedia.Config) { cfg.AccessToken = "" })
+	_, err := noToken.Download(context.Background(), meta.MediaID, io.Discard)
+	wantCode(t, err, wxmedia.ErrNoToken)
+
+	badSecret := newClient(t, e, func(cfg *wxmedia.Config) {
+		cfg.AccessToken = ""
+		cfg.CorpID, cfg.Secret = testCorpID, "wrong-"+testSecret
+	})
+	_, err = badSecret.Download(context.Background(), meta.MediaID, io.Discard)
+	wantCode(t, err, wxmedia.ErrInvalidCredential)
+
+	// A static token that expires answers 42001; the host rotates it.
+	const rotating = "GoTestToken-rotating-1"
+	e.post(t, "/__admin/tokens", map[string]any{"token": rotating}, nil)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.AccessToken = rotating })
+	checkDownload(t, c, meta)
+	e.post(t, "/__admin/expire_token", map[string]any{"token": rotating}, nil)
+	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
+	if e := wantCode(t, err, wxmedia.ErrAccessTokenExpired); strings.Contains(e.Error(), rotating) {
+		t.Errorf("the error shows the token: %v", e)
+	}
+	if err := c.SetAccessToken(testToken); err != nil {
+		t.Fatal(err)
+	}
+	checkDownload(t, c, meta)
+}
+
+func TestCancelDuringStall(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10; cfg.IOTimeout = 60 * time.Second })
+	meta := e.addMedia(t, mediaSpec{Filename: "s.bin", Size: 200_000, Seed: 14})
+
+	check := func(t *testing.T, err error, elapsed time.Duration, want error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Errorf("err = %v, want it to wrap %v", err, want)
+		}
+		wantCode(t, err, wxmedia.ErrCancelled)
+		if elapsed > 3*time.Second {
+			t.Errorf("returned %v after the cancel, want promptly", elapsed)
+		}
+	}
+	t.Run("cancel", func(t *testing.T) {
+		e.fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: ptr[int64](10_000), Ms: 30_000})
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(300*time.Millisecond, cancel)
+		start := time.Now()
+		_, err := c.Download(ctx, meta.MediaID, io.Discard)
+		check(t, err, time.Since(start)-300*time.Millisecond, context.Canceled)
+	})
+	t.Run("deadline", func(t *testing.T) {
+		e.fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: ptr[int64](10_000), Ms: 30_000})
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := c.DownloadFile(ctx, meta.MediaID, filepath.Join(t.TempDir(), "s.bin"))
+		check(t, err, time.Since(start)-300*time.Millisecond, context.DeadlineExceeded)
+	})
+	t.Run("slow_headers_upload", func(t *testing.T) {
+		e.fault(t, fault{Kind: "slow_headers", Endpoint: "media/upload", Ms: 30_000})
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(300*time.Millisecond, cancel)
+		start := time.Now()
+		_, err := c.Upload(ctx, wxmedia.TypeFile, strings.NewReader("hello, world"), 12, "hello.txt")
+		check(t, err, time.Since(start)-300*time.Millisecond, context.Canceled)
+	})
+	t.Run("before_start", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		before := e.stats(t).MediaRequests[meta.MediaID]
+		_, err := c.Download(ctx, meta.MediaID, io.Discard)
+		check(t, err, 0, context.Canceled)
+		if after := e.stats(t).MediaRequests[meta.MediaID]; after != before {
+			t.Errorf("a cancelled context still sent %d requests", after-before)
+		}
+	})
+}
+
+var errBoom = errors.New("disk full (test)")
+
+type failingWriter struct {
+	n, limit int64
+	err      error
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n+int64(len(p)) > w.limit {
+		return 0, w.err
+	}
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
+func TestWriterErrorAbortsTransfer(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	const chunk = 64 << 10
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.Parallelism = 2 })
+	meta := e.addMedia(t, mediaSpec{Filename: "w.bin", Size: 64 * chunk, Seed: 15})
+	_, err := c.Download(context.Background(), meta.MediaID, &failingWriter{limit: 3 * chunk, err: errBoom})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("err = %v, want it to wrap the writer's error", err)
+	}
+	wantCode(t, err, wxmedia.ErrAborted)
+	if n := len(e.stats(t).rangesOf(meta.MediaID)); n > 16 {
+		t.Errorf("%d of 64 chunks were requested after the writer failed at the fourth", n)
+	}
+
+	// A writer that writes less without an error is a short write.
+	_, err = c.Download(context.Background(), meta.MediaID, shortWriter{})
+	if !errors.Is(err, io.ErrShortWrite) {
+		t.Errorf("err = %v, want io.ErrShortWrite", err)
+	}
+}
+
+type shortWriter struct{}
+
+func (shortWriter) Write(p []byte) (int, error) { return len(p) / 2, nil }
+
+type panicWriter struct{}
+
+func (panicWriter) Write([]byte) (int, error) { panic("writer panic (test)") }
+
+func TestCallbackPanicReachesCaller(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, nil)
+	meta := e.addMedia(t, mediaSpec{Filename: "p.bin", Size: 5000, Seed: 16})
+	recovered := func(f func()) (v any) {
+		defer func() { v = recover() }()
+		f()
+		return nil
+	}
+	if v := recovered(func() { c.Download(context.Background(), meta.MediaID, panicWriter{}) }); v != "writer panic (test)" {
+		t.Errorf("recovered %v from a panicking writer", v)
+	}
+	if v := recovered(func() {
+		c.Download(context.Background(), meta.MediaID, io.Discard, wxmedia.WithProgress(func(int64, int64) { panic(42) }))
+	}); v != 42 {
+		t.Errorf("recovered %v from a panicking progress func", v)
+	}
+	checkDownload(t, c, meta) // the Client is still fine
+}
+
+func TestSharedClientAcrossGoroutines(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 32 << 10; cfg.Parallelism = 2 })
+	var metas []mediaMeta
+	for i := 0; i < 8; i++ {
+		metas = append(metas, e.addMedia(t, mediaSpec{Filename: fmt.Sprintf("g%d.bin", i), Size: 150_000 + int64(i)*1111, Seed: uint64(300 + i)}))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*len(metas))
+	for i, m := range metas {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			w := newHashWriter()
+			if _, err := c.Download(context.Background(), m.MediaID, w); err != nil {
+				errs <- err
+			} else if w.sum() != m.SHA256 {
+				errs <- fmt.Errorf("%s: wrong content", m.MediaID)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			data := genBytes(uint64(400+i), 0, 10_000)
+			r, err := c.Upload(context.Background(), wxmedia.TypeFile, bytes.NewReader(data), int64(len(data)), fmt.Sprintf("u%d.txt", i))
+			if err != nil {
+				errs <- err
+				return
+			}
+			sum := sha256.Sum256(data)
+			if got := e.media(t, r.MediaID); got.SHA256 != hex.EncodeToString(sum[:]) {
+				errs <- fmt.Errorf("upload %d stored %+v", i, got)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestClientClose(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10 })
+	meta := e.addMedia(t, mediaSpec{Filename: "c.bin", Size: 300_000, Seed: 17})
+	// A transfer running when the Client is closed finishes normally.
+	e.fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: ptr[int64](1000), Ms: 500})
+	done := make(chan error)
+	started := make(chan struct{})
+	var once sync.Once
+	w := newHashWriter()
+	go func() {
+		_, err := c.Download(context.Background(), meta.MediaID, w, wxmedia.WithProgress(func(int64, int64) {
+			once.Do(func() { close(started) })
+		}))
+		done <- err
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("the download ended before any progress: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || w.sum() != meta.SHA256 {
+		t.Errorf("the running download: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	_, err := c.Download(context.Background(), meta.MediaID, io.Discard)
+	wantCode(t, err, wxmedia.ErrState)
+	_, err = c.Upload(context.Background(), wxmedia.TypeFile, strings.NewReader("hello!"), 6, "a.txt")
+	wantCode(t, err, wxmedia.ErrState)
+}

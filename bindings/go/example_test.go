@@ -1,0 +1,112 @@
+package wxmedia_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	wxmedia "github.com/wxmedia/wxmedia/bindings/go"
+)
+
+// A WeCom client that fetches and refreshes its own token, downloading into a
+// file and uploading one.
+func Example() {
+	client, err := wxmedia.NewClient(wxmedia.Config{
+		Platform: wxmedia.PlatformWeCom,
+		CorpID:   os.Getenv("WECOM_CORPID"),
+		Secret:   os.Getenv("WECOM_SECRET"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	info, err := client.DownloadFile(ctx, "MEDIA_ID", "/tmp/media.bin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s: %d bytes, %s\n", info.Filename, info.Size, info.ContentType)
+
+	res, err := client.UploadFile(ctx, wxmedia.TypeFile, "/tmp/报告.pdf")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("uploaded as", res.MediaID)
+}
+
+// Streaming a media into any io.Writer, with progress, over two connections
+// of 4 MiB Range requests.
+func ExampleClient_Download() {
+	client, err := wxmedia.NewClient(wxmedia.Config{
+		AccessToken: os.Getenv("WECOM_ACCESS_TOKEN"),
+		ChunkSize:   4 << 20,
+		Parallelism: 2,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	_, err = client.Download(context.Background(), "MEDIA_ID", os.Stdout,
+		wxmedia.WithProgress(func(done, total int64) {
+			fmt.Fprintf(os.Stderr, "\r%d / %d bytes", done, total)
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Telling WeChat's errcodes and the library's own failures apart.
+func ExampleError() {
+	client, err := wxmedia.NewClient(wxmedia.Config{AccessToken: os.Getenv("WECOM_ACCESS_TOKEN")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	_, err = client.DownloadFile(context.Background(), "EXPIRED_MEDIA_ID", "/tmp/x")
+	var e *wxmedia.Error
+	switch {
+	case err == nil:
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Println("took too long")
+	case errors.As(err, &e) && e.Code == wxmedia.ErrInvalidMediaID:
+		fmt.Println("the media_id is unknown or older than 3 days")
+	default:
+		log.Fatal(err)
+	}
+}
+
+// Uploading from any io.Reader whose size is known, e.g. an object store
+// stream; the body is never held in memory.
+func ExampleClient_Upload() {
+	client, err := wxmedia.NewClient(wxmedia.Config{
+		Platform:    wxmedia.PlatformOfficial,
+		AccessToken: os.Getenv("OA_ACCESS_TOKEN"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	f, err := os.Open("/tmp/voice.mp3")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := client.Upload(context.Background(), wxmedia.TypeVoice, f, st.Size(), "问候.mp3")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.MediaID, res.CreatedAt)
+}
