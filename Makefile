@@ -14,15 +14,21 @@ LIB_A := $(LIBDIR)/libwxmedia.a
 EMULATOR := $(LIBDIR)/wxmedia-emulator
 HEADER := $(ROOT)/include/wxmedia.h
 
-.PHONY: all lib demo test rust-test rust-lint header deps
+.PHONY: all lib demo test rust-test rust-lint header deps redis-deps
 all: lib
 
 # The library (both kinds) and the emulator, in release mode.
 lib:
 	$(CARGO) build --release --workspace --locked
 
-# System packages the tests need (pkg-config, cmake, valgrind, ...).
-deps: c-deps
+# System packages the tests need (pkg-config, cmake, valgrind, redis-server, ...).
+deps: c-deps redis-deps
+
+# A real redis-server for the shared token store tests (tests/tokens.rs).
+redis-deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
 
 # The main job: a real upload and ranged download against the bundled
 # emulator, from C, Python and Go.

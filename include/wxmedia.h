@@ -162,6 +162,19 @@ typedef struct wxm_download wxm_download;
 typedef struct wxm_upload wxm_upload;
 
 /**
+ * Supplies access_tokens from the host's own token service: write the
+ * token (visible ASCII, no NUL needed) into `buf` (room for `cap` bytes),
+ * store its length in `*len`, and return 0. `force_refresh` is non-zero
+ * when WeChat rejected the previous token (40001/40014/42001): return a
+ * new one. A non-zero return stops the transfer: a positive value is
+ * returned to the host as that errcode, anything else as `WXM_E_NO_TOKEN`.
+ * Called single-flight (never concurrently for one client) when a token is
+ * first needed and after a rejection, on whichever thread needs it —
+ * including the library's worker threads of a parallel download.
+ */
+typedef int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len);
+
+/**
  * Reports progress: `done` bytes of the media are with the host (counting
  * a resumed head), of `total` (0 while unknown). Called on the transfer's
  * calling thread. Return 0 to go on, anything else to stop with `WXM_E_ABORTED`.
@@ -251,6 +264,31 @@ int32_t wxm_config_set_credentials(wxm_config *cfg, const char *id, const char *
  * `cfg` is NULL or a live configuration.
  */
 int32_t wxm_config_set_token_api(wxm_config *cfg, int32_t api);
+
+/**
+ * Uses `provider` (see `wxm_token_provider_fn`) for tokens instead of
+ * credentials; `user_data` must stay valid, and usable from any thread,
+ * for the life of every client made from this config. A NULL provider
+ * removes it. Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `cfg` is NULL or live; `provider` and `user_data` follow the contract above.
+ */
+int32_t wxm_config_set_token_provider(wxm_config *cfg, wxm_token_provider_fn provider, void *user_data);
+
+/**
+ * Shares one access_token per app between every process (and machine)
+ * that uses the same Redis: `redis://[[user]:password@]host[:port][/db]`.
+ * With credentials, the token is cached in Redis; when it expires or is
+ * rejected exactly one process (holding a Redis lock) fetches a new one
+ * and the others wait for it; shortly before expiry one process renews
+ * it ahead of time. If Redis cannot be reached, the client fetches tokens
+ * itself. Returns 0 or `WXM_E_INVALID_ARG` (a malformed URL).
+ *
+ * # Safety
+ * `cfg` is NULL or live; `redis_url` is NULL or a NUL-terminated string.
+ */
+int32_t wxm_config_set_token_store(wxm_config *cfg, const char *redis_url);
 
 /**
  * Sets the largest Range a download asks for: a non-zero multiple of 16,

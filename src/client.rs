@@ -4,7 +4,8 @@
 use crate::config::Config;
 use crate::error::{scrub, Error, Result};
 use crate::http::{build_agent, HttpSettings};
-use crate::token::TokenSource;
+use crate::redis::RedisStore;
+use crate::token::{Origin, TokenSource};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -22,11 +23,31 @@ impl Client {
             pool_size: config.parallelism as usize,
             ca_file: config.ca_file.clone(),
         })?;
-        let tokens = TokenSource::new(
-            config.token_api,
-            config.access_token.clone(),
-            config.credentials.clone(),
-        );
+        let origin = match (&config.token_provider, &config.credentials) {
+            (Some(p), _) => Origin::Provider(p.clone()),
+            (None, Some((id, secret))) => Origin::WeChat {
+                api: config.token_api,
+                id: id.clone(),
+                secret: secret.clone(),
+            },
+            (None, None) => Origin::Static,
+        };
+        let store = match (&config.token_store, &config.credentials) {
+            (Some(url), Some((id, _))) => {
+                let kind = match config.token_api {
+                    crate::config::TokenApi::GetToken => "corp",
+                    _ => "app",
+                };
+                Some(RedisStore::new(url, &format!("{kind}:{id}"))?)
+            }
+            (Some(_), None) => {
+                return Err(Error::InvalidArg(
+                    "a token store needs credentials (wxm_config_set_credentials)".into(),
+                ))
+            }
+            _ => None,
+        };
+        let tokens = TokenSource::new(config.access_token.clone(), origin, store);
         Ok(Client {
             config,
             agent,
@@ -41,7 +62,7 @@ impl Client {
     /// Called when WeChat rejected `used`: a fresh token if credentials
     /// allow, else the rejection itself.
     pub fn refresh_token(&self, used: &str, rejection: Error) -> Result<String> {
-        if !self.tokens.has_credentials() {
+        if !self.tokens.can_refresh() {
             return Err(rejection);
         }
         self.tokens
@@ -54,6 +75,11 @@ impl Client {
         if let Some(secret) = self.tokens.secret() {
             if !secret.is_empty() {
                 s = s.replace(secret, "***");
+            }
+        }
+        if let Some(token) = self.tokens.peek() {
+            if token.len() >= 8 {
+                s = s.replace(&token, "***");
             }
         }
         s

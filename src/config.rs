@@ -184,6 +184,9 @@ pub struct Config {
     pub limits: BTreeMap<String, u64>,
     pub ca_file: Option<String>,
     pub token_api: TokenApi,
+    pub token_provider: Option<crate::token::ProviderFn>,
+    /// `redis://…`: share one token per app between processes.
+    pub token_store: Option<String>,
 }
 
 impl Config {
@@ -206,6 +209,8 @@ impl Config {
             } else {
                 TokenApi::Stable
             },
+            token_provider: None,
+            token_store: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod download;
 pub mod error;
 pub mod http;
 pub mod range;
+pub mod redis;
 pub mod token;
 pub mod upload;
 

@@ -5,8 +5,9 @@ use crate::config::TokenApi;
 use crate::error::{Error, Result};
 use crate::http::{self, read_small_body};
 use crate::range::query_encode;
+use crate::redis::RedisStore;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 struct Cached {
@@ -15,58 +16,91 @@ struct Cached {
     refresh_at: Instant,
 }
 
+/// A host's token provider: called with `force_refresh` when the previous
+/// token was rejected.
+#[derive(Clone)]
+pub struct ProviderFn(pub Arc<dyn Fn(bool) -> Result<String> + Send + Sync>);
+
+impl std::fmt::Debug for ProviderFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderFn")
+    }
+}
+
+/// Where new tokens come from.
+pub enum Origin {
+    /// Only what the host sets: a rejection is final.
+    Static,
+    /// WeChat's token endpoint, with credentials.
+    WeChat {
+        api: TokenApi,
+        id: String,
+        secret: String,
+    },
+    /// The host's callback.
+    Provider(ProviderFn),
+}
+
 pub struct TokenSource {
-    api: TokenApi,
-    credentials: Option<(String, String)>,
+    origin: Origin,
+    /// Shared by every process of the app, when configured.
+    store: Option<RedisStore>,
     /// The token in use: host-set, or fetched. Read on every request.
     current: Mutex<Option<Cached>>,
     /// Held while fetching, so N threads that find the token expired cause
     /// one fetch: the others wait and then take its result.
     refreshing: Mutex<()>,
-    /// Fetches made, for tests and diagnostics.
+    /// Fetches from WeChat or the provider, for tests and diagnostics.
     pub fetches: AtomicU64,
 }
 
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
 impl TokenSource {
-    pub fn new(
-        api: TokenApi,
-        token: Option<String>,
-        credentials: Option<(String, String)>,
-    ) -> TokenSource {
-        let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    pub fn new(token: Option<String>, origin: Origin, store: Option<RedisStore>) -> TokenSource {
         TokenSource {
-            api,
-            credentials,
+            origin,
+            store,
             current: Mutex::new(token.map(|t| Cached {
                 token: t,
-                refresh_at: far,
+                refresh_at: far_future(),
             })),
             refreshing: Mutex::new(()),
             fetches: AtomicU64::new(0),
         }
     }
 
-    pub fn has_credentials(&self) -> bool {
-        self.credentials.is_some()
+    /// Whether a rejected token can be replaced.
+    pub fn can_refresh(&self) -> bool {
+        !matches!(self.origin, Origin::Static)
     }
 
     /// The secret, so messages can be scrubbed of it.
     pub fn secret(&self) -> Option<&str> {
-        self.credentials.as_ref().map(|(_, s)| s.as_str())
+        match &self.origin {
+            Origin::WeChat { secret, .. } => Some(secret),
+            _ => None,
+        }
+    }
+
+    /// The token in use now, if any, without fetching (to scrub messages).
+    pub fn peek(&self) -> Option<String> {
+        lock(&self.current).as_ref().map(|c| c.token.clone())
     }
 
     pub fn set(&self, token: String) {
-        let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
         *lock(&self.current) = Some(Cached {
             token,
-            refresh_at: far,
+            refresh_at: far_future(),
         });
     }
 
     fn fresh(&self) -> Option<String> {
         let cur = lock(&self.current);
         cur.as_ref()
-            .filter(|c| self.credentials.is_none() || Instant::now() < c.refresh_at)
+            .filter(|c| Instant::now() < c.refresh_at)
             .map(|c| c.token.clone())
     }
 
@@ -75,25 +109,29 @@ impl TokenSource {
         if let Some(t) = self.fresh() {
             return Ok(t);
         }
-        if self.credentials.is_none() {
-            return Err(Error::NoToken);
+        if !self.can_refresh() {
+            // A static token never expires locally; none was set.
+            return lock(&self.current)
+                .as_ref()
+                .map(|c| c.token.clone())
+                .ok_or(Error::NoToken);
         }
         let _one_at_a_time = lock(&self.refreshing);
         if let Some(t) = self.fresh() {
             return Ok(t);
         }
-        self.fetch(agent, base_url, false)
+        self.obtain(agent, base_url, None)
     }
 
-    /// `rejected` was refused by WeChat: fetch a new one unless another
-    /// thread already did. Without credentials the rejection is final.
+    /// `rejected` was refused by WeChat: get a new one unless another
+    /// thread already did. Without a way to refresh, the rejection is final.
     pub fn refresh_after_rejection(
         &self,
         agent: &ureq::Agent,
         base_url: &str,
         rejected: &str,
     ) -> Result<String> {
-        if self.credentials.is_none() {
+        if !self.can_refresh() {
             return Err(Error::NoToken);
         }
         let _one_at_a_time = lock(&self.refreshing);
@@ -102,15 +140,83 @@ impl TokenSource {
                 return Ok(cur.token.clone());
             }
         }
-        self.fetch(agent, base_url, true)
+        self.obtain(agent, base_url, Some(rejected))
     }
 
-    fn fetch(&self, agent: &ureq::Agent, base_url: &str, force: bool) -> Result<String> {
-        let Some((id, secret)) = &self.credentials else {
+    /// Gets a token from the store, WeChat or the provider, and caches it.
+    fn obtain(
+        &self,
+        agent: &ureq::Agent,
+        base_url: &str,
+        rejected: Option<&str>,
+    ) -> Result<String> {
+        let force = rejected.is_some();
+        let (token, refresh_at) = match (&self.origin, &self.store) {
+            (Origin::Static, _) => return Err(Error::NoToken),
+            (Origin::Provider(p), _) => {
+                self.fetches.fetch_add(1, Ordering::Relaxed);
+                let t = (p.0)(force)?;
+                crate::config::check_token(&t).map_err(|_| {
+                    Error::Protocol("the token provider gave an invalid token".into())
+                })?;
+                (t, far_future())
+            }
+            (Origin::WeChat { .. }, Some(store)) => {
+                let mut fetch_error = None;
+                let shared = store.obtain(rejected, &mut |force| {
+                    self.fetch_wechat(agent, base_url, force).inspect_err(|e| {
+                        fetch_error = Some(e.clone());
+                    })
+                });
+                match shared {
+                    Ok(entry) => {
+                        let left = entry
+                            .refresh_at
+                            .saturating_sub(crate::redis::now_secs_pub());
+                        (entry.token, Instant::now() + Duration::from_secs(left))
+                    }
+                    // WeChat refused: that is the answer.
+                    Err(e) if fetch_error.is_some() => return Err(e),
+                    // The store is unreachable: go on alone rather than stop.
+                    Err(_) => self.fetch_local(agent, base_url, force)?,
+                }
+            }
+            (Origin::WeChat { .. }, None) => self.fetch_local(agent, base_url, force)?,
+        };
+        *lock(&self.current) = Some(Cached {
+            token: token.clone(),
+            refresh_at,
+        });
+        Ok(token)
+    }
+
+    fn fetch_local(
+        &self,
+        agent: &ureq::Agent,
+        base_url: &str,
+        force: bool,
+    ) -> Result<(String, Instant)> {
+        let (token, expires_in) = self.fetch_wechat(agent, base_url, force)?;
+        // Renew ahead of expiry: 5 minutes, or a tenth of a short lifetime.
+        let margin = (expires_in / 10).min(300);
+        Ok((
+            token,
+            Instant::now() + Duration::from_secs(expires_in.saturating_sub(margin)),
+        ))
+    }
+
+    /// One request to WeChat's token endpoint: (token, expires_in seconds).
+    fn fetch_wechat(
+        &self,
+        agent: &ureq::Agent,
+        base_url: &str,
+        force: bool,
+    ) -> Result<(String, u64)> {
+        let Origin::WeChat { api, id, secret } = &self.origin else {
             return Err(Error::NoToken);
         };
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let response = match self.api {
+        let response = match api {
             TokenApi::GetToken => agent
                 .get(&format!(
                     "{base_url}/cgi-bin/gettoken?corpid={}&corpsecret={}",
@@ -165,14 +271,7 @@ impl TokenSource {
             .get("expires_in")
             .and_then(|e| e.as_u64())
             .unwrap_or(7200);
-        // Renew ahead of expiry: 5 minutes, or a tenth of a short lifetime.
-        let margin = (expires_in / 10).min(300);
-        let refresh_at = Instant::now() + Duration::from_secs(expires_in.saturating_sub(margin));
-        *lock(&self.current) = Some(Cached {
-            token: token.clone(),
-            refresh_at,
-        });
-        Ok(token)
+        Ok((token, expires_in))
     }
 }
 

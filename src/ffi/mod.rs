@@ -9,8 +9,9 @@ pub mod upload;
 use crate::client::Client;
 use crate::config::{Config, Platform};
 use crate::error::{Error, Result};
+use crate::token::ProviderFn;
 use boundary::{arg_mut, arg_ref, arg_str, guard, guard_ptr, guard_void};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Arc;
 
 /// Configuration for a client. Created by `wxm_config_new`, filled by the
@@ -129,6 +130,103 @@ pub unsafe extern "C" fn wxm_config_set_credentials(
 pub unsafe extern "C" fn wxm_config_set_token_api(cfg: *mut wxm_config, api: i32) -> i32 {
     // SAFETY: forwarded pointer contract of this function.
     unsafe { with_config(cfg, |c| c.set_token_api(api)) }
+}
+
+/// Supplies access_tokens from the host's own token service: write the
+/// token (visible ASCII, no NUL needed) into `buf` (room for `cap` bytes),
+/// store its length in `*len`, and return 0. `force_refresh` is non-zero
+/// when WeChat rejected the previous token (40001/40014/42001): return a
+/// new one. A non-zero return stops the transfer: a positive value is
+/// returned to the host as that errcode, anything else as `WXM_E_NO_TOKEN`.
+/// Called single-flight (never concurrently for one client) when a token is
+/// first needed and after a rejection, on whichever thread needs it —
+/// including the library's worker threads of a parallel download.
+pub type wxm_token_provider_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        force_refresh: i32,
+        buf: *mut c_char,
+        cap: usize,
+        len: *mut usize,
+    ) -> i32,
+>;
+
+/// Uses `provider` (see `wxm_token_provider_fn`) for tokens instead of
+/// credentials; `user_data` must stay valid, and usable from any thread,
+/// for the life of every client made from this config. A NULL provider
+/// removes it. Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or live; `provider` and `user_data` follow the contract above.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_token_provider(
+    cfg: *mut wxm_config,
+    provider: wxm_token_provider_fn,
+    user_data: *mut c_void,
+) -> i32 {
+    let user_data = user_data as usize;
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe {
+        with_config(cfg, |c| {
+            c.token_provider = provider.map(|f| {
+                ProviderFn(Arc::new(move |force: bool| -> Result<String> {
+                    let mut buf = vec![0u8; 4096];
+                    let mut len = 0usize;
+                    // SAFETY: the host's provider, with our live buffer, its
+                    // capacity and a live out-parameter; the host promised
+                    // user_data stays valid and thread-safe.
+                    let rc = f(
+                        user_data as *mut c_void,
+                        i32::from(force),
+                        buf.as_mut_ptr() as *mut c_char,
+                        buf.len(),
+                        &mut len,
+                    );
+                    if rc > 0 {
+                        return Err(Error::wechat(rc, "the token provider failed"));
+                    }
+                    if rc != 0 {
+                        return Err(Error::NoToken);
+                    }
+                    if len == 0 || len > buf.len() {
+                        return Err(Error::Protocol(format!(
+                            "the token provider reported a length of {len}"
+                        )));
+                    }
+                    buf.truncate(len);
+                    String::from_utf8(buf)
+                        .map_err(|_| Error::Protocol("the token provider gave non-UTF-8".into()))
+                }))
+            });
+            Ok(())
+        })
+    }
+}
+
+/// Shares one access_token per app between every process (and machine)
+/// that uses the same Redis: `redis://[[user]:password@]host[:port][/db]`.
+/// With credentials, the token is cached in Redis; when it expires or is
+/// rejected exactly one process (holding a Redis lock) fetches a new one
+/// and the others wait for it; shortly before expiry one process renews
+/// it ahead of time. If Redis cannot be reached, the client fetches tokens
+/// itself. Returns 0 or `WXM_E_INVALID_ARG` (a malformed URL).
+///
+/// # Safety
+/// `cfg` is NULL or live; `redis_url` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_token_store(
+    cfg: *mut wxm_config,
+    redis_url: *const c_char,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe {
+        with_config(cfg, |c| {
+            let url = arg_str(redis_url, "redis_url")?;
+            crate::redis::parse_url(url)?;
+            c.token_store = Some(url.to_string());
+            Ok(())
+        })
+    }
 }
 
 /// Sets the largest Range a download asks for: a non-zero multiple of 16,
