@@ -28,6 +28,17 @@ static int32_t dummy_progress(void *ud, uint64_t done, uint64_t total)
     return 0;
 }
 
+static int32_t dummy_provider(void *ud, int32_t force, char *buf, size_t cap,
+                              size_t *len)
+{
+    (void)ud;
+    (void)force;
+    (void)buf;
+    (void)cap;
+    *len = 0;
+    return 1;
+}
+
 static int64_t dummy_read(void *ud, uint8_t *buf, size_t cap)
 {
     (void)ud;
@@ -64,6 +75,11 @@ static void args_null_config_client(void)
     CHECK_RC(wxm_config_set_limit(NULL, "file", 1000), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_ca_file(NULL, "/etc/ssl/certs/ca-certificates.crt"),
              WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_api(NULL, WXM_TOKEN_API_DEFAULT), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_provider(NULL, dummy_provider, NULL),
+             WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_store(NULL, "redis://127.0.0.1:6379"),
+             WXM_E_INVALID_ARG);
     wxm_config_free(NULL);
 
     /* NULL strings on a real config. */
@@ -75,6 +91,13 @@ static void args_null_config_client(void)
     CHECK_RC(wxm_config_set_credentials(cfg, "id", NULL), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_limit(cfg, NULL, 1000), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_ca_file(cfg, NULL), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_store(cfg, NULL), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_store(cfg, "not a redis url"), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_api(cfg, 99), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_api(cfg, WXM_TOKEN_API_DEFAULT), WXM_OK);
+    /* A NULL provider removes the provider. */
+    CHECK_RC(wxm_config_set_token_provider(cfg, dummy_provider, NULL), WXM_OK);
+    CHECK_RC(wxm_config_set_token_provider(cfg, NULL, NULL), WXM_OK);
     /* Bad UTF-8. */
     CHECK_RC(wxm_config_set_base_url(cfg, BAD_UTF8), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_access_token(cfg, BAD_UTF8), WXM_E_INVALID_ARG);

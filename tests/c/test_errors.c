@@ -244,6 +244,100 @@ static void err_credentials(void)
     wxm_client_free(client);
 }
 
+/* ---- a token provider callback ------------------------------------------ */
+
+typedef struct {
+    pthread_mutex_t lock;
+    const char *tokens[4]; /* what call n answers (NULL: fail with code) */
+    int32_t code;
+    int calls, forced;
+} provider;
+
+static int32_t provide(void *user_data, int32_t force_refresh, char *buf,
+                       size_t cap, size_t *len)
+{
+    provider *p = (provider *)user_data;
+    const char *t;
+    int32_t rc = 0;
+    pthread_mutex_lock(&p->lock);
+    t = p->tokens[p->calls < 4 ? p->calls : 3];
+    p->calls++;
+    if (force_refresh) p->forced++;
+    if (t == NULL || strlen(t) > cap) {
+        rc = p->code;
+    } else {
+        memcpy(buf, t, strlen(t));
+        *len = strlen(t);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static wxm_client *provider_client(provider *p)
+{
+    wxm_config *cfg = wxm_config_new(WXM_PLATFORM_WECOM);
+    wxm_client *client = NULL;
+    if (cfg == NULL) return NULL;
+    if (wxm_config_set_base_url(cfg, g_base_url) != WXM_OK ||
+        wxm_config_set_chunk_size(cfg, 64 * KiB) != WXM_OK ||
+        wxm_config_set_parallelism(cfg, 4) != WXM_OK ||
+        wxm_config_set_retries(cfg, 1, 10) != WXM_OK ||
+        wxm_config_set_token_provider(cfg, provide, p) != WXM_OK ||
+        wxm_client_new(cfg, &client) != WXM_OK)
+        client = NULL;
+    wxm_config_free(cfg);
+    return client;
+}
+
+/* The host's token service: asked once, asked again with force_refresh
+ * after WeChat rejects the token, and its own failures reach the host. */
+static void err_token_provider(void)
+{
+    const char *stale = TEST_TOKEN "-stale";
+    provider p;
+    wxm_client *client;
+    memset(&p, 0, sizeof p);
+    pthread_mutex_init(&p.lock, NULL);
+    REQUIRE(admin_media_gen("er-prov", 400 * KiB, 95, NULL, NULL));
+
+    /* A good token: one call for two parallel downloads. */
+    p.tokens[0] = p.tokens[1] = p.tokens[2] = p.tokens[3] = TEST_TOKEN;
+    client = provider_client(&p);
+    REQUIRE(client != NULL);
+    expect_download(client, "er-prov", WXM_OK, "provider token");
+    expect_download(client, "er-prov", WXM_OK, "provider token, cached");
+    CHECK(p.calls == 1 && p.forced == 0, "provider called %d times (%d forced)",
+          p.calls, p.forced);
+    wxm_client_free(client);
+
+    /* A token that WeChat rejects (42001), then a good one. */
+    REQUIRE(admin_post("/__admin/tokens", "{\"token\":\"%s\"}", stale));
+    REQUIRE(admin_post("/__admin/expire_token", "{\"token\":\"%s\"}", stale));
+    p.calls = p.forced = 0;
+    p.tokens[0] = stale;
+    client = provider_client(&p);
+    REQUIRE(client != NULL);
+    expect_download(client, "er-prov", WXM_OK, "provider refresh after 42001");
+    CHECK(p.calls == 2 && p.forced == 1, "provider called %d times (%d forced)",
+          p.calls, p.forced);
+    wxm_client_free(client);
+
+    /* The provider fails: a positive code is passed on, others are NO_TOKEN. */
+    p.calls = p.forced = 0;
+    p.tokens[0] = p.tokens[1] = p.tokens[2] = p.tokens[3] = NULL;
+    p.code = 40013;
+    client = provider_client(&p);
+    REQUIRE(client != NULL);
+    expect_download(client, "er-prov", 40013, "provider answers 40013");
+    wxm_client_free(client);
+    p.code = -5;
+    client = provider_client(&p);
+    REQUIRE(client != NULL);
+    expect_download(client, "er-prov", WXM_E_NO_TOKEN, "provider answers -5");
+    wxm_client_free(client);
+    pthread_mutex_destroy(&p.lock);
+}
+
 const test_case error_tests[] = {
     {"errors_invalid_media_40007", err_invalid_media, 1},
     {"errors_errcode_passthrough", err_passthrough, 0},
@@ -252,4 +346,5 @@ const test_case error_tests[] = {
     {"errors_token_expiry_and_rotation", err_token_expiry_and_rotation, 0},
     {"errors_no_token", err_no_token, 0},
     {"errors_credentials", err_credentials, 0},
+    {"errors_token_provider", err_token_provider, 0},
     {NULL, NULL, 0}};
