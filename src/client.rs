@@ -121,3 +121,60 @@ pub fn sleep_cancellable(d: Duration, cancel: &AtomicBool) -> Result<()> {
         std::thread::sleep((end - now).min(Duration::from_millis(50)));
     }
 }
+
+impl Client {
+    /// POSTs a JSON body to `cgi-bin/{path}` with the token, retrying
+    /// transient failures and refreshing a rejected token once; returns the
+    /// answer's fields (a non-zero errcode is an error).
+    pub fn call_api(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        cancel: &AtomicBool,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let payload = body.to_string();
+        let mut failures = 0u32;
+        let mut refreshed = false;
+        loop {
+            crate::http::check_cancel(cancel)?;
+            let token = self.token()?;
+            let url = format!(
+                "{}/cgi-bin/{path}?access_token={}",
+                self.config.base_url,
+                crate::range::query_encode(&token)
+            );
+            let attempt = self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(payload.as_bytes())
+                .map_err(crate::http::map_ureq)
+                .and_then(|response| {
+                    let status = response.status().as_u16();
+                    let bytes = crate::http::read_small_body(response.into_body())?;
+                    if status != 200 {
+                        return Err(Error::HttpStatus {
+                            status,
+                            detail: path.to_string(),
+                        });
+                    }
+                    crate::http::parse_api_json(&bytes)
+                });
+            match attempt {
+                Ok(map) => return Ok(map),
+                Err(e) if e.is_token_rejected() && !refreshed => {
+                    refreshed = true;
+                    self.refresh_token(&token, e)?;
+                }
+                Err(e) if e.is_transient() => {
+                    failures += 1;
+                    if failures >= self.config.max_attempts {
+                        return Err(e);
+                    }
+                    sleep_cancellable(self.backoff(failures), cancel)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -90,6 +90,9 @@ impl Platform {
             (Platform::Official, "voice") => Some(r(2 * MIB, &[Amr, Mp3], 40010)),
             (Platform::Official, "video") => Some(r(10 * MIB, &[Mp4], 40011)),
             (Platform::Official, "thumb") => Some(r(64 * 1024, &[Jpg], 40012)),
+            // cgi-bin/media/uploadimg: a permanent image URL, not a media_id.
+            (Platform::WeCom | Platform::Kf, "uploadimg") => Some(r(2 * MIB, &[Jpg, Png], 40009)),
+            (Platform::Official, "uploadimg") => Some(r(MIB, &[Jpg, Png], 40009)),
             _ => None,
         }
     }

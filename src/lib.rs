@@ -9,10 +9,12 @@ pub mod config;
 pub mod download;
 pub mod error;
 pub mod http;
+pub mod md5;
 pub mod range;
 pub mod redis;
 pub mod token;
 pub mod upload;
+pub mod url_upload;
 
 pub mod ffi;
 

@@ -16,9 +16,12 @@ const SNIFF_LEN: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadResult {
+    /// Empty for `uploadimg`, which answers a URL instead.
     pub media_id: String,
     pub kind: String,
     pub created_at: i64,
+    /// The permanent image URL answered by `uploadimg`.
+    pub url: Option<String>,
 }
 
 /// A host reader: fills the buffer, returns bytes read, 0 at the end.
@@ -391,12 +394,20 @@ impl Client {
         let boundary = new_boundary();
         let (head, tail) = multipart_frame(&boundary, prepared);
         let total_len = head.len() as u64 + prepared.length + tail.len() as u64;
-        let url = format!(
-            "{}/cgi-bin/media/upload?access_token={}&type={}",
-            self.config.base_url,
-            query_encode(token),
-            query_encode(kind)
-        );
+        let url = if kind == "uploadimg" {
+            format!(
+                "{}/cgi-bin/media/uploadimg?access_token={}",
+                self.config.base_url,
+                query_encode(token)
+            )
+        } else {
+            format!(
+                "{}/cgi-bin/media/upload?access_token={}&type={}",
+                self.config.base_url,
+                query_encode(token),
+                query_encode(kind)
+            )
+        };
         let mut body = Body {
             head,
             tail,
@@ -431,6 +442,19 @@ impl Client {
             });
         }
         let map = parse_api_json(&bytes)?;
+        if kind == "uploadimg" {
+            let url = map
+                .get("url")
+                .and_then(|u| u.as_str())
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| Error::Protocol("uploadimg answer without a url".into()))?;
+            return Ok(UploadResult {
+                media_id: String::new(),
+                kind: kind.to_string(),
+                created_at: 0,
+                url: Some(url.to_string()),
+            });
+        }
         let media_id = map
             .get("media_id")
             .or_else(|| map.get("thumb_media_id"))
@@ -452,6 +476,7 @@ impl Client {
             media_id,
             kind,
             created_at,
+            url: None,
         })
     }
 }

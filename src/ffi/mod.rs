@@ -5,6 +5,7 @@
 pub mod boundary;
 pub mod download;
 pub mod upload;
+pub mod url_upload;
 
 use crate::client::Client;
 use crate::config::{Config, Platform};

@@ -35,6 +35,7 @@ enum Source {
 
 #[derive(Default)]
 struct Outputs {
+    url: Option<CString>,
     media_id: Option<CString>,
     kind: Option<CString>,
     created_at: i64,
@@ -58,7 +59,9 @@ pub struct wxm_upload {
 }
 
 /// Creates an upload of media type `type` ("image", "voice", "video",
-/// "file", "thumb"). Any string is accepted here: the type, like every
+/// "file", "thumb"), or "uploadimg" for a permanent image URL
+/// (`cgi-bin/media/uploadimg`, JPG/PNG up to 2 MB; read it with
+/// `wxm_upload_url`). Any string is accepted here: the type, like every
 /// local check, is judged by `wxm_upload_run`, which answers WeChat's own
 /// errcode (40004) for a type the platform does not take. Returns NULL for
 /// NULL or non-UTF-8 arguments (see `wxm_last_errmsg`).
@@ -271,7 +274,8 @@ impl wxm_upload {
         let mut out = lock(&self.out);
         match result {
             Ok(r) => {
-                out.media_id = owned(&Some(r.media_id));
+                out.media_id = owned(&Some(r.media_id).filter(|m| !m.is_empty()));
+                out.url = owned(&r.url);
                 out.kind = owned(&Some(r.kind));
                 out.created_at = r.created_at;
                 out.errmsg = CString::default();
@@ -315,6 +319,16 @@ fn string_getter(up: *const wxm_upload, pick: fn(&Outputs) -> *const c_char) -> 
 #[no_mangle]
 pub unsafe extern "C" fn wxm_upload_media_id(up: *const wxm_upload) -> *const c_char {
     string_getter(up, |o| opt_ptr(&o.media_id))
+}
+
+/// For type "uploadimg" (`cgi-bin/media/uploadimg`): the permanent image
+/// URL WeChat answered; NULL otherwise. Owned by the handle.
+///
+/// # Safety
+/// `up` is NULL or a live upload.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_url(up: *const wxm_upload) -> *const c_char {
+    string_getter(up, |o| opt_ptr(&o.url))
 }
 
 /// The type WeChat answered, or NULL before a successful run. Owned by the handle.

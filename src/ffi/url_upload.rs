@@ -1,0 +1,391 @@
+//! `wxm_url_upload_*`: WeCom's asynchronous upload by URL, one handle per job.
+
+use super::boundary::{
+    arg_ref, arg_str, guard, guard_ptr, guard_value, guard_void, opt_ptr, to_cstring,
+};
+use super::{owned, wxm_client};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::token::lock;
+use crate::url_upload::{UrlUpload, MAX_SIZE, MIN_SIZE};
+use std::ffi::{c_char, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Job status: not submitted yet.
+pub const WXM_JOB_NONE: i32 = 0;
+/// Job status: WeChat is fetching the URL.
+pub const WXM_JOB_PROCESSING: i32 = 1;
+/// Job status: done; the media_id is ready.
+pub const WXM_JOB_DONE: i32 = 2;
+/// Job status: failed; the run returned the job's errcode (830001, 830003, 45001, 301019).
+pub const WXM_JOB_FAILED: i32 = 3;
+
+#[derive(Default)]
+struct State {
+    request: Option<UrlUpload>,
+    jobid: Option<String>,
+    status: i32,
+    media_id: Option<CString>,
+    created_at: i64,
+    jobid_c: Option<CString>,
+    errmsg: CString,
+}
+
+/// One asynchronous upload by URL (WeCom, kf): WeChat fetches the file (up
+/// to 200 MB, video or file) from a URL that supports Range, and the
+/// library polls for the result. Created by `wxm_url_upload_new`, run by
+/// `wxm_url_upload_run` (or `_submit` then `_wait`), released by
+/// `wxm_url_upload_free`. One thread at a time; cancel from any thread.
+pub struct wxm_url_upload {
+    client: Arc<Client>,
+    state: Mutex<State>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// Creates an upload by URL of `type` ("video" or "file") fetched by WeChat
+/// from `url` and shown as `filename`. Set the MD5 with
+/// `wxm_url_upload_set_md5` or `wxm_url_upload_set_md5_from_path` before
+/// submitting. Returns NULL for NULL or non-UTF-8 arguments.
+///
+/// # Safety
+/// `client` is NULL or live; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_new(
+    client: *const wxm_client,
+    r#type: *const c_char,
+    url: *const c_char,
+    filename: *const c_char,
+) -> *mut wxm_url_upload {
+    guard_ptr(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (c, kind, url, filename) = unsafe {
+            (
+                arg_ref(client, "client")?,
+                arg_str(r#type, "type")?,
+                arg_str(url, "url")?,
+                arg_str(filename, "filename")?,
+            )
+        };
+        Ok(Box::into_raw(Box::new(wxm_url_upload {
+            client: c.inner.clone(),
+            state: Mutex::new(State {
+                request: Some(UrlUpload {
+                    scene: 1,
+                    kind: kind.to_string(),
+                    filename: filename.to_string(),
+                    url: url.to_string(),
+                    md5: String::new(),
+                }),
+                ..State::default()
+            }),
+            cancel: Arc::new(AtomicBool::new(false)),
+        })))
+    })
+}
+
+unsafe fn with_request(
+    u: *mut wxm_url_upload,
+    f: impl FnOnce(&mut UrlUpload) -> Result<()>,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        let u = unsafe { arg_ref(u, "url_upload") }?;
+        let mut st = lock(&u.state);
+        let req = st.request.as_mut().ok_or_else(|| {
+            Error::State("this handle waits on a jobid; it has no request".into())
+        })?;
+        f(req)
+    })
+}
+
+/// Sets the file's MD5 (32 hex digits), which WeChat checks (301019 on a
+/// mismatch). Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `u` is NULL or live; `md5_hex` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_set_md5(
+    u: *mut wxm_url_upload,
+    md5_hex: *const c_char,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe {
+        with_request(u, |r| {
+            let m = arg_str(md5_hex, "md5_hex")?;
+            if m.len() != 32 || !m.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::InvalidArg("md5 must be 32 hex digits".into()));
+            }
+            r.md5 = m.to_ascii_lowercase();
+            Ok(())
+        })
+    }
+}
+
+/// Computes the MD5 from a local copy of the file at `path` (streamed), and
+/// checks its size against the limits of the async upload (45001 outside
+/// 5 bytes to 200 MB). Returns 0, 45001, `WXM_E_IO` or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `u` is NULL or live; `path` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_set_md5_from_path(
+    u: *mut wxm_url_upload,
+    path: *const c_char,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe {
+        with_request(u, |r| {
+            let p = arg_str(path, "path")?;
+            let (hex, size) = crate::md5::hex_of_file(std::path::Path::new(p))
+                .map_err(|e| Error::Io(format!("reading {p}: {e}")))?;
+            if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
+                return Err(Error::wechat(
+                    45001,
+                    format!("upload_by_url takes 6 bytes to 200 MB; {p} has {size}"),
+                ));
+            }
+            r.md5 = hex;
+            Ok(())
+        })
+    }
+}
+
+/// Sets the scene (default 1, 客户联系入群欢迎语素材, the only one documented).
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_set_scene(u: *mut wxm_url_upload, scene: u32) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe {
+        with_request(u, |r| {
+            r.scene = scene;
+            Ok(())
+        })
+    }
+}
+
+/// Waits on an already submitted job (e.g. after a restart, or on the
+/// `upload_media_job_finish` event) instead of submitting a new one.
+/// Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `u` is NULL or live; `jobid` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_set_jobid(
+    u: *mut wxm_url_upload,
+    jobid: *const c_char,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (u, j) = unsafe { (arg_ref(u, "url_upload")?, arg_str(jobid, "jobid")?) };
+        if j.is_empty() || j.len() > 128 {
+            return Err(Error::InvalidArg("jobid must be 1 to 128 bytes".into()));
+        }
+        let mut st = lock(&u.state);
+        st.jobid = Some(j.to_string());
+        st.jobid_c = Some(to_cstring(j));
+        st.status = WXM_JOB_PROCESSING;
+        Ok(())
+    })
+}
+
+impl wxm_url_upload {
+    fn record(&self, result: Result<()>) -> Result<()> {
+        let mut st = lock(&self.state);
+        match &result {
+            Ok(()) => st.errmsg = CString::default(),
+            Err(e) => st.errmsg = to_cstring(&self.client.clean_message(&e.to_string())),
+        }
+        result
+    }
+
+    fn submit(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let req = {
+            let st = lock(&self.state);
+            if st.jobid.is_some() {
+                return Ok(());
+            }
+            st.request
+                .clone()
+                .ok_or_else(|| Error::State("nothing to submit".into()))?
+        };
+        let jobid = self.client.upload_by_url_submit(&req, &self.cancel)?;
+        let mut st = lock(&self.state);
+        st.jobid_c = Some(to_cstring(&jobid));
+        st.jobid = Some(jobid);
+        st.status = WXM_JOB_PROCESSING;
+        Ok(())
+    }
+
+    fn wait(&self, timeout_ms: u32) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let jobid = lock(&self.state)
+            .jobid
+            .clone()
+            .ok_or_else(|| Error::State("no job: submit first or set a jobid".into()))?;
+        let timeout = Duration::from_millis(if timeout_ms == 0 {
+            600_000
+        } else {
+            timeout_ms.into()
+        });
+        match self
+            .client
+            .upload_by_url_wait(&jobid, timeout, &self.cancel)
+        {
+            Ok((media_id, created_at)) => {
+                let mut st = lock(&self.state);
+                st.status = WXM_JOB_DONE;
+                st.media_id = owned(&Some(media_id));
+                st.created_at = created_at;
+                Ok(())
+            }
+            Err(e @ Error::WeChat { .. }) => {
+                lock(&self.state).status = WXM_JOB_FAILED;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Submits the job (validating locally first: type 40004, fields 40058,
+/// platform 48001). Returns 0 with the jobid in `wxm_url_upload_jobid`, or
+/// an errcode. Does nothing when a jobid is already set.
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_submit(u: *mut wxm_url_upload) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        let u = unsafe { arg_ref(u, "url_upload") }?;
+        let r = u.submit();
+        u.record(r)
+    })
+}
+
+/// Polls the job with backoff until it is done (0; `wxm_url_upload_media_id`)
+/// or failed (the job's errcode: 830001 URL without Range support, 830003
+/// download failed, 45001 size, 301019 MD5 mismatch), or `timeout_ms`
+/// passes (`WXM_E_TIMEOUT`: the job goes on; wait again). 0 means 10 minutes.
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_wait(u: *mut wxm_url_upload, timeout_ms: u32) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        let u = unsafe { arg_ref(u, "url_upload") }?;
+        let r = u.wait(timeout_ms);
+        u.record(r)
+    })
+}
+
+/// Submits (unless a jobid is set) and waits: `_submit` then `_wait`.
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_run(u: *mut wxm_url_upload, timeout_ms: u32) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        let u = unsafe { arg_ref(u, "url_upload") }?;
+        let r = u.submit().and_then(|_| u.wait(timeout_ms));
+        u.record(r)
+    })
+}
+
+/// Cancels a submit or wait from any thread (`WXM_E_CANCELLED`); the job
+/// itself goes on at WeChat. NULL is ignored.
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_cancel(u: *const wxm_url_upload) {
+    guard_void(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        if let Some(u) = unsafe { u.as_ref() } {
+            u.cancel.store(true, Ordering::Relaxed);
+        }
+    })
+}
+
+fn getter(u: *const wxm_url_upload, pick: fn(&State) -> *const c_char) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: the caller passes NULL or a live handle.
+        unsafe { u.as_ref() }.map_or(std::ptr::null(), |u| pick(&lock(&u.state)))
+    })
+}
+
+/// The jobid (valid 60 minutes at WeChat), or NULL before a submit. Owned by the handle.
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_jobid(u: *const wxm_url_upload) -> *const c_char {
+    getter(u, |s| opt_ptr(&s.jobid_c))
+}
+
+/// The media_id once the job is done, else NULL. Owned by the handle.
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_media_id(u: *const wxm_url_upload) -> *const c_char {
+    getter(u, |s| opt_ptr(&s.media_id))
+}
+
+/// The media's created_at once the job is done, else 0.
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_created_at(u: *const wxm_url_upload) -> i64 {
+    guard_value(0, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        unsafe { u.as_ref() }.map_or(0, |u| lock(&u.state).created_at)
+    })
+}
+
+/// `WXM_JOB_NONE`, `_PROCESSING`, `_DONE` or `_FAILED` (0 for NULL).
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_status(u: *const wxm_url_upload) -> i32 {
+    guard_value(0, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        unsafe { u.as_ref() }.map_or(0, |u| lock(&u.state).status)
+    })
+}
+
+/// The detail of the last failure ("" after a success; NULL for NULL). Owned by the handle.
+///
+/// # Safety
+/// `u` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_errmsg(u: *const wxm_url_upload) -> *const c_char {
+    getter(u, |s| s.errmsg.as_ptr())
+}
+
+/// Releases the handle (not while it runs). NULL is ignored.
+///
+/// # Safety
+/// `u` is NULL or a handle from `wxm_url_upload_new`, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_free(u: *mut wxm_url_upload) {
+    guard_void(|| {
+        if !u.is_null() {
+            // SAFETY: created by Box::into_raw in wxm_url_upload_new and freed once.
+            drop(unsafe { Box::from_raw(u) });
+        }
+    })
+}
