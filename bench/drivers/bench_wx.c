@@ -1,0 +1,158 @@
+/*
+ * bench_wx (C host): time one wxmedia transfer and print one line.
+ *
+ *   bench_wx -m MODE -b BASE_URL -k TOKEN [-i MEDIA_ID] [-o OUT] [-f FILE]
+ *            [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]
+ *
+ *   MODE  path    download MEDIA_ID to OUT (wxm_download_to_path)
+ *         sink    download MEDIA_ID into a sink that discards the bytes
+ *         upload  upload FILE as TYPE (default "file") from its path
+ *         small   COUNT downloads of MEDIA_ID on one client, into a sink
+ *
+ * Output (stdout), the same from every host's driver:
+ *   BENCH ok=1 host=c mode=MODE bytes=N secs=S n=COUNT [media_id=ID]
+ *   BENCH ok=0 host=c mode=MODE rc=CODE msg=...      (exit status 1)
+ * `secs` covers the transfer(s) only (handle creation to completion), not
+ * process start-up or client creation.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wxmedia.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Discards the bytes; counts them so the orchestrator can check the size. */
+static int32_t discard(void *user_data, uint64_t offset, const uint8_t *data, size_t len)
+{
+    uint64_t *count = (uint64_t *)user_data;
+    (void)offset;
+    (void)data;
+    *count += len;
+    return 0;
+}
+
+static int fail(const char *mode, int32_t rc, const char *msg)
+{
+    printf("BENCH ok=0 host=c mode=%s rc=%d msg=%s (%s)\n", mode, (int)rc,
+           wxm_strerror(rc), msg ? msg : "");
+    return 1;
+}
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr,
+            "usage: %s -m path|sink|upload|small -b BASE_URL -k TOKEN [-i MEDIA_ID]\n"
+            "          [-o OUT] [-f FILE] [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]\n",
+            argv0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = NULL, *base = NULL, *token = NULL, *media = NULL, *out = NULL;
+    const char *file = NULL, *type = "file";
+    unsigned long parallelism = 0, count = 1;
+    unsigned long long chunk = 0;
+    wxm_config *cfg;
+    wxm_client *client = NULL;
+    int32_t rc = WXM_OK;
+    int opt;
+    double t0, t1;
+    uint64_t bytes = 0;
+
+    while ((opt = getopt(argc, argv, "m:b:k:i:o:f:p:c:n:t:")) != -1) {
+        switch (opt) {
+        case 'm': mode = optarg; break;
+        case 'b': base = optarg; break;
+        case 'k': token = optarg; break;
+        case 'i': media = optarg; break;
+        case 'o': out = optarg; break;
+        case 'f': file = optarg; break;
+        case 'p': parallelism = strtoul(optarg, NULL, 10); break;
+        case 'c': chunk = strtoull(optarg, NULL, 10); break;
+        case 'n': count = strtoul(optarg, NULL, 10); break;
+        case 't': type = optarg; break;
+        default: usage(argv[0]); return 2;
+        }
+    }
+    if (!mode || !base || !token) { usage(argv[0]); return 2; }
+
+    cfg = wxm_config_new(WXM_PLATFORM_WECOM);
+    if (!cfg) return fail(mode, WXM_E_INVALID_ARG, wxm_last_errmsg());
+    rc = wxm_config_set_base_url(cfg, base);
+    if (rc == WXM_OK) rc = wxm_config_set_access_token(cfg, token);
+    if (rc == WXM_OK && chunk) rc = wxm_config_set_chunk_size(cfg, chunk);
+    if (rc == WXM_OK && parallelism) rc = wxm_config_set_parallelism(cfg, (uint32_t)parallelism);
+    /* Large uploads on the emulator run with raised limits (--limit file=...). */
+    if (rc == WXM_OK && strcmp(mode, "upload") == 0)
+        rc = wxm_config_set_limit(cfg, type, (uint64_t)1 << 40);
+    if (rc == WXM_OK) rc = wxm_client_new(cfg, &client);
+    wxm_config_free(cfg);
+    if (rc != WXM_OK) return fail(mode, rc, wxm_last_errmsg());
+
+    if (strcmp(mode, "path") == 0 || strcmp(mode, "sink") == 0 || strcmp(mode, "small") == 0) {
+        unsigned long i, n = strcmp(mode, "small") == 0 ? count : 1;
+        if (!media || (strcmp(mode, "path") == 0 && !out)) { usage(argv[0]); return 2; }
+        t0 = now();
+        for (i = 0; i < n; i++) {
+            wxm_download *dl = wxm_download_new(client, media);
+            if (!dl) return fail(mode, WXM_E_INVALID_ARG, wxm_last_errmsg());
+            if (strcmp(mode, "path") == 0) {
+                rc = wxm_download_to_path(dl, out);
+                if (rc == WXM_OK) bytes += wxm_download_size(dl);
+            } else {
+                rc = wxm_download_to_sink(dl, discard, &bytes);
+            }
+            if (rc != WXM_OK) {
+                int r = fail(mode, rc, wxm_download_errmsg(dl));
+                wxm_download_free(dl);
+                wxm_client_free(client);
+                return r;
+            }
+            wxm_download_free(dl);
+        }
+        t1 = now();
+        printf("BENCH ok=1 host=c mode=%s bytes=%llu secs=%.6f n=%lu\n", mode,
+               (unsigned long long)bytes, t1 - t0, n);
+    } else if (strcmp(mode, "upload") == 0) {
+        wxm_upload *up;
+        if (!file) { usage(argv[0]); return 2; }
+        t0 = now();
+        up = wxm_upload_new(client, type);
+        if (!up) return fail(mode, WXM_E_INVALID_ARG, wxm_last_errmsg());
+        rc = wxm_upload_set_path(up, file);
+        if (rc == WXM_OK) rc = wxm_upload_run(up);
+        t1 = now();
+        if (rc != WXM_OK) {
+            int r = fail(mode, rc, wxm_upload_errmsg(up));
+            wxm_upload_free(up);
+            wxm_client_free(client);
+            return r;
+        }
+        {
+            FILE *f = fopen(file, "rb");
+            long long size = -1;
+            if (f && fseeko(f, 0, SEEK_END) == 0) size = (long long)ftello(f);
+            if (f) fclose(f);
+            printf("BENCH ok=1 host=c mode=upload bytes=%lld secs=%.6f n=1 media_id=%s\n",
+                   size, t1 - t0, wxm_upload_media_id(up));
+        }
+        wxm_upload_free(up);
+    } else {
+        usage(argv[0]);
+        wxm_client_free(client);
+        return 2;
+    }
+    wxm_client_free(client);
+    return 0;
+}

@@ -1,0 +1,1153 @@
+#!/usr/bin/env python3
+"""wxmedia benchmarks: faster than curl, flat memory, in every host.
+
+Runs on loopback only, in one invocation (``make bench``; ``make bench
+BENCH_QUICK=1`` for the quick mode), and prints one table:
+
+* download of 1 MiB, 20 MiB, 256 MiB and 1 GiB (quick: no 1 GiB) from nginx
+  (static files with Range, its own config and prefix under /tmp/wxbench) and
+  from the emulator (generated media), by wxmedia from the C, Python and Go
+  hosts (to a path and into a discarding sink; sequential and parallelism 4)
+  against curl, a shell loop of curl 20 MiB Range requests, aria2c -x4 -s4,
+  requests streaming and a requests Range loop;
+* upload of 1 MiB, 20 MiB and 256 MiB to the emulator (limits raised) by
+  wxmedia from each host against ``curl -F media=@file``;
+* 1,000 downloads of a 100 KiB media on one client against one curl process
+  with keep-alive and a ``requests.Session``;
+* a throttled server (emulator throttle fault; nginx limit_rate for aria2c)
+  at parallelism 1, 2, 4, 8 against aria2c with the same connection counts.
+
+Each figure is the median of the runs (5; quick: 3) with min-max, peak RSS
+(/usr/bin/time %M), CPU seconds (user+sys) and the ratio to the baseline in
+the same table; the targets of issue 7 are marked met / not met.  Results go
+to bench/results/ (markdown + per-run CSV, machine noted).
+
+Standard library only.  The drivers it runs live in bench/drivers and
+bench/go; ``make bench`` builds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+KiB = 1024
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+TOKEN = "wxbench-token"
+DEFAULT_CHUNK = 20 * MiB  # the library's default chunk size
+RSS_FLAT_MIB = 32  # the RSS target of issue 7
+
+# --------------------------------------------------------------------------- helpers
+
+
+def size_label(n: int) -> str:
+    for unit, name in ((GiB, "GiB"), (MiB, "MiB"), (KiB, "KiB")):
+        if n % unit == 0:
+            return f"{n // unit} {name}"
+    return f"{n} B"
+
+
+def media_name(n: int) -> str:
+    for unit, name in ((GiB, "G"), (MiB, "M"), (KiB, "K")):
+        if n % unit == 0:
+            return f"m{n // unit}{name}"
+    return f"m{n}"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def clean_env() -> Dict[str, str]:
+    """The environment for every client: no proxies (loopback only), the
+    Python host's bundled library (no WXMEDIA_LIBRARY override)."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.pop("WXMEDIA_LIBRARY", None)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+ENV = clean_env()
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(4 * MiB)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def cmd_version(cmd: List[str], pattern: str = r"[0-9]+\.[0-9]+[0-9.]*") -> str:
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=20, env=ENV)
+        m = re.search(pattern, p.stdout)
+        return m.group(0) if m else p.stdout.strip().splitlines()[0][:60]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "?"
+
+
+def rm(*paths: str) -> None:
+    for p in paths:
+        try:
+            if os.path.isdir(p):
+                shutil.rmtree(p)
+            else:
+                os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
+# --------------------------------------------------------------------------- servers
+
+
+class Emulator:
+    def __init__(self, binary: str, workdir: str, upload_limit: int) -> None:
+        self.log = open(os.path.join(workdir, "emulator.log"), "wb")
+        self.proc = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--access-token", TOKEN, "--limit", f"file={upload_limit}"],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+            env=ENV,
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 15)
+        line = self.proc.stdout.readline().decode().strip() if ready else ""
+        if not re.fullmatch(r"127\.0\.0\.1:\d+", line):
+            self.stop()
+            raise RuntimeError(f"the emulator printed {line!r} instead of its address (log: {self.log.name})")
+        self.addr = line
+        self.base = f"http://{line}"
+
+    def admin(self, method: str, path: str, body: Optional[dict] = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.base}/__admin/{path}", data=data, method=method)
+        with OPENER.open(req, timeout=30) as r:
+            return json.loads(r.read() or b"{}")
+
+    def media_url(self, media_id: str) -> str:
+        return f"{self.base}/cgi-bin/media/get?access_token={TOKEN}&media_id={media_id}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+NGINX_CONF = """\
+# wxmedia benchmarks: static files with Range, on loopback only.
+# {base}/cgi-bin/media/get?access_token=...&media_id=NAME serves {files}/NAME.
+worker_processes auto;
+daemon off;
+master_process on;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+{user}
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+{temp_paths}
+    server {{
+        listen 127.0.0.1:{port};
+        root {files};
+        location = /cgi-bin/media/get {{
+            add_header Content-Disposition 'attachment; filename="$arg_media_id"';
+            try_files /$arg_media_id =404;
+        }}
+    }}
+    # The throttled twin: every response at {bps} bytes/s (per request).
+    server {{
+        listen 127.0.0.1:{tport};
+        root {files};
+        limit_rate {bps};
+        location = /cgi-bin/media/get {{
+            add_header Content-Disposition 'attachment; filename="$arg_media_id"';
+            try_files /$arg_media_id =404;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, files: str, prefix: str, throttle_bps: int) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        os.makedirs(prefix, exist_ok=True)
+        self.port, self.tport = free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.tbase = f"http://127.0.0.1:{self.tport}"
+        v = subprocess.run([binary, "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+        self.version = (re.search(r"nginx/(\S+)", v) or re.search(r"(\S+)", v)).group(1)  # type: ignore[union-attr]
+        temp = [f"    client_body_temp_path {prefix}/client_body;"]
+        for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
+            if f"--without-http_{mod}_module" not in v:
+                temp.append(f"    {mod}_temp_path {prefix}/{mod};")
+        conf = NGINX_CONF.format(
+            prefix=prefix,
+            files=files,
+            port=self.port,
+            tport=self.tport,
+            bps=throttle_bps,
+            base=self.base,
+            user="user root;" if os.geteuid() == 0 else "",
+            temp_paths="\n".join(temp),
+        )
+        self.conf = os.path.join(prefix, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.log = open(os.path.join(prefix, "stderr.log"), "wb")
+        self.proc = subprocess.Popen(
+            [binary, "-p", prefix + "/", "-c", self.conf, "-e", os.path.join(prefix, "error.log")],
+            stdout=self.log,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_port(self.port, self.proc, "nginx")
+        wait_port(self.tport, self.proc, "nginx")
+
+    def media_url(self, media_id: str, throttled: bool = False) -> str:
+        return f"{self.tbase if throttled else self.base}/cgi-bin/media/get?access_token={TOKEN}&media_id={media_id}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(15)  # SIGTERM: fast shutdown
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Run:
+    ok: bool
+    nbytes: int = 0
+    secs: float = 0.0  # the transfer's own time (driver, curl -w) or the wall time
+    wall: float = 0.0
+    user: float = 0.0
+    sys: float = 0.0
+    rss_kb: int = 0
+    n: int = 1
+    media_id: str = ""
+    msg: str = ""
+
+    @property
+    def mbps(self) -> float:
+        return self.nbytes / self.secs / 1e6 if self.ok and self.secs > 0 else 0.0
+
+
+BENCH_RE = re.compile(r"^BENCH (.*)$", re.M)
+
+
+def parse_bench(text: str) -> Dict[str, str]:
+    m = None
+    for m in BENCH_RE.finditer(text):
+        pass
+    if m is None:
+        return {}
+    out: Dict[str, str] = {}
+    rest = m.group(1)
+    # key=value pairs; msg= takes the rest of the line
+    while rest:
+        k, _, v = rest.partition("=")
+        if k == "msg":
+            out[k] = v
+            break
+        v, _, rest = v.partition(" ")
+        out[k] = v
+    return out
+
+
+def timed(cmd: List[str], timeout: float, workdir: str) -> Tuple[Run, str]:
+    """Runs cmd under /usr/bin/time; returns the Run and the combined output."""
+    tf = os.path.join(workdir, "time.out")
+    rm(tf)
+    full = ["/usr/bin/time", "-f", "TIME %e %U %S %M", "-o", tf] + cmd
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=ENV)
+    except subprocess.TimeoutExpired:
+        return Run(ok=False, msg=f"timed out after {timeout:.0f} s"), ""
+    wall = time.perf_counter() - t0
+    out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    run = Run(ok=p.returncode == 0, wall=wall, secs=wall)
+    try:
+        with open(tf) as f:
+            tl = [l for l in f.read().splitlines() if l.startswith("TIME ")][-1].split()
+        run.wall, run.user, run.sys, run.rss_kb = float(tl[1]), float(tl[2]), float(tl[3]), int(tl[4])
+        run.secs = run.wall
+    except (OSError, IndexError, ValueError):
+        pass
+    b = parse_bench(out)
+    if b:
+        if b.get("ok") != "1":
+            run.ok = False
+        if "bytes" in b:
+            run.nbytes = int(float(b["bytes"]))
+        if "secs" in b:
+            run.secs = float(b["secs"])
+        run.n = int(b.get("n", "1"))
+        run.media_id = b.get("media_id", "")
+        run.msg = b.get("msg", "")
+    if not run.ok and not run.msg:
+        run.msg = (err.strip() or out.strip() or f"exit status {p.returncode}").splitlines()[-1][:200]
+    return run, out + err
+
+
+# --------------------------------------------------------------------------- clients
+
+
+@dataclass
+class Ctx:
+    """What a client needs to build its command for one run."""
+
+    server: str  # "emu" | "nginx" | "emu-throttled" | "nginx-throttled"
+    media_id: str
+    size: int
+    url: str
+    base: str  # wxmedia base URL
+    out: str  # output file path
+    emu: Emulator
+    tools: "Tools"
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Client:
+    label: str
+    host: str  # c | py | go | curl | aria2c | requests
+    kind: str  # path | sink | small | upload | single | null | rangeloop | stream | aria
+    build: Callable[[Ctx], Optional[List[str]]]
+    parallel: int = 1
+    chunk: int = 0  # 0: the library's default
+    # Called before each run (e.g. queue an emulator fault); returns a note or "".
+    pre: Optional[Callable[[Ctx], str]] = None
+    writes_file: bool = False
+    skip: Optional[Callable[[Ctx], str]] = None  # returns a reason to skip, or ""
+
+
+@dataclass
+class Tools:
+    c: str
+    go: str
+    py: str  # python with wxmedia (build/venv)
+    rpy: str  # python with requests (bench/.venv)
+    have: Dict[str, str]  # host -> "" if usable, else why not
+
+
+def wx(host: str, kind: str, p: int = 1, chunk: int = 0) -> Client:
+    names = {"c": "C", "py": "Python", "go": "Go"}
+
+    def build(ctx: Ctx) -> List[str]:
+        t = ctx.tools
+        exe = {"c": [t.c], "go": [t.go], "py": [t.py, os.path.join(HERE, "drivers", "bench_wx.py")]}[host]
+        cmd = exe + ["-m", kind, "-b", ctx.base, "-k", TOKEN]
+        if kind == "upload":
+            cmd += ["-f", ctx.extra["file"], "-t", "file"]
+        else:
+            cmd += ["-i", ctx.media_id]
+        if kind == "path":
+            cmd += ["-o", ctx.out]
+        if kind == "small":
+            cmd += ["-n", str(ctx.extra["count"])]
+        if p > 1:
+            cmd += ["-p", str(p)]
+        if chunk:
+            cmd += ["-c", str(chunk)]
+        return cmd
+
+    label = f"wxmedia {names[host]} {kind}"
+    if p > 1:
+        label += f" p{p}"
+    if chunk:
+        label += f" chunk {size_label(chunk)}"
+    return Client(label, host, kind, build, parallel=p, chunk=chunk, writes_file=kind == "path")
+
+
+def ignore_range_if_big(ctx: Ctx) -> str:
+    """WeChat (and the emulator) answer 830002 to a plain GET of a media over
+    20 MiB: a single-stream client can only be timed there through the
+    emulator's ignore_range fault (one 200 with the whole body)."""
+    if ctx.server == "emu" and ctx.size > DEFAULT_CHUNK:
+        ctx.emu.admin("POST", "faults", {"kind": "ignore_range", "media_id": ctx.media_id, "count": 1})
+        return "ignore_range fault (WeChat answers 830002)"
+    return ""
+
+
+def aria_skip(ctx: Ctx) -> str:
+    if ctx.server == "emu" and ctx.size > DEFAULT_CHUNK:
+        return "n/a: its plain GET / open-ended Ranges over 20 MiB get 830002"
+    return ""
+
+
+def curl_single(null: bool) -> Client:
+    def build(ctx: Ctx) -> List[str]:
+        return [
+            "curl", "-sS", "--fail", "-o", "/dev/null" if null else ctx.out,
+            "-w", "BENCH ok=1 host=curl mode=single bytes=%{size_download} secs=%{time_total} n=1\n", ctx.url,
+        ]  # fmt: skip
+
+    return Client("curl -o /dev/null" if null else "curl -o FILE", "curl", "null" if null else "single", build,
+                  pre=ignore_range_if_big, writes_file=not null)
+
+
+def curl_loop() -> Client:
+    return Client("curl 20 MiB Range loop (shell)", "curl", "rangeloop",
+                  lambda ctx: ["bash", os.path.join(HERE, "drivers", "curl_range_loop.sh"), ctx.url, ctx.out],
+                  writes_file=True)
+
+
+def aria2c(p: int, min_split: str = "") -> Client:
+    def build(ctx: Ctx) -> List[str]:
+        cmd = ["aria2c", f"-x{p}", f"-s{p}"]
+        if min_split:
+            cmd.append(f"-k{min_split}")
+        return cmd + [
+            "-q", "--allow-overwrite=true", "--auto-file-renaming=false", "--console-log-level=error",
+            "--summary-interval=0", "-d", os.path.dirname(ctx.out), "-o", os.path.basename(ctx.out), ctx.url,
+        ]  # fmt: skip
+
+    label = f"aria2c -x{p} -s{p}" + (f" -k{min_split}" if min_split else "")
+    return Client(label, "aria2c", "aria", build, parallel=p, writes_file=True, skip=aria_skip)
+
+
+def requests_client(mode: str) -> Client:
+    def build(ctx: Ctx) -> List[str]:
+        cmd = [ctx.tools.rpy, os.path.join(HERE, "drivers", "bench_requests.py"), mode, ctx.url]
+        if mode == "small":
+            return cmd + [str(ctx.extra["count"])]
+        return cmd + [ctx.out]
+
+    label = {"stream": "requests stream", "rangeloop": "requests Range loop (Session)",
+             "small": "requests.Session"}[mode]  # fmt: skip
+    return Client(label, "requests", mode, build, pre=ignore_range_if_big if mode == "stream" else None,
+                  writes_file=mode != "small")
+
+
+def curl_keepalive() -> Client:
+    def build(ctx: Ctx) -> List[str]:
+        cfg = os.path.join(os.path.dirname(ctx.out), f"curl-{ctx.server}.cfg")
+        if not os.path.exists(cfg):
+            with open(cfg, "w") as f:
+                for _ in range(ctx.extra["count"]):
+                    f.write(f'url = "{ctx.url}"\noutput = "/dev/null"\n')
+        return ["curl", "-sS", "--fail", "-K", cfg]
+
+    return Client("curl keep-alive (one process, -K)", "curl", "small", build)
+
+
+def curl_upload() -> Client:
+    def build(ctx: Ctx) -> List[str]:
+        return [
+            "curl", "-sS", "--fail", "-F", f"media=@{ctx.extra['file']}", "-o", ctx.out,
+            "-w", "BENCH ok=1 host=curl mode=upload bytes=%{size_upload} secs=%{time_total} n=1\n",
+            f"{ctx.base}/cgi-bin/media/upload?access_token={TOKEN}&type=file",
+        ]  # fmt: skip
+
+    return Client("curl -F media=@file", "curl", "upload", build)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Row:
+    section: str
+    server: str
+    size: int
+    client: Client
+    runs: List[Run] = field(default_factory=list)
+    wanted: int = 0
+    notes: List[str] = field(default_factory=list)
+    skipped: str = ""
+    targets: List[str] = field(default_factory=list)
+    base_label: str = ""
+    ratio: Optional[float] = None
+
+    @property
+    def good(self) -> List[Run]:
+        return [r for r in self.runs if r.ok]
+
+    def med(self) -> float:
+        g = self.good
+        return statistics.median([r.mbps for r in g]) if g else 0.0
+
+    def rng(self) -> Tuple[float, float]:
+        g = [r.mbps for r in self.good]
+        return (min(g), max(g)) if g else (0.0, 0.0)
+
+    def rss_mib(self) -> float:
+        g = self.good
+        return max(r.rss_kb for r in g) / 1024 if g else 0.0
+
+    def cpu(self) -> float:
+        g = self.good
+        return statistics.median([r.user + r.sys for r in g]) if g else 0.0
+
+    def rate(self) -> float:  # transfers per second (small downloads)
+        g = self.good
+        return statistics.median([r.n / r.secs for r in g if r.secs > 0]) if g else 0.0
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.quick = args.quick
+        self.runs = args.runs or (3 if self.quick else 5)
+        self.work = args.workdir
+        self.files = os.path.join(self.work, "files")
+        self.outdir = os.path.join(self.work, "out")
+        self.rows: List[Row] = []
+        self.csv_rows: List[List[str]] = []
+        self.t_start = time.time()
+        self.budget = args.budget
+        self.dropped = False
+        self.expected_sha: Dict[Tuple[str, str], str] = {}
+
+    # ---- set-up
+
+    def tools(self) -> Tools:
+        a = self.args
+        have: Dict[str, str] = {}
+        have["c"] = "" if os.access(a.c_driver, os.X_OK) else f"{a.c_driver} not built (make bench builds it)"
+        have["go"] = "" if os.access(a.go_driver, os.X_OK) else f"{a.go_driver} not built (make bench builds it)"
+        have["py"] = self.probe_py(a.py, "wxmedia")
+        have["requests"] = self.probe_py(a.requests_py, "requests")
+        have["curl"] = "" if shutil.which("curl") else "curl not installed"
+        have["aria2c"] = "" if shutil.which("aria2c") else "aria2c not installed (make bench-deps)"
+        have["nginx"] = "" if (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")) else "nginx not installed"
+        if not os.access("/usr/bin/time", os.X_OK):
+            sys.exit("bench: /usr/bin/time is missing (make bench-deps installs Debian's 'time')")
+        for k, v in have.items():
+            if v:
+                log(f"warning: {k}: {v}; its rows are skipped")
+        return Tools(a.c_driver, a.go_driver, a.py, a.requests_py, have)
+
+    @staticmethod
+    def probe_py(py: str, module: str) -> str:
+        if not os.access(py, os.X_OK):
+            return f"{py} missing"
+        p = subprocess.run([py, "-c", f"import {module}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           env=ENV, cwd="/")  # fmt: skip
+        return "" if p.returncode == 0 else f"{py} cannot import {module}"
+
+    def make_file(self, name: str, size: int) -> str:
+        path = os.path.join(self.files, name)
+        shafile = path + ".sha256"
+        if os.path.exists(path) and os.path.getsize(path) == size and os.path.exists(shafile):
+            with open(shafile) as f:
+                return f.read().strip()
+        log(f"making {path} ({size_label(size)})")
+        h = hashlib.sha256()
+        with open(path + ".tmp", "wb") as f:
+            left = size
+            while left:
+                b = os.urandom(min(left, 4 * MiB))
+                f.write(b)
+                h.update(b)
+                left -= len(b)
+        os.replace(path + ".tmp", path)
+        with open(shafile, "w") as f:
+            f.write(h.hexdigest())
+        return h.hexdigest()
+
+    def register(self, emu: Emulator, name: str, size: int, seed: int) -> str:
+        r = emu.admin("POST", "media", {"media_id": name, "size": size, "seed": seed, "filename": name + ".bin"})
+        return r["sha256"]
+
+    # ---- running
+
+    def over_budget(self) -> bool:
+        return time.time() - self.t_start > self.budget
+
+    def run_block(self, section: str, rows: List[Row], make_ctx: Callable[[Row], Ctx], runs: int,
+                  timeout: float, verify: Optional[Callable[[Row, Ctx, Run, bool], str]] = None) -> None:  # fmt: skip
+        """Runs every row `runs` times, interleaved (run 1 of every client, then
+        run 2, ...), so that background noise spreads over all of them."""
+        live = []
+        for row in rows:
+            row.wanted = runs
+            self.rows.append(row)
+            ctx = make_ctx(row)
+            why = self.tools_.have.get(row.client.host, "") or (row.client.skip(ctx) if row.client.skip else "")
+            if row.server.startswith("nginx") and self.tools_.have["nginx"]:
+                why = self.tools_.have["nginx"]
+            if why:
+                row.skipped = why
+            else:
+                live.append(row)
+        for i in range(runs):
+            if i >= self.args.min_runs and self.over_budget():
+                self.dropped = True
+                for row in live:
+                    row.notes.append(f"runs cut to {i} (time budget {self.budget:.0f} s)")
+                break
+            for row in live:
+                ctx = make_ctx(row)
+                rm(ctx.out, ctx.out + ".wxmpart", ctx.out + ".wxmpart.json", ctx.out + ".aria2")
+                note = row.client.pre(ctx) if row.client.pre else ""
+                if note and note not in row.notes:
+                    row.notes.append(note)
+                cmd = row.client.build(ctx)
+                assert cmd is not None
+                run, output = timed(cmd, timeout, self.outdir)
+                if run.ok and verify is not None:
+                    problem = verify(row, ctx, run, i == 0)
+                    if problem:
+                        run.ok, run.msg = False, problem
+                if not run.ok:
+                    log(f"FAILED {section} {row.server} {size_label(row.size)} {row.client.label}: {run.msg}")
+                    if output.strip():
+                        log("  output: " + output.strip().replace("\n", "\n  ")[-800:])
+                    try:
+                        ctx.emu.admin("POST", "reset")  # drop a fault the failed run did not consume
+                    except (OSError, urllib.error.URLError):
+                        pass
+                row.runs.append(run)
+                self.csv_rows.append([
+                    section, row.server, str(row.size), row.client.label, str(i + 1), "1" if run.ok else "0",
+                    str(run.nbytes), f"{run.secs:.6f}", f"{run.wall:.3f}", f"{run.user:.3f}", f"{run.sys:.3f}",
+                    str(run.rss_kb), str(run.n), f"{run.mbps:.1f}", run.msg,
+                ])  # fmt: skip
+                log(f"{section} {row.server} {size_label(row.size)} {row.client.label} run {i + 1}/{runs}: "
+                    + (f"{run.mbps:.0f} MB/s, {run.rss_kb / 1024:.1f} MiB, cpu {run.user + run.sys:.2f} s"
+                       if run.ok else "failed"))  # fmt: skip
+                rm(ctx.out, ctx.out + ".wxmpart", ctx.out + ".wxmpart.json", ctx.out + ".aria2")
+
+    def verify_download(self, row: Row, ctx: Ctx, run: Run, first: bool) -> str:
+        """Checks sizes on every run, the sha256 of a written file on the first."""
+        if row.client.kind in ("small",):
+            want = ctx.size * run.n
+            return "" if run.nbytes == want else f"got {run.nbytes} bytes, expected {want}"
+        if row.client.writes_file:
+            if not os.path.exists(ctx.out):
+                return "no output file"
+            got = os.path.getsize(ctx.out)
+            if got != ctx.size:
+                return f"output has {got} bytes, expected {ctx.size}"
+            run.nbytes = got
+            if not first:
+                return ""
+            sha = sha256_file(ctx.out)
+            want = self.expected_sha[(ctx.server, ctx.media_id)]
+            return "" if sha == want else f"sha256 {sha[:12]} != {want[:12]}"
+        if run.nbytes != ctx.size:
+            return f"sink got {run.nbytes} bytes, expected {ctx.size}"
+        return ""
+
+    # ---- sections
+
+    def download_clients(self) -> List[Client]:
+        cl: List[Client] = []
+        for host in ("c", "py", "go"):
+            cl += [wx(host, "path"), wx(host, "path", 4), wx(host, "sink"), wx(host, "sink", 4)]
+        cl += [curl_single(False), curl_single(True), curl_loop(), aria2c(4),
+               requests_client("stream"), requests_client("rangeloop")]  # fmt: skip
+        return cl
+
+    def section_download(self, emu: Emulator, nginx: Optional[Nginx], sizes: List[int]) -> None:
+        for size in sizes:
+            name = media_name(size)
+            self.expected_sha[("nginx", name)] = self.make_file(name, size)
+            self.expected_sha[("emu", name)] = self.register(emu, name, size, seed=size)
+        for size in sizes:
+            name = media_name(size)
+            runs = self.runs
+            if size >= GiB and self.over_budget():
+                runs = self.args.min_runs
+            rows = [Row("download", srv, size, c) for srv in ("nginx", "emu") for c in self.download_clients()]
+
+            def ctx(row: Row, name: str = name, size: int = size) -> Ctx:
+                if row.server == "emu":
+                    url, base = emu.media_url(name), emu.base
+                else:
+                    url, base = (nginx.media_url(name), nginx.base) if nginx else ("", "")
+                out = os.path.join(self.outdir, f"{name}-{row.client.host}-{row.client.kind}.out")
+                return Ctx(row.server, name, size, url, base, out, emu, self.tools_)
+
+            self.run_block("download", rows, ctx, runs, timeout=60 + size / (5e6), verify=self.verify_download)
+
+    def section_upload(self, emu: Emulator, sizes: List[int]) -> None:
+        shas = {}
+        for size in sizes:
+            shas[size] = self.make_file(f"up-{media_name(size)}.bin", size)
+        for size in sizes:
+            path = os.path.join(self.files, f"up-{media_name(size)}.bin")
+            clients = [wx("c", "upload"), wx("py", "upload"), wx("go", "upload"), curl_upload()]
+            rows = [Row("upload", "emu", size, c) for c in clients]
+
+            def ctx(row: Row, path: str = path, size: int = size) -> Ctx:
+                out = os.path.join(self.outdir, f"upload-{row.client.host}.json")
+                return Ctx("emu", "", size, "", emu.base, out, emu, self.tools_, {"file": path})
+
+            def verify(row: Row, c: Ctx, run: Run, first: bool, size: int = size) -> str:
+                mid = run.media_id
+                if row.client.host == "curl":
+                    try:
+                        with open(c.out) as f:
+                            mid = json.load(f).get("media_id", "")
+                    except (OSError, ValueError):
+                        return "no JSON answer"
+                if not mid:
+                    return "no media_id"
+                run.nbytes = size  # MB/s of the file, not of the multipart body
+                try:
+                    info = c.emu.admin("GET", f"media/{mid}")
+                except urllib.error.HTTPError as e:
+                    return f"emulator does not know {mid}: {e}"
+                if info.get("size") != size or info.get("sha256") != shas[size]:
+                    return f"stored {info.get('size')} bytes, sha256 {str(info.get('sha256'))[:12]}"
+                return ""
+
+            self.run_block("upload", rows, ctx, self.runs, timeout=60 + size / 5e6, verify=verify)
+
+    def section_small(self, emu: Emulator, nginx: Optional[Nginx], size: int, count: int) -> None:
+        name = media_name(size)
+        self.expected_sha[("nginx", name)] = self.make_file(name, size)
+        self.expected_sha[("emu", name)] = self.register(emu, name, size, seed=7)
+        clients = [wx("c", "small"), wx("py", "small"), wx("go", "small"), curl_keepalive(),
+                   requests_client("small")]  # fmt: skip
+        rows = [Row("small", srv, size, c) for srv in ("nginx", "emu") for c in clients]
+
+        def ctx(row: Row) -> Ctx:
+            if row.server == "emu":
+                url, base = emu.media_url(name), emu.base
+            else:
+                url, base = (nginx.media_url(name), nginx.base) if nginx else ("", "")
+            out = os.path.join(self.outdir, f"small-{row.client.host}.out")
+            return Ctx(row.server, name, size, url, base, out, emu, self.tools_, {"count": count})
+
+        def verify(row: Row, c: Ctx, run: Run, first: bool) -> str:
+            if row.client.host == "curl":  # one process: wall time; bytes from the plan
+                run.nbytes, run.n = size * count, count
+            elif run.n != count:
+                return f"{run.n} downloads, expected {count}"
+            return self.verify_download(row, c, run, first)
+
+        self.run_block("small", rows, ctx, self.runs, timeout=300, verify=verify)
+
+    def section_throttle(self, emu: Emulator, nginx: Optional[Nginx], size: int, bps: int) -> None:
+        name = "thr" + media_name(size)[1:]
+        self.expected_sha[("nginx-throttled", name)] = self.make_file(name, size)
+        self.expected_sha[("emu-throttled", name)] = self.register(emu, name, size, seed=3)
+        emu.admin("POST", "reset")
+        emu.admin("POST", "faults", {"kind": "throttle", "bytes_per_sec": bps, "count": 1000000, "media_id": name})
+        rows: List[Row] = []
+        for p in (1, 2, 4, 8):
+            rows.append(Row("throttled", "emu-throttled", size, wx("c", "path", p)))
+        for p in (1, 4, 8):
+            rows.append(Row("throttled", "emu-throttled", size, wx("c", "path", p, chunk=4 * MiB)))
+        for p in (1, 2, 4, 8):
+            rows.append(Row("throttled", "nginx-throttled", size, wx("c", "path", p)))
+        for p in (1, 4, 8):
+            rows.append(Row("throttled", "nginx-throttled", size, wx("c", "path", p, chunk=4 * MiB)))
+        for p in (1, 2, 4, 8):
+            rows.append(Row("throttled", "nginx-throttled", size, aria2c(p, "1M")))
+
+        def ctx(row: Row) -> Ctx:
+            if row.server == "emu-throttled":
+                url, base = emu.media_url(name), emu.base
+            else:
+                url, base = (nginx.media_url(name, True), nginx.tbase) if nginx else ("", "")
+            out = os.path.join(self.outdir, f"{name}-{row.client.host}.out")
+            return Ctx(row.server, name, size, url, base, out, emu, self.tools_)
+
+        try:
+            self.run_block("throttled", rows, ctx, self.runs, timeout=60 + 3 * size / bps, verify=self.verify_download)
+        finally:
+            emu.admin("POST", "reset")
+
+    # ---- evaluation
+
+    def find(self, section: str, server: str, size: int, label: str) -> Optional[Row]:
+        for r in self.rows:
+            if (r.section, r.server, r.size, r.client.label) == (section, server, size, label) and r.good:
+                return r
+        return None
+
+    def evaluate(self) -> List[Tuple[str, str, str, str]]:
+        """Sets each row's baseline ratio and target marks; returns the summary
+        (target, scope, verdict, detail)."""
+        summary: List[Tuple[str, str, str, str]] = []
+        host_name = {"c": "C", "py": "Python", "go": "Go"}
+
+        def mark(row: Row, tag: str, ok: bool) -> bool:
+            row.targets.append(f"{tag} {'met' if ok else 'NOT met'}")
+            return ok
+
+        # Baselines.
+        for r in self.rows:
+            base = None
+            if r.section == "download":
+                if r.client.host in ("c", "py", "go") and r.client.kind == "sink":
+                    base = self.find("download", r.server, r.size, "curl -o /dev/null")
+                elif r.client.label != "curl -o FILE":
+                    base = self.find("download", r.server, r.size, "curl -o FILE")
+            elif r.section == "upload" and r.client.host != "curl":
+                base = self.find("upload", r.server, r.size, "curl -F media=@file")
+            elif r.section == "small" and r.client.host != "requests":
+                base = self.find("small", r.server, r.size, "requests.Session")
+            elif r.section == "throttled" and r.client.parallel > 1:
+                if r.client.host == "aria2c":
+                    seq = r.client.label.replace(f"-x{r.client.parallel} -s{r.client.parallel}", "-x1 -s1")
+                else:
+                    seq = r.client.label.replace(f" p{r.client.parallel}", "")
+                base = self.find("throttled", r.server, r.size, seq)
+            if base is not None and r.good and base.med() > 0:
+                r.base_label, r.ratio = base.client.label, r.med() / base.med()
+
+        dl_sizes = sorted({r.size for r in self.rows if r.section == "download"})
+        big = dl_sizes[-1] if dl_sizes else 0
+
+        # T1: sequential download >= 1.0 x curl single stream.
+        for server in ("nginx", "emu"):
+            res = []
+            for r in self.rows:
+                if r.section == "download" and r.server == server and r.client.host in host_name \
+                        and r.client.parallel == 1 and r.ratio is not None:
+                    res.append((mark(r, "T1", r.ratio >= 1.0), r))
+            if res:
+                bad = [f"{host_name[r.client.host]} {r.client.kind} {size_label(r.size)} {r.ratio:.2f}x"
+                       for ok, r in res if not ok]  # fmt: skip
+                summary.append(("T1 sequential download >= 1.0x curl single stream", server,
+                                "met" if not bad else f"NOT met ({len(bad)} of {len(res)})",
+                                "; ".join(bad) or "all rows"))  # fmt: skip
+
+        # T2: throttled parallelism 4 >= 3.5x sequential and >= aria2c -x4.
+        for r in self.rows:
+            if r.section == "throttled" and r.client.host == "c" and r.client.parallel == 4 and r.ratio is not None:
+                ok = mark(r, "T2 3.5x", r.ratio >= 3.5)
+                detail = f"{r.ratio:.2f}x sequential"
+                verdict = "met" if ok else "NOT met"
+                if r.server == "nginx-throttled":
+                    a = self.find("throttled", r.server, r.size, "aria2c -x4 -s4 -k1M")
+                    if a is not None:
+                        ok2 = mark(r, "T2 aria2c", r.med() >= a.med())
+                        detail += f"; {r.med() / a.med():.2f}x aria2c -x4"
+                        verdict = "met" if ok and ok2 else "NOT met"
+                summary.append((f"T2 throttled p4 >= 3.5x sequential (and >= aria2c -x4 on nginx)",
+                                f"{r.server}, {r.client.label}", verdict, detail))  # fmt: skip
+
+        # T3: peak RSS at the biggest download size.
+        for host in host_name:
+            bad, n = [], 0
+            for r in self.rows:
+                if r.section != "download" or r.size != big or r.client.host != host or not r.good:
+                    continue
+                chunk = r.client.chunk or DEFAULT_CHUNK
+                if r.client.parallel == 1 or r.client.kind == "path":
+                    limit = RSS_FLAT_MIB
+                else:
+                    limit = RSS_FLAT_MIB + r.client.parallel * chunk / MiB
+                n += 1
+                if not mark(r, f"T3 RSS<={limit:.0f}MiB", r.rss_mib() <= limit):
+                    bad.append(f"{r.client.kind} p{r.client.parallel} {r.server} {r.rss_mib():.0f} MiB > {limit:.0f}")
+            if n:
+                summary.append((f"T3 peak RSS of a {size_label(big)} download <= 32 MiB (sink p4: + 4 x chunk)",
+                                host_name[host], "met" if not bad else "NOT met", "; ".join(bad) or "all rows"))  # fmt: skip
+
+        # T4: upload >= 1.0 x curl -F, RSS independent of size.
+        up_sizes = sorted({r.size for r in self.rows if r.section == "upload"})
+        for host in host_name:
+            ups = [r for r in self.rows if r.section == "upload" and r.client.host == host and r.good]
+            if not ups:
+                continue
+            bad = [f"{size_label(r.size)} {r.ratio:.2f}x" for r in ups if r.ratio is not None
+                   and not mark(r, "T4 speed", r.ratio >= 1.0)]  # fmt: skip
+            rss = {r.size: r.rss_mib() for r in ups}
+            growth = rss[max(rss)] - rss[min(rss)]
+            flat = growth <= 4.0
+            for r in ups:
+                if r.size == max(rss):
+                    mark(r, "T4 RSS flat", flat)
+            summary.append(("T4 upload >= 1.0x curl -F, RSS independent of size", host_name[host],
+                            "met" if not bad and flat else "NOT met",
+                            (("slower: " + ", ".join(bad) + "; ") if bad else "")
+                            + f"RSS {rss[min(rss)]:.1f} MiB at {size_label(min(rss))} -> "
+                              f"{rss[max(rss)]:.1f} MiB at {size_label(max(rss))}"))  # fmt: skip
+        del up_sizes
+
+        # T5: Python and Go hosts >= 0.9 x the C host (same mode, server, size).
+        for host in ("py", "go"):
+            bad, n = [], 0
+            for r in self.rows:
+                if r.client.host != host or not r.good or r.section not in ("download", "upload", "small"):
+                    continue
+                c_label = r.client.label.replace(f"wxmedia {host_name[host]}", "wxmedia C")
+                c = self.find(r.section, r.server, r.size, c_label)
+                if c is None or c.med() <= 0:
+                    continue
+                n += 1
+                ratio = r.med() / c.med()
+                if not mark(r, f"T5 {ratio:.2f}xC", ratio >= 0.9):
+                    bad.append(f"{r.section} {r.server} {size_label(r.size)} {r.client.kind}"
+                               f"{' p' + str(r.client.parallel) if r.client.parallel > 1 else ''} {ratio:.2f}x")  # fmt: skip
+            if n:
+                summary.append(("T5 host >= 0.9x the C host", host_name[host],
+                                "met" if not bad else f"NOT met ({len(bad)} of {n})", "; ".join(bad) or "all rows"))  # fmt: skip
+
+        # T6: 1,000 small downloads >= requests.Session.
+        for r in self.rows:
+            rq = self.find("small", r.server, r.size, "requests.Session")
+            if r.section == "small" and r.client.host in host_name and r.ratio is not None and rq is not None:
+                ok = mark(r, "T6", r.ratio >= 1.0)
+                summary.append(("T6 1,000 small downloads >= requests.Session", f"{r.server}, {host_name[r.client.host]}",
+                                "met" if ok else "NOT met",
+                                f"{r.ratio:.2f}x ({r.rate():.0f} vs {rq.rate():.0f} downloads/s)"))  # fmt: skip
+        return summary
+
+    # ---- output
+
+    def table(self) -> str:
+        head = ("| section | server | size | client | runs | MB/s median (min-max) | x baseline | baseline | "
+                "peak RSS MiB | CPU s | targets | notes |")  # fmt: skip
+        lines = [head, "|" + "---|" * 12]
+        for r in self.rows:
+            if r.skipped:
+                cells = [r.section, r.server, size_label(r.size), r.client.label, "0", "-", "-", "-", "-", "-", "",
+                         "skipped: " + r.skipped]  # fmt: skip
+            else:
+                lo, hi = r.rng()
+                fails = len(r.runs) - len(r.good)
+                notes = list(r.notes)
+                if fails:
+                    notes.append(f"{fails} failed run(s): {next(x.msg for x in r.runs if not x.ok)[:80]}")
+                if r.section == "small" and r.good:
+                    notes.append(f"{r.rate():.0f} downloads/s")
+                if len(r.runs) < r.wanted and not any("cut" in n for n in notes):
+                    notes.append(f"runs cut to {len(r.runs)}")
+                cells = [
+                    r.section, r.server, size_label(r.size), r.client.label, f"{len(r.good)}/{len(r.runs)}",
+                    f"**{r.med():.0f}** ({lo:.0f}-{hi:.0f})" if r.good else "failed",
+                    f"{r.ratio:.2f}" if r.ratio is not None else "",
+                    r.base_label, f"{r.rss_mib():.1f}" if r.good else "-", f"{r.cpu():.2f}" if r.good else "-",
+                    ", ".join(r.targets), "; ".join(notes),
+                ]  # fmt: skip
+            lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        return "\n".join(lines)
+
+    def machine(self) -> List[str]:
+        cpu = "?"
+        try:
+            with open("/proc/cpuinfo") as f:
+                m = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M)
+                cpu = m.group(1) if m else cpu
+        except OSError:
+            pass
+        try:
+            with open("/proc/meminfo") as f:
+                mem = int(re.search(r"MemTotal:\s*(\d+)", f.read()).group(1)) // 1024  # type: ignore[union-attr]
+        except (OSError, AttributeError):
+            mem = 0
+        t = self.tools_
+        wxv = "?"
+        try:
+            with open(os.path.join(ROOT, "Cargo.toml")) as f:
+                wxv = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.M).group(1)  # type: ignore[union-attr]
+        except (OSError, AttributeError):
+            pass
+        commit = cmd_version(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], r"[0-9a-f]+")
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src", "bindings"],
+                               stdout=subprocess.PIPE, text=True).stdout.strip()  # fmt: skip
+        return [
+            f"- machine: {os.cpu_count()} CPUs (nproc), {cpu}, {mem} MiB RAM, kernel {platform.release()} "
+            f"({platform.machine()}), load average at start {self.load0}, at end "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+            f"- wxmedia {wxv} at {commit}{' (src/ or bindings/ modified in the work tree)' if dirty else ''}; "
+            f"rustc {cmd_version(['rustc', '--version'])}, go {cmd_version(['go', 'version'], r'go[0-9.]+')}, "
+            f"python {cmd_version([t.py, '--version'])}, "
+            f"requests {cmd_version([t.rpy, '-c', 'import requests; print(requests.__version__)'])}",
+            f"- curl {cmd_version(['curl', '--version'])}, aria2c {cmd_version(['aria2c', '--version'])}, "
+            f"nginx {self.nginx_version}, emulator {self.args.emulator}",
+        ]
+
+    def write(self, summary: List[Tuple[str, str, str, str]]) -> str:
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
+        mode = "quick" if self.quick else "full"
+        os.makedirs(self.args.results, exist_ok=True)
+        base = os.path.join(self.args.results, f"{stamp}-{mode}")
+        elapsed = time.time() - self.t_start
+        md = [
+            f"# wxmedia benchmarks, {mode} mode, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+            "",
+            *self.machine(),
+            f"- {self.runs} runs per row (interleaved), {elapsed / 60:.1f} min in all"
+            + (f"; some rows' runs were cut by the time budget ({self.budget:.0f} s), see notes" if self.dropped else ""),
+            "- loopback only; nginx serves files from /tmp with Range (sendfile); the emulator generates its media",
+            "",
+            "MB/s = 10^6 bytes per second of the transfer itself: wxmedia drivers and requests time the transfer "
+            "in-process, curl single stream and curl -F by `%{time_total}`, the curl Range loop from its first to "
+            "its last request, aria2c and curl -K by the process's wall time. Peak RSS (`/usr/bin/time %M`, the "
+            "largest of a process and its children) and CPU (user + sys) cover the whole process, start-up "
+            "included. `x baseline`: the row's median over the baseline's median (download: `curl -o FILE`, sinks "
+            "against `curl -o /dev/null`; upload: `curl -F`; small: `requests.Session`; throttled: the same "
+            "client at parallelism 1). wxmedia `path` = `to_path` (temporary file, fsync, rename); `sink` = a "
+            "callback that discards the bytes; `p4` = parallelism 4; default chunk 20 MiB.",
+            "",
+            self.table(),
+            "",
+            "## Targets (reported, not asserted)",
+            "",
+            "| target | scope | verdict | detail |",
+            "|---|---|---|---|",
+            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in summary],
+            "",
+        ]
+        if self.quick:
+            md.insert(-1, f"Quick mode: no 1 GiB download; T3 is judged at {size_label(max(self.args.sizes))}.")
+        text = "\n".join(md)
+        with open(base + ".md", "w") as f:
+            f.write(text + "\n")
+        with open(base + ".csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["section", "server", "size", "client", "run", "ok", "bytes", "secs", "wall", "user", "sys",
+                        "maxrss_kb", "n", "mb_per_s", "msg"])  # fmt: skip
+            w.writerows(self.csv_rows)
+        return base
+
+    # ---- main
+
+    def main(self) -> int:
+        a = self.args
+        self.load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        self.tools_ = self.tools()
+        os.makedirs(self.files, exist_ok=True)
+        rm(self.outdir)
+        os.makedirs(self.outdir)
+        upload_limit = max(a.upload_sizes) + MiB
+        emu = Emulator(a.emulator, self.work, upload_limit)
+        log(f"emulator on {emu.addr}")
+        nginx: Optional[Nginx] = None
+        self.nginx_version = "-"
+        try:
+            if not self.tools_.have["nginx"]:
+                nginx = Nginx(self.files, os.path.join(self.work, "nginx"), a.throttle_bps)
+                self.nginx_version = nginx.version
+                log(f"nginx {nginx.version} on 127.0.0.1:{nginx.port} (throttled twin on {nginx.tport})")
+            sections = a.only.split(",") if a.only else ["download", "upload", "small", "throttled"]
+            if "download" in sections:
+                self.section_download(emu, nginx, a.sizes)
+            if "upload" in sections:
+                self.section_upload(emu, a.upload_sizes)
+            if "small" in sections:
+                self.section_small(emu, nginx, 100 * KiB, a.small_count)
+            if "throttled" in sections:
+                self.section_throttle(emu, nginx, a.throttle_size, a.throttle_bps)
+        finally:
+            if nginx is not None:
+                nginx.stop()
+            emu.stop()
+            rm(self.outdir)
+            if not a.keep_files:
+                rm(self.files)
+        summary = self.evaluate()
+        base = self.write(summary)
+        with open(base + ".md") as f:
+            print(f.read())
+        log(f"results: {base}.md and {base}.csv")
+        return 0
+
+
+def parse_sizes(text: str) -> List[int]:
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", part, re.I)
+        if not m:
+            raise argparse.ArgumentTypeError(f"bad size {part!r}")
+        out.append(int(m.group(1)) * {"": 1, "K": KiB, "M": MiB, "G": GiB}[m.group(2).upper()])
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1/20/256 MiB downloads, 3 runs, smaller throttled file")
+    ap.add_argument("--runs", type=int, help="runs per row (default 5; quick 3)")
+    ap.add_argument("--min-runs", type=int, default=3, help="runs kept when the time budget is exceeded")
+    ap.add_argument("--budget", type=float, help="seconds after which rows drop to --min-runs (default 1500; quick 600)")
+    ap.add_argument("--sizes", type=parse_sizes, help="download sizes, e.g. 1M,20M,256M,1G")
+    ap.add_argument("--upload-sizes", type=parse_sizes, default=parse_sizes("1M,20M,256M"))
+    ap.add_argument("--small-count", type=int, default=1000)
+    ap.add_argument("--throttle-bps", type=int, default=50_000_000, help="per connection (default 50 MB/s)")
+    ap.add_argument("--throttle-size", type=parse_sizes, help="throttled media size (default 256M; quick 128M)")
+    ap.add_argument("--only", help="comma-separated sections: download,upload,small,throttled")
+    ap.add_argument("--emulator", default=os.path.join(ROOT, "target", "release", "wxmedia-emulator"))
+    ap.add_argument("--c-driver", default=os.path.join(HERE, ".build", "bench_wx_c"))
+    ap.add_argument("--go-driver", default=os.path.join(HERE, ".build", "bench_wx_go"))
+    ap.add_argument("--py", default=os.path.join(ROOT, "build", "venv", "bin", "python"),
+                    help="a python with the wxmedia package (make py-install)")  # fmt: skip
+    ap.add_argument("--requests-py", default=os.path.join(HERE, ".venv", "bin", "python"),
+                    help="a python with requests (make bench-deps)")  # fmt: skip
+    ap.add_argument("--workdir", default="/tmp/wxbench")
+    ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    ap.add_argument("--keep-files", action="store_true", help="keep the generated files under WORKDIR/files")
+    a = ap.parse_args()
+    if a.sizes is None:
+        a.sizes = parse_sizes("1M,20M,256M" if a.quick else "1M,20M,256M,1G")
+    a.throttle_size = (a.throttle_size or parse_sizes("128M" if a.quick else "256M"))[0]
+    if a.budget is None:
+        a.budget = 600.0 if a.quick else 1500.0
+    if not os.access(a.emulator, os.X_OK):
+        sys.exit(f"bench: {a.emulator} is missing (make lib)")
+    return Bench(a).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+# Benchmarks (issue 7): wxmedia from the C, Python and Go hosts against curl,
+# aria2c, requests and nginx, on loopback only. Not part of `make test`.
+# Included by the top Makefile, which defines ROOT, LIBDIR, LIB_SO, EMULATOR
+# and HEADER.
+#
+#   make bench              the full run (~20-30 min on 2 cores): downloads of
+#                           1 MiB-1 GiB, uploads, 1,000 small downloads, a
+#                           throttled server; prints one table and writes
+#                           bench/results/DATE-full.{md,csv}
+#   make bench BENCH_QUICK=1   (or make bench-quick) 1/20/256 MiB, 3 runs: a few minutes
+#   make bench-deps         Debian packages (nginx-light, aria2, time, curl) and
+#                           a venv with requests at bench/.venv
+#   BENCH_ARGS="--only download --sizes 20M" passes options to bench/run.py
+#   (see python3 bench/run.py --help).
+
+.PHONY: bench bench-quick bench-deps bench-build
+
+BENCH_DIR := $(ROOT)/bench
+BENCH_BUILD := $(BENCH_DIR)/.build
+BENCH_VENV := $(BENCH_DIR)/.venv
+BENCH_APT := nginx-light aria2 time curl
+BENCH_QUICK ?=
+BENCH_ARGS ?=
+BENCH_PYTHON ?= python3
+
+bench-deps:
+	@missing=; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v aria2c >/dev/null 2>&1 || missing="$$missing aria2"; \
+	[ -x /usr/bin/time ] || missing="$$missing time"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+	    echo "bench-deps: installing$$missing"; \
+	    SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else echo "bench-deps: nginx, aria2c, /usr/bin/time and curl present"; fi
+	@[ -x $(BENCH_VENV)/bin/python ] || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -c 'import requests' 2>/dev/null || \
+	    $(BENCH_VENV)/bin/python -m pip install --quiet requests
+
+# The drivers: C (against libwxmedia.so, as the C examples link it), Go (the
+# cgo bindings, static, through a replace directive), Python (the installed
+# package in build/venv: make py-install).
+$(BENCH_BUILD)/lib/.stamp: $(LIB_SO)
+	@mkdir -p $(BENCH_BUILD)/lib
+	ln -sf $(LIB_SO) $(BENCH_BUILD)/lib/libwxmedia.so
+	@soname=$$(readelf -d $(LIB_SO) | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p'); \
+	if [ -n "$$soname" ]; then ln -sf $(LIB_SO) $(BENCH_BUILD)/lib/$$soname; fi
+	@touch $@
+
+$(BENCH_BUILD)/bench_wx_c: $(BENCH_DIR)/drivers/bench_wx.c $(HEADER) $(BENCH_BUILD)/lib/.stamp
+	$(CC) -std=c99 -Wall -Wextra -Werror -O2 -g -I$(ROOT)/include -o $@ $< \
+	    -L$(BENCH_BUILD)/lib -lwxmedia -Wl,-rpath,$(BENCH_BUILD)/lib -pthread
+
+bench-build: lib py-install go-lib
+	@$(MAKE) --no-print-directory -C $(ROOT) $(BENCH_BUILD)/bench_wx_c
+	cd $(BENCH_DIR)/go && $(GO) build -o $(BENCH_BUILD)/bench_wx_go .
+
+bench: bench-deps bench-build
+	$(BENCH_PYTHON) $(BENCH_DIR)/run.py $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+
+bench-quick:
+	@$(MAKE) --no-print-directory -C $(ROOT) bench BENCH_QUICK=1
