@@ -174,7 +174,7 @@ fn fetch_span(
         }
         let req = next_request(pos, client.config.chunk_size, end);
         let mut used_token = None;
-        let result = fetch_once(shared, &req, &mut pos, &mut used_token, deliver);
+        let result = fetch_once(shared, &req, end, &mut pos, &mut used_token, deliver);
         match result {
             Ok(true) => {
                 // The answer was a whole body (Range ignored): nothing more to ask.
@@ -220,11 +220,13 @@ fn media_url(shared: &Shared, token: &str) -> String {
     )
 }
 
-/// One request. Returns Ok(true) when the answer held the whole file (the
-/// transfer is complete), Ok(false) to go on with the next range.
+/// One request. Returns Ok(true) when a whole-body answer delivered the
+/// rest of the span (nothing more to ask), Ok(false) to go on with the
+/// next range.
 fn fetch_once(
     shared: &Shared,
     req: &Request,
+    span_end: Option<u64>,
     pos: &mut u64,
     used_token: &mut Option<String>,
     deliver: &mut Deliver,
@@ -344,17 +346,27 @@ fn fetch_once(
                 if let Some(cl) = content_length {
                     *lock(&shared.total) = Some(cl);
                 }
+                // Read no further than the span needs (a parallel worker
+                // wants one chunk of it); the rest of the body is dropped
+                // with the connection.
+                let want = match (content_length, span_end) {
+                    (Some(cl), Some(end)) => cl.min(end),
+                    (cl, end) => cl.or(end).unwrap_or(u64::MAX),
+                };
                 let got = stream_body(
                     prefix,
                     &mut reader,
                     0,
-                    content_length.unwrap_or(u64::MAX),
-                    content_length,
+                    want,
+                    content_length.map(|_| want),
                     pos,
                     content_length,
                     deliver,
                 )?;
-                *lock(&shared.total) = Some(got);
+                if content_length.is_none() && span_end.is_none_or(|e| got < e) {
+                    // Close-delimited or chunked: the size is what came.
+                    *lock(&shared.total) = Some(got);
+                }
                 Ok(true)
             }
         }

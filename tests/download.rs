@@ -521,6 +521,42 @@ fn parallel_with_faults_and_unaligned_start() {
 }
 
 #[test]
+fn parallel_workers_survive_a_server_that_ignores_range() {
+    let emu = start(Platform::WeCom);
+    let (id, want) = add_media(&emu, json!({"size": 600_000, "seed": 19}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 64 * 1024,
+            parallelism: 4,
+            ..Default::default()
+        },
+    );
+    // Some answers (the first chunk's and workers') come whole, from byte 0.
+    fault(
+        &emu,
+        json!({"kind": "ignore_range", "media_id": id, "count": 3}),
+    );
+    let got = download_sink(&c, &id, 0);
+    assert_eq!(got.rc, 0, "{}", got.errmsg);
+    assert!(got.in_order);
+    assert!(got.data == want);
+    // The same after the first chunk: workers get whole bodies.
+    reset(&emu);
+    fault(
+        &emu,
+        json!({"kind": "slow_headers", "media_id": id, "ms": 1, "count": 1}),
+    );
+    fault(
+        &emu,
+        json!({"kind": "ignore_range", "media_id": id, "count": 4}),
+    );
+    let got = download_sink(&c, &id, 100_001);
+    assert_eq!(got.rc, 0, "{}", got.errmsg);
+    assert!(got.data == want[100_001..]);
+}
+
+#[test]
 fn sink_abort() {
     let emu = start(Platform::WeCom);
     let (id, _) = add_media(&emu, json!({"size": 100_000, "seed": 16}));
