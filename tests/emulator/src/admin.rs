@@ -306,6 +306,9 @@ fn stats(sh: &Shared) -> Resp {
         "token_fetches": st.token_fetches,
         "uploads": st.uploads,
         "faults_fired": st.faults_fired,
+        "url_fetches": st.url_fetches,
+        "jobs": st.jobs,
+        "images": st.images,
         "max_concurrent_connections": sh.conn_max.load(Ordering::SeqCst),
         "current_connections": sh.conn_current.load(Ordering::SeqCst),
     }))

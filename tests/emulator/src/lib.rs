@@ -2,8 +2,9 @@
 //!
 //! A real HTTP/1.1 server (hyper 1 on tokio) that answers `cgi-bin/gettoken`,
 //! `cgi-bin/token`, `cgi-bin/stable_token`, `cgi-bin/media/upload`,
-//! `cgi-bin/media/get`, `cgi-bin/media/get/jssdk` and `/__video/{id}` the way
-//! WeChat does, plus an admin API (`/__admin/...`) that tests use to register
+//! `cgi-bin/media/get`, `cgi-bin/media/get/jssdk`, `/__video/{id}`, the async
+//! upload (`cgi-bin/media/upload_by_url`, `cgi-bin/media/get_upload_by_url_result`)
+//! and `cgi-bin/media/uploadimg` (+ `/__img/{id}`) the way WeChat does, plus an admin API (`/__admin/...`) that tests use to register
 //! media, script faults and read statistics. `docs/CONTRACT.md` is the spec.
 //!
 //! ```no_run
@@ -14,7 +15,9 @@
 //! ```
 
 mod admin;
+mod asyncup;
 mod body;
+mod md5;
 mod server;
 mod state;
 mod util;
@@ -26,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use md5::md5_hex;
 pub use util::{fill_generated, splitmix64};
 
 /// Which WeChat product the emulator plays.
@@ -92,8 +96,12 @@ pub struct Options {
     pub media_dir: Option<PathBuf>,
     /// Also write uploads into `media_dir`.
     pub store_uploads: bool,
-    /// Upload limit overrides, by type (`image`, `voice`, `video`, `file`, `thumb`), in bytes.
+    /// Upload limit overrides, by type (`image`, `voice`, `video`, `file`, `thumb`,
+    /// and `upload_by_url`, `uploadimg`), in bytes.
     pub limits: HashMap<String, u64>,
+    /// Minimum real time an async-upload (`upload_by_url`) job takes before it
+    /// completes, so a client polling at once sees status 1 (default 300 ms).
+    pub job_delay: Duration,
 }
 
 impl Default for Options {
@@ -108,6 +116,7 @@ impl Default for Options {
             media_dir: None,
             store_uploads: false,
             limits: HashMap::new(),
+            job_delay: Duration::from_millis(300),
         }
     }
 }

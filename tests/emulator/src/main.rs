@@ -12,7 +12,8 @@ const USAGE: &str =
     "usage: wxmedia-emulator [--listen 127.0.0.1:0] [--platform wecom|kf|official|miniprogram]
                         [--token-ttl SECONDS (7200)] [--media DIR] [--store-uploads]
                         [--corpid ID (wxm-corp)] [--secret SECRET (wxm-secret)]
-                        [--access-token TOKEN]... [--limit TYPE=BYTES]...";
+                        [--access-token TOKEN]... [--limit TYPE=BYTES]...
+                        [--job-delay-ms MS (300)]";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options::default();
@@ -52,6 +53,13 @@ fn parse_args() -> Result<Options, String> {
                     .ok_or_else(|| format!("--limit {v:?}: expected TYPE=BYTES"))?;
                 let n: u64 = n.parse().map_err(|e| format!("--limit {v:?}: {e}"))?;
                 o.limits.insert(t.to_ascii_lowercase(), n);
+            }
+            "--job-delay-ms" => {
+                let v = value("--job-delay-ms")?;
+                let ms: u64 = v
+                    .parse()
+                    .map_err(|e| format!("--job-delay-ms {v:?}: {e}"))?;
+                o.job_delay = Duration::from_millis(ms);
             }
             "-h" | "--help" => {
                 println!("{USAGE}");

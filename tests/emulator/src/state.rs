@@ -19,6 +19,12 @@ pub const MAX_CHUNK: u64 = 20 * MIB;
 pub const MEDIA_LIFETIME_SECS: u64 = 3 * 24 * 3600;
 /// Cap on the recorded ranges so a long benchmark cannot eat memory.
 const MAX_RANGE_RECORDS: usize = 200_000;
+/// Cap on the recorded `url_fetches` (same reason).
+const MAX_FETCH_RECORDS: usize = 200_000;
+/// Async-upload jobs answer `get_upload_by_url_result` for 60 minutes.
+pub const JOB_LIFETIME_SECS: u64 = 3600;
+/// Past this many jobs, expired ones are forgotten when a new one starts.
+const JOBS_PRUNE_AT: usize = 10_000;
 
 /// Where a media's bytes come from. Never the whole of a big media in memory
 /// unless the test gave it literally.
@@ -92,6 +98,10 @@ pub const ENDPOINTS: &[&str] = &[
     "gettoken",
     "token",
     "stable_token",
+    "media/upload_by_url",
+    "media/get_upload_by_url_result",
+    "media/uploadimg",
+    "img",
 ];
 
 #[derive(Clone, Debug)]
@@ -115,6 +125,43 @@ pub struct RangeRecord {
     pub end: Option<u64>,
 }
 
+/// One Range request the emulator made itself while fetching a job's URL.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UrlFetch {
+    pub jobid: String,
+    pub url: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Where an async-upload (`upload_by_url`) job is.
+#[derive(Clone, Debug)]
+pub enum JobState {
+    /// status 1
+    Processing,
+    /// status 2
+    Done { media_id: String, created_at: u64 },
+    /// status 3, with the detail errcode (830001, 830003, 45001, 301019, -1).
+    Failed { errcode: i64, errmsg: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Emulated unix seconds; the job answers for JOB_LIFETIME_SECS after.
+    pub created_at: u64,
+    pub state: JobState,
+    /// The stats epoch it was counted in (a reset starts a new one).
+    pub epoch: u64,
+}
+
+/// Jobs by status, since the last reset.
+#[derive(Default, Debug, Clone, Copy, serde::Serialize)]
+pub struct JobCounts {
+    pub processing: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
 #[derive(Default, Debug)]
 pub struct Stats {
     pub requests: BTreeMap<String, u64>,
@@ -123,6 +170,9 @@ pub struct Stats {
     pub token_fetches: u64,
     pub uploads: u64,
     pub faults_fired: u64,
+    pub url_fetches: Vec<UrlFetch>,
+    pub jobs: JobCounts,
+    pub images: u64,
 }
 
 #[derive(Default)]
@@ -135,6 +185,12 @@ pub struct Inner {
     pub gettoken_current: Option<String>,
     /// The token stable_token hands out while it is valid.
     pub stable_current: Option<String>,
+    /// Async-upload jobs by jobid.
+    pub jobs: HashMap<String, Job>,
+    /// Images from `media/uploadimg`, by `ID.ext` (served at `/__img/ID.ext`).
+    pub images: HashMap<String, Arc<Media>>,
+    /// Bumped by a stats reset; jobs of an older epoch no longer move the counts.
+    pub stats_epoch: u64,
 }
 
 pub struct Shared {
@@ -146,6 +202,8 @@ pub struct Shared {
     pub limits: HashMap<String, u64>,
     pub media_dir: Option<PathBuf>,
     pub store_uploads: bool,
+    /// Minimum real time an async-upload job takes.
+    pub job_delay: Duration,
     /// Our own temp dir for uploads (removed on stop).
     pub upload_dir: PathBuf,
     start: Instant,
@@ -182,6 +240,9 @@ impl Shared {
             .map(|(k, v)| (k.to_string(), v))
             .collect()
         };
+        // Not media types: the async upload's 5 B–200 MiB and uploadimg's 2 MiB.
+        limits.insert("upload_by_url".to_string(), 200 * MIB);
+        limits.insert("uploadimg".to_string(), 2 * MIB);
         for (k, v) in &opts.limits {
             limits.insert(k.to_ascii_lowercase(), *v);
         }
@@ -204,6 +265,7 @@ impl Shared {
             limits,
             media_dir: opts.media_dir.clone(),
             store_uploads: opts.store_uploads,
+            job_delay: opts.job_delay,
             upload_dir,
             start: Instant::now(),
             start_unix,
@@ -261,6 +323,10 @@ impl Shared {
     /// A fresh media id in WeChat's style (letters, digits, '_' and '-').
     pub fn new_media_id(&self) -> String {
         format!("3wxm{}_{}", self.next_seq(), util::random_token(40))
+    }
+
+    pub fn new_jobid(&self) -> String {
+        format!("wxmjob{}_{}", self.next_seq(), util::random_token(32))
     }
 
     pub fn new_token(&self) -> String {
@@ -393,6 +459,70 @@ impl Shared {
         }
     }
 
+    /// Records a Range request made while fetching a job's URL.
+    pub fn record_url_fetch(&self, f: UrlFetch) {
+        let mut inner = self.lock();
+        if inner.stats.url_fetches.len() < MAX_FETCH_RECORDS {
+            inner.stats.url_fetches.push(f);
+        }
+    }
+
+    /// Registers a new job, processing.
+    pub fn add_job(&self, jobid: &str) {
+        let now = self.now();
+        let mut inner = self.lock();
+        if inner.jobs.len() >= JOBS_PRUNE_AT {
+            inner
+                .jobs
+                .retain(|_, j| now < j.created_at.saturating_add(JOB_LIFETIME_SECS));
+        }
+        let epoch = inner.stats_epoch;
+        inner.jobs.insert(
+            jobid.to_string(),
+            Job {
+                created_at: now,
+                state: JobState::Processing,
+                epoch,
+            },
+        );
+        inner.stats.jobs.processing += 1;
+    }
+
+    /// Moves a job to its final state (and a successful one's media in place).
+    pub fn finish_job(&self, jobid: &str, state: JobState, media: Option<Media>) {
+        let mut inner = self.lock();
+        if let Some(m) = media {
+            inner.media.insert(m.id.clone(), Arc::new(m));
+        }
+        let epoch = inner.stats_epoch;
+        let Some(job) = inner.jobs.get_mut(jobid) else {
+            return;
+        };
+        let counted = job.epoch == epoch && matches!(job.state, JobState::Processing);
+        let done = matches!(state, JobState::Done { .. });
+        job.state = state;
+        if counted {
+            let c = &mut inner.stats.jobs;
+            c.processing = c.processing.saturating_sub(1);
+            if done {
+                c.done += 1;
+            } else {
+                c.failed += 1;
+            }
+        }
+    }
+
+    /// A job that exists and has not expired (60 minutes of emulated time).
+    pub fn job(&self, jobid: &str) -> Option<Job> {
+        let now = self.now();
+        let inner = self.lock();
+        let j = inner.jobs.get(jobid)?;
+        if now >= j.created_at.saturating_add(JOB_LIFETIME_SECS) {
+            return None;
+        }
+        Some(j.clone())
+    }
+
     /// Takes the first queued fault matching this request, if any.
     pub fn take_fault(&self, endpoint: &str, media_id: Option<&str>) -> Option<Fault> {
         let mut inner = self.lock();
@@ -431,6 +561,7 @@ impl Shared {
         let mut inner = self.lock();
         inner.faults.clear();
         inner.stats = Stats::default();
+        inner.stats_epoch += 1;
         self.bytes_served.store(0, Ordering::Relaxed);
         self.conn_max
             .store(self.conn_current.load(Ordering::SeqCst), Ordering::SeqCst);

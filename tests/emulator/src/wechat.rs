@@ -1,4 +1,6 @@
-//! The WeChat endpoints: tokens, media/get (+jssdk, video), media/upload.
+//! The WeChat endpoints: tokens, media/get (+jssdk, video), media/upload,
+//! media/uploadimg (+ the `/__img/` URLs it hands out). The async upload is in
+//! `asyncup.rs`.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -83,7 +85,9 @@ fn errmsg_text(code: i64, platform: Platform) -> &'static str {
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit, must slower, retry next minute",
         45033 => "api concurrent out of limit",
+        45001 => "media size out of limit",
         47001 => "data format error",
+        48001 => "api unauthorized",
         830002 => "file size too large, please use Range to download in chunks of at most 20MB",
         _ => "emulated error",
     }
@@ -92,7 +96,11 @@ fn errmsg_text(code: i64, platform: Platform) -> &'static str {
 /// An API error the way WeChat sends it: HTTP 200 and a JSON body, with
 /// WeCom's Content-Type and Error-Code/Error-Msg headers, or OA's text/plain.
 pub fn errcode(sh: &Shared, code: i64) -> Resp {
-    let text = errmsg_text(code, sh.platform);
+    errcode_msg(sh, code, errmsg_text(code, sh.platform))
+}
+
+/// As `errcode`, with this text at the start of errmsg.
+pub fn errcode_msg(sh: &Shared, code: i64, text: &str) -> Resp {
     let hint = util::random_token(14);
     let msg = if sh.platform.is_wecom_like() {
         format!(
@@ -132,7 +140,7 @@ pub fn json_ok(sh: &Shared, v: Value) -> Resp {
 
 /// Reads and discards a request body, so an early answer does not leave
 /// unread bytes that would turn the close into a RST.
-async fn drain(body: Incoming) {
+pub async fn drain(body: Incoming) {
     let mut body = body;
     while let Some(f) = body.frame().await {
         if f.is_err() {
@@ -153,7 +161,11 @@ pub async fn route(req: Request<Incoming>, sh: Arc<Shared>, ctl: Arc<ConnCtl>) -
         "/cgi-bin/media/upload" => "media/upload",
         "/cgi-bin/media/get" => "media/get",
         "/cgi-bin/media/get/jssdk" => "media/get/jssdk",
+        "/cgi-bin/media/upload_by_url" => "media/upload_by_url",
+        "/cgi-bin/media/get_upload_by_url_result" => "media/get_upload_by_url_result",
+        "/cgi-bin/media/uploadimg" => "media/uploadimg",
         p if p.starts_with("/__video/") => "video",
+        p if p.starts_with("/__img/") => "img",
         _ => {
             drain(req.into_body()).await;
             return text(StatusCode::NOT_FOUND, "not found");
@@ -218,6 +230,19 @@ pub async fn route(req: Request<Incoming>, sh: Arc<Shared>, ctl: Arc<ConnCtl>) -
         }
         "stable_token" => stable_token(&sh, req).await,
         "media/upload" => upload(&sh, &q, req).await,
+        "media/uploadimg" => uploadimg(&sh, &q, req).await,
+        "media/upload_by_url" => crate::asyncup::upload_by_url(&sh, &q, req).await,
+        "media/get_upload_by_url_result" => crate::asyncup::result(&sh, &q, req).await,
+        "img" => {
+            drain(req.into_body()).await;
+            let name =
+                String::from_utf8_lossy(&util::pct_decode(&path["/__img/".len()..])).into_owned();
+            let img = sh.lock().images.get(&name).cloned();
+            match img {
+                Some(m) => serve_media(&sh, &m, range_hdr.as_deref(), fault.as_ref(), "img"),
+                None => text(StatusCode::NOT_FOUND, "no such image"),
+            }
+        }
         _ => {
             drain(req.into_body()).await;
             get(
@@ -415,8 +440,10 @@ fn serve_media(
     endpoint: &str,
 ) -> Resp {
     let jssdk = endpoint == "media/get/jssdk";
-    // The video_url target is a plain CDN download: no WeChat chunk rules.
-    let cdn = endpoint == "video";
+    // The video_url target and uploadimg's URLs are plain CDN downloads:
+    // no WeChat chunk rules (and images come without Content-Disposition).
+    let cdn = endpoint == "video" || endpoint == "img";
+    let img = endpoint == "img";
     let kind = fault.map(|f| f.kind);
     let ignore = kind == Some(FaultKind::IgnoreRange);
     let spec = if ignore {
@@ -436,11 +463,13 @@ fn serve_media(
     };
     let finish = |mut r: Resp| {
         set_header(&mut r, "content-type", &ctype);
-        set_header(
-            &mut r,
-            "content-disposition",
-            util::content_disposition(&fname),
-        );
+        if !img {
+            set_header(
+                &mut r,
+                "content-disposition",
+                util::content_disposition(&fname),
+            );
+        }
         set_header(&mut r, "cache-control", "no-cache, must-revalidate");
         set_header(&mut r, "accept-ranges", "bytes");
         r
@@ -535,6 +564,32 @@ struct Stored {
     filename: String,
     size: u64,
     sha256: String,
+    /// The file name's extension, lower case.
+    ext: Option<String>,
+}
+
+/// What a received file part must satisfy.
+struct Rules {
+    /// Allowed extensions (magic bytes checked too); None = any.
+    exts: Option<&'static [&'static str]>,
+    limit: u64,
+    /// errcode when over `limit`.
+    too_large: i64,
+}
+
+/// Where an upload named `filename` with this id is stored: in `--media DIR`
+/// with `--store-uploads`, else in the private temp dir.
+pub fn upload_path(sh: &Shared, filename: &str, id: &str) -> std::path::PathBuf {
+    match (&sh.media_dir, sh.store_uploads) {
+        (Some(dir), true) => {
+            let mut p = dir.join(util::sanitize_file_name(filename));
+            if p.exists() {
+                p = dir.join(format!("{id}-{}", util::sanitize_file_name(filename)));
+            }
+            p
+        }
+        _ => sh.upload_dir.join(id),
+    }
 }
 
 async fn upload(sh: &Arc<Shared>, q: &[(String, String)], req: Request<Incoming>) -> Resp {
@@ -569,7 +624,13 @@ async fn upload(sh: &Arc<Shared>, q: &[(String, String)], req: Request<Incoming>
                     .map(|v| util::parse_part_disposition(v.as_bytes()))
                     .unwrap_or_default();
                 if result.is_none() && disp.name.as_deref() == Some("media") {
-                    result = Some(receive_media(sh, &mut field, &disp, &ty, &id).await);
+                    let rules = Rules {
+                        exts: exts_for(sh.platform, &ty),
+                        limit: sh.limit(&ty),
+                        too_large: too_large_code(&ty),
+                    };
+                    let path = upload_path(sh, &part_filename(&disp), &id);
+                    result = Some(receive_media(sh, &mut field, &disp, &rules, path).await);
                 }
                 // Other parts (and extra media parts) are skipped by next_field.
             }
@@ -621,31 +682,26 @@ async fn upload(sh: &Arc<Shared>, q: &[(String, String)], req: Request<Incoming>
     }
 }
 
-/// Streams the media part to a file (hashing as it goes) and validates it.
+/// A part's file name: raw `filename="…"` first, else `filename*=`.
+fn part_filename(disp: &util::PartDisposition) -> String {
+    match (&disp.filename, &disp.filename_star) {
+        (Some(raw), _) => String::from_utf8_lossy(raw).into_owned(),
+        (None, Some(star)) => star.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+/// Streams a file part to `path` (hashing as it goes) and validates it.
 /// Memory stays bounded whatever the part's size.
 async fn receive_media(
     sh: &Arc<Shared>,
     field: &mut multer::Field<'_>,
     disp: &util::PartDisposition,
-    ty: &str,
-    id: &str,
+    rules: &Rules,
+    path: std::path::PathBuf,
 ) -> Result<Stored, i64> {
-    let filename = match (&disp.filename, &disp.filename_star) {
-        (Some(raw), _) => String::from_utf8_lossy(raw).into_owned(),
-        (None, Some(star)) => star.clone(),
-        (None, None) => String::new(),
-    };
-    let limit = sh.limit(ty);
-    let path = match (&sh.media_dir, sh.store_uploads) {
-        (Some(dir), true) => {
-            let mut p = dir.join(util::sanitize_file_name(&filename));
-            if p.exists() {
-                p = dir.join(format!("{id}-{}", util::sanitize_file_name(&filename)));
-            }
-            p
-        }
-        _ => sh.upload_dir.join(id),
-    };
+    let filename = part_filename(disp);
+    let limit = rules.limit;
     let file = std::fs::File::create(&path).map_err(|_| -1i64)?;
     let mut w = std::io::BufWriter::with_capacity(256 * 1024, file);
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -685,7 +741,7 @@ async fn receive_media(
     }
     drop(w);
     let ext = util::extension(&filename);
-    let allowed = exts_for(sh.platform, ty);
+    let allowed = rules.exts;
     if size == 0 {
         return fail(&path, 44001);
     }
@@ -707,7 +763,7 @@ async fn receive_media(
         }
     }
     if size > limit {
-        return fail(&path, too_large_code(ty));
+        return fail(&path, rules.too_large);
     }
     if let Some(fl) = &disp.filelength {
         if *fl != Ok(size) {
@@ -722,5 +778,85 @@ async fn receive_media(
         filename,
         size,
         sha256: util::hex(ctx.finish().as_ref()),
+        ext,
     })
+}
+
+/// `POST /cgi-bin/media/uploadimg`: one JPG/PNG file part (any field name),
+/// 5 B–2 MiB; answers a permanent URL served at `/__img/ID.ext`.
+async fn uploadimg(sh: &Arc<Shared>, q: &[(String, String)], req: Request<Incoming>) -> Resp {
+    if let Err(c) = sh.check_token(query_get(q, "access_token")) {
+        drain(req.into_body()).await;
+        return errcode(sh, c);
+    }
+    if sh.platform == Platform::MiniProgram {
+        drain(req.into_body()).await;
+        return errcode(sh, 48001);
+    }
+    let boundary = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok());
+    let Some(boundary) = boundary else {
+        drain(req.into_body()).await;
+        return errcode(sh, missing_media_code(sh.platform));
+    };
+    let id = format!("wxmimg{}_{}", sh.next_seq(), util::random_token(24));
+    let stream = http_body_util::BodyDataStream::new(req.into_body());
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut result: Option<Result<Stored, i64>> = None;
+    let rules = Rules {
+        exts: Some(&["jpg", "jpeg", "png"]),
+        limit: sh.limit("uploadimg"),
+        too_large: 40009,
+    };
+    // A malformed tail after the file part still uploads (as media/upload).
+    while let Ok(Some(mut field)) = mp.next_field().await {
+        let disp = field
+            .headers()
+            .get(hyper::header::CONTENT_DISPOSITION)
+            .map(|v| util::parse_part_disposition(v.as_bytes()))
+            .unwrap_or_default();
+        // WeChat's own example names the part "fieldNameHere": take the
+        // first part with a file name, or one named "media".
+        let is_file = disp.filename.is_some()
+            || disp.filename_star.is_some()
+            || disp.name.as_deref() == Some("media");
+        if result.is_none() && is_file {
+            let path = sh.upload_dir.join(&id);
+            result = Some(receive_media(sh, &mut field, &disp, &rules, path).await);
+        }
+    }
+    drop(mp);
+    let stored = match result {
+        None => return errcode(sh, missing_media_code(sh.platform)),
+        Some(Err(c)) => return errcode(sh, c),
+        Some(Ok(s)) => s,
+    };
+    let ext = match stored.ext.as_deref() {
+        Some("png") => "png",
+        _ => "jpg",
+    };
+    let name = format!("{id}.{ext}");
+    let media = Media {
+        id: name.clone(),
+        filename: name.clone(),
+        content_type: util::content_type_for(&name).to_string(),
+        kind: "image".to_string(),
+        size: stored.size,
+        sha256: stored.sha256,
+        source: Source::File(stored.path),
+        encrypted: false,
+        is_async: false,
+        video: false,
+        created_at: sh.now(),
+    };
+    {
+        let mut inner = sh.lock();
+        inner.images.insert(name.clone(), Arc::new(media));
+        inner.stats.images += 1;
+    }
+    let url = format!("http://{}/__img/{}", sh.addr, name);
+    json_ok(sh, json!({"errcode": 0, "errmsg": "", "url": url}))
 }

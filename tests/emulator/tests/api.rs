@@ -542,9 +542,19 @@ fn stats_list_every_endpoint() {
         "gettoken",
         "token",
         "stable_token",
+        "media/upload_by_url",
+        "media/get_upload_by_url_result",
+        "media/uploadimg",
+        "img",
     ] {
         assert_eq!(st["requests"][e], 0, "{e}");
     }
+    assert_eq!(st["url_fetches"], serde_json::json!([]));
+    assert_eq!(
+        st["jobs"],
+        serde_json::json!({"processing": 0, "done": 0, "failed": 0})
+    );
+    assert_eq!(st["images"], 0);
     assert_eq!(st["token_fetches"], 0);
     assert_eq!(st["bytes_served"], 0);
     assert_eq!(st["ranges"].as_array().map(Vec::len), Some(0));

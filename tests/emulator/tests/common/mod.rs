@@ -1,13 +1,13 @@
 //! A tiny raw HTTP/1.1 client for the emulator's tests: exact bytes on the
 //! wire, keep-alive, and partial bodies when a fault cuts a response.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
-pub use wxmedia_emulator::{fill_generated, Emulator, Options, Platform};
+pub use wxmedia_emulator::{fill_generated, md5_hex, Emulator, Options, Platform};
 
 pub type Headers = Vec<(String, Vec<u8>)>;
 
@@ -346,4 +346,99 @@ pub fn sha256_hex(b: &[u8]) -> String {
         .iter()
         .map(|x| format!("{x:02x}"))
         .collect()
+}
+
+/// POSTs a JSON body to a WeChat endpoint with token TOK.
+pub fn post_json(addr: SocketAddr, endpoint: &str, body: &Value) -> Resp {
+    post(
+        addr,
+        &format!("/cgi-bin/{endpoint}?access_token=TOK"),
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// `media/upload_by_url` with the usual fields; `extra` overrides them.
+pub fn start_job(addr: SocketAddr, url: &str, md5: &str, extra: Value) -> Resp {
+    let mut v = serde_json::json!({
+        "scene": 1, "type": "video", "filename": "clip.mp4", "url": url, "md5": md5,
+    });
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, x) in e {
+            o.insert(k.clone(), x.clone());
+        }
+    }
+    post_json(addr, "media/upload_by_url", &v)
+}
+
+/// `media/get_upload_by_url_result` for this job.
+pub fn job_result(addr: SocketAddr, jobid: &str) -> Value {
+    post_json(
+        addr,
+        "media/get_upload_by_url_result",
+        &serde_json::json!({ "jobid": jobid }),
+    )
+    .json()
+}
+
+/// Polls a job until it leaves status 1 (at most 20 s); returns the last answer.
+pub fn wait_job(addr: SocketAddr, jobid: &str) -> Value {
+    let t = std::time::Instant::now();
+    loop {
+        let v = job_result(addr, jobid);
+        assert_eq!(v["errcode"], 0, "{v}");
+        if v["status"] != 1 || t.elapsed() > Duration::from_secs(20) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Starts a job and returns its jobid (asserting errcode 0).
+pub fn job(addr: SocketAddr, url: &str, md5: &str, extra: Value) -> String {
+    let r = start_job(addr, url, md5, extra).json();
+    assert_eq!(r["errcode"], 0, "{r}");
+    assert_eq!(r["errmsg"], "ok");
+    r["jobid"].as_str().expect("jobid").to_string()
+}
+
+/// A tiny HTTP server on 127.0.0.1 that answers every request head with
+/// `respond(head)` and closes the connection; `requests` are the heads seen.
+pub struct RawServer {
+    pub addr: SocketAddr,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub fn raw_server(respond: impl Fn(&str) -> Vec<u8> + Send + 'static) -> RawServer {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reqs = requests.clone();
+    // Serves until the test process ends.
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                match s.read(&mut b) {
+                    Ok(1) => head.push(b[0]),
+                    _ => break,
+                }
+            }
+            let h = String::from_utf8_lossy(&head).into_owned();
+            let out = respond(&h);
+            reqs.lock().unwrap().push(h);
+            let _ = s.write_all(&out);
+            let _ = s.flush();
+        }
+    });
+    RawServer { addr, requests }
+}
+
+/// A port on 127.0.0.1 nobody listens on (bound, then closed).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
 }
