@@ -37,7 +37,12 @@ fn failed(v: &Value, code: i64) {
 
 #[test]
 fn polling_goes_1_then_2_and_the_media_downloads() {
-    let emu = start(Platform::WeCom);
+    // A job delay well above the time two requests take, even on a busy machine.
+    let emu = start_with(Options {
+        access_tokens: vec!["TOK".into()],
+        job_delay: Duration::from_millis(1000),
+        ..Default::default()
+    });
     let a = emu.addr();
     let size = 9 * MIB + 123;
     let (url, md5) = source(&emu, "src", size, 77);
@@ -48,6 +53,7 @@ fn polling_goes_1_then_2_and_the_media_downloads() {
         &md5.to_ascii_uppercase(),
         json!({"filename": "年会 video.mp4"}),
     );
+    let t = std::time::Instant::now();
     let first = job_result(a, &jobid);
     assert_eq!(
         first,
@@ -58,6 +64,11 @@ fn polling_goes_1_then_2_and_the_media_downloads() {
         json!({"processing": 1, "done": 0, "failed": 0})
     );
     let v = wait_job(a, &jobid);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(v["errcode"], 0);
     assert_eq!(v["errmsg"], "ok");
     assert_eq!(v["status"], 2, "{v}");
