@@ -86,6 +86,18 @@ pub trait Sink {
     fn progress(&mut self, _done: u64, _total: u64) -> Result<()> {
         Ok(())
     }
+    /// A sink that can take bytes at any offset, from any thread (a file),
+    /// lets parallel workers write as data arrives: no reorder buffer.
+    fn positional(&mut self) -> Option<Arc<dyn PositionalWriter>> {
+        None
+    }
+}
+
+/// Writes at offsets, from worker threads.
+pub trait PositionalWriter: Send + Sync {
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
+    /// Every byte before `end` is written (for the resume record).
+    fn prefix_done(&self, end: u64) -> Result<()>;
 }
 
 impl Client {
@@ -134,7 +146,12 @@ impl Client {
             )));
         }
         if pos < total {
-            fetch_parallel(&shared, &opts.cancel, pos, total, sink)?;
+            match sink.positional() {
+                Some(writer) => {
+                    fetch_positional(&shared, &opts.cancel, pos, total, &*writer, sink)?
+                }
+                None => fetch_parallel(&shared, &opts.cancel, pos, total, sink)?,
+            }
         }
         let mut info = lock(&shared.info).clone();
         info.size = Some(total);
@@ -569,6 +586,113 @@ fn fetch_parallel(
     })
 }
 
+/// Like `fetch_parallel`, for a sink that writes at offsets: each worker
+/// writes its chunk as it arrives, so memory stays at one read buffer per
+/// worker. Progress and the resume record follow the contiguous prefix.
+fn fetch_positional(
+    shared: &Shared,
+    cancel: &AtomicBool,
+    pos: u64,
+    total: u64,
+    writer: &dyn PositionalWriter,
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    let chunks = plan(pos, total, shared.client.config.chunk_size);
+    let workers = (shared.client.config.parallelism as usize).min(chunks.len());
+    let next_chunk = AtomicUsize::new(0);
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let halt = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<(usize, Result<()>)>();
+
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (chunks, next_chunk, halt, written) = (&chunks, &next_chunk, &halt, &written);
+            s.spawn(move || {
+                let _scope = CancelScope::enter(halt);
+                loop {
+                    let idx = next_chunk.fetch_add(1, Ordering::SeqCst);
+                    if idx >= chunks.len() || halt.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let (start, end) = chunks[idx];
+                    let result =
+                        fetch_span(shared, halt, start.max(pos), Some(end), &mut |off, d, _| {
+                            writer.write_at(off, d)?;
+                            written.fetch_add(d.len() as u64, Ordering::Relaxed);
+                            Ok(())
+                        });
+                    let failed = result.is_err();
+                    if tx.send((idx, result)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        let outcome = (|| -> Result<()> {
+            let mut done = vec![false; chunks.len()];
+            let mut next = 0usize;
+            let mut reported = u64::MAX;
+            while next < chunks.len() {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Cancelled);
+                }
+                match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok((idx, Ok(()))) => done[idx] = true,
+                    Ok((_, Err(e))) => return Err(e),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        if !done.get(next).copied().unwrap_or(false) {
+                            return Err(Error::Panic("download workers stopped early".into()));
+                        }
+                    }
+                }
+                let before = next;
+                while next < chunks.len() && done[next] {
+                    next += 1;
+                }
+                if next > before {
+                    writer.prefix_done(chunks[next - 1].1)?;
+                }
+                let now = pos + written.load(Ordering::Relaxed);
+                if now != reported {
+                    reported = now;
+                    sink.progress(now, total)?;
+                }
+            }
+            Ok(())
+        })();
+        if outcome.is_err() {
+            halt.store(true, Ordering::Relaxed);
+        }
+        outcome
+    })
+}
+
+/// The temporary file of `to_path`, for parallel workers: positional
+/// writes on a second handle, and the resume record's verified prefix.
+struct FileWriter {
+    file: std::fs::File,
+    meta_path: PathBuf,
+    meta: Mutex<PartMeta>,
+}
+
+impl PositionalWriter for FileWriter {
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
+    }
+    fn prefix_done(&self, end: u64) -> Result<()> {
+        let mut meta = lock(&self.meta);
+        meta.complete = Some(end);
+        meta.save(&self.meta_path)
+    }
+}
+
 /// A sink that writes a file in order (the temporary file of `to_path`).
 struct FileSink<'a> {
     file: std::fs::File,
@@ -596,6 +720,19 @@ impl Sink for FileSink<'_> {
     fn progress(&mut self, done: u64, total: u64) -> Result<()> {
         (self.progress)(done, total)
     }
+    fn positional(&mut self) -> Option<Arc<dyn PositionalWriter>> {
+        let file = self.file.try_clone().ok()?;
+        // Until workers report, only what was written in order is verified.
+        let mut meta = self.meta.clone();
+        meta.complete = Some(self.file.stream_position().ok()?);
+        // Recorded before any hole can exist, so a crash never resumes past it.
+        meta.save(&self.meta_path).ok()?;
+        Some(Arc::new(FileWriter {
+            file,
+            meta_path: self.meta_path.clone(),
+            meta: Mutex::new(meta),
+        }))
+    }
 }
 
 /// What proves that a partial file belongs to the same media.
@@ -604,6 +741,9 @@ struct PartMeta {
     media_id: String,
     endpoint: String,
     size: Option<u64>,
+    /// Every byte before this offset is written. Absent: the file's length
+    /// tells (in-order writes leave no holes).
+    complete: Option<u64>,
 }
 
 impl PartMeta {
@@ -614,6 +754,7 @@ impl PartMeta {
             media_id: v.get("media_id")?.as_str()?.to_string(),
             endpoint: v.get("endpoint")?.as_str()?.to_string(),
             size: v.get("size").and_then(|s| s.as_u64()),
+            complete: v.get("complete").and_then(|s| s.as_u64()),
         })
     }
     fn save(&self, path: &Path) -> Result<()> {
@@ -621,6 +762,7 @@ impl PartMeta {
             "media_id": self.media_id,
             "endpoint": self.endpoint,
             "size": self.size,
+            "complete": self.complete,
         });
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, v.to_string())
@@ -670,12 +812,18 @@ impl Client {
                 media_id: media_id.to_string(),
                 endpoint: endpoint_name.clone(),
                 size: None,
+                complete: None,
             };
             let mut resume = 0;
             if !restarted {
                 if let Some(prev) = PartMeta::load(&meta_path) {
                     if prev.media_id == meta.media_id && prev.endpoint == meta.endpoint {
                         resume = std::fs::metadata(&part_path).map(|m| m.len()).unwrap_or(0);
+                        // Parallel workers leave holes: only the recorded
+                        // prefix is known to be complete.
+                        if let Some(c) = prev.complete {
+                            resume = resume.min(c);
+                        }
                         if prev.size.is_some_and(|s| resume > s) {
                             resume = 0;
                         }

@@ -128,6 +128,61 @@ fn resumes_after_cancel_fetching_less_than_the_whole_file() {
 }
 
 #[test]
+fn parallel_to_path_resumes_from_the_recorded_prefix_not_the_holes() {
+    let emu = start(Platform::WeCom);
+    let size = 2 * 1024 * 1024u64;
+    let (id, want) = add_media(&emu, json!({"size": size, "seed": 7}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 64 * 1024,
+            parallelism: 4,
+            io_ms: 60_000,
+            ..Default::default()
+        },
+    );
+    let dir = tempdir("holes");
+    let target = dir.join("p.bin");
+    fault(
+        &emu,
+        json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 600_000, "count": 1000}),
+    );
+    // SAFETY: live handles for the duration of each call.
+    unsafe {
+        let d = wxm_download_new(c.0, cs(&id).as_ptr());
+        let dp = d as usize;
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(900));
+            wxm_download_cancel(dp as *const _);
+        });
+        let rc = wxm_download_to_path(d, cs(target.to_str().expect("utf-8")).as_ptr());
+        t.join().expect("join");
+        assert_eq!(rc, WXM_E_CANCELLED);
+        wxm_download_free(d);
+    }
+    let (part, meta) = part_files(&target);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta).expect("record")).expect("json");
+    let complete = record["complete"].as_u64().expect("a recorded prefix");
+    let on_disk = std::fs::read(&part).expect("part");
+    assert!(complete > 0 && complete < size, "prefix {complete}");
+    assert!(
+        on_disk[..complete as usize] == want[..complete as usize],
+        "the prefix is verified data"
+    );
+    reset(&emu);
+    let (rc, msg) = download_path(&c, &id, &target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(std::fs::read(&target).expect("read") == want);
+    let fetched: u64 = ranges(&emu, &id).iter().map(|(s, e)| e - s + 1).sum();
+    assert!(
+        fetched <= size - complete + 16,
+        "refetched {fetched} with {complete} verified"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_truncated_part_file_still_resumes_correctly() {
     let emu = start(Platform::WeCom);
     let size = 500_000u64;
