@@ -49,6 +49,7 @@ def _ctype(c: str) -> Any:
         "wxm_client": _ffi.ClientP,
         "wxm_download": _ffi.DownloadP,
         "wxm_upload": _ffi.UploadP,
+        "wxm_url_upload": _ffi.UrlUploadP,
     }
     m = re.fullmatch(r"(wxm_\w+) \*( \*)?", norm)
     if m and m.group(1) in handles:
@@ -131,6 +132,24 @@ def test_platform_constants_match_header() -> None:
     defines = _header_defines()
     plats = {k[len("WXM_PLATFORM_") :]: v for k, v in defines.items() if k.startswith("WXM_PLATFORM_")}
     assert plats == {p.name: int(p) for p in wxmedia.Platform}
+
+
+def test_token_api_constants_match_header() -> None:
+    defines = _header_defines()
+    apis = {k[len("WXM_TOKEN_API_") :]: v for k, v in defines.items() if k.startswith("WXM_TOKEN_API_")}
+    assert apis == {t.name: int(t) for t in wxmedia.TokenApi}
+
+
+def test_job_constants_match_header() -> None:
+    defines = _header_defines()
+    jobs = {k[len("WXM_JOB_") :]: v for k, v in defines.items() if k.startswith("WXM_JOB_")}
+    assert jobs == {j.name: int(j) for j in wxmedia.JobStatus}
+
+
+def test_version_macros_match_the_package() -> None:
+    defines = _header_defines()
+    major, minor = _ffi.parse_version(wxmedia.__version__)
+    assert (defines["WXM_VERSION_MAJOR"], defines["WXM_VERSION_MINOR"]) == (major, minor)
 
 
 def test_every_code_has_text_and_a_class() -> None:

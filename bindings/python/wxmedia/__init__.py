@@ -36,7 +36,7 @@ from . import errcodes
 from ._ffi import LIBRARY_PATH, LIBRARY_VERSION
 from ._transfer import CancelToken
 from ._version import __version__
-from .client import Client, MediaInfo, Platform, UploadResult
+from .client import Client, JobStatus, MediaInfo, Platform, TokenApi, UploadResult
 from .errors import (
     Aborted,
     Cancelled,
@@ -80,6 +80,7 @@ __all__ = [
     "HTTPStatusError",
     "InternalError",
     "InvalidArgument",
+    "JobStatus",
     "InvalidMediaId",
     "InvalidSize",
     "InvalidType",
@@ -94,6 +95,7 @@ __all__ = [
     "StateError",
     "TLSError",
     "Timeout",
+    "TokenApi",
     "TokenError",
     "TooLarge",
     "UploadResult",

@@ -70,10 +70,15 @@ class wxm_upload(Structure):
     """Opaque ``wxm_upload``."""
 
 
+class wxm_url_upload(Structure):
+    """Opaque ``wxm_url_upload``."""
+
+
 ConfigP = POINTER(wxm_config)
 ClientP = POINTER(wxm_client)
 DownloadP = POINTER(wxm_download)
 UploadP = POINTER(wxm_upload)
+UrlUploadP = POINTER(wxm_url_upload)
 
 # --- callback types -------------------------------------------------------------
 # `data` and `buf` are declared as void* so the trampolines get plain integer
@@ -85,10 +90,14 @@ PROGRESS_FN = CFUNCTYPE(c_int32, c_void_p, c_uint64, c_uint64)
 READ_FN = CFUNCTYPE(c_int64, c_void_p, c_void_p, c_size_t)
 """``int64_t (*wxm_read_fn)(void *user_data, uint8_t *buf, size_t cap)``"""
 
+TOKEN_PROVIDER_FN = CFUNCTYPE(c_int32, c_void_p, c_int32, c_void_p, c_size_t, POINTER(c_size_t))
+"""``int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len)``"""
+
 CALLBACK_TYPES: Dict[str, Any] = {
     "wxm_sink_fn": SINK_FN,
     "wxm_progress_fn": PROGRESS_FN,
     "wxm_read_fn": READ_FN,
+    "wxm_token_provider_fn": TOKEN_PROVIDER_FN,
 }
 
 # --- every function of the header -------------------------------------------------
@@ -99,6 +108,9 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_config_set_base_url": (c_int32, [ConfigP, c_char_p]),
     "wxm_config_set_access_token": (c_int32, [ConfigP, c_char_p]),
     "wxm_config_set_credentials": (c_int32, [ConfigP, c_char_p, c_char_p]),
+    "wxm_config_set_token_api": (c_int32, [ConfigP, c_int32]),
+    "wxm_config_set_token_provider": (c_int32, [ConfigP, TOKEN_PROVIDER_FN, c_void_p]),
+    "wxm_config_set_token_store": (c_int32, [ConfigP, c_char_p]),
     "wxm_config_set_chunk_size": (c_int32, [ConfigP, c_uint64]),
     "wxm_config_set_parallelism": (c_int32, [ConfigP, c_uint32]),
     "wxm_config_set_timeouts": (c_int32, [ConfigP, c_uint32, c_uint32]),
@@ -132,10 +144,27 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_upload_run": (c_int32, [UploadP]),
     "wxm_upload_cancel": (None, [UploadP]),
     "wxm_upload_media_id": (c_char_p, [UploadP]),
+    "wxm_upload_url": (c_char_p, [UploadP]),
     "wxm_upload_type": (c_char_p, [UploadP]),
     "wxm_upload_created_at": (c_int64, [UploadP]),
     "wxm_upload_errmsg": (c_char_p, [UploadP]),
     "wxm_upload_free": (None, [UploadP]),
+    # asynchronous upload by URL
+    "wxm_url_upload_new": (UrlUploadP, [ClientP, c_char_p, c_char_p, c_char_p]),
+    "wxm_url_upload_set_md5": (c_int32, [UrlUploadP, c_char_p]),
+    "wxm_url_upload_set_md5_from_path": (c_int32, [UrlUploadP, c_char_p]),
+    "wxm_url_upload_set_scene": (c_int32, [UrlUploadP, c_uint32]),
+    "wxm_url_upload_set_jobid": (c_int32, [UrlUploadP, c_char_p]),
+    "wxm_url_upload_submit": (c_int32, [UrlUploadP]),
+    "wxm_url_upload_wait": (c_int32, [UrlUploadP, c_uint32]),
+    "wxm_url_upload_run": (c_int32, [UrlUploadP, c_uint32]),
+    "wxm_url_upload_cancel": (None, [UrlUploadP]),
+    "wxm_url_upload_jobid": (c_char_p, [UrlUploadP]),
+    "wxm_url_upload_media_id": (c_char_p, [UrlUploadP]),
+    "wxm_url_upload_created_at": (c_int64, [UrlUploadP]),
+    "wxm_url_upload_status": (c_int32, [UrlUploadP]),
+    "wxm_url_upload_errmsg": (c_char_p, [UrlUploadP]),
+    "wxm_url_upload_free": (None, [UrlUploadP]),
     # errors and version
     "wxm_strerror": (c_char_p, [c_int32]),
     "wxm_last_errmsg": (c_char_p, []),

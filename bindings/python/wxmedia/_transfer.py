@@ -17,9 +17,9 @@ import ctypes
 import itertools
 import signal
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Generic, Optional, TypeVar
 
-from . import _ffi
+from . import _ffi, errcodes
 
 ProgressCallback = Callable[[int, Optional[int]], Any]
 """``progress(done, total)``; ``total`` is ``None`` while unknown."""
@@ -31,7 +31,8 @@ class Transfer:
     __slots__ = ("sink", "reader", "progress", "error")
 
     def __init__(self) -> None:
-        self.sink: Optional[Callable[[int, bytes], None]] = None
+        # sink(offset, address, length): the bytes are valid only during the call
+        self.sink: Optional[Callable[[int, int, int], None]] = None
         self.reader: Optional[Callable[[int, int], int]] = None
         self.progress: Optional[ProgressCallback] = None
         self.error: Optional[BaseException] = None
@@ -52,25 +53,28 @@ class Transfer:
                 del exc
 
 
-class Registry:
-    """Integer keys for live transfers (what C sees as ``user_data``)."""
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Integer keys for live Python objects (what C sees as ``user_data``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: Dict[int, Transfer] = {}
+        self._items: Dict[int, T] = {}
         self._keys = itertools.count(1)  # 0 would arrive as None (NULL)
 
-    def add(self, transfer: Transfer) -> int:
+    def add(self, item: T) -> int:
         with self._lock:
             key = next(self._keys)
-            self._items[key] = transfer
+            self._items[key] = item
             return key
 
     def remove(self, key: int) -> None:
         with self._lock:
             self._items.pop(key, None)
 
-    def get(self, key: Optional[int]) -> Optional[Transfer]:
+    def get(self, key: Optional[int]) -> Optional[T]:
         if key is None:
             return None
         return self._items.get(key)
@@ -80,7 +84,29 @@ class Registry:
             return len(self._items)
 
 
-REGISTRY = Registry()
+REGISTRY: Registry[Transfer] = Registry()
+"""Running transfers."""
+
+
+class TokenProvider:
+    """A client's ``token_provider`` callable and the last exception it raised.
+
+    The library calls it on whatever thread needs a token (also its own worker
+    threads), single-flight per client, so its failure cannot be stashed on
+    one transfer: it is kept here and every transfer that then fails with
+    ``E_NO_TOKEN`` raises :class:`TokenError` *from* it.
+    """
+
+    __slots__ = ("fn", "error", "calls")
+
+    def __init__(self, fn: Callable[[bool], str]) -> None:
+        self.fn = fn
+        self.error: Optional[BaseException] = None
+        self.calls = 0
+
+
+PROVIDERS: Registry[TokenProvider] = Registry()
+"""Token providers of live clients."""
 
 
 def _sink_impl(user_data: Optional[int], offset: int, data: Optional[int], length: int) -> int:
@@ -88,7 +114,7 @@ def _sink_impl(user_data: Optional[int], offset: int, data: Optional[int], lengt
     if t is None or t.sink is None:
         return 1
     try:
-        t.sink(offset, ctypes.string_at(data, length) if length else b"")
+        t.sink(offset, data or 0, length)
         return 0
     except BaseException as e:  # noqa: B902 - KeyboardInterrupt included on purpose
         t.stash(e)
@@ -120,7 +146,37 @@ def _read_impl(user_data: Optional[int], buf: Optional[int], cap: int) -> int:
         return -1
 
 
+def _token_impl(user_data: Optional[int], force_refresh: int, buf: Optional[int], cap: int, len_out: Any) -> int:
+    p = PROVIDERS.get(user_data)
+    if p is None:
+        return errcodes.E_NO_TOKEN
+    try:
+        p.calls += 1
+        token = p.fn(bool(force_refresh))
+        if not isinstance(token, str):
+            raise TypeError(f"token_provider returned {type(token).__name__}, expected str")
+        raw = token.encode("ascii")
+        if not raw or not all(0x21 <= b <= 0x7E for b in raw):
+            raise ValueError("token_provider returned an empty token or one with non-printable characters")
+        if len(raw) > cap:
+            raise ValueError(f"token_provider returned {len(raw)} bytes; the library has room for {cap}")
+        if buf is None:
+            raise RuntimeError("wxmedia: the library passed a NULL token buffer")
+        ctypes.memmove(buf, raw, len(raw))
+        len_out[0] = len(raw)
+        p.error = None
+        return 0
+    except BaseException as e:  # noqa: B902
+        p.error = e
+        # A WeChat errcode raised on purpose is passed on as that errcode.
+        code = getattr(e, "errcode", None)
+        if isinstance(code, int) and code > 0 and isinstance(e, Exception):
+            return code
+        return errcodes.E_NO_TOKEN
+
+
 SINK_TRAMPOLINE = _ffi.SINK_FN(_sink_impl)
+TOKEN_TRAMPOLINE = _ffi.TOKEN_PROVIDER_FN(_token_impl)
 PROGRESS_TRAMPOLINE = _ffi.PROGRESS_FN(_progress_impl)
 READ_TRAMPOLINE = _ffi.READ_FN(_read_impl)
 

@@ -15,15 +15,18 @@ from . import _ffi
 from . import errcodes as ec
 from ._transfer import (
     PROGRESS_TRAMPOLINE,
+    PROVIDERS,
     READ_TRAMPOLINE,
     REGISTRY,
     SINK_TRAMPOLINE,
+    TOKEN_TRAMPOLINE,
     CancelToken,
     ProgressCallback,
+    TokenProvider,
     Transfer,
     run_blocking,
 )
-from .errors import StateError, WxMediaError, make_error
+from .errors import StateError, TokenError, WxMediaError, make_error
 
 lib = _ffi.lib
 
@@ -55,6 +58,28 @@ class Platform(enum.IntEnum):
 _PLATFORM_NAMES = {p.name.lower(): p for p in Platform}
 
 
+class TokenApi(enum.IntEnum):
+    """Which endpoint issues tokens from credentials (``WXM_TOKEN_API_*``)."""
+
+    DEFAULT = 0
+    """The platform's default: ``gettoken`` (WeCom, kf), ``stable_token`` (Official Account, Mini Program)."""
+    STABLE = 1
+    """Official Account / Mini Program: ``cgi-bin/stable_token``."""
+    CLASSIC = 2
+    """Official Account / Mini Program: ``cgi-bin/token`` (a fetch invalidates other processes' tokens)."""
+
+
+def _token_api(value: Any) -> TokenApi:
+    if isinstance(value, TokenApi):
+        return value
+    if isinstance(value, str):
+        try:
+            return TokenApi[value.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown token_api {value!r}; expected 'default', 'stable' or 'classic'") from None
+    raise TypeError(f"token_api must be a str or wxmedia.TokenApi, not {type(value).__name__}")
+
+
 class MediaInfo(NamedTuple):
     """What a download learnt about the media."""
 
@@ -72,11 +97,24 @@ class UploadResult(NamedTuple):
     """What WeChat answered to an upload."""
 
     media_id: str
-    """The new media_id (valid for 3 days)."""
+    """The new media_id (valid for 3 days); empty for ``"uploadimg"``."""
     type: str
     """The media type WeChat recorded."""
     created_at: int
     """Unix time of the upload (WeCom sends it as a string; this is always an int)."""
+    url: Optional[str] = None
+    """For type ``"uploadimg"``: the permanent image URL."""
+    jobid: Optional[str] = None
+    """For :meth:`Client.upload_by_url`: the job that produced it."""
+
+
+class JobStatus(enum.IntEnum):
+    """State of an asynchronous upload by URL (``WXM_JOB_*``)."""
+
+    NONE = 0
+    PROCESSING = 1
+    DONE = 2
+    FAILED = 3
 
 
 # --- argument checks ------------------------------------------------------------
@@ -157,30 +195,75 @@ def _check(code: int, handle_errmsg: Optional[Callable[[], Optional[bytes]]] = N
 
 
 # --- sinks and readers ------------------------------------------------------------
+# Streams known to copy what write() is given before returning: they may be
+# handed a view of the library's buffer instead of a copy of it.
+_COPYING_STREAMS = (io.BufferedWriter, io.BufferedRandom, io.FileIO, io.BytesIO)
+
+
+def _make_c_view() -> Callable[[int, int], memoryview]:
+    """A writable memoryview of C memory, without a ctypes array type per length.
+
+    (``(c_ubyte * n).from_address`` would create and cache one type per distinct
+    ``n``: an unbounded cache over a long-running process.)
+    """
+    try:
+        from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
+    except AttributeError:  # pragma: no cover - Pythons without the C API via ctypes
+        return lambda address, length: memoryview((ctypes.c_ubyte * length).from_address(address)).cast("B")
+    from_memory.restype = ctypes.py_object
+    from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+    PyBUF_WRITE = 0x200
+
+    def view(address: int, length: int) -> memoryview:
+        return from_memory(address, length, PyBUF_WRITE)  # type: ignore[no-any-return]
+
+    return view
+
+
+_c_view = _make_c_view()
+
+
+def _check_order(offset: int, expected: int) -> None:
+    if offset != expected:
+        raise WxMediaError(
+            ec.E_PROTOCOL,
+            f"the library delivered offset {offset} where {expected} was expected (a bug: please report)",
+        )
+
+
 class _StreamSink:
     """Writes in-order chunks to a binary file object."""
 
     def __init__(self, dest: Any, start: int) -> None:
         self.write = dest.write
         self.expected = start
+        # Anything else (a user's object) gets its own bytes: it may keep them.
+        self.zero_copy = type(dest) in _COPYING_STREAMS
 
-    def __call__(self, offset: int, data: bytes) -> None:
-        if offset != self.expected:
-            raise WxMediaError(
-                ec.E_PROTOCOL,
-                f"the library delivered offset {offset} where {self.expected} was expected (a bug: please report)",
-            )
-        view = memoryview(data)
+    def __call__(self, offset: int, address: int, length: int) -> None:
+        _check_order(offset, self.expected)
+        if length == 0:
+            return
+        if self.zero_copy:
+            view = _c_view(address, length)
+            try:
+                self._write_all(view)
+            finally:
+                view.release()
+        else:
+            self._write_all(memoryview(ctypes.string_at(address, length)))
+        self.expected += length
+
+    def _write_all(self, view: memoryview) -> None:
         while view:
             n = self.write(view)
             if n is None:  # raw non-blocking stream that would block
                 raise BlockingIOError("the destination stream would block; use a blocking binary stream")
             if not isinstance(n, int):  # a write() that returns nothing useful wrote it all
                 n = len(view)
-            if n <= 0 and len(view) > 0:
+            if n <= 0:
                 raise OSError("the destination stream wrote 0 bytes")
             view = view[n:]
-        self.expected += len(data)
 
 
 class _BytesSink:
@@ -192,20 +275,17 @@ class _BytesSink:
         self.size = 0
         self.max_size = max_size
 
-    def __call__(self, offset: int, data: bytes) -> None:
-        if offset != self.expected:
-            raise WxMediaError(
-                ec.E_PROTOCOL,
-                f"the library delivered offset {offset} where {self.expected} was expected (a bug: please report)",
-            )
-        self.size += len(data)
+    def __call__(self, offset: int, address: int, length: int) -> None:
+        _check_order(offset, self.expected)
+        self.size += length
         if self.max_size is not None and self.size > self.max_size:
             raise ValueError(
                 f"the media is larger than max_size={self.max_size} bytes; "
                 "download it to a file with Client.download(), or pass a larger max_size"
             )
-        self.parts.append(data)
-        self.expected += len(data)
+        if length:
+            self.parts.append(ctypes.string_at(address, length))
+        self.expected += length
 
 
 class _StreamReader:
@@ -221,7 +301,7 @@ class _StreamReader:
         if cap == 0:
             return 0
         if self.readinto is not None:
-            view = memoryview((ctypes.c_ubyte * cap).from_address(buf)).cast("B")
+            view = _c_view(buf, cap)
             try:
                 n = self.readinto(view)
             finally:
@@ -258,7 +338,7 @@ class _BufferReader:
     def __call__(self, buf: int, cap: int) -> int:
         n = min(cap, len(self.view) - self.pos)
         if n > 0:
-            dst = memoryview((ctypes.c_ubyte * n).from_address(buf)).cast("B")
+            dst = _c_view(buf, n)
             try:
                 dst[:] = self.view[self.pos : self.pos + n]
             finally:
@@ -306,6 +386,19 @@ class Client:
         access_token: a static access_token (rotate it with :meth:`set_access_token`).
         credentials: ``(corpid, corpsecret)`` or ``(appid, secret)``: the library
             fetches, caches and refreshes the token itself.
+        token_api: ``"default"``, ``"stable"`` or ``"classic"`` (a :class:`TokenApi`):
+            which endpoint issues tokens from credentials on the Official
+            Account / Mini Program (``stable_token`` by default).
+        token_provider: ``token_provider(force_refresh) -> str``: tokens from
+            your own token service instead of credentials.  ``force_refresh``
+            is True after WeChat rejected the previous token.  It is called on
+            whichever thread needs a token (also the library's own worker
+            threads), never twice at once for one client; if it raises, the
+            transfer fails with :class:`TokenError` whose ``__cause__`` is your
+            exception (raise a :class:`WxMediaError` with a positive errcode to
+            fail with that errcode instead).
+        token_store: ``redis://[[user]:password@]host[:port][/db]``: share one
+            token per app between processes through Redis (with credentials).
         base_url: the API host, e.g. ``"http://127.0.0.1:8080"`` for the emulator
             (default: the platform's official host).
         chunk_size: bytes per Range request: a multiple of 16, at most 20 MiB (the default).
@@ -341,10 +434,16 @@ class Client:
         *,
         limits: Optional[Mapping[str, int]] = None,
         ca_file: Optional[StrPath] = None,
+        token_api: Union[None, str, TokenApi] = None,
+        token_provider: Optional[Callable[[bool], str]] = None,
+        token_store: Optional[str] = None,
         cancel_on_interrupt: bool = True,
     ) -> None:
         self._ptr: Optional[Any] = None
         self._lock = threading.Lock()
+        self._active = 0
+        self._provider: Optional[TokenProvider] = None
+        self._provider_key: Optional[int] = None
         self.platform = _platform(platform)
         self.base_url = base_url
         self.cancel_on_interrupt = bool(cancel_on_interrupt)
@@ -363,6 +462,16 @@ class Client:
                 cid = _cstr(credentials[0], "credentials id")
                 secret = _cstr(credentials[1], "credentials secret")
                 _check(lib.wxm_config_set_credentials(cfg, cid, secret))
+            if token_provider is not None:
+                if not callable(token_provider):
+                    raise TypeError("token_provider must be callable as token_provider(force_refresh) -> str")
+                self._provider = TokenProvider(token_provider)
+                self._provider_key = PROVIDERS.add(self._provider)
+                _check(lib.wxm_config_set_token_provider(cfg, TOKEN_TRAMPOLINE, self._provider_key))
+            if token_store is not None:
+                _check(lib.wxm_config_set_token_store(cfg, _cstr(token_store, "token_store")))
+            if token_api is not None:
+                _check(lib.wxm_config_set_token_api(cfg, int(_token_api(token_api))))
             if chunk_size is not None:
                 _check(lib.wxm_config_set_chunk_size(cfg, _uint(chunk_size, "chunk_size", 64)))
             if parallelism is not None:
@@ -402,6 +511,9 @@ class Client:
             if not out:
                 _raise_for(ec.E_PANIC, "wxm_client_new reported success but gave no client")
             self._ptr = out
+        except BaseException:
+            self._release_provider()
+            raise
         finally:
             lib.wxm_config_free(cfg)
 
@@ -410,8 +522,35 @@ class Client:
         """Free the client handle (idempotent).  Running transfers keep going."""
         with self._lock:
             ptr, self._ptr = self._ptr, None
+            idle = self._active == 0
         if ptr is not None:
             lib.wxm_client_free(ptr)
+        if idle:
+            self._release_provider()
+
+    def _release_provider(self) -> None:
+        key, self._provider_key = self._provider_key, None
+        if key is not None:
+            PROVIDERS.remove(key)
+
+    def _end(self) -> None:
+        with self._lock:
+            self._active -= 1
+            release = self._active == 0 and self._ptr is None
+        if release:
+            self._release_provider()
+
+    def _fail(self, rc: int, errmsg: Callable[[], Optional[bytes]]) -> None:
+        """Raise for a failed transfer, chaining a token provider's exception when it caused it."""
+        p = self._provider
+        cause = p.error if p is not None else None
+        if cause is not None and (rc == ec.E_NO_TOKEN or rc == getattr(cause, "errcode", None)):
+            detail = _ffi.decode(errmsg()) or _ffi.strerror(rc)
+            err = make_error(rc, f"{detail} (token_provider raised {type(cause).__name__}: {cause})")
+            if rc == ec.E_NO_TOKEN:
+                err = TokenError(rc, err.errmsg)
+            raise err from cause
+        _check(rc, errmsg)
 
     @property
     def closed(self) -> bool:
@@ -448,8 +587,12 @@ class Client:
     def _new_handle(self, new: Callable[[Any, bytes], Any], arg: bytes) -> Any:
         with self._lock:  # close() cannot free the client under us
             h = new(self._live(), arg)
+            if not h:
+                detail = _ffi.last_errmsg()  # same thread, right after the call
+            else:
+                self._active += 1  # balanced by _end() once the handle is freed
         if not h:
-            _raise_for(ec.E_INVALID_ARG, _ffi.last_errmsg())
+            _raise_for(ec.E_INVALID_ARG, detail)
         return h
 
     def _run(
@@ -556,7 +699,7 @@ class Client:
         self,
         media: bytes,
         path: Optional[bytes],
-        sink: Optional[Callable[[int, bytes], None]],
+        sink: Optional[Callable[[int, int, int], None]],
         progress: Optional[ProgressCallback],
         start: int,
         hd_voice: bool,
@@ -564,11 +707,15 @@ class Client:
     ) -> MediaInfo:
         if progress is not None and not callable(progress):
             raise TypeError("progress must be callable as progress(done, total)")
-        h = self._new_handle(lib.wxm_download_new, media)
         transfer = Transfer()
         transfer.sink = sink
         transfer.progress = progress
         key = REGISTRY.add(transfer)
+        try:
+            h = self._new_handle(lib.wxm_download_new, media)
+        except BaseException:
+            REGISTRY.remove(key)
+            raise
         try:
             errmsg = lambda: lib.wxm_download_errmsg(h)  # noqa: E731
             if start:
@@ -583,7 +730,8 @@ class Client:
                 call = lambda: lib.wxm_download_to_sink(h, SINK_TRAMPOLINE, key)  # noqa: E731
             rc = self._run(call, lambda: lib.wxm_download_cancel(h), cancel)
             transfer.reraise()
-            _check(rc, errmsg)
+            if rc:
+                self._fail(rc, errmsg)
             return MediaInfo(
                 size=int(lib.wxm_download_size(h)),
                 content_type=_ffi.decode(lib.wxm_download_content_type(h)),
@@ -593,6 +741,7 @@ class Client:
         finally:
             REGISTRY.remove(key)
             lib.wxm_download_free(h)
+            self._end()
 
     # --- upload --------------------------------------------------------------------
     def upload(
@@ -609,7 +758,8 @@ class Client:
 
         Args:
             type: ``"image"``, ``"voice"``, ``"video"``, ``"file"`` or ``"thumb"``
-                (which ones a platform accepts is judged by the library: 40004).
+                (which ones a platform accepts is judged by the library: 40004),
+                or ``"uploadimg"`` for a permanent image URL (``result.url``).
             src: a path (``str`` / ``os.PathLike``); ``bytes``-like data; or a
                 binary file object with ``readinto()`` or ``read()``, read from
                 its current position.  Its length comes from seek/tell or
@@ -663,11 +813,15 @@ class Client:
                 f"src must be a path, bytes, or a binary file object with read(), not {type_name(src)}"
             )
 
-        h = self._new_handle(lib.wxm_upload_new, type_b)
         transfer = Transfer()
         transfer.reader = reader
         transfer.progress = progress
         key = REGISTRY.add(transfer)
+        try:
+            h = self._new_handle(lib.wxm_upload_new, type_b)
+        except BaseException:
+            REGISTRY.remove(key)
+            raise
         try:
             errmsg = lambda: lib.wxm_upload_errmsg(h)  # noqa: E731
             if path is not None:
@@ -680,18 +834,134 @@ class Client:
                 _check(lib.wxm_upload_set_progress(h, PROGRESS_TRAMPOLINE, key), errmsg)
             rc = self._run(lambda: lib.wxm_upload_run(h), lambda: lib.wxm_upload_cancel(h), cancel)
             transfer.reraise()
-            _check(rc, errmsg)
+            if rc:
+                self._fail(rc, errmsg)
             media_id = _ffi.decode(lib.wxm_upload_media_id(h))
-            if not media_id:
+            url = _ffi.decode(lib.wxm_upload_url(h))
+            if not media_id and not url:
                 raise make_error(ec.E_PROTOCOL, "the upload succeeded but no media_id was reported")
             return UploadResult(
-                media_id=media_id,
+                media_id=media_id or "",
                 type=_ffi.decode(lib.wxm_upload_type(h)) or type,
                 created_at=int(lib.wxm_upload_created_at(h)),
+                url=url,
             )
         finally:
             REGISTRY.remove(key)
             lib.wxm_upload_free(h)
+            self._end()
+
+
+    # --- asynchronous upload by URL (WeCom, kf) --------------------------------------
+    def upload_by_url(
+        self,
+        type: str,
+        url: str,
+        filename: str,
+        *,
+        md5: Optional[str] = None,
+        md5_path: Optional[StrPath] = None,
+        scene: Optional[int] = None,
+        timeout: Optional[float] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> UploadResult:
+        """Have WeChat fetch a file (``"video"`` or ``"file"``, up to 200 MB) from ``url``.
+
+        Submits the job (``cgi-bin/media/upload_by_url``) and polls until it is
+        done.  The URL must support Range requests.  Give the file's MD5 as
+        ``md5`` (32 hex digits), or ``md5_path``, a local copy the library
+        hashes (and checks against the size limits).  ``timeout`` seconds
+        (default 10 minutes) bound the wait: then :class:`Timeout` is raised
+        with ``.jobid`` set, and :meth:`wait_upload_by_url` picks it up later.
+        Job failures raise their errcode (830001 URL without Range support,
+        830003 download failed, 45001 size, 301019 MD5 mismatch), also with
+        ``.jobid``.
+        """
+        h = self._new_url_upload(type, url, filename)
+        return self._url_job(h, md5, md5_path, scene, None, timeout, cancel, submit_only=False)
+
+    def submit_upload_by_url(
+        self,
+        type: str,
+        url: str,
+        filename: str,
+        *,
+        md5: Optional[str] = None,
+        md5_path: Optional[StrPath] = None,
+        scene: Optional[int] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> str:
+        """Submit an upload by URL without waiting; returns the jobid (valid 60 minutes)."""
+        h = self._new_url_upload(type, url, filename)
+        result = self._url_job(h, md5, md5_path, scene, None, None, cancel, submit_only=True)
+        assert result.jobid is not None
+        return result.jobid
+
+    def wait_upload_by_url(
+        self, jobid: str, *, timeout: Optional[float] = None, cancel: Optional[CancelToken] = None
+    ) -> UploadResult:
+        """Wait for a submitted job (see :meth:`upload_by_url`)."""
+        jobid_b = _cstr(jobid, "jobid")
+        h = self._new_url_upload("file", "", "")
+        return self._url_job(h, None, None, None, jobid_b, timeout, cancel, submit_only=False)
+
+    def _new_url_upload(self, type_: str, url: str, filename: str) -> Any:
+        args = (_cstr(type_, "type"), _cstr(url, "url"), _cstr(filename, "filename"))
+        with self._lock:
+            h = lib.wxm_url_upload_new(self._live(), *args)
+            if not h:
+                detail = _ffi.last_errmsg()
+            else:
+                self._active += 1
+        if not h:
+            _raise_for(ec.E_INVALID_ARG, detail)
+        return h
+
+    def _url_job(
+        self,
+        h: Any,
+        md5: Optional[str],
+        md5_path: Optional[StrPath],
+        scene: Optional[int],
+        jobid: Optional[bytes],
+        timeout: Optional[float],
+        cancel: Optional[CancelToken],
+        submit_only: bool,
+    ) -> UploadResult:
+        try:
+            errmsg = lambda: lib.wxm_url_upload_errmsg(h)  # noqa: E731
+            if md5 is not None and md5_path is not None:
+                raise TypeError("give md5 or md5_path, not both")
+            if md5 is not None:
+                _check(lib.wxm_url_upload_set_md5(h, _cstr(md5, "md5")), errmsg)
+            if md5_path is not None:
+                _check(lib.wxm_url_upload_set_md5_from_path(h, _path_bytes(md5_path, "md5_path")), errmsg)
+            if scene is not None:
+                _check(lib.wxm_url_upload_set_scene(h, _uint(scene, "scene", 32)), errmsg)
+            if jobid is not None:
+                _check(lib.wxm_url_upload_set_jobid(h, jobid), errmsg)
+            timeout_ms = 0 if timeout is None else _millis(timeout, "timeout")
+            if submit_only:
+                call = lambda: lib.wxm_url_upload_submit(h)  # noqa: E731
+            else:
+                call = lambda: lib.wxm_url_upload_run(h, timeout_ms)  # noqa: E731
+            rc = self._run(call, lambda: lib.wxm_url_upload_cancel(h), cancel)
+            job = _ffi.decode(lib.wxm_url_upload_jobid(h))
+            if rc:
+                try:
+                    self._fail(rc, errmsg)
+                except WxMediaError as e:
+                    e.jobid = job
+                    raise
+            return UploadResult(
+                media_id=_ffi.decode(lib.wxm_url_upload_media_id(h)) or "",
+                type="",
+                created_at=int(lib.wxm_url_upload_created_at(h)),
+                jobid=job,
+            )
+        finally:
+            lib.wxm_url_upload_free(h)
+            self._end()
 
 
 def type_name(obj: Any) -> str:

@@ -104,6 +104,12 @@ API_CONCURRENCY_LIMIT = 45033
 API_UNAUTHORIZED = 48001
 FILE_TOO_BIG_NEEDS_RANGE = 830002
 """Over 20 MB: must be fetched in Range chunks of at most 20 MB."""
+URL_WITHOUT_RANGE = 830001
+"""Upload by URL: the URL is invalid or does not support Range."""
+URL_DOWNLOAD_FAILED = 830003
+"""Upload by URL: WeChat could not download the URL."""
+MD5_MISMATCH = 301019
+"""Upload by URL: the file's MD5 is not the one given."""
 
 TOKEN_CODES = frozenset(
     {INVALID_CREDENTIAL, INVALID_APPID, INVALID_ACCESS_TOKEN, MISSING_ACCESS_TOKEN, ACCESS_TOKEN_EXPIRED, E_NO_TOKEN}

@@ -37,6 +37,8 @@ class WxMediaError(Exception):
 
     errcode: int
     errmsg: str
+    jobid: "str | None" = None
+    """For an upload by URL: the job concerned (wait for it again after a Timeout)."""
 
     def __init__(self, errcode: int, errmsg: str = "") -> None:
         super().__init__(errcode, errmsg)

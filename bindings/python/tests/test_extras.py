@@ -1,0 +1,157 @@
+"""The rest of the ABI through Python: token provider, uploadimg, asynchronous upload by URL."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import List
+
+import pytest
+
+import wxmedia
+from wxmedia import errcodes
+from wxemu import JPEG, PNG, TOKEN, Emulator, generated, sha256
+from conftest import make_client
+
+MiB = 1024 * 1024
+
+
+# --- token provider ------------------------------------------------------------------------
+def test_token_provider_supplies_and_refreshes(emu: Emulator) -> None:
+    media = emu.add_media(size=2 * MiB, seed=8)
+    calls: List[bool] = []
+    threads: List[str] = []
+    emu.add_token("provided-token-1")
+
+    def provider(force_refresh: bool) -> str:
+        calls.append(force_refresh)
+        threads.append(threading.current_thread().name)
+        if force_refresh:
+            emu.add_token("provided-token-2")
+            return "provided-token-2"
+        return "provided-token-1"
+
+    with make_client(emu, access_token=None, token_provider=provider, chunk_size=256 * 1024, parallelism=3) as c:
+        data, _ = c.download_bytes(media["media_id"])
+        assert sha256(data) == media["sha256"]
+        assert calls == [False]
+        emu.expire_token("provided-token-1")
+        data, _ = c.download_bytes(media["media_id"])
+        assert sha256(data) == media["sha256"]
+    assert calls == [False, True]
+    assert emu.stats()["token_fetches"] == 0
+
+
+def test_token_provider_exception_is_the_cause(emu: Emulator) -> None:
+    media = emu.add_media(size=1000, seed=8)
+
+    class VaultDown(Exception):
+        pass
+
+    def provider(force_refresh: bool) -> str:
+        raise VaultDown("token service unreachable")
+
+    with make_client(emu, access_token=None, token_provider=provider) as c:
+        with pytest.raises(wxmedia.TokenError) as info:
+            c.download_bytes(media["media_id"])
+    assert info.value.errcode == errcodes.E_NO_TOKEN
+    assert isinstance(info.value.__cause__, VaultDown)
+    assert "token service unreachable" in str(info.value)
+
+
+def test_token_provider_can_fail_with_an_errcode(emu: Emulator) -> None:
+    def provider(force_refresh: bool) -> str:
+        raise wxmedia.WxMediaError(40013, "invalid corpid in my vault")
+
+    with make_client(emu, access_token=None, token_provider=provider) as c:
+        with pytest.raises(wxmedia.TokenError) as info:
+            c.upload("file", b"0123456789", filename="a.txt")
+    assert info.value.errcode == 40013
+
+
+@pytest.mark.parametrize("bad", [None, "", "has space", "x" * 5000, "令牌"])
+def test_token_provider_bad_answers(emu: Emulator, bad: object) -> None:
+    media = emu.add_media(size=100, seed=8)
+    with make_client(emu, access_token=None, token_provider=lambda force: bad) as c:
+        with pytest.raises(wxmedia.TokenError) as info:
+            c.download_bytes(media["media_id"])
+    assert isinstance(info.value.__cause__, (TypeError, ValueError, UnicodeEncodeError))
+
+
+def test_token_provider_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="token_provider must be callable"):
+        wxmedia.Client("wecom", token_provider="token")  # type: ignore[arg-type]
+
+
+def test_token_provider_released_with_the_client(emu: Emulator) -> None:
+    from wxmedia._transfer import PROVIDERS
+
+    before = len(PROVIDERS)
+    c = make_client(emu, access_token=None, token_provider=lambda force: TOKEN)
+    assert len(PROVIDERS) == before + 1
+    c.close()
+    assert len(PROVIDERS) == before
+
+
+def test_token_store_url_is_validated() -> None:
+    with pytest.raises(wxmedia.InvalidArgument):
+        wxmedia.Client("wecom", token_store="http://not-redis")
+
+
+# --- uploadimg -------------------------------------------------------------------------------
+def test_uploadimg_gives_a_permanent_url(client: wxmedia.Client, emu: Emulator) -> None:
+    res = client.upload("uploadimg", PNG, filename="logo.png")
+    assert res.url is not None and res.url.startswith("http")
+    assert TOKEN not in res.url
+
+
+# --- upload by URL ---------------------------------------------------------------------------
+def _source(emu: Emulator, size: int, seed: int) -> tuple:
+    """A media served by the emulator's own CDN-like /__video/ endpoint (Range-capable)."""
+    m = emu.add_media(size=size, seed=seed, filename="src.bin")
+    md5 = hashlib.md5(generated(seed, 0, size)).hexdigest()
+    return f"{emu.base_url}/__video/{m['media_id']}", md5, m
+
+
+def test_upload_by_url(client: wxmedia.Client, emu: Emulator) -> None:
+    url, md5, src = _source(emu, 3 * MiB + 5, 61)
+    res = client.upload_by_url("file", url, "远程文件.bin", md5=md5, timeout=60)
+    assert res.media_id and res.jobid and res.created_at > 0
+    stored = emu.media(res.media_id)
+    assert stored["sha256"] == src["sha256"] and stored["filename"] == "远程文件.bin"
+    data, _ = client.download_bytes(res.media_id)
+    assert sha256(data) == src["sha256"]
+
+
+def test_upload_by_url_md5_from_path(client: wxmedia.Client, emu: Emulator, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url, _, src = _source(emu, MiB, 62)
+    local = tmp_path / "copy.bin"
+    local.write_bytes(generated(62, 0, MiB))
+    jobid = client.submit_upload_by_url("video", url, "clip.mp4", md5_path=local)
+    assert jobid
+    res = client.wait_upload_by_url(jobid, timeout=60)
+    assert res.jobid == jobid
+    assert emu.media(res.media_id)["sha256"] == src["sha256"]
+
+
+def test_upload_by_url_md5_mismatch(client: wxmedia.Client, emu: Emulator) -> None:
+    url, _, _ = _source(emu, MiB, 63)
+    with pytest.raises(wxmedia.WxMediaError) as info:
+        client.upload_by_url("file", url, "x.bin", md5="0" * 32, timeout=60)
+    assert info.value.errcode == errcodes.MD5_MISMATCH
+    assert info.value.jobid
+
+
+def test_upload_by_url_local_checks(client: wxmedia.Client) -> None:
+    with pytest.raises(wxmedia.InvalidType):
+        client.upload_by_url("image", "http://127.0.0.1:9/x.jpg", "x.jpg", md5="0" * 32)
+    with pytest.raises(TypeError, match="not both"):
+        client.upload_by_url("file", "http://127.0.0.1:9/x", "x", md5="0" * 32, md5_path="/etc/hostname")
+    with pytest.raises(wxmedia.WxMediaError):
+        client.upload_by_url("file", "http://127.0.0.1:9/x", "x.bin", md5="not-hex")
+
+
+def test_upload_by_url_is_wecom_only(official_client: wxmedia.Client) -> None:
+    with pytest.raises(wxmedia.WxMediaError) as info:
+        official_client.upload_by_url("file", "http://127.0.0.1:9/x.bin", "x.bin", md5="0" * 32)
+    assert info.value.errcode == errcodes.API_UNAUTHORIZED == 48001
