@@ -114,3 +114,64 @@ fn errcodes_and_usage_errors_as_exit_information() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn upload_by_url_with_md5_from_a_local_copy() {
+    let emu = emulator();
+    let dir = tempdir("byurl");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(dir.join("clip.mp4"), &data).expect("write");
+    let out = wxmedia(&emu, &["upload", "file", "clip.mp4"], &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let url = format!(
+        "{}/__video/{}",
+        emu.base_url(),
+        answer["media_id"].as_str().expect("id")
+    );
+    let out = wxmedia(
+        &emu,
+        &[
+            "upload-by-url",
+            "video",
+            &url,
+            "--filename",
+            "c.mp4",
+            "--local",
+            "clip.mp4",
+            "--timeout",
+            "30",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let id = job["media_id"].as_str().expect("media_id");
+    let out = wxmedia(&emu, &["get", id, "-o", "-"], &dir);
+    assert_eq!(out.stdout, data);
+    // A wrong MD5 is the job's errcode.
+    let out = wxmedia(
+        &emu,
+        &[
+            "upload-by-url",
+            "video",
+            &url,
+            "--filename",
+            "c.mp4",
+            "--md5",
+            &"0".repeat(32),
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("errcode 301019"));
+    let _ = std::fs::remove_dir_all(dir);
+}
