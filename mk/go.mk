@@ -20,8 +20,10 @@ demo: go-demo
 # The archive goes where link_static.go looks for it (bindings/go/lib/ is
 # git-ignored); the header copy is committed so that the module builds from
 # a checkout, and refreshed here (TestBundledHeaderIsCurrent checks it).
-# libid.h records both files' sha256: the Go build cache does not notice a
-# changed archive or header, but it does hash the .h files in the package.
+# libid.h (git-ignored) records both files' sha256: the Go build cache hashes
+# only the package directory's own files, so without it a new header in
+# include/ would not recompile the package, nor would a `go build -o` whose
+# output looks current relink against a new archive.
 go-lib: lib
 	mkdir -p $(GO_LIBDIR)
 	cp $(LIB_A) $(GO_LIBDIR)/libwxmedia.a

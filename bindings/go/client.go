@@ -168,7 +168,7 @@ func configure(conf *C.wxm_config, cfg *Config) error {
 		s.call("ChunkSize", func() C.int32_t { return C.wxm_config_set_chunk_size(conf, C.uint64_t(cfg.ChunkSize)) })
 	}
 	if cfg.Parallelism != 0 {
-		s.check(cfg.Parallelism > 0 && cfg.Parallelism <= math.MaxUint32, "Parallelism out of range")
+		s.check(cfg.Parallelism > 0 && int64(cfg.Parallelism) <= math.MaxUint32, "Parallelism out of range")
 		s.call("Parallelism", func() C.int32_t { return C.wxm_config_set_parallelism(conf, C.uint32_t(cfg.Parallelism)) })
 	}
 	// The library sets both timeouts, and both retry values, in one call.
@@ -179,7 +179,7 @@ func configure(conf *C.wxm_config, cfg *Config) error {
 	}
 	if cfg.MaxAttempts != 0 || cfg.Backoff != 0 {
 		attempts := or(cfg.MaxAttempts, DefaultMaxAttempts)
-		s.check(attempts > 0 && attempts <= math.MaxUint32, "MaxAttempts out of range")
+		s.check(attempts > 0 && int64(attempts) <= math.MaxUint32, "MaxAttempts out of range")
 		backoff := s.millis("Backoff", or(cfg.Backoff, DefaultBackoff))
 		s.call("retries", func() C.int32_t { return C.wxm_config_set_retries(conf, C.uint32_t(attempts), backoff) })
 	}

@@ -367,12 +367,18 @@ func TestDownloadErrcodes(t *testing.T) {
 
 	// A final errcode is not retried.
 	meta := e.addMedia(t, mediaSpec{Filename: "e.bin", Size: 1000, Seed: 11})
-	e.fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: ptr[int64](48002), Count: 10})
+	e.fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: ptr[int64](48002)})
 	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
 	wantCode(t, err, 48002)
 	if n := e.stats(t).MediaRequests[meta.MediaID]; n != 1 {
 		t.Errorf("%d requests for a final errcode, want 1", n)
 	}
+
+	// 830002 (a media that must be fetched in smaller Range chunks) is
+	// final for a chunk the library already keeps within 20 MiB.
+	e.fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: ptr[int64](830002)})
+	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
+	wantCode(t, err, wxmedia.ErrRangeRequired)
 
 	// Over 20 MiB without Range: the library never asks for that, so a
 	// chunk size of 20 MiB + 16 is refused up front.
@@ -481,6 +487,19 @@ func TestTokenRefreshWithCredentials(t *testing.T) {
 	checkDownload(t, c, meta)
 	if s := e.stats(t); s.TokenFetches != 3 || s.FaultsFired != 1 {
 		t.Errorf("%d token fetches and %d faults after a mid-transfer expiry, want 3 and 1", s.TokenFetches, s.FaultsFired)
+	}
+}
+
+func TestOfficialCredentials(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformOfficial)
+	c := newClient(t, e, func(cfg *wxmedia.Config) {
+		cfg.AccessToken = ""
+		cfg.CorpID, cfg.Secret = testCorpID, testSecret // appid/secret here
+	})
+	meta := e.addMedia(t, mediaSpec{Filename: "oa.jpg", Size: 70_000, Seed: 18, Kind: "image"})
+	checkDownload(t, c, meta)
+	if s := e.stats(t); s.TokenFetches != 1 || s.Requests["stable_token"] != 1 {
+		t.Errorf("token fetches %d, requests %v: want one stable_token", s.TokenFetches, s.Requests)
 	}
 }
 

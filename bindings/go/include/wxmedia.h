@@ -128,6 +128,33 @@
 #define WXM_E_STATE -1012
 
 /**
+ * Size limits of the async upload, as documented (5 bytes to 200 MB).
+ */
+#define MIN_SIZE 6
+
+#define MAX_SIZE ((200 * 1024) * 1024)
+
+/**
+ * Job status: not submitted yet.
+ */
+#define WXM_JOB_NONE 0
+
+/**
+ * Job status: WeChat is fetching the URL.
+ */
+#define WXM_JOB_PROCESSING 1
+
+/**
+ * Job status: done; the media_id is ready.
+ */
+#define WXM_JOB_DONE 2
+
+/**
+ * Job status: failed; the run returned the job's errcode (830001, 830003, 45001, 301019).
+ */
+#define WXM_JOB_FAILED 3
+
+/**
  * A client: one keep-alive connection pool and one access_token cache.
  * Thread-safe: share one client between threads and transfers. Every
  * transfer holds its own reference, so the client may be freed while
@@ -160,6 +187,28 @@ typedef struct wxm_download wxm_download;
  * valid after a run returns, until the next run or the free.
  */
 typedef struct wxm_upload wxm_upload;
+
+/**
+ * One asynchronous upload by URL (WeCom, kf): WeChat fetches the file (up
+ * to 200 MB, video or file) from a URL that supports Range, and the
+ * library polls for the result. Created by `wxm_url_upload_new`, run by
+ * `wxm_url_upload_run` (or `_submit` then `_wait`), released by
+ * `wxm_url_upload_free`. One thread at a time; cancel from any thread.
+ */
+typedef struct wxm_url_upload wxm_url_upload;
+
+/**
+ * Supplies access_tokens from the host's own token service: write the
+ * token (visible ASCII, no NUL needed) into `buf` (room for `cap` bytes),
+ * store its length in `*len`, and return 0. `force_refresh` is non-zero
+ * when WeChat rejected the previous token (40001/40014/42001): return a
+ * new one. A non-zero return stops the transfer: a positive value is
+ * returned to the host as that errcode, anything else as `WXM_E_NO_TOKEN`.
+ * Called single-flight (never concurrently for one client) when a token is
+ * first needed and after a rejection, on whichever thread needs it —
+ * including the library's worker threads of a parallel download.
+ */
+typedef int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len);
 
 /**
  * Reports progress: `done` bytes of the media are with the host (counting
@@ -251,6 +300,31 @@ int32_t wxm_config_set_credentials(wxm_config *cfg, const char *id, const char *
  * `cfg` is NULL or a live configuration.
  */
 int32_t wxm_config_set_token_api(wxm_config *cfg, int32_t api);
+
+/**
+ * Uses `provider` (see `wxm_token_provider_fn`) for tokens instead of
+ * credentials; `user_data` must stay valid, and usable from any thread,
+ * for the life of every client made from this config. A NULL provider
+ * removes it. Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `cfg` is NULL or live; `provider` and `user_data` follow the contract above.
+ */
+int32_t wxm_config_set_token_provider(wxm_config *cfg, wxm_token_provider_fn provider, void *user_data);
+
+/**
+ * Shares one access_token per app between every process (and machine)
+ * that uses the same Redis: `redis://[[user]:password@]host[:port][/db]`.
+ * With credentials, the token is cached in Redis; when it expires or is
+ * rejected exactly one process (holding a Redis lock) fetches a new one
+ * and the others wait for it; shortly before expiry one process renews
+ * it ahead of time. If Redis cannot be reached, the client fetches tokens
+ * itself. Returns 0 or `WXM_E_INVALID_ARG` (a malformed URL).
+ *
+ * # Safety
+ * `cfg` is NULL or live; `redis_url` is NULL or a NUL-terminated string.
+ */
+int32_t wxm_config_set_token_store(wxm_config *cfg, const char *redis_url);
 
 /**
  * Sets the largest Range a download asks for: a non-zero multiple of 16,
@@ -493,7 +567,9 @@ void wxm_download_free(wxm_download *dl);
 
 /**
  * Creates an upload of media type `type` ("image", "voice", "video",
- * "file", "thumb"). Any string is accepted here: the type, like every
+ * "file", "thumb"), or "uploadimg" for a permanent image URL
+ * (`cgi-bin/media/uploadimg`, JPG/PNG up to 2 MB; read it with
+ * `wxm_upload_url`). Any string is accepted here: the type, like every
  * local check, is judged by `wxm_upload_run`, which answers WeChat's own
  * errcode (40004) for a type the platform does not take. Returns NULL for
  * NULL or non-UTF-8 arguments (see `wxm_last_errmsg`).
@@ -575,6 +651,15 @@ void wxm_upload_cancel(const wxm_upload *up);
 const char *wxm_upload_media_id(const wxm_upload *up);
 
 /**
+ * For type "uploadimg" (`cgi-bin/media/uploadimg`): the permanent image
+ * URL WeChat answered; NULL otherwise. Owned by the handle.
+ *
+ * # Safety
+ * `up` is NULL or a live upload.
+ */
+const char *wxm_upload_url(const wxm_upload *up);
+
+/**
  * The type WeChat answered, or NULL before a successful run. Owned by the handle.
  *
  * # Safety
@@ -607,6 +692,140 @@ const char *wxm_upload_errmsg(const wxm_upload *up);
  * `up` is NULL or an upload from `wxm_upload_new`, freed once, not running.
  */
 void wxm_upload_free(wxm_upload *up);
+
+/**
+ * Creates an upload by URL of `type` ("video" or "file") fetched by WeChat
+ * from `url` and shown as `filename`. Set the MD5 with
+ * `wxm_url_upload_set_md5` or `wxm_url_upload_set_md5_from_path` before
+ * submitting. Returns NULL for NULL or non-UTF-8 arguments.
+ *
+ * # Safety
+ * `client` is NULL or live; the strings are NULL or NUL-terminated.
+ */
+wxm_url_upload *wxm_url_upload_new(const wxm_client *client, const char *type, const char *url, const char *filename);
+
+/**
+ * Sets the file's MD5 (32 hex digits), which WeChat checks (301019 on a
+ * mismatch). Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `u` is NULL or live; `md5_hex` is NULL or NUL-terminated.
+ */
+int32_t wxm_url_upload_set_md5(wxm_url_upload *u, const char *md5_hex);
+
+/**
+ * Computes the MD5 from a local copy of the file at `path` (streamed), and
+ * checks its size against the limits of the async upload (45001 outside
+ * 5 bytes to 200 MB). Returns 0, 45001, `WXM_E_IO` or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `u` is NULL or live; `path` is NULL or NUL-terminated.
+ */
+int32_t wxm_url_upload_set_md5_from_path(wxm_url_upload *u, const char *path);
+
+/**
+ * Sets the scene (default 1, 客户联系入群欢迎语素材, the only one documented).
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+int32_t wxm_url_upload_set_scene(wxm_url_upload *u, uint32_t scene);
+
+/**
+ * Waits on an already submitted job (e.g. after a restart, or on the
+ * `upload_media_job_finish` event) instead of submitting a new one.
+ * Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `u` is NULL or live; `jobid` is NULL or NUL-terminated.
+ */
+int32_t wxm_url_upload_set_jobid(wxm_url_upload *u, const char *jobid);
+
+/**
+ * Submits the job (validating locally first: type 40004, fields 40058,
+ * platform 48001). Returns 0 with the jobid in `wxm_url_upload_jobid`, or
+ * an errcode. Does nothing when a jobid is already set.
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+int32_t wxm_url_upload_submit(wxm_url_upload *u);
+
+/**
+ * Polls the job with backoff until it is done (0; `wxm_url_upload_media_id`)
+ * or failed (the job's errcode: 830001 URL without Range support, 830003
+ * download failed, 45001 size, 301019 MD5 mismatch), or `timeout_ms`
+ * passes (`WXM_E_TIMEOUT`: the job goes on; wait again). 0 means 10 minutes.
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+int32_t wxm_url_upload_wait(wxm_url_upload *u, uint32_t timeout_ms);
+
+/**
+ * Submits (unless a jobid is set) and waits: `_submit` then `_wait`.
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+int32_t wxm_url_upload_run(wxm_url_upload *u, uint32_t timeout_ms);
+
+/**
+ * Cancels a submit or wait from any thread (`WXM_E_CANCELLED`); the job
+ * itself goes on at WeChat. NULL is ignored.
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+void wxm_url_upload_cancel(const wxm_url_upload *u);
+
+/**
+ * The jobid (valid 60 minutes at WeChat), or NULL before a submit. Owned by the handle.
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+const char *wxm_url_upload_jobid(const wxm_url_upload *u);
+
+/**
+ * The media_id once the job is done, else NULL. Owned by the handle.
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+const char *wxm_url_upload_media_id(const wxm_url_upload *u);
+
+/**
+ * The media's created_at once the job is done, else 0.
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+int64_t wxm_url_upload_created_at(const wxm_url_upload *u);
+
+/**
+ * `WXM_JOB_NONE`, `_PROCESSING`, `_DONE` or `_FAILED` (0 for NULL).
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+int32_t wxm_url_upload_status(const wxm_url_upload *u);
+
+/**
+ * The detail of the last failure ("" after a success; NULL for NULL). Owned by the handle.
+ *
+ * # Safety
+ * `u` is NULL or a live handle.
+ */
+const char *wxm_url_upload_errmsg(const wxm_url_upload *u);
+
+/**
+ * Releases the handle (not while it runs). NULL is ignored.
+ *
+ * # Safety
+ * `u` is NULL or a handle from `wxm_url_upload_new`, freed once.
+ */
+void wxm_url_upload_free(wxm_url_upload *u);
 
 #ifdef __cplusplus
 }  // extern "C"
