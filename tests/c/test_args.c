@@ -230,6 +230,7 @@ static void args_null_upload(void)
     CHECK_RC(wxm_upload_run(NULL), WXM_E_INVALID_ARG);
     wxm_upload_cancel(NULL);
     CHECK(wxm_upload_media_id(NULL) == NULL, "media_id of NULL");
+    CHECK(wxm_upload_url(NULL) == NULL, "url of NULL");
     CHECK(wxm_upload_type(NULL) == NULL, "type of NULL");
     CHECK(wxm_upload_created_at(NULL) == 0, "created_at of NULL");
     CHECK(wxm_upload_errmsg(NULL) == NULL, "errmsg of NULL");
@@ -248,6 +249,53 @@ static void args_null_upload(void)
     CHECK_RC(wxm_upload_set_reader(u, dummy_read, NULL, 10), WXM_OK);
     CHECK_RC(wxm_upload_run(u), WXM_E_CANCELLED);
     wxm_upload_free(u);
+    wxm_client_free(client);
+}
+
+/* Upload by URL (asynchronous, WeCom): NULL arguments only, nothing is
+ * submitted. */
+static void args_null_url_upload(void)
+{
+    static const char url[] = "http://127.0.0.1:9/media.bin";
+    static const char md5[] = "0123456789abcdef0123456789abcdef";
+    wxm_client *client = test_client(0, 0, 0);
+    wxm_url_upload *u;
+    REQUIRE(client != NULL);
+
+    CHECK(wxm_url_upload_new(NULL, "file", url, "m.bin") == NULL, "NULL client");
+    CHECK_LAST_ERRMSG();
+    CHECK(wxm_url_upload_new(client, NULL, url, "m.bin") == NULL, "NULL type");
+    CHECK(wxm_url_upload_new(client, "file", NULL, "m.bin") == NULL, "NULL url");
+    CHECK(wxm_url_upload_new(client, "file", url, NULL) == NULL, "NULL filename");
+    CHECK(wxm_url_upload_new(client, "file", url, BAD_UTF8) == NULL, "bad UTF-8");
+
+    CHECK_RC(wxm_url_upload_set_md5(NULL, md5), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_set_md5_from_path(NULL, "/etc/hostname"),
+             WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_set_scene(NULL, 1), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_set_jobid(NULL, "job"), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_submit(NULL), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_wait(NULL, 10), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_run(NULL, 10), WXM_E_INVALID_ARG);
+    wxm_url_upload_cancel(NULL);
+    CHECK(wxm_url_upload_jobid(NULL) == NULL, "jobid of NULL");
+    CHECK(wxm_url_upload_media_id(NULL) == NULL, "media_id of NULL");
+    CHECK(wxm_url_upload_created_at(NULL) == 0, "created_at of NULL");
+    CHECK(wxm_url_upload_status(NULL) == 0, "status of NULL");
+    CHECK(wxm_url_upload_errmsg(NULL) == NULL, "errmsg of NULL");
+    wxm_url_upload_free(NULL);
+
+    u = wxm_url_upload_new(client, "file", url, "m.bin");
+    REQUIRE(u != NULL, "%s", wxm_last_errmsg());
+    CHECK_RC(wxm_url_upload_set_md5(u, NULL), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_set_md5(u, "not-an-md5"), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_set_md5(u, md5), WXM_OK);
+    CHECK_RC(wxm_url_upload_set_md5_from_path(u, NULL), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_set_jobid(u, NULL), WXM_E_INVALID_ARG);
+    CHECK(wxm_url_upload_jobid(u) == NULL, "jobid before a submit");
+    CHECK(wxm_url_upload_media_id(u) == NULL, "media_id before a run");
+    wxm_url_upload_cancel(u);
+    wxm_url_upload_free(u);
     wxm_client_free(client);
 }
 
@@ -315,5 +363,6 @@ const test_case args_tests[] = {
     {"args_null_config_client", args_null_config_client, 1},
     {"args_null_download", args_null_download, 1},
     {"args_null_upload", args_null_upload, 1},
+    {"args_null_url_upload", args_null_url_upload, 1},
     {"args_strerror_version", args_strerror_version, 1},
     {NULL, NULL, 0}};
