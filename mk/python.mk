@@ -6,9 +6,10 @@
 #   make py-test      pytest against the real emulator, with WXMEDIA_LIBRARY unset so
 #                     the bundled library is what is tested
 #   make py-demo      start an emulator, run bindings/python/examples/demo.py, stop it
+#   make py-mypy      mypy --strict on the package (installs mypy into the venv)
 #   make py-clean     remove the venv and the package's build leftovers
 
-.PHONY: py-install py-test py-demo py-clean
+.PHONY: py-install py-test py-demo py-mypy py-clean
 
 PYTHON ?= python3
 PY_VENV := $(ROOT)/build/venv
@@ -41,6 +42,10 @@ py-demo: py-install
 	if [ -z "$$addr" ]; then echo "py-demo: the emulator did not start:" >&2; cat "$$err" >&2; exit 1; fi; \
 	cd / && env -u WXMEDIA_LIBRARY $(PY) $(PY_PKG)/examples/demo.py \
 		--base-url "http://$$addr" --token wxmedia-demo-token
+
+py-mypy: $(PY)
+	$(PY) -c 'import mypy' 2>/dev/null || $(PY) -m pip install --quiet mypy
+	cd $(PY_PKG) && $(PY) -m mypy --strict wxmedia
 
 py-clean:
 	rm -rf $(PY_VENV) $(PY_PKG)/build $(PY_PKG)/wxmedia/_lib $(PY_PKG)/*.egg-info
