@@ -17,6 +17,7 @@ import (
 	"time"
 
 	wxmedia "github.com/wxmedia/wxmedia/bindings/go"
+	"github.com/wxmedia/wxmedia/bindings/go/internal/emutest"
 )
 
 // newClient returns a Client for the emulator with short timeouts and quick
@@ -25,7 +26,7 @@ func newClient(t testing.TB, e *emulator, mod func(*wxmedia.Config)) *wxmedia.Cl
 	t.Helper()
 	cfg := wxmedia.Config{
 		Platform:       e.platform,
-		BaseURL:        e.base,
+		BaseURL:        e.BaseURL,
 		AccessToken:    testToken,
 		ConnectTimeout: 2 * time.Second,
 		IOTimeout:      5 * time.Second,
@@ -141,12 +142,12 @@ func TestDownloadToWriter(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	const chunk = 256 << 10
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk })
-	meta := e.addMedia(t, mediaSpec{Filename: "plain.bin", ContentType: "application/octet-stream", Size: 1_000_003, Seed: 1})
+	meta := e.AddMedia(t, mediaSpec{Filename: "plain.bin", ContentType: "application/octet-stream", Size: 1_000_003, Seed: 1})
 	info := checkDownload(t, c, meta)
 	if info.Filename != "plain.bin" || info.ContentType != "application/octet-stream" || info.VideoURL != "" {
 		t.Errorf("MediaInfo = %+v", info)
 	}
-	ranges := e.stats(t).rangesOf(meta.MediaID)
+	ranges := e.Stats(t).RangesOf(meta.MediaID)
 	checkAligned(t, ranges, meta.Size, chunk, false)
 	if want := (meta.Size + chunk - 1) / chunk; int64(len(ranges)) != want {
 		t.Errorf("%d requests, want %d", len(ranges), want)
@@ -157,7 +158,7 @@ func TestDownloadSmallAndEmptyWrites(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, nil)
 	for _, size := range []int64{6, 16, 17} {
-		meta := e.addMedia(t, mediaSpec{Filename: fmt.Sprintf("s%d.bin", size), Size: size, Seed: uint64(size)})
+		meta := e.AddMedia(t, mediaSpec{Filename: fmt.Sprintf("s%d.bin", size), Size: size, Seed: uint64(size)})
 		checkDownload(t, c, meta)
 	}
 }
@@ -165,7 +166,7 @@ func TestDownloadSmallAndEmptyWrites(t *testing.T) {
 func TestDownloadFile(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10; cfg.Parallelism = 3 })
-	meta := e.addMedia(t, mediaSpec{Filename: "report.pdf", ContentType: "application/pdf", Size: 700_001, Seed: 2})
+	meta := e.AddMedia(t, mediaSpec{Filename: "report.pdf", ContentType: "application/pdf", Size: 700_001, Seed: 2})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.pdf")
 	var last, total int64
@@ -203,10 +204,10 @@ func TestDownloadFileKeepsExistingFileOnFailure(t *testing.T) {
 	_, err := c.DownloadFile(context.Background(), "no-such-media", path)
 	wantCode(t, err, wxmedia.ErrInvalidMediaID)
 
-	meta := e.addMedia(t, mediaSpec{Filename: "x.bin", Size: 300_000, Seed: 3})
+	meta := e.AddMedia(t, mediaSpec{Filename: "x.bin", Size: 300_000, Seed: 3})
 	// A reset before the first byte, every time: no progress, so it gives up
 	// after MaxAttempts.
-	e.fault(t, fault{Kind: "reset", MediaID: meta.MediaID, Count: 100, AfterBytes: ptr[int64](0)})
+	e.Fault(t, fault{Kind: "reset", MediaID: meta.MediaID, Count: 100, AfterBytes: emutest.Ptr[int64](0)})
 	_, err = c.DownloadFile(context.Background(), meta.MediaID, path)
 	wantCode(t, err, wxmedia.ErrNetwork)
 	if b, _ := os.ReadFile(path); string(b) != "precious" {
@@ -218,9 +219,9 @@ func TestDownloadFileResumesAfterCancel(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	const chunk = 64 << 10
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.Parallelism = 1 })
-	meta := e.addMedia(t, mediaSpec{Filename: "big.bin", Size: 20 * chunk, Seed: 4})
+	meta := e.AddMedia(t, mediaSpec{Filename: "big.bin", Size: 20 * chunk, Seed: 4})
 	// The fifth chunk stalls; cancel once four chunks (256 KiB) are on disk.
-	e.fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: ptr[int64](4*chunk + 100), Ms: 20000})
+	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](4*chunk + 100), Ms: 20000})
 	path := filepath.Join(t.TempDir(), "big.bin")
 	ctx, cancel := context.WithCancel(context.Background())
 	_, err := c.DownloadFile(ctx, meta.MediaID, path, wxmedia.WithProgress(func(done, _ int64) {
@@ -236,14 +237,14 @@ func TestDownloadFileResumesAfterCancel(t *testing.T) {
 		t.Fatalf("the interrupted download created %s (%v)", path, err)
 	}
 
-	e.post(t, "/__admin/reset", struct{}{}, nil)
+	e.Reset(t)
 	if _, err := c.DownloadFile(context.Background(), meta.MediaID, path); err != nil {
 		t.Fatal(err)
 	}
 	if got := fileSHA256(t, path); got != meta.SHA256 {
 		t.Fatalf("sha256 %s, want %s", got, meta.SHA256)
 	}
-	ranges := e.stats(t).rangesOf(meta.MediaID)
+	ranges := e.Stats(t).RangesOf(meta.MediaID)
 	if len(ranges) == 0 || ranges[0].Start == nil || *ranges[0].Start < 4*chunk {
 		t.Errorf("the second run did not resume: its ranges are %+v", ranges)
 	}
@@ -253,7 +254,7 @@ func TestDownloadChineseFilename(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, nil)
 	const name = "季度报告 2024（终版）.xlsx"
-	meta := e.addMedia(t, mediaSpec{Filename: name, Size: 4096, Seed: 5})
+	meta := e.AddMedia(t, mediaSpec{Filename: name, Size: 4096, Seed: 5})
 	if info := checkDownload(t, c, meta); info.Filename != name {
 		t.Errorf("Filename = %q, want %q", info.Filename, name)
 	}
@@ -273,13 +274,13 @@ func TestDownloadChineseFilename(t *testing.T) {
 func TestDownloadVideoURLOfficial(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformOfficial)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10 })
-	meta := e.addMedia(t, mediaSpec{Filename: "clip.mp4", ContentType: "video/mp4", Size: 300_017, Seed: 6, Video: true, Kind: "video"})
+	meta := e.AddMedia(t, mediaSpec{Filename: "clip.mp4", ContentType: "video/mp4", Size: 300_017, Seed: 6, Video: true, Kind: "video"})
 	info := checkDownload(t, c, meta)
-	want := e.base + "/__video/" + meta.MediaID
+	want := e.BaseURL + "/__video/" + meta.MediaID
 	if info.VideoURL != want {
 		t.Errorf("VideoURL = %q, want %q", info.VideoURL, want)
 	}
-	s := e.stats(t)
+	s := e.Stats(t)
 	if s.Requests["media/get"] < 1 || s.Requests["video"] < 1 {
 		t.Errorf("requests %v: want media/get and then the video URL", s.Requests)
 	}
@@ -289,21 +290,21 @@ func TestDownloadEncryptedMedia(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	const chunk = 64 << 10
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.Parallelism = 2 })
-	meta := e.addMedia(t, mediaSpec{Filename: "secret.bin", Size: 5*chunk + 7, Seed: 7, Encrypted: true})
+	meta := e.AddMedia(t, mediaSpec{Filename: "secret.bin", Size: 5*chunk + 7, Seed: 7, Encrypted: true})
 	checkDownload(t, c, meta)
-	checkAligned(t, e.stats(t).rangesOf(meta.MediaID), meta.Size, chunk, true)
+	checkAligned(t, e.Stats(t).RangesOf(meta.MediaID), meta.Size, chunk, true)
 
 	// A resume offset that is not aligned is fetched from the aligned floor.
-	e.post(t, "/__admin/reset", struct{}{}, nil)
+	e.Reset(t)
 	var buf bytes.Buffer
 	const start = 100_003
 	if _, err := c.Download(context.Background(), meta.MediaID, &buf, wxmedia.WithStart(start)); err != nil {
 		t.Fatal(err)
 	}
-	if want := genBytes(7, start, meta.Size-start); !bytes.Equal(buf.Bytes(), want) {
+	if want := emutest.GenBytes(7, start, meta.Size-start); !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("WithStart(%d): got %d bytes, want %d (content differs: %v)", start, buf.Len(), len(want), buf.Len() == len(want))
 	}
-	ranges := e.stats(t).rangesOf(meta.MediaID)
+	ranges := e.Stats(t).RangesOf(meta.MediaID)
 	checkAligned(t, ranges, meta.Size, chunk, true)
 	if *ranges[0].Start != start/16*16 {
 		t.Errorf("first range starts at %d, want %d", *ranges[0].Start, start/16*16)
@@ -313,13 +314,13 @@ func TestDownloadEncryptedMedia(t *testing.T) {
 func TestDownloadWithStart(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 4096 })
-	meta := e.addMedia(t, mediaSpec{Filename: "r.bin", Size: 10_000, Seed: 8})
+	meta := e.AddMedia(t, mediaSpec{Filename: "r.bin", Size: 10_000, Seed: 8})
 	for _, start := range []int64{0, 1, 15, 16, 4097, 9_999} {
 		var buf bytes.Buffer
 		if _, err := c.Download(context.Background(), meta.MediaID, &buf, wxmedia.WithStart(start)); err != nil {
 			t.Fatalf("WithStart(%d): %v", start, err)
 		}
-		if !bytes.Equal(buf.Bytes(), genBytes(8, start, meta.Size-start)) {
+		if !bytes.Equal(buf.Bytes(), emutest.GenBytes(8, start, meta.Size-start)) {
 			t.Errorf("WithStart(%d): wrong bytes (%d of them)", start, buf.Len())
 		}
 	}
@@ -332,9 +333,9 @@ func TestDownloadWithStart(t *testing.T) {
 func TestDownloadOver20MiB(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.Parallelism = 2 })
-	meta := e.addMedia(t, mediaSpec{Filename: "huge.bin", Size: 20<<20 + 4099, Seed: 9})
+	meta := e.AddMedia(t, mediaSpec{Filename: "huge.bin", Size: 20<<20 + 4099, Seed: 9})
 	checkDownload(t, c, meta)
-	ranges := e.stats(t).rangesOf(meta.MediaID)
+	ranges := e.Stats(t).RangesOf(meta.MediaID)
 	checkAligned(t, ranges, meta.Size, 20<<20, false)
 	if len(ranges) != 2 {
 		t.Errorf("%d requests, want 2 chunks of at most 20 MiB: %+v", len(ranges), ranges)
@@ -344,7 +345,7 @@ func TestDownloadOver20MiB(t *testing.T) {
 func TestDownloadProgress(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 16 << 10; cfg.Parallelism = 2 })
-	meta := e.addMedia(t, mediaSpec{Filename: "p.bin", Size: 100_000, Seed: 10})
+	meta := e.AddMedia(t, mediaSpec{Filename: "p.bin", Size: 100_000, Seed: 10})
 	var calls int
 	var last int64
 	checkDownload(t, c, meta, wxmedia.WithProgress(func(done, total int64) {
@@ -366,23 +367,23 @@ func TestDownloadErrcodes(t *testing.T) {
 	wantCode(t, err, wxmedia.ErrInvalidMediaID)
 
 	// A final errcode is not retried.
-	meta := e.addMedia(t, mediaSpec{Filename: "e.bin", Size: 1000, Seed: 11})
-	e.fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: ptr[int64](48002)})
+	meta := e.AddMedia(t, mediaSpec{Filename: "e.bin", Size: 1000, Seed: 11})
+	e.Fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: emutest.Ptr[int64](48002)})
 	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
 	wantCode(t, err, 48002)
-	if n := e.stats(t).MediaRequests[meta.MediaID]; n != 1 {
+	if n := e.Stats(t).MediaRequests[meta.MediaID]; n != 1 {
 		t.Errorf("%d requests for a final errcode, want 1", n)
 	}
 
 	// 830002 (a media that must be fetched in smaller Range chunks) is
 	// final for a chunk the library already keeps within 20 MiB.
-	e.fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: ptr[int64](830002)})
+	e.Fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: emutest.Ptr[int64](830002)})
 	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
 	wantCode(t, err, wxmedia.ErrRangeRequired)
 
 	// Over 20 MiB without Range: the library never asks for that, so a
 	// chunk size of 20 MiB + 16 is refused up front.
-	_, err = wxmedia.NewClient(wxmedia.Config{BaseURL: e.base, AccessToken: testToken, ChunkSize: 20<<20 + 16})
+	_, err = wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, AccessToken: testToken, ChunkSize: 20<<20 + 16})
 	wantCode(t, err, wxmedia.ErrInvalidArg)
 }
 
@@ -394,26 +395,26 @@ func TestDownloadFaultsRecovered(t *testing.T) {
 		cfg.IOTimeout = 400 * time.Millisecond
 	})
 	cases := []fault{
-		{Kind: "reset", AfterBytes: ptr[int64](1000)},
-		{Kind: "reset", AfterBytes: ptr[int64](chunk + 5000)},
-		{Kind: "stall", AfterBytes: ptr[int64](2000), Ms: 3000},
+		{Kind: "reset", AfterBytes: emutest.Ptr[int64](1000)},
+		{Kind: "reset", AfterBytes: emutest.Ptr[int64](chunk + 5000)},
+		{Kind: "stall", AfterBytes: emutest.Ptr[int64](2000), Ms: 3000},
 		{Kind: "slow_headers", Ms: 3000},
-		{Kind: "errcode", Errcode: ptr[int64](-1), Count: 2},
+		{Kind: "errcode", Errcode: emutest.Ptr[int64](-1), Count: 2},
 		{Kind: "http_status", Status: 500},
 		{Kind: "http_status", Status: 502},
 		{Kind: "http_status", Status: 503, Count: 2},
 		{Kind: "short_body"},
-		{Kind: "short_body", AfterBytes: ptr[int64](10)},
+		{Kind: "short_body", AfterBytes: emutest.Ptr[int64](10)},
 		{Kind: "ignore_range"},
 	}
 	for i, f := range cases {
 		t.Run(fmt.Sprintf("%s_%d", f.Kind, i), func(t *testing.T) {
-			meta := e.addMedia(t, mediaSpec{Filename: "f.bin", Size: 3*chunk + 99, Seed: uint64(100 + i)})
+			meta := e.AddMedia(t, mediaSpec{Filename: "f.bin", Size: 3*chunk + 99, Seed: uint64(100 + i)})
 			f.MediaID = meta.MediaID
-			before := e.stats(t).FaultsFired
-			e.fault(t, f)
+			before := e.Stats(t).FaultsFired
+			e.Fault(t, f)
 			checkDownload(t, c, meta)
-			if fired := e.stats(t).FaultsFired - before; fired < 1 {
+			if fired := e.Stats(t).FaultsFired - before; fired < 1 {
 				t.Errorf("the fault did not fire")
 			}
 		})
@@ -430,26 +431,26 @@ func TestDownloadFaultsFinal(t *testing.T) {
 		code int
 	}{
 		{fault{Kind: "http_status", Status: 503}, wxmedia.ErrHTTPStatus},
-		{fault{Kind: "errcode", Errcode: ptr[int64](-1)}, wxmedia.ErrSystemBusy},
+		{fault{Kind: "errcode", Errcode: emutest.Ptr[int64](-1)}, wxmedia.ErrSystemBusy},
 		// Faults before the first body byte: a try that makes progress
 		// does not count against MaxAttempts.
-		{fault{Kind: "reset", AfterBytes: ptr[int64](0)}, wxmedia.ErrNetwork},
+		{fault{Kind: "reset", AfterBytes: emutest.Ptr[int64](0)}, wxmedia.ErrNetwork},
 		{fault{Kind: "wrong_content_range"}, wxmedia.ErrProtocol},
 	}
 	for i, tc := range cases {
 		t.Run(tc.f.Kind, func(t *testing.T) {
-			meta := e.addMedia(t, mediaSpec{Filename: "f.bin", Size: 2 * chunk, Seed: uint64(200 + i)})
+			meta := e.AddMedia(t, mediaSpec{Filename: "f.bin", Size: 2 * chunk, Seed: uint64(200 + i)})
 			tc.f.MediaID, tc.f.Count = meta.MediaID, 100
-			e.fault(t, tc.f)
+			e.Fault(t, tc.f)
 			var buf bytes.Buffer
 			_, err := c.Download(context.Background(), meta.MediaID, &buf)
 			wantCode(t, err, tc.code)
 			// Whatever reached the writer is a true prefix of the media.
-			if !bytes.Equal(buf.Bytes(), genBytes(uint64(200+i), 0, int64(buf.Len()))) {
+			if !bytes.Equal(buf.Bytes(), emutest.GenBytes(uint64(200+i), 0, int64(buf.Len()))) {
 				t.Errorf("the writer received %d bytes that are not the media's", buf.Len())
 			}
 			if tc.code != wxmedia.ErrProtocol {
-				if n := e.stats(t).MediaRequests[meta.MediaID]; n != attempts {
+				if n := e.Stats(t).MediaRequests[meta.MediaID]; n != attempts {
 					t.Errorf("%d requests, want MaxAttempts = %d", n, attempts)
 				}
 			}
@@ -460,32 +461,32 @@ func TestDownloadFaultsFinal(t *testing.T) {
 func TestTokenRefreshWithCredentials(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	// Expiring every token also expires the static one the other tests use.
-	t.Cleanup(func() { e.post(t, "/__admin/tokens", map[string]any{"token": testToken}, nil) })
+	t.Cleanup(func() { e.Post(t, "/__admin/tokens", map[string]any{"token": testToken}, nil) })
 	c := newClient(t, e, func(cfg *wxmedia.Config) {
 		cfg.AccessToken = ""
 		cfg.CorpID, cfg.Secret = testCorpID, testSecret
 		cfg.ChunkSize = 64 << 10
 	})
-	meta := e.addMedia(t, mediaSpec{Filename: "t.bin", Size: 300_000, Seed: 12})
+	meta := e.AddMedia(t, mediaSpec{Filename: "t.bin", Size: 300_000, Seed: 12})
 	checkDownload(t, c, meta)
-	if n := e.stats(t).TokenFetches; n != 1 {
+	if n := e.Stats(t).TokenFetches; n != 1 {
 		t.Errorf("%d token fetches, want 1", n)
 	}
 	checkDownload(t, c, meta)
-	if n := e.stats(t).TokenFetches; n != 1 {
+	if n := e.Stats(t).TokenFetches; n != 1 {
 		t.Errorf("%d token fetches after a second download, want 1 (cached)", n)
 	}
 
-	e.post(t, "/__admin/expire_token", map[string]any{"all": true}, nil)
+	e.Post(t, "/__admin/expire_token", map[string]any{"all": true}, nil)
 	checkDownload(t, c, meta)
-	if n := e.stats(t).TokenFetches; n != 2 {
+	if n := e.Stats(t).TokenFetches; n != 2 {
 		t.Errorf("%d token fetches after expiry, want 2", n)
 	}
 
 	// The token expires in the middle of a chunk's body.
-	e.fault(t, fault{Kind: "token_expire", MediaID: meta.MediaID, AfterBytes: ptr[int64](30_000)})
+	e.Fault(t, fault{Kind: "token_expire", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](30_000)})
 	checkDownload(t, c, meta)
-	if s := e.stats(t); s.TokenFetches != 3 || s.FaultsFired != 1 {
+	if s := e.Stats(t); s.TokenFetches != 3 || s.FaultsFired != 1 {
 		t.Errorf("%d token fetches and %d faults after a mid-transfer expiry, want 3 and 1", s.TokenFetches, s.FaultsFired)
 	}
 }
@@ -496,16 +497,16 @@ func TestOfficialCredentials(t *testing.T) {
 		cfg.AccessToken = ""
 		cfg.CorpID, cfg.Secret = testCorpID, testSecret // appid/secret here
 	})
-	meta := e.addMedia(t, mediaSpec{Filename: "oa.jpg", Size: 70_000, Seed: 18, Kind: "image"})
+	meta := e.AddMedia(t, mediaSpec{Filename: "oa.jpg", Size: 70_000, Seed: 18, Kind: "image"})
 	checkDownload(t, c, meta)
-	if s := e.stats(t); s.TokenFetches != 1 || s.Requests["stable_token"] != 1 {
+	if s := e.Stats(t); s.TokenFetches != 1 || s.Requests["stable_token"] != 1 {
 		t.Errorf("token fetches %d, requests %v: want one stable_token", s.TokenFetches, s.Requests)
 	}
 }
 
 func TestTokenErrors(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
-	meta := e.addMedia(t, mediaSpec{Filename: "t.bin", Size: 1000, Seed: 13})
+	meta := e.AddMedia(t, mediaSpec{Filename: "t.bin", Size: 1000, Seed: 13})
 
 	noToken := newClient(t, e, func(cfg *wxmedia.Config) { cfg.AccessToken = "" })
 	_, err := noToken.Download(context.Background(), meta.MediaID, io.Discard)
@@ -520,10 +521,10 @@ func TestTokenErrors(t *testing.T) {
 
 	// A static token that expires answers 42001; the host rotates it.
 	const rotating = "GoTestToken-rotating-1"
-	e.post(t, "/__admin/tokens", map[string]any{"token": rotating}, nil)
+	e.Post(t, "/__admin/tokens", map[string]any{"token": rotating}, nil)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.AccessToken = rotating })
 	checkDownload(t, c, meta)
-	e.post(t, "/__admin/expire_token", map[string]any{"token": rotating}, nil)
+	e.Post(t, "/__admin/expire_token", map[string]any{"token": rotating}, nil)
 	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
 	if e := wantCode(t, err, wxmedia.ErrAccessTokenExpired); strings.Contains(e.Error(), rotating) {
 		t.Errorf("the error shows the token: %v", e)
@@ -537,7 +538,7 @@ func TestTokenErrors(t *testing.T) {
 func TestCancelDuringStall(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10; cfg.IOTimeout = 60 * time.Second })
-	meta := e.addMedia(t, mediaSpec{Filename: "s.bin", Size: 200_000, Seed: 14})
+	meta := e.AddMedia(t, mediaSpec{Filename: "s.bin", Size: 200_000, Seed: 14})
 
 	check := func(t *testing.T, err error, elapsed time.Duration, want error) {
 		t.Helper()
@@ -550,7 +551,7 @@ func TestCancelDuringStall(t *testing.T) {
 		}
 	}
 	t.Run("cancel", func(t *testing.T) {
-		e.fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: ptr[int64](10_000), Ms: 30_000})
+		e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](10_000), Ms: 30_000})
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(300*time.Millisecond, cancel)
 		start := time.Now()
@@ -558,7 +559,7 @@ func TestCancelDuringStall(t *testing.T) {
 		check(t, err, time.Since(start)-300*time.Millisecond, context.Canceled)
 	})
 	t.Run("deadline", func(t *testing.T) {
-		e.fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: ptr[int64](10_000), Ms: 30_000})
+		e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](10_000), Ms: 30_000})
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -566,7 +567,7 @@ func TestCancelDuringStall(t *testing.T) {
 		check(t, err, time.Since(start)-300*time.Millisecond, context.DeadlineExceeded)
 	})
 	t.Run("slow_headers_upload", func(t *testing.T) {
-		e.fault(t, fault{Kind: "slow_headers", Endpoint: "media/upload", Ms: 30_000})
+		e.Fault(t, fault{Kind: "slow_headers", Endpoint: "media/upload", Ms: 30_000})
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(300*time.Millisecond, cancel)
 		start := time.Now()
@@ -576,10 +577,10 @@ func TestCancelDuringStall(t *testing.T) {
 	t.Run("before_start", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		before := e.stats(t).MediaRequests[meta.MediaID]
+		before := e.Stats(t).MediaRequests[meta.MediaID]
 		_, err := c.Download(ctx, meta.MediaID, io.Discard)
 		check(t, err, 0, context.Canceled)
-		if after := e.stats(t).MediaRequests[meta.MediaID]; after != before {
+		if after := e.Stats(t).MediaRequests[meta.MediaID]; after != before {
 			t.Errorf("a cancelled context still sent %d requests", after-before)
 		}
 	})
@@ -604,13 +605,13 @@ func TestWriterErrorAbortsTransfer(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	const chunk = 64 << 10
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.Parallelism = 2 })
-	meta := e.addMedia(t, mediaSpec{Filename: "w.bin", Size: 64 * chunk, Seed: 15})
+	meta := e.AddMedia(t, mediaSpec{Filename: "w.bin", Size: 64 * chunk, Seed: 15})
 	_, err := c.Download(context.Background(), meta.MediaID, &failingWriter{limit: 3 * chunk, err: errBoom})
 	if !errors.Is(err, errBoom) {
 		t.Fatalf("err = %v, want it to wrap the writer's error", err)
 	}
 	wantCode(t, err, wxmedia.ErrAborted)
-	if n := len(e.stats(t).rangesOf(meta.MediaID)); n > 16 {
+	if n := len(e.Stats(t).RangesOf(meta.MediaID)); n > 16 {
 		t.Errorf("%d of 64 chunks were requested after the writer failed at the fourth", n)
 	}
 
@@ -632,7 +633,7 @@ func (panicWriter) Write([]byte) (int, error) { panic("writer panic (test)") }
 func TestCallbackPanicReachesCaller(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, nil)
-	meta := e.addMedia(t, mediaSpec{Filename: "p.bin", Size: 5000, Seed: 16})
+	meta := e.AddMedia(t, mediaSpec{Filename: "p.bin", Size: 5000, Seed: 16})
 	recovered := func(f func()) (v any) {
 		defer func() { v = recover() }()
 		f()
@@ -654,7 +655,7 @@ func TestSharedClientAcrossGoroutines(t *testing.T) {
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 32 << 10; cfg.Parallelism = 2 })
 	var metas []mediaMeta
 	for i := 0; i < 8; i++ {
-		metas = append(metas, e.addMedia(t, mediaSpec{Filename: fmt.Sprintf("g%d.bin", i), Size: 150_000 + int64(i)*1111, Seed: uint64(300 + i)}))
+		metas = append(metas, e.AddMedia(t, mediaSpec{Filename: fmt.Sprintf("g%d.bin", i), Size: 150_000 + int64(i)*1111, Seed: uint64(300 + i)}))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 3*len(metas))
@@ -671,14 +672,14 @@ func TestSharedClientAcrossGoroutines(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			data := genBytes(uint64(400+i), 0, 10_000)
+			data := emutest.GenBytes(uint64(400+i), 0, 10_000)
 			r, err := c.Upload(context.Background(), wxmedia.TypeFile, bytes.NewReader(data), int64(len(data)), fmt.Sprintf("u%d.txt", i))
 			if err != nil {
 				errs <- err
 				return
 			}
 			sum := sha256.Sum256(data)
-			if got := e.media(t, r.MediaID); got.SHA256 != hex.EncodeToString(sum[:]) {
+			if got := e.Media(t, r.MediaID); got.SHA256 != hex.EncodeToString(sum[:]) {
 				errs <- fmt.Errorf("upload %d stored %+v", i, got)
 			}
 		}()
@@ -693,9 +694,9 @@ func TestSharedClientAcrossGoroutines(t *testing.T) {
 func TestClientClose(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = 64 << 10 })
-	meta := e.addMedia(t, mediaSpec{Filename: "c.bin", Size: 300_000, Seed: 17})
+	meta := e.AddMedia(t, mediaSpec{Filename: "c.bin", Size: 300_000, Seed: 17})
 	// A transfer running when the Client is closed finishes normally.
-	e.fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: ptr[int64](1000), Ms: 500})
+	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](1000), Ms: 500})
 	done := make(chan error)
 	started := make(chan struct{})
 	var once sync.Once

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	wxmedia "github.com/wxmedia/wxmedia/bindings/go"
+	"github.com/wxmedia/wxmedia/bindings/go/internal/emutest"
 )
 
 // Magic numbers, so that the content matches the type and file name.
@@ -37,7 +38,7 @@ func sample(name string, size int64, seed uint64) io.Reader {
 	if int64(len(head)) > size {
 		head = head[:size]
 	}
-	return io.MultiReader(strings.NewReader(head), &genReader{seed: seed, size: size - int64(len(head))})
+	return io.MultiReader(strings.NewReader(head), &emutest.GenReader{Seed: seed, Size: size - int64(len(head))})
 }
 
 func sampleBytes(name string, size int64, seed uint64) []byte {
@@ -65,7 +66,7 @@ func checkStored(t testing.TB, e *emulator, res *wxmedia.UploadResult, typ, name
 	if y := res.CreatedAt.Year(); y < 2020 || res.CreatedAt.After(time.Now().Add(24*time.Hour)) {
 		t.Errorf("CreatedAt = %v", res.CreatedAt)
 	}
-	got := e.media(t, res.MediaID)
+	got := e.Media(t, res.MediaID)
 	if got.Size != size || got.SHA256 != sha || got.Filename != name || got.Type != typ {
 		t.Errorf("stored %+v, want %d bytes %s named %q of type %s", got, size, sha, name, typ)
 	}
@@ -201,7 +202,7 @@ func TestUploadLocalRejections(t *testing.T) {
 			r := &countingReader{r: sample(tc.name, tc.size, uint64(700+i))}
 			_, err := c.Upload(context.Background(), tc.typ, r, tc.size, tc.name)
 			wantCode(t, err, tc.code)
-			if s := e.stats(t); s.Requests["media/upload"] != 0 {
+			if s := e.Stats(t); s.Requests["media/upload"] != 0 {
 				t.Errorf("a locally rejected upload reached the server (%d requests)", s.Requests["media/upload"])
 			}
 			if r.n > 64<<10 {
@@ -259,7 +260,7 @@ func TestUploadReaderProblems(t *testing.T) {
 	sum := sha256.Sum256(data)
 	checkStored(t, e, res, wxmedia.TypeFile, "c.pdf", hex.EncodeToString(sum[:]), 1000)
 
-	if s := e.stats(t); s.Uploads != 1 {
+	if s := e.Stats(t); s.Uploads != 1 {
 		t.Errorf("%d uploads stored, want only the complete one", s.Uploads)
 	}
 }
@@ -289,7 +290,7 @@ func TestUploadErrors(t *testing.T) {
 	wantCode(t, err, wxmedia.ErrInvalidArg)
 
 	// The server's own errcode comes back as it is.
-	e.fault(t, fault{Kind: "errcode", Endpoint: "media/upload", Errcode: ptr[int64](45009)})
+	e.Fault(t, fault{Kind: "errcode", Endpoint: "media/upload", Errcode: emutest.Ptr[int64](45009)})
 	_, err = c.Upload(context.Background(), wxmedia.TypeFile, bytes.NewReader(sampleBytes("d.pdf", 100, 1)), 100, "d.pdf")
 	wantCode(t, err, 45009)
 }
