@@ -360,28 +360,32 @@ fn fetch_once(
                         )));
                     }
                 }
-                if let Some(cl) = content_length {
-                    *lock(&shared.total) = Some(cl);
+                // The size: announced, or known from earlier answers. A body
+                // shorter than it is cut short (an error, resumed by a retry),
+                // never the end of the file.
+                let size = content_length.or(known_total);
+                if let Some(s) = size {
+                    *lock(&shared.total) = Some(s);
                 }
                 // Read no further than the span needs (a parallel worker
                 // wants one chunk of it); the rest of the body is dropped
-                // with the connection.
-                let want = match (content_length, span_end) {
-                    (Some(cl), Some(end)) => cl.min(end),
-                    (cl, end) => cl.or(end).unwrap_or(u64::MAX),
+                // with the connection. Without a size (close-delimited or
+                // chunked) the whole body is read: its end is the file's.
+                let want = match size {
+                    Some(s) => span_end.map_or(s, |e| e.min(s)),
+                    None => u64::MAX,
                 };
                 let got = stream_body(
                     prefix,
                     &mut reader,
                     0,
                     want,
-                    content_length.map(|_| want),
+                    size.map(|_| want),
                     pos,
-                    content_length,
+                    size,
                     deliver,
                 )?;
-                if content_length.is_none() && span_end.is_none_or(|e| got < e) {
-                    // Close-delimited or chunked: the size is what came.
+                if size.is_none() {
                     *lock(&shared.total) = Some(got);
                 }
                 Ok(true)
