@@ -7,8 +7,8 @@ use crate::http::{
     check_cancel, classify, header_str, header_u64, map_io, map_ureq, CancelScope, MediaAnswer,
 };
 use crate::range::{
-    check_partial, content_disposition_filename, next_request, parse_content_range, plan,
-    query_encode, Request,
+    check_partial, content_disposition_filename, next_request, parse_content_range, query_encode,
+    ChunkPlan, Request,
 };
 use crate::token::lock;
 use std::collections::BTreeMap;
@@ -132,7 +132,8 @@ impl Client {
             };
             // Sequentially, the whole file; in parallel, the first chunk alone
             // (it tells the size), then the rest by workers.
-            let first_limit = parallel.then(|| crate::range::align_down(opts.start) + chunk);
+            let first_limit =
+                parallel.then(|| crate::range::align_down(opts.start).saturating_add(chunk));
             fetch_span(&shared, &opts.cancel, opts.start, first_limit, &mut deliver)?;
         }
         let total = shared.total().unwrap_or(pos);
@@ -493,7 +494,7 @@ fn fetch_parallel(
     total: u64,
     sink: &mut dyn Sink,
 ) -> Result<()> {
-    let chunks = plan(pos, total, shared.client.config.chunk_size);
+    let chunks = ChunkPlan::new(pos, total, shared.client.config.chunk_size);
     let workers = (shared.client.config.parallelism as usize).min(chunks.len());
     let window = shared.client.config.parallelism as usize;
     let next_chunk = AtomicUsize::new(0);
@@ -527,7 +528,7 @@ fn fetch_parallel(
                     if halt.load(Ordering::Relaxed) {
                         return;
                     }
-                    let (start, end) = chunks[idx];
+                    let (start, end) = chunks.get(idx);
                     let from = start.max(pos);
                     let mut buf = Vec::with_capacity((end - from) as usize);
                     let result = fetch_span(shared, halt, from, Some(end), &mut |_, d, _| {
@@ -567,7 +568,7 @@ fn fetch_parallel(
                     }
                 }
                 while let Some(data) = pending.remove(&next) {
-                    let (start, end) = chunks[next];
+                    let (start, end) = chunks.get(next);
                     let from = start.max(pos);
                     if data.len() as u64 != end - from || from != at {
                         return Err(Error::Protocol("chunk length mismatch".into()));
@@ -601,7 +602,7 @@ fn fetch_positional(
     writer: &dyn PositionalWriter,
     sink: &mut dyn Sink,
 ) -> Result<()> {
-    let chunks = plan(pos, total, shared.client.config.chunk_size);
+    let chunks = ChunkPlan::new(pos, total, shared.client.config.chunk_size);
     let workers = (shared.client.config.parallelism as usize).min(chunks.len());
     let next_chunk = AtomicUsize::new(0);
     let written = std::sync::atomic::AtomicU64::new(0);
@@ -619,7 +620,7 @@ fn fetch_positional(
                     if idx >= chunks.len() || halt.load(Ordering::Relaxed) {
                         return;
                     }
-                    let (start, end) = chunks[idx];
+                    let (start, end) = chunks.get(idx);
                     let result =
                         fetch_span(shared, halt, start.max(pos), Some(end), &mut |off, d, _| {
                             writer.write_at(off, d)?;
@@ -636,7 +637,9 @@ fn fetch_positional(
         drop(tx);
 
         let outcome = (|| -> Result<()> {
-            let mut done = vec![false; chunks.len()];
+            // Chunks finished beyond `next` (not one flag per chunk: the
+            // server controls how many chunks there are).
+            let mut done = std::collections::BTreeSet::new();
             let mut next = 0usize;
             let mut reported = u64::MAX;
             while next < chunks.len() {
@@ -644,21 +647,23 @@ fn fetch_positional(
                     return Err(Error::Cancelled);
                 }
                 match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok((idx, Ok(()))) => done[idx] = true,
+                    Ok((idx, Ok(()))) => {
+                        done.insert(idx);
+                    }
                     Ok((_, Err(e))) => return Err(e),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        if !done.get(next).copied().unwrap_or(false) {
+                        if !done.contains(&next) {
                             return Err(Error::Panic("download workers stopped early".into()));
                         }
                     }
                 }
                 let before = next;
-                while next < chunks.len() && done[next] {
+                while next < chunks.len() && done.remove(&next) {
                     next += 1;
                 }
                 if next > before {
-                    writer.prefix_done(chunks[next - 1].1)?;
+                    writer.prefix_done(chunks.get(next - 1).1)?;
                 }
                 let now = pos + written.load(Ordering::Relaxed);
                 if now != reported {

@@ -65,6 +65,52 @@ pub fn plan(from: u64, size: u64, chunk: u64) -> Vec<(u64, u64)> {
     out
 }
 
+/// The same chunks as `plan`, computed on demand: a server controls the
+/// size, and a plan of a 2^62-byte "media" must not be built in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkPlan {
+    first: u64,
+    size: u64,
+    chunk: u64,
+    count: u64,
+}
+
+impl ChunkPlan {
+    /// `chunk` is a valid chunk size (non-zero).
+    pub fn new(from: u64, size: u64, chunk: u64) -> ChunkPlan {
+        let chunk = chunk.max(1);
+        let first = align_down(from);
+        let count = if first >= size {
+            0
+        } else {
+            (size - first).div_ceil(chunk)
+        };
+        ChunkPlan {
+            first,
+            size,
+            chunk,
+            count,
+        }
+    }
+
+    /// How many chunks (saturating on a 32-bit target).
+    pub fn len(&self) -> usize {
+        usize::try_from(self.count).unwrap_or(usize::MAX)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Chunk `i` (< `len()`) as `[start, end)`.
+    pub fn get(&self, i: usize) -> (u64, u64) {
+        let start = self
+            .first
+            .saturating_add((i as u64).saturating_mul(self.chunk));
+        (start, start.saturating_add(self.chunk).min(self.size))
+    }
+}
+
 /// A parsed `Content-Range: bytes start-end/total` (total `*` → None).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContentRange {
@@ -361,6 +407,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn chunk_plan_matches_plan_and_stays_small() {
+        for size in [0u64, 1, 15, 16, 17, 100, 1000, 4097] {
+            for chunk in [16u64, 32, 64, 4096] {
+                for from in [0u64, 5, 16, 33, 999, 5000] {
+                    let lazy = ChunkPlan::new(from, size, chunk);
+                    let eager = plan(from, size, chunk);
+                    assert_eq!(lazy.len(), eager.len(), "{from} {size} {chunk}");
+                    assert_eq!(lazy.is_empty(), eager.is_empty());
+                    for (i, c) in eager.iter().enumerate() {
+                        assert_eq!(lazy.get(i), *c, "{from} {size} {chunk} #{i}");
+                    }
+                }
+            }
+        }
+        // Regression (hostile server, issue 8): a 206 claiming a total of
+        // 2^62 bytes made a parallel download build a 2^46-entry plan and
+        // die of memory. The lazy plan is a few words whatever the size.
+        let p = ChunkPlan::new(65536, 1 << 62, 65536);
+        assert_eq!(p.len() as u64, (1u64 << 62) / 65536 - 1);
+        assert_eq!(p.get(0), (65536, 131072));
+        assert_eq!(p.get(p.len() - 1), ((1 << 62) - 65536, 1 << 62));
+        let p = ChunkPlan::new(u64::MAX - 3, u64::MAX, MAX_CHUNK);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.get(0), (align_down(u64::MAX - 3), u64::MAX));
     }
 
     #[test]
