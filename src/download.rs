@@ -192,7 +192,14 @@ fn fetch_span(
         }
         let req = next_request(pos, client.config.chunk_size, end);
         let mut used_token = None;
-        let result = fetch_once(shared, &req, end, &mut pos, &mut used_token, deliver);
+        let result =
+            fetch_once(shared, &req, end, &mut pos, &mut used_token, deliver).map_err(|e| {
+                match &used_token {
+                    // Servers quote requests back: never let the token through.
+                    Some(t) => crate::http::redact(e, t),
+                    None => e,
+                }
+            });
         match result {
             Ok(true) => {
                 // The answer was a whole body (Range ignored): nothing more to ask.
@@ -299,7 +306,10 @@ fn fetch_once(
             total.map_or("unknown".into(), |t| t.to_string())
         )));
     }
-    let answer = classify(response)?;
+    let answer = classify(
+        response,
+        crate::http::small_answer_deadline(client.config.io_timeout),
+    )?;
     match answer {
         MediaAnswer::VideoUrl(url) => {
             if !matches!(source, Source::Api) {

@@ -169,6 +169,9 @@ pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
         .timeout_connect(Some(s.connect_timeout))
         .timeout_per_read(Some(s.io_timeout))
         .timeout_per_write(Some(s.io_timeout))
+        // Each read waits at most io_timeout, but a server can trickle a
+        // header line at a time forever: the whole head gets a deadline too.
+        .timeout_recv_response(Some(small_answer_deadline(s.io_timeout)))
         .max_response_header_size(64 * 1024)
         .max_idle_connections_per_host(s.pool_size.max(2))
         .max_idle_connections(s.pool_size.max(2) * 4)
@@ -233,19 +236,123 @@ pub fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     header_str(h, name).and_then(|v| v.trim().parse().ok())
 }
 
+/// How long a response head, or a small (JSON) answer, may take as a whole:
+/// every read waits at most the I/O timeout, but a server that trickles a
+/// byte at a time must not hold a transfer forever.
+pub fn small_answer_deadline(io_timeout: Duration) -> Duration {
+    io_timeout.saturating_mul(2).max(Duration::from_secs(1))
+}
+
+/// Used where the I/O timeout is not at hand.
+const DEFAULT_SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
+
+/// Reads at most `cap + 1` bytes, failing with a timeout once `within` has
+/// passed (checked between reads; each read is bounded by the I/O timeout).
+fn read_head(reader: &mut dyn Read, cap: u64, within: Duration) -> Result<Vec<u8>> {
+    let deadline = Instant::now() + within;
+    let mut buf = Vec::new();
+    let mut piece = [0u8; 8192];
+    while (buf.len() as u64) <= cap {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout(format!(
+                "a small answer was still arriving after {} ms ({} bytes)",
+                within.as_millis(),
+                buf.len()
+            )));
+        }
+        let want = ((cap + 1 - buf.len() as u64) as usize).min(piece.len());
+        match reader.read(&mut piece[..want]) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&piece[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::Interrupted
+                    && !e.to_string().contains(CANCEL_MARK) =>
+            {
+                continue
+            }
+            Err(e) => return Err(map_io(e)),
+        }
+    }
+    Ok(buf)
+}
+
 /// Reads a small body whole, refusing more than `MAX_JSON_BODY`.
 pub fn read_small_body(body: Body) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    body.into_reader()
-        .take(MAX_JSON_BODY + 1)
-        .read_to_end(&mut buf)
-        .map_err(map_io)?;
+    read_small_body_within(body, DEFAULT_SMALL_ANSWER_TIME)
+}
+
+/// `read_small_body`, failing with a timeout when the body takes longer
+/// than `within` in all (see `small_answer_deadline`).
+pub fn read_small_body_within(body: Body, within: Duration) -> Result<Vec<u8>> {
+    let buf = read_head(&mut body.into_reader(), MAX_JSON_BODY, within)?;
     if buf.len() as u64 > MAX_JSON_BODY {
         return Err(Error::Protocol(format!(
             "answer body larger than {MAX_JSON_BODY} bytes where JSON was expected"
         )));
     }
     Ok(buf)
+}
+
+/// Removes a token (as is, and as sent in a query string) from an error's
+/// text: servers quote requests back ("access_token is …", an error page
+/// echoing the URL). Tokens shorter than 8 bytes are left alone, since
+/// replacing them would mangle the message rather than hide anything.
+pub fn redact(e: Error, token: &str) -> Error {
+    if token.len() < 8 {
+        return e;
+    }
+    let encoded = crate::range::query_encode(token);
+    let clean = |s: String| -> String {
+        if s.contains(token) || s.contains(&encoded) {
+            s.replace(token, "***").replace(&encoded, "***")
+        } else {
+            s
+        }
+    };
+    match e {
+        Error::InvalidArg(s) => Error::InvalidArg(clean(s)),
+        Error::Io(s) => Error::Io(clean(s)),
+        Error::Network(s) => Error::Network(clean(s)),
+        Error::Timeout(s) => Error::Timeout(clean(s)),
+        Error::Tls(s) => Error::Tls(clean(s)),
+        Error::HttpStatus { status, detail } => Error::HttpStatus {
+            status,
+            detail: clean(detail),
+        },
+        Error::Protocol(s) => Error::Protocol(clean(s)),
+        Error::Aborted(s) => Error::Aborted(clean(s)),
+        Error::Panic(s) => Error::Panic(clean(s)),
+        Error::State(s) => Error::State(clean(s)),
+        Error::WeChat { code, msg } => Error::WeChat {
+            code,
+            msg: clean(msg),
+        },
+        e @ (Error::Cancelled | Error::NoToken) => e,
+    }
+}
+
+/// Refuses a Content-Encoding other than identity: media requests never
+/// ask for one (Range offsets count identity bytes, and compressed bytes
+/// saved as the media would corrupt it).
+fn check_identity_encoding(headers: &HeaderMap) -> Result<()> {
+    for v in headers.get_all("content-encoding") {
+        let identity = v.to_str().is_ok_and(|v| {
+            v.split(',').all(|t| {
+                let t = t.trim();
+                t.is_empty() || t.eq_ignore_ascii_case("identity")
+            })
+        });
+        if !identity {
+            return Err(Error::Protocol(format!(
+                "the server sent Content-Encoding {:?}, which was never asked for",
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A WeChat JSON answer: `Err` for a non-zero errcode.
@@ -299,8 +406,8 @@ fn is_jsonish(content_type: Option<&str>) -> bool {
 /// Decides by headers whether a media/get answer is a file, an errcode or a
 /// video URL. A file whose bytes happen to look like JSON stays a file when
 /// it carries Content-Disposition or a 206; only a bare, small, JSON-typed
-/// 200 is parsed.
-pub fn classify(response: Response<Body>) -> Result<MediaAnswer> {
+/// 200 is parsed, and it must arrive within `json_within`.
+pub fn classify(response: Response<Body>, json_within: Duration) -> Result<MediaAnswer> {
     let status = response.status().as_u16();
     let headers = response.headers();
     // WeCom sends the errcode in headers as well; trust it where present.
@@ -308,12 +415,16 @@ pub fn classify(response: Response<Body>) -> Result<MediaAnswer> {
     {
         if code != 0 && headers.get("content-disposition").is_none() {
             let msg = header_str(headers, "error-msg").unwrap_or("").to_string();
-            let body = read_small_body(response.into_body()).unwrap_or_default();
+            let body =
+                read_small_body_within(response.into_body(), json_within).unwrap_or_default();
             return match parse_api_json(&body) {
                 Err(e @ Error::WeChat { .. }) => Err(e),
                 _ => Err(Error::wechat(code, scrub(&msg))),
             };
         }
+    }
+    if matches!(status, 200 | 206) {
+        check_identity_encoding(headers)?;
     }
     match status {
         206 => Ok(file(response, Vec::new())),
@@ -325,13 +436,18 @@ pub fn classify(response: Response<Body>) -> Result<MediaAnswer> {
                 return Ok(file(response, Vec::new()));
             }
             // Read a bounded head of the body to look for a JSON errcode.
+            let ct = ct.map(str::to_string);
             let (parts, body) = response.into_parts();
             let mut reader = body.into_reader();
-            let mut prefix = Vec::new();
-            (&mut reader)
-                .take(MAX_JSON_BODY + 1)
-                .read_to_end(&mut prefix)
-                .map_err(map_io)?;
+            let prefix = read_head(&mut reader, MAX_JSON_BODY, json_within)?;
+            if prefix.len() as u64 > MAX_JSON_BODY && ct.is_some() && len.is_none() {
+                // Typed as JSON or text, with neither Content-Disposition
+                // nor a length: an answer that never ends, not a file.
+                return Err(Error::Protocol(format!(
+                    "a {} answer without Content-Disposition or Content-Length ran past {MAX_JSON_BODY} bytes",
+                    ct.as_deref().unwrap_or("").chars().take(40).collect::<String>()
+                )));
+            }
             if prefix.len() as u64 <= MAX_JSON_BODY {
                 if let Ok(serde_json::Value::Object(map)) =
                     serde_json::from_slice::<serde_json::Value>(&prefix)
@@ -363,7 +479,7 @@ pub fn classify(response: Response<Body>) -> Result<MediaAnswer> {
             )))
         }
         _ => {
-            let detail = read_small_body(response.into_body())
+            let detail = read_small_body_within(response.into_body(), json_within)
                 .map(|b| scrub(&String::from_utf8_lossy(&b[..b.len().min(200)])))
                 .unwrap_or_default();
             Err(Error::HttpStatus { status, detail })
@@ -378,5 +494,133 @@ fn file(response: Response<Body>, prefix: Vec<u8>) -> MediaAnswer {
         headers: Box::new(parts.headers),
         prefix,
         reader: body.into_reader(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: Vec<u8>) -> Response<Body> {
+        let mut b = Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::builder().data(body))
+            .expect("a valid test response")
+    }
+
+    #[test]
+    fn an_unrequested_content_encoding_is_refused() {
+        // Regression (hostile server, issue 8): gzip bytes were saved as the media.
+        for enc in ["gzip", "br", "x-gzip, identity", "deflate"] {
+            let r = answer(206, &[("content-encoding", enc)], vec![0x1f, 0x8b]);
+            assert!(
+                matches!(classify(r, Duration::from_secs(1)), Err(Error::Protocol(_))),
+                "{enc}"
+            );
+        }
+        for enc in ["identity", " identity ", ""] {
+            let r = answer(206, &[("content-encoding", enc)], vec![1, 2]);
+            assert!(classify(r, Duration::from_secs(1)).is_ok(), "{enc:?}");
+        }
+    }
+
+    #[test]
+    fn an_endless_json_typed_answer_is_not_a_file() {
+        // Regression (hostile server, issue 8): a JSON-typed 200 without
+        // Content-Disposition or length that never ended was streamed to
+        // the target as the media.
+        let big = vec![b' '; (MAX_JSON_BODY + 10) as usize];
+        let r = answer(200, &[("content-type", "application/json")], big.clone());
+        assert!(matches!(
+            classify(r, Duration::from_secs(5)),
+            Err(Error::Protocol(_))
+        ));
+        // Untyped, or with a disposition: still a file.
+        let r = answer(200, &[], big.clone());
+        assert!(matches!(
+            classify(r, Duration::from_secs(5)),
+            Ok(MediaAnswer::File { .. })
+        ));
+        let r = answer(
+            200,
+            &[
+                ("content-type", "application/json"),
+                ("content-disposition", "attachment; filename=a.json"),
+            ],
+            big,
+        );
+        assert!(matches!(
+            classify(r, Duration::from_secs(5)),
+            Ok(MediaAnswer::File { .. })
+        ));
+        let r = answer(
+            200,
+            &[("content-type", "text/plain")],
+            br#"{"errcode":40007,"errmsg":"invalid media_id"}"#.to_vec(),
+        );
+        assert!(matches!(
+            classify(r, Duration::from_secs(5)),
+            Err(Error::WeChat { code: 40007, .. })
+        ));
+    }
+
+    /// Yields one byte per read, sleeping first: a trickling server.
+    struct Trickle(Duration);
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            std::thread::sleep(self.0);
+            buf[0] = b' ';
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_trickled_small_answer_times_out_as_a_whole() {
+        // Regression (hostile server, issue 8): one byte per read, each inside
+        // the I/O timeout, held a transfer for as long as the server liked.
+        let t0 = Instant::now();
+        let r = read_head(
+            &mut Trickle(Duration::from_millis(5)),
+            MAX_JSON_BODY,
+            Duration::from_millis(200),
+        );
+        assert!(matches!(r, Err(Error::Timeout(_))), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let r = read_head(&mut &b"{}"[..], MAX_JSON_BODY, Duration::from_millis(200));
+        assert_eq!(r.expect("small"), b"{}");
+        assert!(small_answer_deadline(Duration::from_millis(1)) >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn redact_hides_the_token_everywhere() {
+        let t = "tok/en+with=odd chars";
+        for e in [
+            Error::wechat(40001, format!("access_token is {t}")),
+            Error::Protocol(format!(
+                "url ...?access_token={}",
+                crate::range::query_encode(t)
+            )),
+            Error::HttpStatus {
+                status: 500,
+                detail: format!("GET /x?{t}"),
+            },
+            Error::Network(t.to_string()),
+        ] {
+            let code = e.code();
+            let r = redact(e, t);
+            assert_eq!(r.code(), code);
+            let s = r.to_string();
+            assert!(
+                !s.contains(t) && !s.contains(&crate::range::query_encode(t)),
+                "{s}"
+            );
+        }
+        // A short token is not searched for (it would mangle the text).
+        assert_eq!(
+            redact(Error::Network("abc".into()), "ab").to_string(),
+            "network error: abc"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use crate::client::{sleep_cancellable, Client};
 use crate::config::{Format, UploadRule};
 use crate::error::{Error, Result};
-use crate::http::{check_cancel, map_ureq, parse_api_json, read_small_body, CancelScope};
+use crate::http::{check_cancel, map_ureq, parse_api_json, read_small_body_within, CancelScope};
 use crate::range::query_encode;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -355,7 +355,10 @@ impl Client {
         loop {
             check_cancel(&cancel)?;
             let token = self.token()?;
-            let result = self.send_once(kind, &token, &prepared, &mut data, &cancel, progress);
+            let result = self
+                .send_once(kind, &token, &prepared, &mut data, &cancel, progress)
+                // Servers quote requests back: never let the token through.
+                .map_err(|e| crate::http::redact(e, &token));
             let e = match result {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
@@ -434,7 +437,10 @@ impl Client {
             Err(e) => return Err(body.failure.take().unwrap_or_else(|| map_ureq(e))),
         };
         let status = response.status().as_u16();
-        let bytes = read_small_body(response.into_body())?;
+        let bytes = read_small_body_within(
+            response.into_body(),
+            crate::http::small_answer_deadline(self.config.io_timeout),
+        )?;
         if status != 200 {
             return Err(Error::HttpStatus {
                 status,
