@@ -14,8 +14,6 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 10m
 GO_DEMO_TOKEN := wxmedia-go-demo-token
 
 .PHONY: go-lib go-vet go-test go-demo go-static-check
-test: go-test
-demo: go-demo
 
 # The archive goes where link_static.go looks for it (bindings/go/lib/ is
 # git-ignored); the header copy is committed so that the module builds from
@@ -43,7 +41,7 @@ go-demo: go-lib
 	$(GO) build -o $(GO_BIN)/wxmedia ./cmd/wxmedia; \
 	coproc EMU { exec $(EMULATOR) --listen 127.0.0.1:0 --access-token $(GO_DEMO_TOKEN); }; \
 	trap 'kill $$EMU_PID 2>/dev/null; wait $$EMU_PID 2>/dev/null || true' EXIT; \
-	read -r -t 15 addr <&"$${EMU[0]}"; \
+	read -r -t 15 addr <&"$${EMU[0]}" || { echo "go-demo: the emulator did not start" >&2; exit 1; }; \
 	echo "emulator on $$addr"; \
 	$(GO_BIN)/wxmedia demo -base-url "http://$$addr" -token $(GO_DEMO_TOKEN)
 
