@@ -100,7 +100,26 @@ type Config struct {
 	Limits map[string]int64
 	// CAFile is a PEM file of private CA certificates for https.
 	CAFile string
+	// TokenAPI chooses the endpoint that issues tokens from credentials on
+	// the Official Account and Mini Program (WeCom and KF have only
+	// gettoken).
+	TokenAPI TokenAPI
+	// TokenStore shares one access_token per app between every process
+	// that uses the same Redis, "redis://[[user]:password@]host[:port][/db]":
+	// one process fetches or renews it under a Redis lock, the others wait
+	// for it. Without Redis the client fetches tokens itself.
+	TokenStore string
 }
+
+// TokenAPI is the endpoint that issues tokens from credentials.
+type TokenAPI int
+
+// The token endpoints (the WXM_TOKEN_API_* constants of wxmedia.h).
+const (
+	TokenAPIDefault TokenAPI = 0 // the platform's default: gettoken (WeCom, KF) or stable_token
+	TokenAPIStable  TokenAPI = 1 // cgi-bin/stable_token (Official Account, Mini Program)
+	TokenAPIClassic TokenAPI = 2 // cgi-bin/token: each fetch invalidates other processes' tokens
+)
 
 // Client is a configured connection to one WeChat API. It is safe for
 // concurrent use by many goroutines and meant to be shared; Close releases
@@ -195,6 +214,12 @@ func configure(conf *C.wxm_config, cfg *Config) error {
 	}
 	if cfg.CAFile != "" {
 		s.str("CAFile", cfg.CAFile, func(v *C.char) C.int32_t { return C.wxm_config_set_ca_file(conf, v) })
+	}
+	if cfg.TokenAPI != TokenAPIDefault {
+		s.call("TokenAPI", func() C.int32_t { return C.wxm_config_set_token_api(conf, C.int32_t(cfg.TokenAPI)) })
+	}
+	if cfg.TokenStore != "" {
+		s.str("TokenStore", cfg.TokenStore, func(v *C.char) C.int32_t { return C.wxm_config_set_token_store(conf, v) })
 	}
 	return s.err
 }

@@ -504,6 +504,34 @@ func TestOfficialCredentials(t *testing.T) {
 	}
 }
 
+func TestOfficialClassicTokenAPI(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformOfficial)
+	c := newClient(t, e, func(cfg *wxmedia.Config) {
+		cfg.AccessToken = ""
+		cfg.CorpID, cfg.Secret = testCorpID, testSecret
+		cfg.TokenAPI = wxmedia.TokenAPIClassic
+	})
+	meta := e.AddMedia(t, mediaSpec{Filename: "oa.jpg", Size: 1000, Seed: 19, Kind: "image"})
+	checkDownload(t, c, meta)
+	if s := e.Stats(t); s.Requests["token"] != 1 || s.Requests["stable_token"] != 0 {
+		t.Errorf("requests %v: want one cgi-bin/token", s.Requests)
+	}
+}
+
+func TestTokenStoreUnreachable(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	// Nothing listens on port 1: the client fetches tokens itself.
+	c := newClient(t, e, func(cfg *wxmedia.Config) {
+		cfg.AccessToken = ""
+		cfg.CorpID, cfg.Secret = testCorpID, testSecret
+		cfg.TokenStore = "redis://127.0.0.1:1/0"
+	})
+	meta := e.AddMedia(t, mediaSpec{Filename: "r.bin", Size: 1000, Seed: 20})
+	checkDownload(t, c, meta)
+	_, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenStore: "http://not-redis"})
+	wantCode(t, err, wxmedia.ErrInvalidArg)
+}
+
 func TestTokenErrors(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	meta := e.AddMedia(t, mediaSpec{Filename: "t.bin", Size: 1000, Seed: 13})

@@ -131,4 +131,7 @@ func _() {
 	_ = x[int(PlatformKF)-C.WXM_PLATFORM_KF]
 	_ = x[int(PlatformOfficial)-C.WXM_PLATFORM_OFFICIAL]
 	_ = x[int(PlatformMiniProgram)-C.WXM_PLATFORM_MINIPROGRAM]
+	_ = x[int(TokenAPIDefault)-C.WXM_TOKEN_API_DEFAULT]
+	_ = x[int(TokenAPIStable)-C.WXM_TOKEN_API_STABLE]
+	_ = x[int(TokenAPIClassic)-C.WXM_TOKEN_API_CLASSIC]
 }

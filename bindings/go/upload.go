@@ -21,12 +21,17 @@ const (
 	TypeVideo = "video"
 	TypeFile  = "file"  // WeCom and KF
 	TypeThumb = "thumb" // Official Account
+	// TypeUploadImg posts an image to cgi-bin/media/uploadimg (WeCom), which
+	// answers a permanent URL (UploadResult.URL) instead of a media_id.
+	TypeUploadImg = "uploadimg"
 )
 
 // UploadResult is WeChat's answer to an upload.
 type UploadResult struct {
 	MediaID string
 	Type    string
+	// URL is the permanent image URL of a TypeUploadImg upload.
+	URL string
 	// CreatedAt is the upload time WeChat reported (a string on WeCom, a
 	// number on the Official Account; both arrive here as a time).
 	CreatedAt time.Time
@@ -133,6 +138,7 @@ func (c *Client) upload(ctx context.Context, typ string, t *transfer, o uploadOp
 	res := &UploadResult{
 		MediaID:   C.GoString(C.wxm_upload_media_id(u)),
 		Type:      C.GoString(C.wxm_upload_type(u)),
+		URL:       C.GoString(C.wxm_upload_url(u)),
 		CreatedAt: time.Unix(int64(C.wxm_upload_created_at(u)), 0),
 	}
 	return res, t.result(ctx, rc, "")

@@ -294,3 +294,15 @@ func TestUploadErrors(t *testing.T) {
 	_, err = c.Upload(context.Background(), wxmedia.TypeFile, bytes.NewReader(sampleBytes("d.pdf", 100, 1)), 100, "d.pdf")
 	wantCode(t, err, 45009)
 }
+
+func TestUploadImgAnswersURL(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, nil)
+	res, err := c.Upload(context.Background(), wxmedia.TypeUploadImg, sample("logo.png", 20_000, 900), 20_000, "logo.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res.URL, "http") {
+		t.Errorf("UploadResult %+v: want a URL", res)
+	}
+}
