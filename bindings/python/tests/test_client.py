@@ -165,3 +165,15 @@ def test_set_access_token_rotates(emu: Emulator) -> None:
         c.set_access_token(TOKEN)
         data, _ = c.download_bytes(media["media_id"])
         assert len(data) == 4096
+
+
+def test_local_file_errors(client: wxmedia.Client, emu: Emulator, tmp_path: Path) -> None:
+    media = emu.add_media(size=100, seed=1)
+    with pytest.raises(wxmedia.LocalIOError) as info:
+        client.download(media["media_id"], tmp_path / "no" / "such" / "dir" / "x.bin")
+    assert info.value.errcode == errcodes.E_IO
+    with pytest.raises(wxmedia.LocalIOError) as info2:
+        client.upload("file", tmp_path / "missing.bin")
+    assert "missing.bin" in info2.value.errmsg
+    with pytest.raises(wxmedia.WxMediaError):
+        client.upload("file", tmp_path)  # a directory
