@@ -3,7 +3,7 @@ package wxmedia
 /*
 #cgo CFLAGS: -I${SRCDIR}/include
 #include <stdlib.h>
-#include "wxmedia.h"
+#include "shim.h"
 */
 import "C"
 
@@ -109,7 +109,23 @@ type Config struct {
 	// one process fetches or renews it under a Redis lock, the others wait
 	// for it. Without Redis the client fetches tokens itself.
 	TokenStore string
+	// TokenProvider, if set, supplies the access tokens (instead of
+	// AccessToken or CorpID/Secret), for hosts with a token service of their
+	// own. See TokenProvider.
+	TokenProvider TokenProvider
 }
+
+// TokenProvider returns an access_token. forceRefresh is true when WeChat
+// rejected the previous one (40001, 40014, 42001): return a new one then.
+//
+// The library calls it when a token is first needed and after a rejection,
+// never concurrently for one Client, but from any goroutine or thread,
+// including the worker threads of a parallel download; it may run after
+// Close while transfers started before Close finish. An error stops the
+// transfer that needed the token: an *Error with a positive Code is
+// returned with that code, any other error as ErrNoToken wrapping it. A
+// panic is recovered and treated as an error.
+type TokenProvider func(forceRefresh bool) (string, error)
 
 // TokenAPI is the endpoint that issues tokens from credentials.
 type TokenAPI int
@@ -126,8 +142,10 @@ const (
 // it (a finalizer does so too if it is forgotten). Transfers already running
 // keep their own reference and finish normally after Close.
 type Client struct {
-	mu  sync.RWMutex
-	ptr *C.wxm_client
+	mu       sync.Mutex
+	ptr      *C.wxm_client
+	running  int            // calls between acquire and release
+	provider *tokenProvider // nil without Config.TokenProvider
 }
 
 // NewClient creates a Client from cfg.
@@ -148,7 +166,12 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	defer C.wxm_config_free(conf)
 
-	if err := configure(conf, &cfg); err != nil {
+	var provider *tokenProvider
+	if cfg.TokenProvider != nil {
+		provider = newTokenProvider(cfg.TokenProvider)
+	}
+	if err := configure(conf, &cfg, provider); err != nil {
+		provider.release()
 		return nil, err
 	}
 	ptr, err := callLocked(func() (*C.wxm_client, C.int32_t) {
@@ -157,16 +180,22 @@ func NewClient(cfg Config) (*Client, error) {
 		return out, rc
 	})
 	if err != nil {
+		provider.release()
 		return nil, err
 	}
-	c := &Client{ptr: ptr}
+	c := &Client{ptr: ptr, provider: provider}
 	runtime.SetFinalizer(c, (*Client).Close)
 	return c, nil
 }
 
 // configure applies the non-zero fields of cfg.
-func configure(conf *C.wxm_config, cfg *Config) error {
+func configure(conf *C.wxm_config, cfg *Config, provider *tokenProvider) error {
 	s := &setter{}
+	if provider != nil {
+		s.call("TokenProvider", func() C.int32_t {
+			return C.wxmgo_config_set_token_provider(conf, C.uintptr_t(provider.handle))
+		})
+	}
 	if cfg.BaseURL != "" {
 		s.str("BaseURL", cfg.BaseURL, func(v *C.char) C.int32_t { return C.wxm_config_set_base_url(conf, v) })
 	}
@@ -294,7 +323,7 @@ func (c *Client) SetAccessToken(token string) error {
 }
 
 // Close releases the Client. It is safe to call more than once; later calls
-// on the Client fail with ErrState.
+// on the Client fail with ErrState. Transfers already running finish.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -302,19 +331,41 @@ func (c *Client) Close() error {
 		C.wxm_client_free(c.ptr)
 		c.ptr = nil
 		runtime.SetFinalizer(c, nil)
+		if c.running == 0 {
+			c.provider.release()
+		}
 	}
 	return nil
 }
 
-// acquire returns the client pointer, holding the Client open until release
-// is called.
+// acquire returns the client pointer and counts a running call until
+// release is called: the TokenProvider must outlive every transfer, which
+// may still need a token after Close.
 func (c *Client) acquire() (ptr *C.wxm_client, release func(), err error) {
-	c.mu.RLock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.ptr == nil {
-		c.mu.RUnlock()
 		return nil, nil, &Error{Code: ErrState, Message: "the Client is closed"}
 	}
-	return c.ptr, func() { c.mu.RUnlock(); runtime.KeepAlive(c) }, nil
+	c.running++
+	return c.ptr, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.running--
+		if c.ptr == nil && c.running == 0 {
+			c.provider.release()
+		}
+	}, nil
+}
+
+// withProviderError adds the TokenProvider's last error to an ErrNoToken.
+func (c *Client) withProviderError(err error) error {
+	if e, ok := err.(*Error); ok && e.cause == nil && c.provider != nil {
+		if e.Code == ErrNoToken {
+			e.cause = c.provider.lastError()
+		}
+	}
+	return err
 }
 
 // Version returns the library's version, e.g. "0.1.0".

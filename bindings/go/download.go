@@ -128,7 +128,12 @@ func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o do
 	if strings.IndexByte(mediaID, 0) >= 0 {
 		return nil, invalidArg("media_id must not contain NUL bytes")
 	}
-	d, err := c.newDownload(mediaID)
+	ptr, release, err := c.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	d, err := newDownload(ptr, mediaID)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +158,7 @@ func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o do
 		return call(d, h)
 	})
 	if rc != 0 {
-		return nil, t.result(ctx, rc, C.GoString(C.wxm_download_errmsg(d)))
+		return nil, c.withProviderError(t.result(ctx, rc, C.GoString(C.wxm_download_errmsg(d))))
 	}
 	info := &MediaInfo{
 		MediaID:     mediaID,
@@ -165,12 +170,7 @@ func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o do
 	return info, t.result(ctx, rc, "")
 }
 
-func (c *Client) newDownload(mediaID string) (*C.wxm_download, error) {
-	ptr, release, err := c.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
+func newDownload(ptr *C.wxm_client, mediaID string) (*C.wxm_download, error) {
 	cs := C.CString(mediaID)
 	defer C.free(unsafe.Pointer(cs))
 	return callLocked(func() (*C.wxm_download, C.int32_t) {

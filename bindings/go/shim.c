@@ -13,6 +13,14 @@ static int64_t wxmgo_read(void *user_data, uint8_t *buf, size_t cap) {
 	return wxmgoRead((uintptr_t)user_data, buf, cap);
 }
 
+static int32_t wxmgo_token(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len) {
+	return wxmgoToken((uintptr_t)user_data, force_refresh, buf, cap, len);
+}
+
+int32_t wxmgo_config_set_token_provider(wxm_config *cfg, uintptr_t handle) {
+	return wxm_config_set_token_provider(cfg, wxmgo_token, (void *)handle);
+}
+
 int32_t wxmgo_download_set_progress(wxm_download *d, uintptr_t handle) {
 	return wxm_download_set_progress(d, wxmgo_progress, (void *)handle);
 }

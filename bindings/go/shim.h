@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "wxmedia.h"
 
+int32_t wxmgo_config_set_token_provider(wxm_config *cfg, uintptr_t handle);
 int32_t wxmgo_download_set_progress(wxm_download *d, uintptr_t handle);
 int32_t wxmgo_download_to_sink(wxm_download *d, uintptr_t handle);
 int32_t wxmgo_upload_set_progress(wxm_upload *u, uintptr_t handle);

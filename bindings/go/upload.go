@@ -105,7 +105,12 @@ func (c *Client) upload(ctx context.Context, typ string, t *transfer, o uploadOp
 	if strings.IndexByte(typ, 0) >= 0 || strings.IndexByte(o.filename, 0) >= 0 {
 		return nil, invalidArg("type and filename must not contain NUL bytes")
 	}
-	u, err := c.newUpload(typ)
+	ptr, release, err := c.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	u, err := newUpload(ptr, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +138,7 @@ func (c *Client) upload(ctx context.Context, typ string, t *transfer, o uploadOp
 		return C.wxm_upload_run(u)
 	})
 	if rc != 0 {
-		return nil, t.result(ctx, rc, C.GoString(C.wxm_upload_errmsg(u)))
+		return nil, c.withProviderError(t.result(ctx, rc, C.GoString(C.wxm_upload_errmsg(u))))
 	}
 	res := &UploadResult{
 		MediaID:   C.GoString(C.wxm_upload_media_id(u)),
@@ -144,12 +149,7 @@ func (c *Client) upload(ctx context.Context, typ string, t *transfer, o uploadOp
 	return res, t.result(ctx, rc, "")
 }
 
-func (c *Client) newUpload(typ string) (*C.wxm_upload, error) {
-	ptr, release, err := c.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
+func newUpload(ptr *C.wxm_client, typ string) (*C.wxm_upload, error) {
 	cs := C.CString(typ)
 	defer C.free(unsafe.Pointer(cs))
 	return callLocked(func() (*C.wxm_upload, C.int32_t) {

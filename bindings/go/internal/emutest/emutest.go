@@ -33,6 +33,9 @@ type Emulator struct {
 // repository this package is in.
 func Path() (string, error) {
 	if p := os.Getenv("WXMEDIA_EMULATOR"); p != "" {
+		if !filepath.IsAbs(p) { // each test binary runs in its package's directory
+			return "", fmt.Errorf("WXMEDIA_EMULATOR=%s: give an absolute path", p)
+		}
 		return p, nil
 	}
 	_, file, _, _ := runtime.Caller(0)

@@ -1,0 +1,79 @@
+package wxmedia
+
+/*
+#include <stddef.h>
+#include <stdint.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime/cgo"
+	"sync"
+	"unsafe"
+)
+
+// tokenProvider is the Go side of Config.TokenProvider: the library holds
+// its cgo.Handle for the life of the client and of every transfer.
+type tokenProvider struct {
+	fn     TokenProvider
+	handle cgo.Handle
+
+	mu  sync.Mutex
+	err error // the last call's error, nil after a success
+}
+
+func newTokenProvider(fn TokenProvider) *tokenProvider {
+	p := &tokenProvider{fn: fn}
+	p.handle = cgo.NewHandle(p)
+	return p
+}
+
+// release deletes the handle once the library can no longer call it (nil
+// is ignored).
+func (p *tokenProvider) release() {
+	if p != nil {
+		p.handle.Delete()
+	}
+}
+
+func (p *tokenProvider) lastError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// token calls the host's function for a token of at most capacity bytes,
+// turning a panic into an error, and keeps the outcome for lastError.
+func (p *tokenProvider) token(force bool, capacity int) (tok string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("wxmedia: TokenProvider panicked: %v", v)
+		}
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+	}()
+	tok, err = p.fn(force)
+	if err == nil && len(tok) > capacity {
+		err = fmt.Errorf("wxmedia: TokenProvider returned %d bytes, more than the %d a token may have", len(tok), capacity)
+	}
+	return tok, err
+}
+
+//export wxmgoToken
+func wxmgoToken(h C.uintptr_t, force C.int32_t, buf *C.char, capacity C.size_t, length *C.size_t) C.int32_t {
+	p := cgo.Handle(h).Value().(*tokenProvider)
+	tok, err := p.token(force != 0, int(capacity))
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code > 0 {
+			return C.int32_t(e.Code)
+		}
+		return ErrNoToken
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(capacity)), tok)
+	*length = C.size_t(len(tok))
+	return 0
+}

@@ -1,0 +1,149 @@
+package wxmedia_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+
+	wxmedia "github.com/wxmedia/wxmedia/bindings/go"
+	"github.com/wxmedia/wxmedia/bindings/go/internal/emutest"
+)
+
+// tokenService issues tokens that it registers with the emulator, and
+// records how it was called.
+type tokenService struct {
+	t testing.TB
+	e *emulator
+
+	mu     sync.Mutex
+	issued int
+	calls  []bool // forceRefresh of each call
+}
+
+func (s *tokenService) provide(force bool) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, force)
+	s.issued++
+	tok := fmt.Sprintf("GoProvided-%s-%d", s.t.Name(), s.issued)
+	s.e.Post(s.t, "/__admin/tokens", map[string]any{"token": tok}, nil)
+	return tok, nil
+}
+
+func (s *tokenService) forces() []bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]bool(nil), s.calls...)
+}
+
+func TestTokenProvider(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	svc := &tokenService{t: t, e: e}
+	c := newClient(t, e, func(cfg *wxmedia.Config) {
+		cfg.AccessToken = ""
+		cfg.TokenProvider = svc.provide
+		cfg.ChunkSize, cfg.Parallelism = 32<<10, 4
+	})
+	meta := e.AddMedia(t, mediaSpec{Filename: "p.bin", Size: 400_000, Seed: 21})
+	checkDownload(t, c, meta)
+	checkDownload(t, c, meta)
+	if got := svc.forces(); fmt.Sprint(got) != "[false]" {
+		t.Fatalf("provider calls %v, want one", got)
+	}
+
+	// The token expires in the middle of a parallel download: a worker
+	// thread asks for a new one.
+	e.Fault(t, fault{Kind: "token_expire", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](10_000)})
+	checkDownload(t, c, meta)
+	if got := svc.forces(); fmt.Sprint(got) != "[false true]" {
+		t.Errorf("provider calls %v, want a forced refresh after the expiry", got)
+	}
+	if s := e.Stats(t); s.TokenFetches != 0 {
+		t.Errorf("the library fetched %d tokens itself", s.TokenFetches)
+	}
+}
+
+func TestTokenProviderErrors(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	meta := e.AddMedia(t, mediaSpec{Filename: "p.bin", Size: 1000, Seed: 22})
+	errDown := errors.New("token service down (test)")
+	for name, tc := range map[string]struct {
+		fn   wxmedia.TokenProvider
+		code int
+		is   error
+	}{
+		"error":    {func(bool) (string, error) { return "", errDown }, wxmedia.ErrNoToken, errDown},
+		"errcode":  {func(bool) (string, error) { return "", &wxmedia.Error{Code: 40013, Message: "invalid corpid"} }, 40013, nil},
+		"panic":    {func(bool) (string, error) { panic("provider panic (test)") }, wxmedia.ErrNoToken, nil},
+		"too long": {func(bool) (string, error) { return string(make([]byte, 100_000)), nil }, wxmedia.ErrNoToken, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.AccessToken = ""; cfg.TokenProvider = tc.fn })
+			_, err := c.Download(context.Background(), meta.MediaID, io.Discard)
+			wantCode(t, err, tc.code)
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("err = %v, want it to wrap %v", err, tc.is)
+			}
+			if tc.code == wxmedia.ErrNoToken && errors.Unwrap(err) == nil {
+				t.Errorf("err = %v, want the provider's error wrapped", err)
+			}
+		})
+	}
+}
+
+// A transfer that outlives Close may still need the provider.
+func TestTokenProviderAfterClose(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	svc := &tokenService{t: t, e: e}
+	c, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide, ChunkSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := e.AddMedia(t, mediaSpec{Filename: "p.bin", Size: 3 * 64 << 10, Seed: 23})
+	// The first progress report closes the Client and arms a fault that
+	// expires the token in the next chunk, so the provider is called again
+	// after Close. (Only plain calls in a callback: t.Fatal must not run there.)
+	var once sync.Once
+	var armErr error
+	closeFirst := wxmedia.WithProgress(func(int64, int64) {
+		once.Do(func() {
+			c.Close()
+			armErr = postJSON(e.BaseURL+"/__admin/faults", fault{Kind: "token_expire", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](1000)})
+		})
+	})
+	w := newHashWriter()
+	if _, err := c.Download(context.Background(), meta.MediaID, w, closeFirst); err != nil || w.sum() != meta.SHA256 {
+		t.Fatalf("download across Close: %v", err)
+	}
+	if armErr != nil {
+		t.Fatal(armErr)
+	}
+	if n := e.Stats(t).FaultsFired; n != 1 {
+		t.Errorf("%d faults fired, want the token expiry", n)
+	}
+	if got := svc.forces(); fmt.Sprint(got) != "[false true]" {
+		t.Errorf("provider calls %v, want a forced refresh after Close", got)
+	}
+}
+
+func postJSON(url string, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %s", url, resp.Status)
+	}
+	return nil
+}
