@@ -208,11 +208,14 @@ http {{
             try_files /$arg_media_id =404;
         }}
     }}
-    # The throttled twin: every response at {bps} bytes/s (per request).
+    # The throttled twin: every response at {bps} bytes/s (per request).  Small
+    # sendfile pieces keep limit_rate even: with the default (2 MiB) a 4 MiB
+    # Range answer bursts through at 1.7x the limit, a 20 MiB one at 1.1x.
     server {{
         listen 127.0.0.1:{tport};
         root {files};
         limit_rate {bps};
+        sendfile_max_chunk 64k;
         location = /cgi-bin/media/get {{
             add_header Content-Disposition 'attachment; filename="$arg_media_id"';
             try_files /$arg_media_id =404;
@@ -554,7 +557,7 @@ class Bench:
         self.runs = args.runs or (3 if self.quick else 5)
         self.work = args.workdir
         self.files = os.path.join(self.work, "files")
-        self.outdir = os.path.join(self.work, "out")
+        self.outdir = args.out_dir or self.pick_outdir()
         self.rows: List[Row] = []
         self.csv_rows: List[List[str]] = []
         self.t_start = time.time()
@@ -563,6 +566,19 @@ class Bench:
         self.expected_sha: Dict[Tuple[str, str], str] = {}
 
     # ---- set-up
+
+    def pick_outdir(self) -> str:
+        """Downloaded files go to tmpfs when it has room: the virtual disk here
+        writes ~200 MB/s even buffered, which would cap every `path` row
+        (wxmedia's, curl's, aria2c's) at the disk's speed."""
+        need = 3 * max(self.args.sizes + [self.args.throttle_size])
+        try:
+            st = os.statvfs("/dev/shm")
+            if st.f_bavail * st.f_frsize > need and os.access("/dev/shm", os.W_OK):
+                return "/dev/shm/wxbench-out"
+        except OSError:
+            pass
+        return os.path.join(self.work, "out")
 
     def tools(self) -> Tools:
         a = self.args
@@ -1013,11 +1029,25 @@ class Bench:
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
             f"- wxmedia {wxv} at {commit}{' (src/ or bindings/ modified in the work tree)' if dirty else ''}; "
             f"rustc {cmd_version(['rustc', '--version'])}, go {cmd_version(['go', 'version'], r'go[0-9.]+')}, "
-            f"python {cmd_version([t.py, '--version'])}, "
+            f"python {cmd_version([t.py, '--version'])} ({self.py_lib_note()}), "
             f"requests {cmd_version([t.rpy, '-c', 'import requests; print(requests.__version__)'])}",
             f"- curl {cmd_version(['curl', '--version'])}, aria2c {cmd_version(['aria2c', '--version'])}, "
             f"nginx {self.nginx_version}, emulator {self.args.emulator}",
         ]
+
+    def py_lib_note(self) -> str:
+        """Which library the Python host loads, and whether it is older than
+        target/release's (a failed py-install leaves the previous one)."""
+        p = subprocess.run([self.tools_.py, "-c", "import wxmedia, os; print(wxmedia.LIBRARY_PATH)"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd="/")  # fmt: skip
+        path = p.stdout.strip()
+        if p.returncode != 0 or not path:
+            return "wxmedia not importable"
+        try:
+            stale = os.path.getmtime(path) + 1 < os.path.getmtime(os.path.join(ROOT, "target", "release", "libwxmedia.so"))
+        except OSError:
+            stale = False
+        return "bundled library " + ("OLDER than target/release's" if stale else "current")
 
     def write(self, summary: List[Tuple[str, str, str, str]]) -> str:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
@@ -1031,7 +1061,10 @@ class Bench:
             *self.machine(),
             f"- {self.runs} runs per row (interleaved), {elapsed / 60:.1f} min in all"
             + (f"; some rows' runs were cut by the time budget ({self.budget:.0f} s), see notes" if self.dropped else ""),
-            "- loopback only; nginx serves files from /tmp with Range (sendfile); the emulator generates its media",
+            "- loopback only; nginx serves files from /tmp with Range (sendfile); the emulator generates its media; "
+            f"downloaded files are written to {self.outdir}"
+            + (" (tmpfs: fsync is free there; on this machine's disk every file-writing row is capped near the "
+               "disk's ~200 MB/s)" if self.outdir.startswith("/dev/shm") else ""),
             "",
             "MB/s = 10^6 bytes per second of the transfer itself: wxmedia drivers and requests time the transfer "
             "in-process, curl single stream and curl -F by `%{time_total}`, the curl Range loop from its first to "
@@ -1136,6 +1169,8 @@ def main() -> int:
     ap.add_argument("--requests-py", default=os.path.join(HERE, ".venv", "bin", "python"),
                     help="a python with requests (make bench-deps)")  # fmt: skip
     ap.add_argument("--workdir", default="/tmp/wxbench")
+    ap.add_argument("--out-dir", help="where downloads are written (default /dev/shm/wxbench-out if it has room, "
+                    "else WORKDIR/out)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep-files", action="store_true", help="keep the generated files under WORKDIR/files")
     a = ap.parse_args()
