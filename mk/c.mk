@@ -127,7 +127,9 @@ C_PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 # libwxmedia.so.X.Y.Z carries the SONAME libwxmedia.so.X; when the build did
 # not set it (build.rs: cargo:rustc-cdylib-link-arg=-Wl,-soname,libwxmedia.so.X),
 # the installed copy gets it from patchelf.
-install: lib
+# (c-test, which has just built the library, passes C_INSTALL_DEPS= .)
+C_INSTALL_DEPS ?= lib
+install: $(C_INSTALL_DEPS)
 	@set -e; \
 	inc="$(DESTDIR)$(INCLUDEDIR)"; lib="$(DESTDIR)$(INSTALL_LIBDIR)"; \
 	real=libwxmedia.so.$(WXM_VERSION); so=libwxmedia.so.$(WXM_SOVERSION); \
