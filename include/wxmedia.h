@@ -123,7 +123,7 @@
 #define WXM_E_PANIC -1011
 
 /**
- * The handle cannot do this now: the transfer is already running on another thread, or was cancelled.
+ * The handle cannot do this now: the transfer is already running on another thread, or has nothing to wait on.
  */
 #define WXM_E_STATE -1012
 

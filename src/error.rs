@@ -28,7 +28,7 @@ pub const WXM_E_CANCELLED: i32 = -1009;
 pub const WXM_E_NO_TOKEN: i32 = -1010;
 /// A bug inside the library was caught at the C boundary (a Rust panic). Please report it.
 pub const WXM_E_PANIC: i32 = -1011;
-/// The handle cannot do this now: the transfer is already running on another thread, or was cancelled.
+/// The handle cannot do this now: the transfer is already running on another thread, or has nothing to wait on.
 pub const WXM_E_STATE: i32 = -1012;
 
 /// Every failure the library reports.
