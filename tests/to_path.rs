@@ -11,6 +11,23 @@ fn part_files(target: &std::path::Path) -> (std::path::PathBuf, std::path::PathB
     wxmedia::download::part_paths(target)
 }
 
+/// Runs `wxm_download_to_path` and cancels it from another thread after `ms`.
+fn to_path_cancelled_after(c: &TestClient, id: &str, target: &std::path::Path, ms: u64) -> i32 {
+    // SAFETY: the handle outlives both threads' use of it.
+    unsafe {
+        let d = wxm_download_new(c.0, cs(id).as_ptr());
+        let dp = d as usize;
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            wxm_download_cancel(dp as *const _);
+        });
+        let rc = wxm_download_to_path(d, cs(target.to_str().expect("utf-8")).as_ptr());
+        t.join().expect("join");
+        wxm_download_free(d);
+        rc
+    }
+}
+
 #[test]
 fn downloads_atomically_and_leaves_no_debris() {
     let emu = start(Platform::WeCom);
@@ -97,19 +114,10 @@ fn resumes_after_cancel_fetching_less_than_the_whole_file() {
         &emu,
         json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 400_000, "count": 100}),
     );
-    // SAFETY: live handles for the duration of each call.
-    unsafe {
-        let d = wxm_download_new(c.0, cs(&id).as_ptr());
-        let dp = d as usize;
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(600));
-            wxm_download_cancel(dp as *const _);
-        });
-        let rc = wxm_download_to_path(d, cs(target.to_str().expect("utf-8")).as_ptr());
-        t.join().expect("join");
-        assert_eq!(rc, WXM_E_CANCELLED);
-        wxm_download_free(d);
-    }
+    assert_eq!(
+        to_path_cancelled_after(&c, &id, &target, 600),
+        WXM_E_CANCELLED
+    );
     assert!(!target.exists());
     let (part, meta) = part_files(&target);
     let have = std::fs::metadata(&part).expect("part file kept").len();
@@ -147,19 +155,10 @@ fn parallel_to_path_resumes_from_the_recorded_prefix_not_the_holes() {
         &emu,
         json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 600_000, "count": 1000}),
     );
-    // SAFETY: live handles for the duration of each call.
-    unsafe {
-        let d = wxm_download_new(c.0, cs(&id).as_ptr());
-        let dp = d as usize;
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(900));
-            wxm_download_cancel(dp as *const _);
-        });
-        let rc = wxm_download_to_path(d, cs(target.to_str().expect("utf-8")).as_ptr());
-        t.join().expect("join");
-        assert_eq!(rc, WXM_E_CANCELLED);
-        wxm_download_free(d);
-    }
+    assert_eq!(
+        to_path_cancelled_after(&c, &id, &target, 900),
+        WXM_E_CANCELLED
+    );
     let (part, meta) = part_files(&target);
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&meta).expect("record")).expect("json");
