@@ -1,8 +1,8 @@
 package wxmedia_test
 
 // Checks of how the package is built: the linker flags pinned in
-// link_static.go against rustc's list, and the bundled header against the
-// generated one.
+// link_static.go against rustc's list, and the copies of the archive and
+// header against the repository's build.
 
 import (
 	"bytes"
@@ -69,16 +69,24 @@ func TestNativeStaticLibs(t *testing.T) {
 	}
 }
 
-func TestBundledHeaderIsCurrent(t *testing.T) {
-	generated, err := os.ReadFile("../../include/wxmedia.h")
-	if err != nil {
-		t.Skip("not in the wxmedia repository:", err)
-	}
-	bundled, err := os.ReadFile("include/wxmedia.h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(bundled, generated) {
-		t.Error("include/wxmedia.h differs from ../../include/wxmedia.h: run `make go-lib` and commit it")
+// TestLibraryCopiesCurrent fails when the archive or header the package
+// builds with differ from the repository's build: run `make go-lib`.
+func TestLibraryCopiesCurrent(t *testing.T) {
+	for copied, built := range map[string]string{
+		"include/wxmedia.h": "../../include/wxmedia.h",
+		"lib/" + runtime.GOOS + "_" + runtime.GOARCH + "/libwxmedia.a": "../../target/release/libwxmedia.a",
+	} {
+		want, err := os.ReadFile(built)
+		if err != nil {
+			t.Logf("no %s to compare with: %v", built, err)
+			continue
+		}
+		got, err := os.ReadFile(copied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s: run `make go-lib`", copied, built)
+		}
 	}
 }
