@@ -132,8 +132,11 @@ impl Client {
             };
             // Sequentially, the whole file; in parallel, the first chunk alone
             // (it tells the size), then the rest by workers.
-            let first_limit =
-                parallel.then(|| crate::range::align_down(opts.start).saturating_add(chunk));
+            // (None when it would not pass the start: a start at u64::MAX
+            // is then asked for, and refused, like any start past the end.)
+            let first_limit = parallel
+                .then(|| crate::range::align_down(opts.start).saturating_add(chunk))
+                .filter(|&limit| limit > opts.start);
             fetch_span(&shared, &opts.cancel, opts.start, first_limit, &mut deliver)?;
         }
         let total = shared.total().unwrap_or(pos);
