@@ -28,6 +28,17 @@ CORPID = "wxm-corp"
 SECRET = "wxm-secret-5b7e0a"
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the test process dies (no orphaned emulators)."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:  # not Linux: the session hook still stops it
+        pass
+
+
 def emulator_path() -> Path:
     env = os.environ.get("WXMEDIA_EMULATOR")
     return Path(env) if env else ROOT / "target" / "release" / "wxmedia-emulator"
@@ -59,7 +70,9 @@ class Emulator:
             SECRET,
             *extra,
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
         line = self.proc.stdout.readline().decode().strip() if ready else ""
