@@ -267,12 +267,15 @@ fn null_config_and_client() -> Result<(), String> {
             wxm_client_new(null(), null_mut()) == WXM_E_INVALID_ARG,
             "client_new"
         );
-        let mut out = 0x1 as *mut wxm_client;
+        let mut out = std::ptr::dangling_mut::<wxm_client>();
         ensure!(
             wxm_client_new(null(), &mut out) == WXM_E_INVALID_ARG,
             "client_new null cfg"
         );
-        ensure!(out == 0x1 as *mut wxm_client, "out touched on failure");
+        ensure!(
+            out == std::ptr::dangling_mut::<wxm_client>(),
+            "out touched on failure"
+        );
         ensure!(
             wxm_client_new(cfg, null_mut()) == WXM_E_INVALID_ARG,
             "client_new null out"
@@ -745,7 +748,7 @@ fn run_twice_at_once() -> Result<(), String> {
                 .map(|h| h.join().unwrap_or(WXM_E_PANIC))
                 .collect()
         });
-        ensure!(rcs.iter().any(|&r| r == 0), "no run succeeded: {rcs:?}");
+        ensure!(rcs.contains(&0), "no run succeeded: {rcs:?}");
         ensure!(
             rcs.iter().all(|&r| r == 0 || r == WXM_E_STATE),
             "overlapping runs: {rcs:?}"
