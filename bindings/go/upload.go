@@ -56,11 +56,14 @@ func WithFilename(name string) UploadOption {
 
 // Upload sends size bytes read from r as a media of type typ ("image",
 // "voice", "video", "file" or "thumb") named filename (UTF-8). The body is
-// streamed, never held in memory. Limits, formats and the type are checked
+// streamed, never held in memory. Exactly size bytes are sent: a reader
+// that ends sooner fails the upload with ErrIO, and bytes beyond size are
+// not read. Limits, formats and the type are checked
 // locally first, and a rejection there carries the errcode WeChat would have
 // answered (for example ErrInvalidImageSize). An error from r stops the
 // upload and is returned wrapped in the *Error. Since r cannot be rewound, a
-// failure after bytes were read is not retried.
+// transient failure is retried only if it came before r was read past its
+// first 16 bytes (the ones sniffed for the format).
 func (c *Client) Upload(ctx context.Context, typ string, r io.Reader, size int64, filename string, opts ...UploadOption) (*UploadResult, error) {
 	if r == nil {
 		return nil, invalidArg("Upload: nil io.Reader")

@@ -246,22 +246,27 @@ func TestUploadReaderProblems(t *testing.T) {
 
 	// A reader that ends early is not taken for the whole file.
 	_, err = c.Upload(context.Background(), wxmedia.TypeFile, sample("b.pdf", size/2, 801), size, "b.pdf")
-	var e1 *wxmedia.Error
-	if !errors.As(err, &e1) || e1.Code > -1000 {
-		t.Errorf("a reader shorter than size: err = %v, want a library error", err)
+	wantCode(t, err, wxmedia.ErrIO)
+
+	// Bytes beyond size are not read: the first size bytes are the media.
+	long := sampleBytes("l.pdf", 5000, 803)
+	res, err := c.Upload(context.Background(), wxmedia.TypeFile, bytes.NewReader(long), 1000, "l.pdf")
+	if err != nil {
+		t.Fatal(err)
 	}
+	checkStored(t, e, res, wxmedia.TypeFile, "l.pdf", fmt.Sprintf("%x", sha256.Sum256(long[:1000])), 1000)
 
 	// A reader that returns its data with io.EOF.
 	data := sampleBytes("c.pdf", 1000, 802)
-	res, err := c.Upload(context.Background(), wxmedia.TypeFile, &eofReader{data: data}, 1000, "c.pdf")
+	res, err = c.Upload(context.Background(), wxmedia.TypeFile, &eofReader{data: data}, 1000, "c.pdf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
 	checkStored(t, e, res, wxmedia.TypeFile, "c.pdf", hex.EncodeToString(sum[:]), 1000)
 
-	if s := e.Stats(t); s.Uploads != 1 {
-		t.Errorf("%d uploads stored, want only the complete one", s.Uploads)
+	if s := e.Stats(t); s.Uploads != 2 {
+		t.Errorf("%d uploads stored, want only the two complete ones", s.Uploads)
 	}
 }
 
