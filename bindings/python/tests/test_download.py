@@ -474,3 +474,14 @@ def test_bad_token_api() -> None:
         wxmedia.Client("official", token_api="fast")
     with pytest.raises(wxmedia.InvalidArgument):
         wxmedia.Client("wecom", token_api="classic")  # WeCom only has gettoken
+
+
+@pytest.mark.parametrize("start", [1001, 5000, 2**64 - 1])
+def test_start_past_the_end_is_a_clear_error(client: wxmedia.Client, emu: Emulator, start: int) -> None:
+    media = emu.add_media(size=1000, seed=1)
+    buf = io.BytesIO()
+    with pytest.raises(wxmedia.InvalidArgument, match="beyond the media size 1000"):
+        client.download(media["media_id"], buf, start=start)
+    assert buf.getvalue() == b""
+    with pytest.raises(ValueError, match="start"):
+        client.download(media["media_id"], buf, start=2**64)
