@@ -330,6 +330,19 @@ func TestDownloadWithStart(t *testing.T) {
 	wantCode(t, err, wxmedia.ErrInvalidArg)
 }
 
+func TestDownloadHDVoice(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	c := newClient(t, e, nil)
+	meta := e.AddMedia(t, mediaSpec{Filename: "v.amr", Size: 5000, Seed: 30, Kind: "voice"})
+	info := checkDownload(t, c, meta, wxmedia.WithHDVoice())
+	if info.ContentType != "voice/speex" {
+		t.Errorf("ContentType = %q, want voice/speex", info.ContentType)
+	}
+	if s := e.Stats(t); s.Requests["media/get/jssdk"] != 1 || s.Requests["media/get"] != 0 {
+		t.Errorf("requests %v: want one media/get/jssdk", s.Requests)
+	}
+}
+
 func TestDownloadOver20MiB(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.Parallelism = 2 })
