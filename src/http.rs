@@ -74,7 +74,10 @@ impl Transport for CancellableTransport {
         if cancelled_here() {
             return Err(cancel_error());
         }
-        self.inner.transmit_output(amount, timeout)
+        let tls = self.inner.is_tls();
+        self.inner
+            .transmit_output(amount, timeout)
+            .map_err(|e| mark_tls(e, tls))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
@@ -98,7 +101,7 @@ impl Transport for CancellableTransport {
             };
             match self.inner.await_input(sliced) {
                 Err(ureq::Error::Timeout(_)) => continue,
-                other => return other,
+                other => return other.map_err(|e| mark_tls(e, self.inner.is_tls())),
             }
         }
     }
@@ -112,11 +115,63 @@ impl Transport for CancellableTransport {
     }
 }
 
+/// A TLS failure (untrusted certificate, handshake alert) that the TLS
+/// stream reported as an I/O error. Typed, so `map_io` can tell it apart
+/// from a network failure without this crate naming rustls' error type.
+#[derive(Debug)]
+struct TlsFailure(String);
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
+
+/// rustls reports certificate and protocol failures as `InvalidData` I/O
+/// errors of the TLS stream; plain socket failures have other kinds.
+fn mark_tls(e: ureq::Error, tls: bool) -> ureq::Error {
+    match e {
+        ureq::Error::Io(io) if tls && io.kind() == std::io::ErrorKind::InvalidData => {
+            ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                TlsFailure(io.to_string()),
+            ))
+        }
+        other => other,
+    }
+}
+
 fn cancel_error() -> ureq::Error {
     ureq::Error::Io(std::io::Error::new(
         std::io::ErrorKind::Interrupted,
         CANCEL_MARK,
     ))
+}
+
+/// The default connector (TCP, then TLS for https), with TLS failures
+/// during connect (the handshake: an untrusted certificate, an alert)
+/// marked as such: rustls reports them as `InvalidData` I/O errors.
+#[derive(Debug)]
+struct TlsAwareConnector(DefaultConnector);
+
+impl Connector<()> for TlsAwareConnector {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let https = details
+            .uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+        self.0
+            .connect(details, chained)
+            .map_err(|e| mark_tls(e, https))
+    }
 }
 
 #[derive(Debug)]
@@ -179,7 +234,7 @@ pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
         .output_buffer_size(256 * 1024)
         .tls_config(tls.build())
         .build();
-    let connector = DefaultConnector::new().chain(CancelConnector);
+    let connector = TlsAwareConnector(DefaultConnector::new()).chain(CancelConnector);
     Ok(ureq::Agent::with_parts(
         config,
         connector,
@@ -214,6 +269,9 @@ pub fn map_io(e: std::io::Error) -> Error {
         return Error::Network("body read failed".into());
     }
     let text = scrub(&e.to_string());
+    if e.get_ref().is_some_and(|r| r.is::<TlsFailure>()) {
+        return Error::Tls(text);
+    }
     match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Error::Timeout(text),
         _ => Error::Network(text),
@@ -591,6 +649,22 @@ mod tests {
         let r = read_head(&mut &b"{}"[..], MAX_JSON_BODY, Duration::from_millis(200));
         assert_eq!(r.expect("small"), b"{}");
         assert!(small_answer_deadline(Duration::from_millis(1)) >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn tls_failures_map_to_the_tls_code() {
+        // Regression (issue 8, tests/tls.rs): an untrusted certificate came
+        // back as WXM_E_NETWORK ("invalid peer certificate: UnknownIssuer").
+        let io =
+            || std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate");
+        let e = map_ureq(mark_tls(ureq::Error::Io(io()), true));
+        assert!(matches!(e, Error::Tls(_)), "{e:?}");
+        // The same kind on a plain connection is not TLS.
+        let e = map_ureq(mark_tls(ureq::Error::Io(io()), false));
+        assert!(matches!(e, Error::Network(_)), "{e:?}");
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let e = map_ureq(mark_tls(ureq::Error::Io(reset), true));
+        assert!(matches!(e, Error::Network(_)), "{e:?}");
     }
 
     #[test]
