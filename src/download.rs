@@ -516,12 +516,13 @@ fn fetch_parallel(
     let moved = Condvar::new();
     let halt = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<(usize, Result<Vec<u8>>)>();
+    let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
     std::thread::scope(|s| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (chunks, next_chunk, delivered, moved, halt) =
-                (&chunks, &next_chunk, &delivered, &moved, &halt);
+            let (chunks, next_chunk, delivered, moved, halt, pool) =
+                (&chunks, &next_chunk, &delivered, &moved, &halt, &pool);
             s.spawn(move || {
                 let _scope = CancelScope::enter(halt);
                 loop {
@@ -543,7 +544,12 @@ fn fetch_parallel(
                     }
                     let (start, end) = chunks.get(idx);
                     let from = start.max(pos);
-                    let mut buf = Vec::with_capacity((end - from) as usize);
+                    // Reuse a delivered chunk's buffer: with glibc, freeing
+                    // and reallocating 20 MiB per chunk on several threads
+                    // keeps far more memory than the window needs.
+                    let mut buf = lock(pool).pop().unwrap_or_default();
+                    buf.clear();
+                    buf.reserve((end - from) as usize);
                     let result = fetch_span(shared, halt, from, Some(end), &mut |_, d, _| {
                         buf.extend_from_slice(d);
                         Ok(())
@@ -587,6 +593,7 @@ fn fetch_parallel(
                         return Err(Error::Protocol("chunk length mismatch".into()));
                     }
                     sink.write(at, &data)?;
+                    lock(&pool).push(data);
                     at = end;
                     sink.progress(at, total)?;
                     next += 1;
