@@ -255,6 +255,20 @@ impl Read for Body<'_, '_> {
                 }
                 1 => {
                     if self.sent >= self.length {
+                        // A source longer than announced would be cut
+                        // silently: refuse it before the closing boundary.
+                        let mut probe = [0u8; 1];
+                        match self.data.read(&mut probe) {
+                            Ok(0) => {}
+                            Ok(_) => {
+                                let e = Error::Io(format!(
+                                    "the source has more than the {} bytes announced",
+                                    self.length
+                                ));
+                                return Err(fail(self, e));
+                            }
+                            Err(e) => return Err(fail(self, e)),
+                        }
                         self.phase = 2;
                         self.offset = 0;
                         continue;

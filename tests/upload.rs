@@ -274,6 +274,11 @@ fn reader_errors() {
     // The reader ends before the announced length.
     let up = upload_reader(&c, "file", &data[..1000], 100_000, Some("a.pdf"), None);
     assert_eq!(up.rc, WXM_E_IO, "{}", up.errmsg);
+    // The reader has more than announced: refused, not cut short.
+    let up = upload_reader(&c, "file", &data, 60_000, Some("a.pdf"), None);
+    assert_eq!(up.rc, WXM_E_IO, "{}", up.errmsg);
+    assert!(up.errmsg.contains("more than"), "{}", up.errmsg);
+    assert!(up.media_id.is_none());
     // A reader upload hit by a 5xx after its bytes were read is not retried.
     fault(
         &emu,

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 /// Supplies upload bytes: fill up to `cap` bytes of `buf` and return how
 /// many, 0 at the end, or a negative number to stop the upload with
 /// `WXM_E_ABORTED`. It must produce exactly the length given to
-/// `wxm_upload_set_reader`. Called on the thread that called
+/// `wxm_upload_set_reader`: fewer or more bytes fail the upload with `WXM_E_IO`
+/// (nothing is cut silently). Called on the thread that called
 /// `wxm_upload_run`, never concurrently. A reader upload is retried only if
 /// the failure came before the reader was read past its first 16 bytes.
 pub type wxm_read_fn =
