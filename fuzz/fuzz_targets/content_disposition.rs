@@ -7,7 +7,10 @@ use wxmedia::range::{content_disposition_filename, safe_filename};
 fn check(n: &str, input: &[u8]) {
     assert!(!n.is_empty(), "{input:?}");
     assert!(n != "." && n != "..", "{input:?}");
-    assert!(!n.contains('/') && !n.contains('\\'), "{n:?} from {input:?}");
+    assert!(
+        !n.contains('/') && !n.contains('\\'),
+        "{n:?} from {input:?}"
+    );
     assert!(!n.chars().any(|c| c.is_control()), "{n:?} from {input:?}");
     assert_eq!(n.trim(), n, "{input:?}");
 }

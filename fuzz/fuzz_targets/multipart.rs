@@ -40,7 +40,14 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(t, b"\r\n--B0undary--\r\n");
     let platform = PLATFORMS[(ctl[8] as usize) % 4];
     let kind = KINDS[(ctl[9] as usize) % KINDS.len()];
-    if let Ok(p) = prepare(platform.upload_rule(kind), kind, "fuzz", p.length, head, &name) {
+    if let Ok(p) = prepare(
+        platform.upload_rule(kind),
+        kind,
+        "fuzz",
+        p.length,
+        head,
+        &name,
+    ) {
         assert!(p.length > 5);
         assert!(!p.filename.contains('"'));
     }
