@@ -6,8 +6,10 @@
 // for encrypted media), optionally over several connections, and stream into
 // an io.Writer in order, or into a file that is renamed into place only when
 // complete. Uploads stream a multipart body from an io.Reader or a file after
-// checking the platform's limits locally. Transient failures are retried and
-// expired tokens refreshed inside the library.
+// checking the platform's limits locally. On WeCom and WeChat Customer
+// Service, UploadByURL has WeChat fetch a file of up to 200 MiB from a URL
+// and waits for the job. Transient failures are retried and expired tokens
+// refreshed inside the library.
 //
 // A Client is safe for concurrent use. Every transfer takes a
 // context.Context; cancelling it stops the transfer promptly. Errors are

@@ -43,12 +43,21 @@ const (
 	ErrInvalidThumbSize   = 40012  // thumb too large
 	ErrInvalidCorpID      = 40013  // invalid corpid / appid
 	ErrInvalidAccessToken = 40014  // invalid access_token
-	ErrInvalidParameter   = 40058  // invalid parameter (e.g. unaligned chunk of encrypted media)
+	ErrInvalidParameter   = 40058  // invalid parameter (e.g. unaligned chunk of encrypted media, a bad field or unknown jobid of an upload by URL)
 	ErrAccessTokenExpired = 42001  // access_token expired
 	ErrEmptyMedia         = 44001  // empty media file
-	ErrMediaSizeLimit     = 45001  // media size over the limit
+	ErrMediaSizeLimit     = 45001  // media size over the limit (upload by URL: outside 6 bytes to 200 MiB)
 	ErrAPIConcurrency     = 45033  // too many concurrent calls
+	ErrAPIUnauthorized    = 48001  // the API is not open to this app (upload by URL off WeCom and KF)
 	ErrRangeRequired      = 830002 // media over 20 MB must be fetched in Range chunks of at most 20 MB
+)
+
+// The errcodes of a failed upload by URL (UploadByURL), as WeChat reports
+// them for the job.
+const (
+	ErrRangeNotSupported = 830001 // the URL's server ignores Range (no 206 with Content-Range)
+	ErrURLFetchFailed    = 830003 // WeChat could not download the URL (connection, HTTP status, cut body)
+	ErrMD5Mismatch       = 301019 // the fetched file's MD5 differs from the one given
 )
 
 // Error is the error every operation of this package returns. Code is never
@@ -134,4 +143,8 @@ func _() {
 	_ = x[int(TokenAPIDefault)-C.WXM_TOKEN_API_DEFAULT]
 	_ = x[int(TokenAPIStable)-C.WXM_TOKEN_API_STABLE]
 	_ = x[int(TokenAPIClassic)-C.WXM_TOKEN_API_CLASSIC]
+	_ = x[int(JobNone)-C.WXM_JOB_NONE]
+	_ = x[int(JobProcessing)-C.WXM_JOB_PROCESSING]
+	_ = x[int(JobDone)-C.WXM_JOB_DONE]
+	_ = x[int(JobFailed)-C.WXM_JOB_FAILED]
 }

@@ -110,3 +110,32 @@ func ExampleClient_Upload() {
 	}
 	fmt.Println(res.MediaID, res.CreatedAt)
 }
+
+// Having WeChat fetch a large video from a URL that serves Range (WeCom and
+// WeChat Customer Service), with the MD5 of a local copy; if the wait ends
+// first, the job goes on and can be waited for again.
+func ExampleClient_UploadByURL() {
+	client, err := wxmedia.NewClient(wxmedia.Config{AccessToken: os.Getenv("WECOM_ACCESS_TOKEN")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := client.UploadByURL(ctx, wxmedia.TypeVideo, "https://cdn.example.com/launch.mp4", "发布会.mp4",
+		wxmedia.WithMD5FromFile("/data/launch.mp4"))
+	if errors.Is(err, context.DeadlineExceeded) && res != nil {
+		// Still processing at WeChat: wait again later, even from another
+		// process, with the jobid (valid 60 minutes).
+		res, err = client.WaitUploadByURL(context.Background(), res.JobID)
+	}
+	var e *wxmedia.Error
+	if errors.As(err, &e) && e.Code == wxmedia.ErrRangeNotSupported {
+		log.Fatal("the CDN must serve Range requests")
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.MediaID, res.CreatedAt)
+}

@@ -56,9 +56,11 @@ func WithFilename(name string) UploadOption {
 
 // Upload sends size bytes read from r as a media of type typ ("image",
 // "voice", "video", "file" or "thumb") named filename (UTF-8). The body is
-// streamed, never held in memory. Exactly size bytes are sent: a reader
-// that ends sooner fails the upload with ErrIO, and bytes beyond size are
-// not read. Limits, formats and the type are checked
+// streamed, never held in memory. r must yield exactly size bytes: a reader
+// that ends sooner, or that has more (the library reads past size to tell),
+// fails the upload with ErrIO before the body is complete, so nothing is
+// stored and nothing is cut silently; wrap r in an io.LimitReader to send
+// only its first size bytes. Limits, formats and the type are checked
 // locally first, and a rejection there carries the errcode WeChat would have
 // answered (for example ErrInvalidImageSize). An error from r stops the
 // upload and is returned wrapped in the *Error. Since r cannot be rewound, a

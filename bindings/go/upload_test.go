@@ -248,9 +248,24 @@ func TestUploadReaderProblems(t *testing.T) {
 	_, err = c.Upload(context.Background(), wxmedia.TypeFile, sample("b.pdf", size/2, 801), size, "b.pdf")
 	wantCode(t, err, wxmedia.ErrIO)
 
-	// Bytes beyond size are not read: the first size bytes are the media.
+	// A reader with more bytes than size is not cut silently: the library
+	// sees the extra bytes (the package does not limit the reader) and the
+	// upload fails with ErrIO before the body is complete.
+	for _, tc := range []struct{ size, have int64 }{{1000, 5000}, {10, 11}, {100_000, 100_001}} {
+		long := &countingReader{r: bytes.NewReader(sampleBytes("l.pdf", tc.have, 803))}
+		_, err = c.Upload(context.Background(), wxmedia.TypeFile, long, tc.size, "l.pdf")
+		werr := wantCode(t, err, wxmedia.ErrIO)
+		if want := fmt.Sprintf("more than the %d bytes announced", tc.size); !strings.Contains(werr.Message, want) {
+			t.Errorf("%d of %d bytes: message %q, want it to say %q", tc.size, tc.have, werr.Message, want)
+		}
+		if long.n <= tc.size {
+			t.Errorf("%d of %d bytes: the library read %d bytes, want it to see the extra ones", tc.size, tc.have, long.n)
+		}
+	}
+
+	// To send a prefix, the caller limits the reader.
 	long := sampleBytes("l.pdf", 5000, 803)
-	res, err := c.Upload(context.Background(), wxmedia.TypeFile, bytes.NewReader(long), 1000, "l.pdf")
+	res, err := c.Upload(context.Background(), wxmedia.TypeFile, io.LimitReader(bytes.NewReader(long), 1000), 1000, "l.pdf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +281,7 @@ func TestUploadReaderProblems(t *testing.T) {
 	checkStored(t, e, res, wxmedia.TypeFile, "c.pdf", hex.EncodeToString(sum[:]), 1000)
 
 	if s := e.Stats(t); s.Uploads != 2 {
-		t.Errorf("%d uploads stored, want only the two complete ones", s.Uploads)
+		t.Errorf("%d uploads stored, want only the two of exactly size bytes", s.Uploads)
 	}
 }
 

@@ -3,6 +3,9 @@
 //
 //	wxmedia get    [flags] MEDIA_ID            save under the server's file name (or -o PATH, -o - for stdout)
 //	wxmedia upload [flags] -type TYPE FILE     print {"media_id", "type", "created_at"} as JSON
+//	wxmedia upload-by-url [flags] -type video|file -md5 HEX|-local FILE URL
+//	                                           WeCom/kf: WeChat fetches URL; print {"jobid", "media_id", "created_at"}
+//	wxmedia upload-by-url [flags] -jobid JOBID wait for a job submitted before
 //	wxmedia demo   [flags]                     upload a file it makes, download it back in Range chunks, verify
 //	wxmedia version
 //
@@ -18,8 +21,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,6 +45,8 @@ func main() {
 		err = get(ctx, args)
 	case "upload":
 		err = upload(ctx, args)
+	case "upload-by-url":
+		err = uploadByURL(ctx, args)
 	case "demo":
 		err = demo(ctx, args)
 	case "version":
@@ -52,8 +59,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wxmedia:", err)
-		var e *wxmedia.Error
-		if errors.As(err, &e) && e.Code == wxmedia.ErrCancelled {
+		if errors.Is(err, context.Canceled) { // Ctrl-C or SIGTERM; -timeout exits 1
 			os.Exit(130)
 		}
 		os.Exit(1)
@@ -64,6 +70,11 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   wxmedia get    [flags] MEDIA_ID         save the media (-o PATH, -o - for stdout)
   wxmedia upload [flags] -type TYPE FILE  upload FILE, print the media_id as JSON
+  wxmedia upload-by-url [flags] -type video|file (-md5 HEX | -local FILE) URL
+                                          WeCom/kf: have WeChat fetch URL (Range, up to 200 MiB),
+                                          wait for the job, print its media_id as JSON
+  wxmedia upload-by-url [flags] -jobid JOBID
+                                          wait for a job submitted before
   wxmedia demo   [flags]                  upload a file, download it back in Range chunks, verify
   wxmedia version
 Run "wxmedia COMMAND -h" for the flags.
@@ -103,6 +114,10 @@ func newFlagSet(name, args string, cf *clientFlags) *flag.FlagSet {
 	fs.IntVar(&cf.cfg.Parallelism, "parallel", cf.cfg.Parallelism, "connections per download (0: the library's default)")
 	fs.DurationVar(&cf.timeout, "timeout", 0, "give up after this long (default: never)")
 	fs.BoolVar(&cf.quiet, "q", false, "no progress bar")
+	// -h and usage errors print the defaults: never those taken from the
+	// environment's secrets.
+	fs.Lookup("token").DefValue = ""
+	fs.Lookup("secret").DefValue = ""
 	return fs
 }
 
@@ -223,4 +238,88 @@ func upload(ctx context.Context, args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"media_id": res.MediaID, "type": res.Type, "created_at": res.CreatedAt.Unix(),
 	})
+}
+
+func uploadByURL(ctx context.Context, args []string) error {
+	var cf clientFlags
+	fs := newFlagSet("upload-by-url", "-type video|file (-md5 HEX | -local FILE) URL\n       wxmedia upload-by-url [flags] -jobid JOBID", &cf)
+	typ := fs.String("type", "", "video or file")
+	filename := fs.String("filename", "", "file name WeChat shows, 1 to 128 bytes (default: the base name of -local, else of the URL's path)")
+	md5 := fs.String("md5", "", "MD5 of the file at URL, 32 hex digits")
+	local := fs.String("local", "", "a local copy of the file at URL, to compute the MD5 from")
+	scene := fs.Int("scene", 0, "scene (0: the library's default, 1)")
+	jobID := fs.String("jobid", "", "wait for this job (submitted before, e.g. by a run that timed out) instead of submitting one")
+	fs.Lookup("timeout").Usage = "stop waiting after this long; the job goes on, and -jobid waits for it again (default: the library's 10 minutes)"
+	fs.Parse(args)
+	bad := func(msg string) {
+		fmt.Fprintln(os.Stderr, "wxmedia upload-by-url:", msg)
+		fs.Usage()
+		os.Exit(2)
+	}
+	if *jobID != "" {
+		if fs.NArg() != 0 || *typ != "" || *md5 != "" || *local != "" || *filename != "" || *scene != 0 {
+			bad("-jobid takes no URL, -type, -md5, -local, -filename or -scene")
+		}
+	} else {
+		if fs.NArg() != 1 || *typ == "" {
+			bad("want -type and one URL")
+		}
+		if (*md5 == "") == (*local == "") {
+			bad("give exactly one of -md5 and -local")
+		}
+	}
+	c, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer c.Close()
+
+	var res *wxmedia.URLUploadResult
+	if *jobID != "" {
+		res, err = c.WaitUploadByURL(ctx, *jobID)
+	} else {
+		url := fs.Arg(0)
+		var opts []wxmedia.URLUploadOption
+		if *local != "" {
+			opts = append(opts, wxmedia.WithMD5FromFile(*local))
+		} else {
+			opts = append(opts, wxmedia.WithMD5(*md5))
+		}
+		if *scene != 0 {
+			opts = append(opts, wxmedia.WithScene(*scene))
+		}
+		name := *filename
+		if name == "" {
+			name = defaultURLName(*local, url)
+		}
+		if !cf.quiet && isTerminal(os.Stderr) {
+			fmt.Fprintf(os.Stderr, "upload-by-url %s: submitting, then waiting for WeChat to fetch it\n", name)
+		}
+		res, err = c.UploadByURL(ctx, *typ, url, name, opts...)
+	}
+	if err != nil {
+		if res != nil && res.Status == wxmedia.JobProcessing {
+			// The job goes on: print its id for scripts, and how to wait again.
+			json.NewEncoder(os.Stdout).Encode(map[string]any{"jobid": res.JobID, "status": res.Status.String()})
+			fmt.Fprintf(os.Stderr, "wxmedia: job %s goes on at WeChat (for 60 minutes); wait for it with: wxmedia upload-by-url -jobid %s\n", res.JobID, res.JobID)
+		}
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"jobid": res.JobID, "media_id": res.MediaID, "created_at": res.CreatedAt.Unix(),
+	})
+}
+
+// defaultURLName is the file name upload-by-url sends without -filename:
+// the local copy's, else the last segment of the URL's path.
+func defaultURLName(local, rawURL string) string {
+	if local != "" {
+		return filepath.Base(local)
+	}
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return safeName(path.Base(u.Path))
 }

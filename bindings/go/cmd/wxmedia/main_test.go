@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -134,6 +135,10 @@ func TestGetErrors(t *testing.T) {
 	if r = run(t, dir, "upload", "-type", "image", "missing.png"); r.code != 1 || !strings.Contains(r.stderr, "-1002") {
 		t.Errorf("upload of a missing file: exit %d: %s", r.code, r.stderr)
 	}
+	// -h shows the flags, but not the token from the environment (run checks).
+	if r = run(t, dir, "upload-by-url", "-h"); r.code != 0 || !strings.Contains(r.stderr, "-token") || !strings.Contains(r.stderr, "-jobid") {
+		t.Errorf("upload-by-url -h: exit %d: %s", r.code, r.stderr)
+	}
 	if r = run(t, dir, "frobnicate"); r.code != 2 {
 		t.Errorf("unknown command: exit %d", r.code)
 	}
@@ -148,4 +153,105 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(r.stdout, "5 chunks of 64 KiB over 2 connections") || !strings.Contains(r.stdout, "saw 5 Range requests") {
 		t.Errorf("demo summary:\n%s", r.stdout)
 	}
+}
+
+func TestUploadByURL(t *testing.T) {
+	dir := t.TempDir()
+	meta := emu.AddMedia(t, emutest.MediaSpec{Size: 300_001, Seed: 7})
+	data := emutest.GenBytes(7, 0, 300_001)
+	if err := os.WriteFile(filepath.Join(dir, "片.mp4"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := emu.BaseURL + "/__video/" + meta.MediaID
+	type answer struct {
+		JobID     string `json:"jobid"`
+		MediaID   string `json:"media_id"`
+		CreatedAt int64  `json:"created_at"`
+		Status    string `json:"status"`
+	}
+	parse := func(t *testing.T, r result) answer {
+		t.Helper()
+		var a answer
+		if err := json.Unmarshal([]byte(r.stdout), &a); err != nil || a.JobID == "" {
+			t.Fatalf("printed %q (%v); stderr %s", r.stdout, err, r.stderr)
+		}
+		return a
+	}
+	stored := func(t *testing.T, a answer, name string) {
+		t.Helper()
+		if got := emu.Media(t, a.MediaID); a.MediaID == "" || a.CreatedAt == 0 || got.SHA256 != sha(data) || got.Filename != name {
+			t.Fatalf("answered %+v; the emulator stored %+v", a, got)
+		}
+	}
+
+	// -local: the MD5 from the local copy, whose name is the default filename.
+	r := run(t, dir, "upload-by-url", "-type", "video", "-local", "片.mp4", url)
+	if r.code != 0 {
+		t.Fatalf("upload-by-url -local: exit %d: %s", r.code, r.stderr)
+	}
+	stored(t, parse(t, r), "片.mp4")
+
+	// --md5 and --filename (GNU-style double dashes work as well).
+	r = run(t, dir, "upload-by-url", "--type", "file", "--md5", md5Hex(data), "--filename", "报告.bin", url)
+	if r.code != 0 {
+		t.Fatalf("upload-by-url -md5: exit %d: %s", r.code, r.stderr)
+	}
+	stored(t, parse(t, r), "报告.bin")
+
+	// A wrong MD5: the job's errcode.
+	wrong := "0" + md5Hex(data)[1:]
+	if wrong == md5Hex(data) {
+		wrong = "1" + wrong[1:]
+	}
+	r = run(t, dir, "upload-by-url", "-type", "file", "-md5", wrong, url)
+	if r.code != 1 || !strings.Contains(r.stderr, "301019") || r.stdout != "" {
+		t.Errorf("wrong md5: exit %d, stdout %q: %s", r.code, r.stdout, r.stderr)
+	}
+
+	// A -timeout shorter than the job (the emulator takes 300 ms): the job id
+	// is printed, and -jobid waits for it.
+	r = run(t, dir, "upload-by-url", "-type", "video", "-local", "片.mp4", "-filename", "later.mp4", "-timeout", "100ms", url)
+	if r.code != 1 || !strings.Contains(r.stderr, "-jobid") {
+		t.Fatalf("-timeout 100ms: exit %d: %s", r.code, r.stderr)
+	}
+	pending := parse(t, r)
+	if pending.Status != "processing" || pending.MediaID != "" {
+		t.Fatalf("-timeout 100ms printed %+v", pending)
+	}
+	r = run(t, dir, "upload-by-url", "-jobid", pending.JobID, "-timeout", "30s")
+	if r.code != 0 {
+		t.Fatalf("upload-by-url -jobid: exit %d: %s", r.code, r.stderr)
+	}
+	done := parse(t, r)
+	if done.JobID != pending.JobID {
+		t.Errorf("-jobid answered job %q, want %q", done.JobID, pending.JobID)
+	}
+	stored(t, done, "later.mp4")
+
+	// Usage errors exit 2; local rejections 1, with nothing sent.
+	for _, args := range [][]string{
+		{"upload-by-url", "-type", "file", url},                               // no MD5
+		{"upload-by-url", "-type", "file", "-md5", wrong, "-local", "x", url}, // both
+		{"upload-by-url", "-md5", wrong, url},                                 // no type
+		{"upload-by-url", "-jobid", "j", url},                                 // jobid and URL
+	} {
+		if r = run(t, dir, args...); r.code != 2 {
+			t.Errorf("%v: exit %d, want 2: %s", args, r.code, r.stderr)
+		}
+	}
+	before := emu.Stats(t).Requests["media/upload_by_url"]
+	if r = run(t, dir, "upload-by-url", "-type", "image", "-md5", wrong, url); r.code != 1 || !strings.Contains(r.stderr, "40004") {
+		t.Errorf("type image: exit %d: %s", r.code, r.stderr)
+	}
+	if r = run(t, dir, "upload-by-url", "-type", "file", "-md5", wrong, "ftp://example.com/a.bin"); r.code != 1 || !strings.Contains(r.stderr, "40058") {
+		t.Errorf("ftp URL: exit %d: %s", r.code, r.stderr)
+	}
+	if after := emu.Stats(t).Requests["media/upload_by_url"]; after != before {
+		t.Errorf("local rejections sent %d requests", after-before)
+	}
+}
+
+func md5Hex(b []byte) string {
+	s := md5.Sum(b)
+	return hex.EncodeToString(s[:])
 }

@@ -232,8 +232,19 @@ type Stats struct {
 	TokenFetches     int64            `json:"token_fetches"`
 	Uploads          int64            `json:"uploads"`
 	FaultsFired      int64            `json:"faults_fired"`
+	URLFetches       []URLFetch       `json:"url_fetches"`
+	Jobs             map[string]int64 `json:"jobs"` // "processing", "done", "failed"
 	MaxConcurrent    int64            `json:"max_concurrent_connections"`
 	CurrentConnected int64            `json:"current_connections"`
+}
+
+// URLFetch is one Range request the emulator made fetching an upload-by-URL
+// job's URL (End inclusive).
+type URLFetch struct {
+	JobID string `json:"jobid"`
+	URL   string `json:"url"`
+	Start int64  `json:"start"`
+	End   int64  `json:"end"`
 }
 
 // Stats returns the emulator's counters.
