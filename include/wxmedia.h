@@ -128,13 +128,6 @@
 #define WXM_E_STATE -1012
 
 /**
- * Size limits of the async upload, as documented (5 bytes to 200 MB).
- */
-#define MIN_SIZE 6
-
-#define MAX_SIZE ((200 * 1024) * 1024)
-
-/**
  * Job status: not submitted yet.
  */
 #define WXM_JOB_NONE 0
@@ -190,7 +183,7 @@ typedef struct wxm_upload wxm_upload;
 
 /**
  * One asynchronous upload by URL (WeCom, kf): WeChat fetches the file (up
- * to 200 MB, video or file) from a URL that supports Range, and the
+ * to 200 MiB, video or file) from a URL that supports Range, and the
  * library polls for the result. Created by `wxm_url_upload_new`, run by
  * `wxm_url_upload_run` (or `_submit` then `_wait`), released by
  * `wxm_url_upload_free`. One thread at a time; cancel from any thread.
@@ -717,7 +710,7 @@ int32_t wxm_url_upload_set_md5(wxm_url_upload *u, const char *md5_hex);
 /**
  * Computes the MD5 from a local copy of the file at `path` (streamed), and
  * checks its size against the limits of the async upload (45001 outside
- * 5 bytes to 200 MB). Returns 0, 45001, `WXM_E_IO` or `WXM_E_INVALID_ARG`.
+ * 6 bytes to 200 MiB). Returns 0, 45001, `WXM_E_IO` or `WXM_E_INVALID_ARG`.
  *
  * # Safety
  * `u` is NULL or live; `path` is NULL or NUL-terminated.

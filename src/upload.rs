@@ -207,8 +207,13 @@ impl DataSource<'_> {
                     *head_sent += n;
                     return Ok(n);
                 }
-                *consumed = true;
-                read(buf)
+                let n = read(buf)?;
+                // Only bytes past the head make the body impossible to resend;
+                // a reader that just reports its end can be asked again.
+                if n > 0 {
+                    *consumed = true;
+                }
+                Ok(n)
             }
         }
     }

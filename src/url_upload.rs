@@ -1,5 +1,5 @@
 //! WeCom's asynchronous upload by URL (异步上传临时素材): WeChat fetches a
-//! file of up to 200 MB from a URL that supports Range, and the host polls
+//! file of up to 200 MiB from a URL that supports Range, and the host polls
 //! for the job's result.
 
 use crate::client::{sleep_cancellable, Client};
@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Size limits of the async upload, as documented (5 bytes to 200 MB).
+/// Size limits of the async upload: more than 5 bytes, at most 200 MiB.
 pub const MIN_SIZE: u64 = 6;
 pub const MAX_SIZE: u64 = 200 * 1024 * 1024;
 
@@ -134,28 +134,21 @@ impl Client {
 
     /// Polls with backoff until the job is done or failed, or `timeout`
     /// passes (`WXM_E_TIMEOUT`; the job goes on and can be waited for again).
+    /// A finished job is `Ok(Done)` or `Ok(Failed)`; `Err` is a failure to
+    /// learn the job's state (an unknown jobid, the network, a cancel).
     pub fn upload_by_url_wait(
         &self,
         jobid: &str,
         timeout: Duration,
         cancel: &Arc<AtomicBool>,
-    ) -> Result<(String, i64)> {
+    ) -> Result<JobStatus> {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(100);
         loop {
             check_cancel(cancel)?;
             match self.upload_by_url_result(jobid, cancel)? {
-                JobStatus::Done {
-                    media_id,
-                    created_at,
-                } => return Ok((media_id, created_at)),
-                JobStatus::Failed { errcode, errmsg } => {
-                    return Err(Error::wechat(
-                        errcode,
-                        format!("upload_by_url job failed: {errmsg}"),
-                    ))
-                }
                 JobStatus::Processing => {}
+                finished => return Ok(finished),
             }
             let now = Instant::now();
             if now >= deadline {

@@ -253,6 +253,15 @@ fn token_refresh_on_upload_with_credentials() {
     let up = upload_path(&c, "file", &path, None);
     assert_eq!(up.rc, 0, "{}", up.errmsg);
     assert_eq!(stats(&emu)["token_fetches"].as_u64(), Some(2));
+    // A reader whose bytes all fit in the sniffed head can be sent again;
+    // a longer one cannot, and answers the errcode.
+    admin(&emu, "POST", "/__admin/expire_token", json!({"all": true}));
+    let up = upload_reader(&c, "file", b"short body", 10, Some("s.txt"), None);
+    assert_eq!(up.rc, 0, "{}", up.errmsg);
+    admin(&emu, "POST", "/__admin/expire_token", json!({"all": true}));
+    let long = media_bytes(b"%PDF", 50_000, 1);
+    let up = upload_reader(&c, "file", &long, 50_000, Some("l.pdf"), None);
+    assert_eq!(up.rc, 42001, "{}", up.errmsg);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -225,6 +225,11 @@ fn wait_times_out_then_resumes_and_a_jobid_can_be_adopted() {
             0
         );
         assert_eq!(wxm_url_upload_wait(bad.0, 5_000), 40058);
+        assert_eq!(
+            wxm_url_upload_status(bad.0),
+            WXM_JOB_PROCESSING,
+            "no job result was learnt"
+        );
     }
 }
 

@@ -395,7 +395,18 @@ fn upload_by_url(client: &Client, a: &mut Args, cancel: Arc<AtomicBool>) -> Resu
         }
     };
     no_extra(a)?;
-    let (media_id, created_at) = client.upload_by_url_wait(&jobid, timeout, &cancel)?;
+    let (media_id, created_at) = match client.upload_by_url_wait(&jobid, timeout, &cancel)? {
+        wxmedia::url_upload::JobStatus::Done {
+            media_id,
+            created_at,
+        } => (media_id, created_at),
+        wxmedia::url_upload::JobStatus::Failed { errcode, errmsg } => {
+            return Err(Error::wechat(errcode, format!("job {jobid} failed: {errmsg}")).into())
+        }
+        wxmedia::url_upload::JobStatus::Processing => {
+            return Err(Error::Timeout(format!("job {jobid} still processing")).into())
+        }
+    };
     println!(
         "{}",
         serde_json::json!({"jobid": jobid, "media_id": media_id, "created_at": created_at})

@@ -7,7 +7,7 @@ use super::{owned, wxm_client};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::token::lock;
-use crate::url_upload::{UrlUpload, MAX_SIZE, MIN_SIZE};
+use crate::url_upload::{JobStatus, UrlUpload, MAX_SIZE, MIN_SIZE};
 use std::ffi::{c_char, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,7 +34,7 @@ struct State {
 }
 
 /// One asynchronous upload by URL (WeCom, kf): WeChat fetches the file (up
-/// to 200 MB, video or file) from a URL that supports Range, and the
+/// to 200 MiB, video or file) from a URL that supports Range, and the
 /// library polls for the result. Created by `wxm_url_upload_new`, run by
 /// `wxm_url_upload_run` (or `_submit` then `_wait`), released by
 /// `wxm_url_upload_free`. One thread at a time; cancel from any thread.
@@ -125,7 +125,7 @@ pub unsafe extern "C" fn wxm_url_upload_set_md5(
 
 /// Computes the MD5 from a local copy of the file at `path` (streamed), and
 /// checks its size against the limits of the async upload (45001 outside
-/// 5 bytes to 200 MB). Returns 0, 45001, `WXM_E_IO` or `WXM_E_INVALID_ARG`.
+/// 6 bytes to 200 MiB). Returns 0, 45001, `WXM_E_IO` or `WXM_E_INVALID_ARG`.
 ///
 /// # Safety
 /// `u` is NULL or live; `path` is NULL or NUL-terminated.
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn wxm_url_upload_set_md5_from_path(
             if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
                 return Err(Error::wechat(
                     45001,
-                    format!("upload_by_url takes 6 bytes to 200 MB; {p} has {size}"),
+                    format!("upload_by_url takes 6 bytes to 200 MiB; {p} has {size}"),
                 ));
             }
             r.md5 = hex;
@@ -236,22 +236,28 @@ impl wxm_url_upload {
         } else {
             timeout_ms.into()
         });
-        match self
+        let outcome = self
             .client
-            .upload_by_url_wait(&jobid, timeout, &self.cancel)
-        {
-            Ok((media_id, created_at)) => {
-                let mut st = lock(&self.state);
+            .upload_by_url_wait(&jobid, timeout, &self.cancel)?;
+        let mut st = lock(&self.state);
+        match outcome {
+            JobStatus::Done {
+                media_id,
+                created_at,
+            } => {
                 st.status = WXM_JOB_DONE;
                 st.media_id = owned(&Some(media_id));
                 st.created_at = created_at;
                 Ok(())
             }
-            Err(e @ Error::WeChat { .. }) => {
-                lock(&self.state).status = WXM_JOB_FAILED;
-                Err(e)
+            JobStatus::Failed { errcode, errmsg } => {
+                st.status = WXM_JOB_FAILED;
+                Err(Error::wechat(
+                    errcode,
+                    format!("upload_by_url job failed: {errmsg}"),
+                ))
             }
-            Err(e) => Err(e),
+            JobStatus::Processing => Err(Error::Timeout("job still processing".into())),
         }
     }
 }
