@@ -318,14 +318,14 @@ def parse_bench(text: str) -> Dict[str, str]:
     return out
 
 
-def timed(cmd: List[str], timeout: float, workdir: str) -> Tuple[Run, str]:
+def timed(cmd: List[str], timeout: float, workdir: str, env: Optional[Dict[str, str]] = None) -> Tuple[Run, str]:
     """Runs cmd under /usr/bin/time; returns the Run and the combined output."""
     tf = os.path.join(workdir, "time.out")
     rm(tf)
     full = ["/usr/bin/time", "-f", "TIME %e %U %S %M", "-o", tf] + cmd
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=ENV)
+        p = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=env or ENV)
     except subprocess.TimeoutExpired:
         return Run(ok=False, msg=f"timed out after {timeout:.0f} s"), ""
     wall = time.perf_counter() - t0
@@ -564,6 +564,7 @@ class Bench:
         self.budget = args.budget
         self.dropped = False
         self.expected_sha: Dict[Tuple[str, str], str] = {}
+        self.py_env: Dict[str, str] = ENV
 
     # ---- set-up
 
@@ -580,12 +581,39 @@ class Bench:
             pass
         return os.path.join(self.work, "out")
 
+    def snapshot_python(self) -> None:
+        """Copies the installed wxmedia package (with its bundled library) so
+        that a `make py-install` elsewhere in the tree cannot change it under a
+        running benchmark; the Python driver imports the copy (PYTHONPATH)."""
+        p = subprocess.run([self.args.py, "-c", "import wxmedia, os; print(os.path.dirname(wxmedia.__file__))"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd="/")  # fmt: skip
+        src = p.stdout.strip()
+        if p.returncode != 0 or not src:
+            return
+        snap = os.path.join(self.work, "pysnap")
+        rm(snap)
+        shutil.copytree(src, os.path.join(snap, "wxmedia"), ignore=shutil.ignore_patterns("__pycache__"))
+        self.py_env = dict(ENV, PYTHONPATH=snap)
+
+    def lib_ids(self) -> str:
+        """Short sha256 of the library each host runs (they can differ when
+        another build ran between bench-build's steps)."""
+        out = []
+        c_lib = os.path.join(os.path.dirname(self.args.c_driver), "lib", "libwxmedia.so")
+        py_lib = os.path.join(self.work, "pysnap", "wxmedia", "_lib", "libwxmedia.so")
+        go_a = os.path.join(ROOT, "bindings", "go", "lib", "linux_amd64", "libwxmedia.a")
+        for name, path in (("C", c_lib), ("Python", py_lib), ("Go archive at start", go_a)):
+            out.append(f"{name} {sha256_file(path)[:12]}" if os.path.exists(path) else f"{name} -")
+        return ", ".join(out)
+
     def tools(self) -> Tools:
         a = self.args
         have: Dict[str, str] = {}
         have["c"] = "" if os.access(a.c_driver, os.X_OK) else f"{a.c_driver} not built (make bench builds it)"
         have["go"] = "" if os.access(a.go_driver, os.X_OK) else f"{a.go_driver} not built (make bench builds it)"
         have["py"] = self.probe_py(a.py, "wxmedia")
+        if not have["py"]:
+            self.snapshot_python()
         have["requests"] = self.probe_py(a.requests_py, "requests")
         have["curl"] = "" if shutil.which("curl") else "curl not installed"
         have["aria2c"] = "" if shutil.which("aria2c") else "aria2c not installed (make bench-deps)"
@@ -664,7 +692,7 @@ class Bench:
                     row.notes.append(note)
                 cmd = row.client.build(ctx)
                 assert cmd is not None
-                run, output = timed(cmd, timeout, self.outdir)
+                run, output = timed(cmd, timeout, self.outdir, self.py_env if row.client.host == "py" else None)
                 if run.ok and verify is not None:
                     problem = verify(row, ctx, run, i == 0)
                     if problem:
@@ -1031,6 +1059,7 @@ class Bench:
             f"rustc {cmd_version(['rustc', '--version'])}, go {cmd_version(['go', 'version'], r'go[0-9.]+')}, "
             f"python {cmd_version([t.py, '--version'])} ({self.py_lib_note()}), "
             f"requests {cmd_version([t.rpy, '-c', 'import requests; print(requests.__version__)'])}",
+            f"- libwxmedia sha256: {self.lib_ids_}",
             f"- curl {cmd_version(['curl', '--version'])}, aria2c {cmd_version(['aria2c', '--version'])}, "
             f"nginx {self.nginx_version}, emulator {self.args.emulator}",
         ]
@@ -1039,7 +1068,7 @@ class Bench:
         """Which library the Python host loads, and whether it is older than
         target/release's (a failed py-install leaves the previous one)."""
         p = subprocess.run([self.tools_.py, "-c", "import wxmedia, os; print(wxmedia.LIBRARY_PATH)"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd="/")  # fmt: skip
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.py_env, cwd="/")  # fmt: skip
         path = p.stdout.strip()
         if p.returncode != 0 or not path:
             return "wxmedia not importable"
@@ -1101,7 +1130,9 @@ class Bench:
     def main(self) -> int:
         a = self.args
         self.load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        os.makedirs(self.work, exist_ok=True)
         self.tools_ = self.tools()
+        self.lib_ids_ = self.lib_ids()
         os.makedirs(self.files, exist_ok=True)
         rm(self.outdir)
         os.makedirs(self.outdir)
@@ -1128,7 +1159,7 @@ class Bench:
             if nginx is not None:
                 nginx.stop()
             emu.stop()
-            rm(self.outdir)
+            rm(self.outdir, os.path.join(self.work, "pysnap"))
             if not a.keep_files:
                 rm(self.files)
         summary = self.evaluate()

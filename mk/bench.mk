@@ -42,11 +42,14 @@ bench-deps:
 # The drivers: C (against libwxmedia.so, as the C examples link it), Go (the
 # cgo bindings, static, through a replace directive), Python (the installed
 # package in build/venv: make py-install).
+# A copy, not a link: other builds in the same tree must not swap the
+# library under a running benchmark.
 $(BENCH_BUILD)/lib/.stamp: $(LIB_SO)
 	@mkdir -p $(BENCH_BUILD)/lib
-	ln -sf $(LIB_SO) $(BENCH_BUILD)/lib/libwxmedia.so
+	rm -f $(BENCH_BUILD)/lib/libwxmedia.so*
+	cp $(LIB_SO) $(BENCH_BUILD)/lib/libwxmedia.so
 	@soname=$$(readelf -d $(LIB_SO) | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p'); \
-	if [ -n "$$soname" ]; then ln -sf $(LIB_SO) $(BENCH_BUILD)/lib/$$soname; fi
+	if [ -n "$$soname" ]; then ln -sf libwxmedia.so $(BENCH_BUILD)/lib/$$soname; fi
 	@touch $@
 
 $(BENCH_BUILD)/bench_wx_c: $(BENCH_DIR)/drivers/bench_wx.c $(HEADER) $(BENCH_BUILD)/lib/.stamp
