@@ -254,13 +254,16 @@ impl TokenSource {
                 detail: "token endpoint".into(),
             });
         }
-        let map = http::parse_api_json(&bytes).map_err(|e| match e {
-            Error::WeChat { code, msg } => Error::WeChat {
-                code,
-                msg: format!("fetching access_token: {msg}"),
-            },
-            other => other,
-        })?;
+        let map = http::parse_api_json(&bytes)
+            .map_err(|e| match e {
+                Error::WeChat { code, msg } => Error::WeChat {
+                    code,
+                    msg: format!("fetching access_token: {msg}"),
+                },
+                other => other,
+            })
+            // A token endpoint may quote the secret back ("corpsecret is …").
+            .map_err(|e| http::redact(e, secret))?;
         let token = map
             .get("access_token")
             .and_then(|t| t.as_str())
