@@ -894,3 +894,48 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
+
+#[test]
+fn a_token_endpoint_echoing_the_secret_never_reaches_a_message() {
+    const SECRET_VALUE: &str = "hostile-secret-9ZqT4";
+    let srv = RawServer::start(|req, s| {
+        if req.path() == "/cgi-bin/gettoken" {
+            let body = if req.target.contains("corpid=echo") {
+                format!(
+                    "{{\"errcode\":40001,\"errmsg\":\"invalid credential, corpsecret is {SECRET_VALUE} (corpid echo)\"}}"
+                )
+            } else {
+                format!(
+                    "{{\"errcode\":0,\"access_token\":\"tok {SECRET_VALUE}\",\"expires_in\":7200}}"
+                )
+            };
+            respond(
+                s,
+                "200 OK",
+                &[("Content-Type", "application/json".into())],
+                body.as_bytes(),
+            );
+        } else {
+            respond(s, "500 Internal Server Error", &[], req.target.as_bytes());
+        }
+    });
+    for corpid in ["echo", "badtoken"] {
+        let mut o = Opts::new(&srv.base_url());
+        o.token = None;
+        o.credentials = Some((corpid.to_string(), SECRET_VALUE.to_string()));
+        let c = new_client(&o);
+        let out = sink_download(&c, "m", 0, 1 << 20);
+        assert!(
+            [40001, WXM_E_PROTOCOL].contains(&out.rc),
+            "{corpid}: {} {}",
+            out.rc,
+            out.errmsg
+        );
+        assert_clean(&out.errmsg, &[SECRET_VALUE], &format!("{corpid} errmsg"));
+        assert_clean(
+            &out.last_errmsg,
+            &[SECRET_VALUE],
+            &format!("{corpid} last_errmsg"),
+        );
+    }
+}
