@@ -234,18 +234,19 @@ impl Config {
 
     pub fn set_base_url(&mut self, url: &str) -> Result<()> {
         let url = url.trim_end_matches('/');
-        let host = url
+        let bad = |why: &str| Err(Error::InvalidArg(format!("base_url {why}")));
+        let Some(rest) = url
             .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        if host.is_none_or(str::is_empty) {
-            return Err(Error::InvalidArg(
-                "base_url must start with http:// or https://".into(),
-            ));
+            .or_else(|| url.strip_prefix("https://"))
+        else {
+            return bad("must start with http:// or https://");
+        };
+        if url.contains(|c: char| matches!(c, '?' | '#') || c.is_whitespace() || c.is_control()) {
+            return bad("must not hold a query, fragment, space or control character");
         }
-        if url.contains(['?', '#', ' ']) {
-            return Err(Error::InvalidArg(
-                "base_url must not hold a query, fragment or space".into(),
-            ));
+        let authority = rest.split('/').next().unwrap_or("");
+        if !valid_authority(authority) {
+            return bad("needs a host, [IPv6] address or host:port (and no user:password@)");
         }
         self.base_url = url.to_string();
         Ok(())
@@ -330,6 +331,30 @@ impl Config {
     }
 }
 
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, with a port of 1 to 65535.
+fn valid_authority(a: &str) -> bool {
+    let valid_port = |p: &str| p.parse::<u16>().is_ok_and(|n| n > 0);
+    if let Some(v6) = a.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return false;
+        };
+        let addr_ok = !addr.is_empty()
+            && addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+        return addr_ok && (after.is_empty() || after.strip_prefix(':').is_some_and(valid_port));
+    }
+    let (host, port) = match a.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (a, None),
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && port.is_none_or(valid_port)
+}
+
 pub fn check_token(token: &str) -> Result<()> {
     // WeChat tokens are at most 512 visible ASCII characters; anything else
     // would corrupt the request line.
@@ -363,6 +388,28 @@ mod tests {
         assert!(c.set_chunk_size(64 * 1024).is_ok());
         assert!(c.set_parallelism(0).is_err());
         assert!(c.set_base_url("ftp://x").is_err());
+        assert!(c.set_base_url("http://127.0.0.1:1/").is_ok());
+        for bad in [
+            "http://[::1",
+            "http://",
+            "https:///x",
+            "http://a b",
+            "http://h:0",
+            "http://h:99999",
+            "http://u:p@h",
+            "http://h:x",
+            "http://h\n",
+        ] {
+            assert!(c.set_base_url(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "http://[::1]:8080",
+            "https://qyapi.weixin.qq.com",
+            "http://h/prefix",
+            "http://my_host:80",
+        ] {
+            assert!(c.set_base_url(good).is_ok(), "{good}");
+        }
         assert!(c.set_base_url("http://127.0.0.1:1/").is_ok());
         assert_eq!(c.base_url, "http://127.0.0.1:1");
         assert!(c.set_token("a b").is_err());

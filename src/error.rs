@@ -91,6 +91,28 @@ impl Error {
         }
     }
 
+    /// The same error with its text passed through `f` (to clean it of
+    /// credentials before a host sees it).
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Error {
+        match self {
+            Error::InvalidArg(t) => Error::InvalidArg(f(&t)),
+            Error::Io(t) => Error::Io(f(&t)),
+            Error::Network(t) => Error::Network(f(&t)),
+            Error::Timeout(t) => Error::Timeout(f(&t)),
+            Error::Tls(t) => Error::Tls(f(&t)),
+            Error::HttpStatus { status, detail } => Error::HttpStatus {
+                status,
+                detail: f(&detail),
+            },
+            Error::Protocol(t) => Error::Protocol(f(&t)),
+            Error::Aborted(t) => Error::Aborted(f(&t)),
+            Error::Panic(t) => Error::Panic(f(&t)),
+            Error::State(t) => Error::State(f(&t)),
+            Error::WeChat { code, msg } => Error::WeChat { code, msg: f(&msg) },
+            e @ (Error::Cancelled | Error::NoToken) => e,
+        }
+    }
+
     /// Worth another attempt at the same request after a pause.
     pub fn is_transient(&self) -> bool {
         match self {

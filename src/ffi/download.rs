@@ -228,8 +228,9 @@ impl wxm_download {
                 Ok(())
             }
             Err(e) => {
-                let msg = self.client.clean_message(&e.to_string());
-                out.errmsg = to_cstring(&msg);
+                // Cleaned once more here, so wxm_last_errmsg gets the same text.
+                let e = e.map_text(|t| self.client.clean_message(t));
+                out.errmsg = to_cstring(&e.to_string());
                 Err(e)
             }
         }

@@ -283,7 +283,9 @@ impl wxm_upload {
                 Ok(())
             }
             Err(e) => {
-                out.errmsg = to_cstring(&self.client.clean_message(&e.to_string()));
+                // Cleaned once more here, so wxm_last_errmsg gets the same text.
+                let e = e.map_text(|t| self.client.clean_message(t));
+                out.errmsg = to_cstring(&e.to_string());
                 Err(e)
             }
         }

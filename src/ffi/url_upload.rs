@@ -195,11 +195,18 @@ pub unsafe extern "C" fn wxm_url_upload_set_jobid(
 impl wxm_url_upload {
     fn record(&self, result: Result<()>) -> Result<()> {
         let mut st = lock(&self.state);
-        match &result {
-            Ok(()) => st.errmsg = CString::default(),
-            Err(e) => st.errmsg = to_cstring(&self.client.clean_message(&e.to_string())),
+        match result {
+            Ok(()) => {
+                st.errmsg = CString::default();
+                Ok(())
+            }
+            Err(e) => {
+                // Cleaned here too, so wxm_last_errmsg gets the same text.
+                let e = e.map_text(|t| self.client.clean_message(t));
+                st.errmsg = to_cstring(&e.to_string());
+                Err(e)
+            }
         }
-        result
     }
 
     fn submit(&self) -> Result<()> {
