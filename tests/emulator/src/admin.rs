@@ -311,5 +311,6 @@ fn stats(sh: &Shared) -> Resp {
         "images": st.images,
         "max_concurrent_connections": sh.conn_max.load(Ordering::SeqCst),
         "current_connections": sh.conn_current.load(Ordering::SeqCst),
+        "connections_opened": sh.conn_opened.load(Ordering::SeqCst),
     }))
 }

@@ -212,6 +212,9 @@ pub struct Shared {
     pub bytes_served: AtomicU64,
     pub conn_current: AtomicU64,
     pub conn_max: AtomicU64,
+    /// Connections opened since the last reset (keep-alive reuse shows as
+    /// fewer connections than requests).
+    pub conn_opened: AtomicU64,
     seq: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -273,6 +276,7 @@ impl Shared {
             bytes_served: AtomicU64::new(0),
             conn_current: AtomicU64::new(0),
             conn_max: AtomicU64::new(0),
+            conn_opened: AtomicU64::new(0),
             seq: AtomicU64::new(1),
             inner: Mutex::new(Inner::default()),
         };
@@ -547,6 +551,7 @@ impl Shared {
     pub fn conn_opened(&self) {
         let cur = self.conn_current.fetch_add(1, Ordering::SeqCst) + 1;
         self.conn_max.fetch_max(cur, Ordering::SeqCst);
+        self.conn_opened.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn conn_closed(&self) {
@@ -565,6 +570,7 @@ impl Shared {
         self.bytes_served.store(0, Ordering::Relaxed);
         self.conn_max
             .store(self.conn_current.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.conn_opened.store(0, Ordering::SeqCst);
     }
 
     /// Removes our temp dir (uploads not stored in --media DIR).
