@@ -7,8 +7,8 @@ use crate::http::{
     check_cancel, classify, header_str, header_u64, map_io, map_ureq, CancelScope, MediaAnswer,
 };
 use crate::range::{
-    check_partial, content_disposition_filename, next_request, parse_content_range, query_encode,
-    ChunkPlan, Request,
+    check_partial, content_disposition_filename, next_request, parallel_chunk, parse_content_range,
+    query_encode, ChunkPlan, Request,
 };
 use crate::token::lock;
 use std::collections::BTreeMap;
@@ -135,7 +135,10 @@ impl Client {
             // (None when it would not pass the start: a start at u64::MAX
             // is then asked for, and refused, like any start past the end.)
             let first_limit = parallel
-                .then(|| crate::range::align_down(opts.start).saturating_add(chunk))
+                .then(|| {
+                    crate::range::align_down(opts.start)
+                        .saturating_add(crate::range::parallel_first_request(chunk))
+                })
                 .filter(|&limit| limit > opts.start);
             fetch_span(&shared, &opts.cancel, opts.start, first_limit, &mut deliver)?;
         }
@@ -178,6 +181,8 @@ fn fetch_span(
     let mut failures = 0u32;
     let mut progress_mark = pos;
     let mut refreshed_at: Option<u64> = None;
+    // One read buffer for every request of this span.
+    let mut buf = Vec::new();
     loop {
         check_cancel(cancel)?;
         let total = shared.total();
@@ -195,14 +200,22 @@ fn fetch_span(
         }
         let req = next_request(pos, client.config.chunk_size, end);
         let mut used_token = None;
-        let result =
-            fetch_once(shared, &req, end, &mut pos, &mut used_token, deliver).map_err(|e| {
-                match &used_token {
-                    // Servers quote requests back: never let the token through.
-                    Some(t) => crate::http::redact(e, t),
-                    None => e,
-                }
-            });
+        let result = fetch_once(
+            shared,
+            &req,
+            end,
+            &mut pos,
+            &mut used_token,
+            &mut buf,
+            deliver,
+        )
+        .map_err(|e| {
+            match &used_token {
+                // Servers quote requests back: never let the token through.
+                Some(t) => crate::http::redact(e, t),
+                None => e,
+            }
+        });
         match result {
             Ok(true) => {
                 // The answer was a whole body (Range ignored): nothing more to ask.
@@ -257,6 +270,7 @@ fn fetch_once(
     span_end: Option<u64>,
     pos: &mut u64,
     used_token: &mut Option<String>,
+    buf: &mut Vec<u8>,
     deliver: &mut Deliver,
 ) -> Result<bool> {
     let client = shared.client;
@@ -356,11 +370,15 @@ fn fetch_once(
                 stream_body(
                     prefix,
                     &mut reader,
-                    req.start,
-                    body_len,
-                    Some(body_len),
+                    Framing {
+                        body_start: req.start,
+                        max_len: body_len,
+                        expected: Some(body_len),
+                        whole: true,
+                    },
                     pos,
                     total,
+                    buf,
                     deliver,
                 )?;
                 Ok(false)
@@ -392,11 +410,15 @@ fn fetch_once(
                 let got = stream_body(
                     prefix,
                     &mut reader,
-                    0,
-                    want,
-                    size.map(|_| want),
+                    Framing {
+                        body_start: 0,
+                        max_len: want,
+                        expected: size.map(|_| want),
+                        whole: size == Some(want),
+                    },
                     pos,
                     size,
+                    buf,
                     deliver,
                 )?;
                 if size.is_none() {
@@ -408,6 +430,19 @@ fn fetch_once(
     }
 }
 
+/// Where an answer's body sits in the file, and how much of it to read.
+struct Framing {
+    /// The file offset of the body's first byte.
+    body_start: u64,
+    /// Read no more than this.
+    max_len: u64,
+    /// Fewer bytes than this is a short body (an error a retry resumes).
+    expected: Option<u64>,
+    /// `max_len` is the whole body: read on to its end, so the connection
+    /// goes back to the keep-alive pool (ureq recycles it only then).
+    whole: bool,
+}
+
 /// Streams a body that holds the file's bytes from `body_start`, delivering
 /// those at and after `*pos` (and, when limited, before `max_len` bytes).
 /// Returns the number of body bytes read; a body shorter than `expected` is
@@ -416,13 +451,18 @@ fn fetch_once(
 fn stream_body(
     prefix: Vec<u8>,
     reader: &mut dyn Read,
-    body_start: u64,
-    max_len: u64,
-    expected: Option<u64>,
+    framing: Framing,
     pos: &mut u64,
     total: Option<u64>,
+    buf: &mut Vec<u8>,
     deliver: &mut Deliver,
 ) -> Result<u64> {
+    let Framing {
+        body_start,
+        max_len,
+        expected,
+        whole,
+    } = framing;
     let mut at = body_start;
     let end = body_start.saturating_add(max_len);
     let mut handle = |data: &[u8], at: &mut u64, pos: &mut u64| -> Result<()> {
@@ -440,16 +480,29 @@ fn stream_body(
     if !prefix.is_empty() {
         handle(&prefix[..], &mut at, pos)?;
     }
-    let mut buf = vec![0u8; READ_BUF];
+    // Small bodies get a small buffer; the buffer is kept for the span's next request.
+    let size = max_len.clamp(4096, READ_BUF as u64) as usize;
+    if buf.len() < size {
+        buf.resize(size, 0);
+    }
+    let read_some = |reader: &mut dyn Read, buf: &mut [u8]| loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel(&e) => continue,
+            other => return other,
+        }
+    };
     while at < end {
-        let want = ((end - at).min(READ_BUF as u64)) as usize;
-        let n = match reader.read(&mut buf[..want]) {
+        let want = ((end - at).min(buf.len() as u64)) as usize;
+        let n = match read_some(reader, &mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel(&e) => continue,
             Err(e) => return Err(map_io(e)),
         };
         handle(&buf[..n], &mut at, pos)?;
+    }
+    if whole && at == end {
+        // Expected to answer 0: the body's end, which frees the connection.
+        let _ = read_some(reader, &mut buf[..1]);
     }
     let read = at - body_start;
     if let Some(exp) = expected {
@@ -507,7 +560,9 @@ fn fetch_parallel(
     total: u64,
     sink: &mut dyn Sink,
 ) -> Result<()> {
-    let chunks = ChunkPlan::new(pos, total, shared.client.config.chunk_size);
+    let config = &shared.client.config;
+    let chunk = parallel_chunk(total - pos, config.parallelism, config.chunk_size);
+    let chunks = ChunkPlan::new(pos, total, chunk);
     let workers = (shared.client.config.parallelism as usize).min(chunks.len());
     let window = shared.client.config.parallelism as usize;
     let next_chunk = AtomicUsize::new(0);
@@ -622,7 +677,9 @@ fn fetch_positional(
     writer: &dyn PositionalWriter,
     sink: &mut dyn Sink,
 ) -> Result<()> {
-    let chunks = ChunkPlan::new(pos, total, shared.client.config.chunk_size);
+    let config = &shared.client.config;
+    let chunk = parallel_chunk(total - pos, config.parallelism, config.chunk_size);
+    let chunks = ChunkPlan::new(pos, total, chunk);
     let workers = (shared.client.config.parallelism as usize).min(chunks.len());
     let next_chunk = AtomicUsize::new(0);
     let written = std::sync::atomic::AtomicU64::new(0);

@@ -11,6 +11,23 @@ pub fn align_down(x: u64) -> u64 {
     x & !(ALIGN - 1)
 }
 
+/// Chunk size for `parallelism` workers sharing `remaining` bytes: small
+/// enough that every worker gets several chunks (so none idles at the end
+/// and the first answers come early), never above the configured `chunk`,
+/// a multiple of 16, and not so small that requests dominate.
+pub fn parallel_chunk(remaining: u64, parallelism: u32, chunk: u64) -> u64 {
+    const FLOOR: u64 = 256 * 1024;
+    let share = remaining.div_ceil(u64::from(parallelism.max(1)) * 4);
+    let aligned = share.div_ceil(ALIGN).saturating_mul(ALIGN);
+    aligned.max(FLOOR).min(chunk)
+}
+
+/// The first request of a parallel download only needs to tell the size;
+/// keep it short so the workers start early.
+pub fn parallel_first_request(chunk: u64) -> u64 {
+    chunk.min(1024 * 1024)
+}
+
 /// A chunk size is usable when it is a non-zero multiple of 16 no larger than 20 MiB.
 pub fn valid_chunk_size(n: u64) -> bool {
     n > 0 && n % ALIGN == 0 && n <= MAX_CHUNK
@@ -383,6 +400,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn parallel_chunks_are_aligned_and_bounded() {
+        for remaining in [0u64, 1, 1000, 5 << 20, 100 << 20, 1 << 40] {
+            for p in [1u32, 2, 4, 8, 64] {
+                for chunk in [16u64, 4096, 1 << 20, MAX_CHUNK] {
+                    let c = parallel_chunk(remaining, p, chunk);
+                    assert!(
+                        c <= chunk && c > 0 && c % 16 == 0,
+                        "{remaining} {p} {chunk}: {c}"
+                    );
+                }
+            }
+        }
+        // 128 MiB over 4 workers: 8 MiB chunks, four per worker.
+        assert_eq!(parallel_chunk(128 << 20, 4, MAX_CHUNK), 8 << 20);
+        assert_eq!(parallel_chunk(1 << 30, 4, MAX_CHUNK), MAX_CHUNK);
+        assert_eq!(parallel_first_request(MAX_CHUNK), 1 << 20);
+        assert_eq!(parallel_first_request(4096), 4096);
     }
 
     #[test]

@@ -46,6 +46,30 @@ fn small_plain_file_to_sink() {
 }
 
 #[test]
+fn chunks_and_transfers_reuse_keep_alive_connections() {
+    let emu = start(Platform::WeCom);
+    let (id, want) = add_media(&emu, json!({"size": 1024 * 1024, "seed": 21}));
+    let (small, small_want) = add_media(&emu, json!({"size": 100 * 1024, "seed": 22}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 64 * 1024,
+            ..Default::default()
+        },
+    );
+    let got = download_sink(&c, &id, 0);
+    assert_eq!(got.rc, 0, "{}", got.errmsg);
+    assert!(got.data == want);
+    for _ in 0..20 {
+        assert!(download_sink(&c, &small, 0).data == small_want);
+    }
+    let s = stats(&emu);
+    let requests = s["requests"]["media/get"].as_u64().unwrap_or(0);
+    assert_eq!(requests, 16 + 40);
+    assert_eq!(s["connections_opened"].as_u64(), Some(1), "{s}");
+}
+
+#[test]
 fn empty_and_tiny_media() {
     let emu = start(Platform::WeCom);
     let c = client(&emu, ClientOpts::default());
