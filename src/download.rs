@@ -19,6 +19,8 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 const READ_BUF: usize = 256 * 1024;
+/// The most a sink is handed at once from a parallel download's buffers.
+const SINK_SLICE: usize = 1024 * 1024;
 /// A video_url may redirect; more hops than this is a loop.
 const MAX_REDIRECTS: u32 = 5;
 
@@ -647,10 +649,16 @@ fn fetch_parallel(
                     if data.len() as u64 != end - from || from != at {
                         return Err(Error::Protocol("chunk length mismatch".into()));
                     }
-                    sink.write(at, &data)?;
+                    // Slices of at most SINK_SLICE, as sequential transfers
+                    // deliver: hosts that copy each call (Python's bytes)
+                    // never copy a whole 20 MiB chunk at once.
+                    for piece in data.chunks(SINK_SLICE) {
+                        sink.write(at, piece)?;
+                        at += piece.len() as u64;
+                        sink.progress(at, total)?;
+                    }
+                    debug_assert_eq!(at, end);
                     lock(&pool).push(data);
-                    at = end;
-                    sink.progress(at, total)?;
                     next += 1;
                     *lock(&delivered) = next;
                     moved.notify_all();

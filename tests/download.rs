@@ -507,12 +507,39 @@ fn parallel_download_is_in_order_on_the_calling_thread() {
     assert!(got.in_order);
     assert!(got.data == want);
     assert_eq!(got.sink_threads, vec![std::thread::current().id()]);
+    assert!(
+        got.max_slice <= 1024 * 1024,
+        "a sink call got {} bytes",
+        got.max_slice
+    );
     let s = stats(&emu);
     assert!(
         s["max_concurrent_connections"].as_u64().unwrap_or(0) >= 3,
         "{s}"
     );
     assert_aligned(&ranges(&emu, &id), 128 * 1024, want.len() as u64);
+}
+
+#[test]
+fn parallel_sink_calls_are_at_most_one_mib() {
+    let emu = start(Platform::WeCom);
+    let (id, want) = add_media(&emu, json!({"size": 9 * 1024 * 1024 + 5, "seed": 23}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 4 * 1024 * 1024,
+            parallelism: 2,
+            ..Default::default()
+        },
+    );
+    let got = download_sink(&c, &id, 0);
+    assert_eq!(got.rc, 0, "{}", got.errmsg);
+    assert!(got.data == want && got.in_order);
+    assert!(
+        got.max_slice <= 1024 * 1024,
+        "a sink call got {} bytes",
+        got.max_slice
+    );
 }
 
 #[test]

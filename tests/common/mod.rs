@@ -242,6 +242,8 @@ pub struct Got {
     pub video_url: Option<String>,
     pub errmsg: String,
     pub sink_threads: Vec<std::thread::ThreadId>,
+    /// The largest slice one sink call was handed.
+    pub max_slice: usize,
 }
 
 struct SinkState {
@@ -251,6 +253,7 @@ struct SinkState {
     in_order: bool,
     abort_after: Option<usize>,
     threads: Vec<std::thread::ThreadId>,
+    max_slice: usize,
 }
 
 unsafe extern "C" fn sink_cb(ud: *mut c_void, offset: u64, data: *const u8, len: usize) -> i32 {
@@ -269,6 +272,7 @@ unsafe extern "C" fn sink_cb(ud: *mut c_void, offset: u64, data: *const u8, len:
         st.in_order = false;
     }
     st.next = offset + len as u64;
+    st.max_slice = st.max_slice.max(len);
     st.data.extend_from_slice(bytes);
     if st.abort_after.is_some_and(|a| st.data.len() >= a) {
         return 7;
@@ -308,6 +312,7 @@ pub fn download_sink_with(c: &TestClient, spec: DownloadSpec) -> Got {
             in_order: true,
             abort_after: spec.abort_after,
             threads: Vec::new(),
+            max_slice: 0,
         };
         let rc = wxm_download_to_sink(d, Some(sink_cb), &mut st as *mut _ as *mut c_void);
         let got = Got {
@@ -321,6 +326,7 @@ pub fn download_sink_with(c: &TestClient, spec: DownloadSpec) -> Got {
             video_url: text(wxm_download_video_url(d)),
             errmsg: text(wxm_download_errmsg(d)).unwrap_or_default(),
             sink_threads: st.threads,
+            max_slice: st.max_slice,
         };
         wxm_download_free(d);
         got
