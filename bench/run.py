@@ -195,7 +195,10 @@ events {{ worker_connections 1024; }}
 http {{
     access_log off;
     sendfile on;
-    tcp_nopush on;
+    # tcp_nopush (TCP_CORK) stays off, nginx's default: with it on, parallel
+    # keep-alive Range requests of ~1 MiB stall ~40 ms now and then (see
+    # bench/FINDINGS.md), which measures this nginx setting, not the clients.
+    tcp_nopush off;
     keepalive_timeout 65;
     keepalive_requests 1000000;
     default_type application/octet-stream;
