@@ -489,7 +489,12 @@ fn stream_body(
     }
     let read_some = |reader: &mut dyn Read, buf: &mut [u8]| loop {
         match reader.read(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel(&e) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::Interrupted
+                    && !crate::http::is_cancel_error(&e) =>
+            {
+                continue
+            }
             other => return other,
         }
     };
@@ -515,10 +520,6 @@ fn stream_body(
         }
     }
     Ok(read)
-}
-
-fn is_cancel(e: &std::io::Error) -> bool {
-    e.to_string().contains("cancelled")
 }
 
 fn check_video_url(url: &str) -> Result<()> {

@@ -57,6 +57,12 @@ fn cancelled_here() -> bool {
 
 const CANCEL_MARK: &str = "wxmedia transfer cancelled";
 
+/// Whether an I/O error is our transport's cancel (as opposed to a plain
+/// EINTR, which is retried).
+pub fn is_cancel_error(e: &std::io::Error) -> bool {
+    e.to_string().contains(CANCEL_MARK)
+}
+
 /// Wraps the outermost transport (TLS or TCP) and splits every wait for
 /// input into short slices, so a cancel from another thread is seen within
 /// `CANCEL_POLL` while the configured read timeout still applies as a whole.
@@ -259,7 +265,7 @@ pub fn map_ureq(e: ureq::Error) -> Error {
 }
 
 pub fn map_io(e: std::io::Error) -> Error {
-    if cancelled_here() || e.to_string().contains(CANCEL_MARK) {
+    if cancelled_here() || is_cancel_error(&e) {
         return Error::Cancelled;
     }
     if e.get_ref().is_some_and(|r| r.is::<ureq::Error>()) {
@@ -322,10 +328,7 @@ fn read_head(reader: &mut dyn Read, cap: u64, within: Duration) -> Result<Vec<u8
         match reader.read(&mut piece[..want]) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&piece[..n]),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::Interrupted
-                    && !e.to_string().contains(CANCEL_MARK) =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel_error(&e) => {
                 continue
             }
             Err(e) => return Err(map_io(e)),
