@@ -345,14 +345,20 @@ func TestDownloadHDVoice(t *testing.T) {
 
 func TestDownloadOver20MiB(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
-	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.Parallelism = 2 })
 	meta := e.AddMedia(t, mediaSpec{Filename: "huge.bin", Size: 20<<20 + 4099, Seed: 9})
+	// Sequentially: exactly two chunks, the default 20 MiB and the rest.
+	c := newClient(t, e, nil)
 	checkDownload(t, c, meta)
 	ranges := e.Stats(t).RangesOf(meta.MediaID)
 	checkAligned(t, ranges, meta.Size, 20<<20, false)
 	if len(ranges) != 2 {
 		t.Errorf("%d requests, want 2 chunks of at most 20 MiB: %+v", len(ranges), ranges)
 	}
+	// In parallel the library picks smaller chunks, never over 20 MiB.
+	meta2 := e.AddMedia(t, mediaSpec{Filename: "huge2.bin", Size: 20<<20 + 4099, Seed: 19})
+	cp := newClient(t, e, func(cfg *wxmedia.Config) { cfg.Parallelism = 2 })
+	checkDownload(t, cp, meta2)
+	checkAligned(t, e.Stats(t).RangesOf(meta2.MediaID), meta2.Size, 20<<20, false)
 }
 
 func TestDownloadProgress(t *testing.T) {
