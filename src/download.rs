@@ -935,7 +935,9 @@ impl Client {
             file.set_len(resume)
                 .and_then(|_| file.seek(SeekFrom::Start(resume)))
                 .map_err(|e| Error::Io(format!("preparing the temporary file: {e}")))?;
-            meta.save(&meta_path)?;
+            // The resume record is written once the size is known, before
+            // the first byte (FileSink::size_known): until then the file
+            // holds nothing a record could vouch for.
             let mut sink = FileSink {
                 file,
                 meta_path: meta_path.clone(),
