@@ -13,11 +13,16 @@
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import itertools
+import os
+import queue
 import signal
+import sys
 import threading
-from typing import Any, Callable, Dict, Generic, Optional, TypeVar
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, List, Optional, TypeVar
 
 from . import _ffi, errcodes
 
@@ -231,107 +236,338 @@ class CancelToken:
         return f"CancelToken(cancelled={self._cancelled})"
 
 
-class _InterruptGuard:
-    """While a transfer runs on the main thread, Ctrl-C cancels it instead of raising at once.
+# --- running a blocking call: Ctrl-C, the worker thread --------------------------------------
+#
+# Python runs signal handlers on the main thread only, between bytecodes.  A
+# blocking C call made on the main thread is therefore either deaf to Ctrl-C
+# until it returns, or -- when a callback trampoline runs on the main thread --
+# gets KeyboardInterrupt raised at the trampoline's first instruction, before
+# its ``try``, where ctypes prints and swallows it.  Hence two mechanisms:
+#
+# * :class:`_SigintGuard`: while a transfer started on the main thread runs,
+#   Python's default SIGINT handler is replaced by one that records the
+#   interrupt and calls ``wxm_*_cancel``; once the library has returned, the
+#   original handler is back and KeyboardInterrupt is raised.
+# * :class:`Worker`: with ``cancel_on_interrupt`` the C call itself runs on a
+#   long-lived helper thread of the client while the main thread waits on a
+#   lock, where signal handlers do run; so Ctrl-C takes effect at once, even
+#   while the server stalls and no callback runs.
 
-    Python runs signal handlers on the main thread between bytecodes: during a
-    transfer that means at the first instruction of a callback trampoline, before
-    its ``try`` — where ctypes would print and swallow the KeyboardInterrupt — or,
-    with the helper thread, inside the wait.  So for the duration of the call
-    Python's default SIGINT handler is replaced by one that only records the
-    interrupt and calls ``wxm_*_cancel``; once the library has returned (and the
-    handle is still alive), the original handler is back and KeyboardInterrupt is
-    raised.  A custom SIGINT handler installed by the application is left alone.
+if TYPE_CHECKING:  # no stubs for _signal; it has signal's signatures
+    import signal as _sig
+else:
+    try:  # the C module: signal.signal/getsignal convert to and from IntEnums on every call
+        import _signal as _sig
+    except ImportError:  # pragma: no cover - Pythons without it
+        import signal as _sig
+
+_SIGINT = int(signal.SIGINT)
+_DEFAULT_INT_HANDLER = signal.default_int_handler
+_main_thread = threading.main_thread
+_get_ident = threading.get_ident
+_allocate_lock = _thread.allocate_lock
+_is_finalizing = sys.is_finalizing
+
+
+class _SigintGuard:
+    """Swaps Python's default SIGINT handler for one that cancels, once per outermost call.
+
+    Only the main thread uses it (signal handlers run there), so it needs no
+    lock.  Transfers nested on the main thread (a callback that starts another
+    transfer, with ``cancel_on_interrupt=False``) share the outermost call's
+    handler; Ctrl-C cancels all of them.  A handler the application installed
+    itself is left alone.
     """
 
-    def __init__(self, cancel: Callable[[], None]) -> None:
-        self.cancel = cancel
+    __slots__ = ("depth", "cancels", "interrupted", "previous", "installed", "handler")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.cancels: List[Callable[[], None]] = []
         self.interrupted = False
         self.previous: Any = None
         self.installed = False
+        self.handler = self._on_sigint  # one bound method, so restore() can recognise it
 
-    def _handler(self, signum: int, frame: Any) -> None:
+    def _on_sigint(self, signum: int, frame: Any) -> None:
         self.interrupted = True
-        self.cancel()
+        for cancel in tuple(self.cancels):
+            cancel()
 
-    def __enter__(self) -> "_InterruptGuard":
-        if threading.current_thread() is threading.main_thread():
-            try:
-                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                    self.previous = signal.signal(signal.SIGINT, self._handler)
-                    self.installed = True
-            except (ValueError, OSError):  # not the main interpreter, or no signals here
-                self.installed = False
-        return self
+    def install(self) -> None:
+        """At the outermost call: replace Python's default handler, if it is the current one."""
+        self.interrupted = False
+        try:
+            if _sig.getsignal(_SIGINT) is _DEFAULT_INT_HANDLER:
+                self.previous = _sig.signal(_SIGINT, self.handler)
+                self.installed = True
+        except (ValueError, OSError):  # not the main interpreter, or no signals here
+            self.installed = False
 
     def restore(self) -> None:
+        """At the end of the outermost call: put the previous handler back exactly."""
         if self.installed:
             self.installed = False
-            signal.signal(signal.SIGINT, self.previous)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.restore()
-
-
-def run_blocking(call: Callable[[], int], cancel: Callable[[], None], watch_interrupts: bool) -> int:
-    """Run one blocking C transfer call and return its code.
-
-    On the main thread, Ctrl-C cancels the transfer and ``KeyboardInterrupt``
-    is raised once the library has returned (see :class:`_InterruptGuard`).
-    With ``watch_interrupts`` the C call itself runs on a helper thread while
-    the main thread waits, so Ctrl-C takes effect at once even while the
-    server stalls and no callback runs.  Off the main thread the call simply
-    runs here.  Either way the GIL is released for the whole C call
-    (ctypes.CDLL), so other Python threads keep running.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return call()
-    with _InterruptGuard(cancel) as guard:
-        if watch_interrupts:
-            rc = _call_on_helper_thread(call, cancel)
-        else:
-            rc = call()
-        guard.restore()
-        if guard.interrupted:
-            raise KeyboardInterrupt
-    return rc
+            previous, self.previous = self.previous, None
+            # Unless the application replaced ours meanwhile: then its handler stays.
+            if _sig.getsignal(_SIGINT) is self.handler:
+                _sig.signal(_SIGINT, previous)
 
 
-def _call_on_helper_thread(call: Callable[[], int], cancel: Callable[[], None]) -> int:
-    box: Dict[str, Any] = {}
-    done = threading.Event()
+_GUARD = _SigintGuard()
 
-    def work() -> None:
+
+class _Job:
+    """One blocking call handed to a helper thread, and its outcome."""
+
+    __slots__ = ("call", "rc", "exc", "finished", "done")
+
+    def __init__(self, call: Callable[[], int]) -> None:
+        self.call: Optional[Callable[[], int]] = call
+        self.rc = 0
+        self.exc: Optional[BaseException] = None
+        self.finished = False  # set before ``done`` is released
+        self.done = _allocate_lock()  # released by the helper when the call has returned
+        self.done.acquire()
+
+    def run(self) -> None:
         try:
-            box["rc"] = call()
+            assert self.call is not None
+            self.rc = self.call()
         except BaseException as e:  # noqa: B902
-            box["exc"] = e
+            self.exc = e
         finally:
-            done.set()
+            self.call = None  # drop the handle's closures now, not when the job is collected
+            self.finished = True
+            self.done.release()
 
-    worker = threading.Thread(target=work, name="wxmedia-transfer", daemon=True)
-    worker.start()
+    def wait(self) -> None:
+        """Block until the call has returned; signal handlers run meanwhile.
+
+        Safe to call again after it raised: a handler's exception may surface
+        right after ``acquire()`` succeeded (at the interpreter's next check),
+        and acquiring the lock a second time would then never return.
+        """
+        while not self.finished:
+            self.done.acquire()
+
+
+def _serve(jobs: "queue.SimpleQueue[Optional[_Job]]") -> None:
+    """A helper thread's loop: run jobs until ``None``."""
+    get = jobs.get
+    while True:
+        job = get()
+        if job is None:
+            return
+        job.run()
+        del job  # hold nothing of the last transfer while idle
+
+
+def _start_helper(jobs: "queue.SimpleQueue[Optional[_Job]]", name: str) -> threading.Thread:
+    thread = threading.Thread(target=_serve, args=(jobs,), name=name, daemon=True)
+    try:
+        thread.start()
+    except BaseException:
+        # Interrupted after the thread began (start() waits for it): let it end.
+        jobs.put(None)
+        raise
+    return thread
+
+
+def _hand_off(jobs: "queue.SimpleQueue[Optional[_Job]]", job: _Job, cancel: Callable[[], None]) -> int:
+    """Queue ``job`` to a helper thread and wait for it, interruptibly; return its code."""
     pending: Optional[BaseException] = None
+    queued = False
     while True:
         try:
-            done.wait()
+            if not queued:
+                queued = True
+                jobs.put(job)
+            job.wait()
             break
         except BaseException as e:  # noqa: B902 - e.g. SystemExit from an application's signal handler
             if pending is None:
                 pending = e
                 cancel()
-            # Never leave while the worker is inside the library: the caller
+            # Never leave while the helper is inside the library: the caller
             # frees the handle right after we return.
-    worker.join()
     if pending is not None:
         try:
             raise pending
         finally:
             pending = None
-    if "exc" in box:
-        exc = box.pop("exc")
+    exc = job.exc
+    if exc is not None:
+        job.exc = None
         try:
             raise exc
         finally:
-            del exc
-    return int(box["rc"])
+            exc = None
+    return int(job.rc)
+
+
+def _run_on_new_thread(call: Callable[[], int], cancel: Callable[[], None]) -> int:
+    """The fallback: a one-off helper thread for this call only."""
+    jobs: "queue.SimpleQueue[Optional[_Job]]" = queue.SimpleQueue()
+    try:
+        thread = _start_helper(jobs, "wxmedia-transfer")
+    except RuntimeError:  # no new threads (interpreter shutdown, limits): run here
+        return call()
+    try:
+        return _hand_off(jobs, _Job(call), cancel)
+    finally:
+        jobs.put(None)
+        thread.join()
+
+
+class Worker:
+    """A client's helper thread for blocking calls made on the main thread.
+
+    Started on first use, stopped by :meth:`close` (``Client.close()``).  Only
+    the main thread hands it work, and the main thread waits for each call, so
+    it never has more than one call to run: calls from other threads run on
+    those threads (concurrently, as before).  When it is busy (a signal handler
+    of the application starting a transfer during a wait) or closed, a call gets
+    a one-off thread instead.  After ``os.fork()`` the child starts its own.
+    """
+
+    __slots__ = ("_lock", "_jobs", "_thread", "_busy", "_closed", "__weakref__")
+
+    name = "wxmedia-worker"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: "Optional[queue.SimpleQueue[Optional[_Job]]]" = None
+        self._thread: Optional[threading.Thread] = None
+        self._busy = False
+        self._closed = False
+        _WORKERS.add(self)
+
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        """The helper thread, while it runs (for tests and diagnostics)."""
+        return self._thread
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def run(self, call: Callable[[], int], cancel: Callable[[], None]) -> int:
+        """Run ``call`` on the helper thread while this (main) thread waits; return its code.
+
+        The critical sections below call nothing, so a signal handler of the
+        application (which may call ``close()``) cannot run inside them.
+        """
+        with self._lock:
+            if self._closed or self._busy:
+                usable = False
+            else:
+                usable = True
+                self._busy = True  # from now on close() leaves the thread to us
+                jobs = self._jobs
+                thread = self._thread
+        if not usable:
+            return _run_on_new_thread(call, cancel)
+        try:
+            if jobs is None or thread is None:
+                jobs = queue.SimpleQueue()
+                try:
+                    thread = _start_helper(jobs, self.name)
+                except RuntimeError:  # no new threads (interpreter shutdown, limits): run here
+                    return call()
+                with self._lock:
+                    self._jobs = jobs
+                    self._thread = thread
+            return _hand_off(jobs, _Job(call), cancel)
+        finally:
+            with self._lock:
+                self._busy = False
+                stop = self._closed
+                if stop:  # closed meanwhile: the thread is ours to stop
+                    jobs = self._jobs
+                    thread = self._thread
+                    self._jobs = None
+                    self._thread = None
+            if stop:
+                self._stop(jobs, thread)
+
+    def close(self) -> None:
+        """Stop the helper thread (idempotent); a call it is running finishes first."""
+        with self._lock:
+            self._closed = True
+            if self._busy:  # run() stops it when its call returns
+                return
+            jobs = self._jobs
+            thread = self._thread
+            self._jobs = None
+            self._thread = None
+        self._stop(jobs, thread)
+
+    @staticmethod
+    def _stop(
+        jobs: "Optional[queue.SimpleQueue[Optional[_Job]]]", thread: Optional[threading.Thread]
+    ) -> None:
+        if jobs is not None:
+            jobs.put(None)
+        # Join it (it is idle: this takes microseconds) unless it is this very
+        # thread, or the interpreter is finalizing: then no other thread can
+        # take the GIL again and join() would never return.
+        if thread is not None and thread is not threading.current_thread() and not _is_finalizing():
+            thread.join()
+
+    def _after_fork_in_child(self) -> None:
+        # The thread did not survive the fork, and the lock may have been held.
+        self._lock = threading.Lock()
+        self._jobs = None
+        self._thread = None
+        self._busy = False
+
+
+_WORKERS: "weakref.WeakSet[Worker]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for worker in list(_WORKERS):
+        worker._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def run_blocking(call: Callable[[], int], cancel: Callable[[], None], worker: Optional[Worker]) -> int:
+    """Run one blocking C transfer call and return its code.
+
+    On the main thread, Ctrl-C cancels the transfer and ``KeyboardInterrupt``
+    is raised once the library has returned (see :class:`_SigintGuard`).  With
+    a ``worker`` the C call itself runs on the worker's thread while the main
+    thread waits, so Ctrl-C takes effect at once even while the server stalls
+    and no callback runs.  Off the main thread the call simply runs here (each
+    thread its own transfer, concurrently).  Either way the GIL is released
+    for the whole C call (ctypes.CDLL), so other Python threads keep running.
+    """
+    if _get_ident() != _main_thread().ident:
+        return call()
+    if _is_finalizing():  # no other thread can run any more
+        worker = None
+    guard = _GUARD
+    outermost = guard.depth == 0
+    if outermost:
+        guard.install()
+    guard.depth += 1
+    guard.cancels.append(cancel)
+    try:
+        if worker is not None:
+            rc = worker.run(call, cancel)
+        else:
+            rc = call()
+    finally:
+        guard.cancels.pop()
+        guard.depth -= 1
+        if outermost:
+            guard.restore()
+    if guard.interrupted:
+        if outermost:
+            guard.interrupted = False
+        raise KeyboardInterrupt
+    return rc

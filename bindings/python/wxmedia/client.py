@@ -24,6 +24,7 @@ from ._transfer import (
     ProgressCallback,
     TokenProvider,
     Transfer,
+    Worker,
     run_blocking,
 )
 from .errors import StateError, TokenError, WxMediaError, make_error
@@ -408,12 +409,14 @@ class Client:
         limits: per-type upload limit overrides in bytes, e.g. ``{"video": 20_000_000}``.
         ca_file: a PEM file of private CAs for https.
         cancel_on_interrupt: when a transfer is started from the main thread,
-            run the blocking call on a helper thread so that Ctrl-C cancels it
-            at once (even while the server stalls); ``KeyboardInterrupt`` is
-            raised when the library has stopped.  Callbacks then run on that
-            helper thread (never two at a time).  Set False to run everything on
-            the calling thread: Ctrl-C then cancels at the next callback (or
-            when the call returns).
+            run the blocking call on the client's helper thread (one long-lived
+            daemon thread, started on first use and stopped by :meth:`close`)
+            so that Ctrl-C cancels it at once (even while the server stalls);
+            ``KeyboardInterrupt`` is raised when the library has stopped.
+            Callbacks then run on that helper thread (never two at a time).
+            Set False to run everything on the calling thread: Ctrl-C then
+            cancels at the next callback (or when the call returns).  Transfers
+            started from other threads always run on their own thread.
 
     Use it as a context manager, or call :meth:`close`::
 
@@ -441,6 +444,7 @@ class Client:
     ) -> None:
         self._ptr: Optional[Any] = None
         self._lock = threading.Lock()
+        self._worker = Worker()  # its thread starts with the first main-thread transfer
         self._active = 0
         self._provider: Optional[TokenProvider] = None
         self._provider_key: Optional[int] = None
@@ -519,7 +523,10 @@ class Client:
 
     # --- lifecycle ---------------------------------------------------------------
     def close(self) -> None:
-        """Free the client handle (idempotent).  Running transfers keep going."""
+        """Free the client handle and stop its helper thread (idempotent).
+
+        Running transfers keep going; a helper thread running one stops when it returns.
+        """
         with self._lock:
             ptr, self._ptr = self._ptr, None
             idle = self._active == 0
@@ -527,6 +534,9 @@ class Client:
             lib.wxm_client_free(ptr)
         if idle:
             self._release_provider()
+        worker = getattr(self, "_worker", None)  # absent when __init__ failed early
+        if worker is not None:
+            worker.close()
 
     def _release_provider(self) -> None:
         key, self._provider_key = self._provider_key, None
@@ -609,7 +619,7 @@ class Client:
             if key is None:
                 raise make_error(ec.E_CANCELLED, "cancelled before it started")
         try:
-            return run_blocking(call, cancel_handle, self.cancel_on_interrupt)
+            return run_blocking(call, cancel_handle, self._worker if self.cancel_on_interrupt else None)
         finally:
             if cancel is not None and key is not None:
                 cancel._detach(key)
