@@ -85,6 +85,11 @@ impl Client {
         s
     }
 
+    /// The error with its text made fit for a host (see `clean_message`).
+    pub fn clean_error(&self, e: Error) -> Error {
+        e.map_text(|t| self.clean_message(t))
+    }
+
     /// Exponential backoff with jitter for attempt `n` (1-based), capped.
     pub fn backoff(&self, n: u32) -> Duration {
         let base = self.config.backoff.as_millis() as u64;

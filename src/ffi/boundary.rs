@@ -85,6 +85,30 @@ pub fn guard_value<T>(default: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
 }
 
+/// A getter's read of a handle: `default` for NULL or a panic.
+///
+/// # Safety
+/// `handle` is NULL or a live handle of type `T`.
+pub unsafe fn read_handle<T, R: Copy>(handle: *const T, default: R, f: impl FnOnce(&T) -> R) -> R {
+    guard_value(default, || {
+        // SAFETY: the caller promises NULL or a live handle.
+        unsafe { handle.as_ref() }.map_or(default, f)
+    })
+}
+
+/// Releases a handle made by `Box::into_raw`; NULL is ignored.
+///
+/// # Safety
+/// `handle` is NULL or a handle of type `T` from `Box::into_raw`, freed once.
+pub unsafe fn free_handle<T>(handle: *mut T) {
+    guard_void(|| {
+        if !handle.is_null() {
+            // SAFETY: the caller promises a Box-made handle, freed once.
+            drop(unsafe { Box::from_raw(handle) });
+        }
+    })
+}
+
 /// A borrowed UTF-8 string argument.
 ///
 /// # Safety

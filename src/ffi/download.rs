@@ -1,7 +1,7 @@
 //! `wxm_download_*`: one handle per download.
 
 use super::boundary::{
-    arg_ref, arg_str, guard, guard_ptr, guard_value, guard_void, opt_ptr, to_cstring,
+    arg_ref, arg_str, free_handle, guard, guard_ptr, guard_void, opt_ptr, read_handle, to_cstring,
 };
 use super::{owned, wxm_client};
 use crate::client::Client;
@@ -229,7 +229,7 @@ impl wxm_download {
             }
             Err(e) => {
                 // Cleaned once more here, so wxm_last_errmsg gets the same text.
-                let e = e.map_text(|t| self.client.clean_message(t));
+                let e = self.client.clean_error(e);
                 out.errmsg = to_cstring(&e.to_string());
                 Err(e)
             }
@@ -341,17 +341,13 @@ pub unsafe extern "C" fn wxm_download_cancel(dl: *const wxm_download) {
 /// `dl` is NULL or a live download.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_download_size(dl: *const wxm_download) -> u64 {
-    guard_value(0, || {
-        // SAFETY: the caller passes NULL or a live download.
-        unsafe { dl.as_ref() }.map_or(0, |d| lock(&d.out).size)
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { read_handle(dl, 0, |d| lock(&d.out).size) }
 }
 
 fn string_getter(dl: *const wxm_download, pick: fn(&Outputs) -> *const c_char) -> *const c_char {
-    guard_value(std::ptr::null(), || {
-        // SAFETY: the caller passes NULL or a live download.
-        unsafe { dl.as_ref() }.map_or(std::ptr::null(), |d| pick(&lock(&d.out)))
-    })
+    // SAFETY: the exported getters pass on their NULL-or-live contract.
+    unsafe { read_handle(dl, std::ptr::null(), |h| pick(&lock(&h.out))) }
 }
 
 /// The Content-Type of the media, or NULL when unknown. Owned by the handle.
@@ -402,10 +398,6 @@ pub unsafe extern "C" fn wxm_download_errmsg(dl: *const wxm_download) -> *const 
 /// `dl` is NULL or a download from `wxm_download_new`, freed once, not running.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_download_free(dl: *mut wxm_download) {
-    guard_void(|| {
-        if !dl.is_null() {
-            // SAFETY: created by Box::into_raw in wxm_download_new and freed once.
-            drop(unsafe { Box::from_raw(dl) });
-        }
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { free_handle(dl) }
 }

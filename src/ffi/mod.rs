@@ -11,7 +11,7 @@ use crate::client::Client;
 use crate::config::{Config, Platform};
 use crate::error::{Error, Result};
 use crate::token::ProviderFn;
-use boundary::{arg_mut, arg_ref, arg_str, guard, guard_ptr, guard_void};
+use boundary::{arg_mut, arg_ref, arg_str, free_handle, guard, guard_ptr};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Arc;
 
@@ -53,12 +53,8 @@ pub extern "C" fn wxm_config_new(platform: i32) -> *mut wxm_config {
 /// `cfg` is NULL or a configuration from `wxm_config_new`, freed once.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_config_free(cfg: *mut wxm_config) {
-    guard_void(|| {
-        if !cfg.is_null() {
-            // SAFETY: created by Box::into_raw in wxm_config_new and freed once.
-            drop(unsafe { Box::from_raw(cfg) });
-        }
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { free_handle(cfg) }
 }
 
 /// Runs a setter on a config, with the boundary's checks.
@@ -376,12 +372,8 @@ pub unsafe extern "C" fn wxm_client_set_access_token(
 /// `client` is NULL or a client from `wxm_client_new`, freed once.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_client_free(client: *mut wxm_client) {
-    guard_void(|| {
-        if !client.is_null() {
-            // SAFETY: created by Box::into_raw in wxm_client_new and freed once.
-            drop(unsafe { Box::from_raw(client) });
-        }
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { free_handle(client) }
 }
 
 /// Static, NUL-terminated text for any code: the library's `WXM_E_*`, 0,

@@ -1,7 +1,7 @@
 //! `wxm_upload_*`: one handle per upload.
 
 use super::boundary::{
-    arg_ref, arg_str, guard, guard_ptr, guard_value, guard_void, opt_ptr, to_cstring,
+    arg_ref, arg_str, free_handle, guard, guard_ptr, guard_void, opt_ptr, read_handle, to_cstring,
 };
 use super::download::{wxm_progress_fn, Callback};
 use super::{owned, wxm_client};
@@ -284,7 +284,7 @@ impl wxm_upload {
             }
             Err(e) => {
                 // Cleaned once more here, so wxm_last_errmsg gets the same text.
-                let e = e.map_text(|t| self.client.clean_message(t));
+                let e = self.client.clean_error(e);
                 out.errmsg = to_cstring(&e.to_string());
                 Err(e)
             }
@@ -308,10 +308,8 @@ pub unsafe extern "C" fn wxm_upload_cancel(up: *const wxm_upload) {
 }
 
 fn string_getter(up: *const wxm_upload, pick: fn(&Outputs) -> *const c_char) -> *const c_char {
-    guard_value(std::ptr::null(), || {
-        // SAFETY: the caller passes NULL or a live upload.
-        unsafe { up.as_ref() }.map_or(std::ptr::null(), |u| pick(&lock(&u.out)))
-    })
+    // SAFETY: the exported getters pass on their NULL-or-live contract.
+    unsafe { read_handle(up, std::ptr::null(), |h| pick(&lock(&h.out))) }
 }
 
 /// The media_id WeChat answered (valid 3 days), or NULL before a successful
@@ -350,10 +348,8 @@ pub unsafe extern "C" fn wxm_upload_type(up: *const wxm_upload) -> *const c_char
 /// `up` is NULL or a live upload.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_upload_created_at(up: *const wxm_upload) -> i64 {
-    guard_value(0, || {
-        // SAFETY: the caller passes NULL or a live upload.
-        unsafe { up.as_ref() }.map_or(0, |u| lock(&u.out).created_at)
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { read_handle(up, 0, |u| lock(&u.out).created_at) }
 }
 
 /// The detail of the last failed run ("" after a success; NULL for a NULL
@@ -372,10 +368,6 @@ pub unsafe extern "C" fn wxm_upload_errmsg(up: *const wxm_upload) -> *const c_ch
 /// `up` is NULL or an upload from `wxm_upload_new`, freed once, not running.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_upload_free(up: *mut wxm_upload) {
-    guard_void(|| {
-        if !up.is_null() {
-            // SAFETY: created by Box::into_raw in wxm_upload_new and freed once.
-            drop(unsafe { Box::from_raw(up) });
-        }
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { free_handle(up) }
 }

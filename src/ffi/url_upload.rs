@@ -1,7 +1,7 @@
 //! `wxm_url_upload_*`: WeCom's asynchronous upload by URL, one handle per job.
 
 use super::boundary::{
-    arg_ref, arg_str, guard, guard_ptr, guard_value, guard_void, opt_ptr, to_cstring,
+    arg_ref, arg_str, free_handle, guard, guard_ptr, guard_void, opt_ptr, read_handle, to_cstring,
 };
 use super::{owned, wxm_client};
 use crate::client::Client;
@@ -202,7 +202,7 @@ impl wxm_url_upload {
             }
             Err(e) => {
                 // Cleaned here too, so wxm_last_errmsg gets the same text.
-                let e = e.map_text(|t| self.client.clean_message(t));
+                let e = self.client.clean_error(e);
                 st.errmsg = to_cstring(&e.to_string());
                 Err(e)
             }
@@ -332,10 +332,8 @@ pub unsafe extern "C" fn wxm_url_upload_cancel(u: *const wxm_url_upload) {
 }
 
 fn getter(u: *const wxm_url_upload, pick: fn(&State) -> *const c_char) -> *const c_char {
-    guard_value(std::ptr::null(), || {
-        // SAFETY: the caller passes NULL or a live handle.
-        unsafe { u.as_ref() }.map_or(std::ptr::null(), |u| pick(&lock(&u.state)))
-    })
+    // SAFETY: the exported getters pass on their NULL-or-live contract.
+    unsafe { read_handle(u, std::ptr::null(), |h| pick(&lock(&h.state))) }
 }
 
 /// The jobid (valid 60 minutes at WeChat), or NULL before a submit. Owned by the handle.
@@ -362,10 +360,8 @@ pub unsafe extern "C" fn wxm_url_upload_media_id(u: *const wxm_url_upload) -> *c
 /// `u` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_url_upload_created_at(u: *const wxm_url_upload) -> i64 {
-    guard_value(0, || {
-        // SAFETY: the caller passes NULL or a live handle.
-        unsafe { u.as_ref() }.map_or(0, |u| lock(&u.state).created_at)
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { read_handle(u, 0, |u| lock(&u.state).created_at) }
 }
 
 /// `WXM_JOB_NONE`, `_PROCESSING`, `_DONE` or `_FAILED` (0 for NULL).
@@ -374,10 +370,8 @@ pub unsafe extern "C" fn wxm_url_upload_created_at(u: *const wxm_url_upload) -> 
 /// `u` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_url_upload_status(u: *const wxm_url_upload) -> i32 {
-    guard_value(0, || {
-        // SAFETY: the caller passes NULL or a live handle.
-        unsafe { u.as_ref() }.map_or(0, |u| lock(&u.state).status)
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { read_handle(u, 0, |u| lock(&u.state).status) }
 }
 
 /// The detail of the last failure ("" after a success; NULL for NULL). Owned by the handle.
@@ -395,10 +389,6 @@ pub unsafe extern "C" fn wxm_url_upload_errmsg(u: *const wxm_url_upload) -> *con
 /// `u` is NULL or a handle from `wxm_url_upload_new`, freed once.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_url_upload_free(u: *mut wxm_url_upload) {
-    guard_void(|| {
-        if !u.is_null() {
-            // SAFETY: created by Box::into_raw in wxm_url_upload_new and freed once.
-            drop(unsafe { Box::from_raw(u) });
-        }
-    })
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { free_handle(u) }
 }
