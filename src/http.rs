@@ -236,8 +236,8 @@ pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
         .max_response_header_size(64 * 1024)
         .max_idle_connections_per_host(s.pool_size.max(2))
         .max_idle_connections(s.pool_size.max(2) * 4)
-        .input_buffer_size(256 * 1024)
-        .output_buffer_size(256 * 1024)
+        .input_buffer_size(128 * 1024)
+        .output_buffer_size(16 * 1024)
         .tls_config(tls.build())
         .build();
     let connector = TlsAwareConnector(DefaultConnector::new()).chain(CancelConnector);
