@@ -206,7 +206,11 @@ typedef int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh,
 /**
  * Reports progress: `done` bytes of the media are with the host (counting
  * a resumed head), of `total` (0 while unknown). Called on the transfer's
- * calling thread. Return 0 to go on, anything else to stop with `WXM_E_ABORTED`.
+ * calling thread: at most about every 10 ms while bytes flow, always for
+ * the last byte, and about every 100 ms with unchanged figures while the
+ * transfer waits (a stalled server, a slow answer), so a host can stop a
+ * stalled transfer from its own thread. Return 0 to go on, anything else
+ * to stop with `WXM_E_ABORTED`.
  */
 typedef int32_t (*wxm_progress_fn)(void *user_data, uint64_t done, uint64_t total);
 

@@ -635,7 +635,10 @@ fn fetch_parallel(
                         pending.insert(idx, data);
                     }
                     Ok((_, Err(e))) => return Err(e),
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        crate::http::heartbeat()?;
+                        continue;
+                    }
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         if pending.contains_key(&next) {
                             // Drain below.
@@ -737,7 +740,7 @@ fn fetch_positional(
                         done.insert(idx);
                     }
                     Ok((_, Err(e))) => return Err(e),
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Timeout) => crate::http::heartbeat()?,
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         if !done.contains(&next) {
                             return Err(Error::Panic("download workers stopped early".into()));

@@ -5,6 +5,7 @@
 use crate::error::{scrub, Error, Result};
 use std::cell::RefCell;
 use std::io::Read;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,60 @@ impl Drop for CancelScope {
         let prev = self.previous.take();
         CURRENT_CANCEL.with(|c| *c.borrow_mut() = prev);
     }
+}
+
+/// A host's heartbeat: called on the transfer's own thread whenever a wait
+/// wakes without news (about every `CANCEL_POLL`); an error stops the
+/// transfer with it.
+pub type Heartbeat = Rc<dyn Fn() -> Result<()>>;
+
+thread_local! {
+    /// The heartbeat of the transfer running on this thread (its calling
+    /// thread only: workers of a parallel download have none).
+    static CURRENT_HEARTBEAT: RefCell<Option<Heartbeat>> = const { RefCell::new(None) };
+    /// Why the heartbeat stopped the transfer, until the error is mapped.
+    static HOST_STOP: RefCell<Option<Error>> = const { RefCell::new(None) };
+}
+
+/// Installs a heartbeat on this thread until dropped.
+pub struct HeartbeatScope {
+    previous: Option<Heartbeat>,
+}
+
+impl HeartbeatScope {
+    pub fn enter(beat: Heartbeat) -> HeartbeatScope {
+        let previous = CURRENT_HEARTBEAT.with(|c| c.replace(Some(beat)));
+        HOST_STOP.with(|s| s.borrow_mut().take());
+        HeartbeatScope { previous }
+    }
+}
+
+impl Drop for HeartbeatScope {
+    fn drop(&mut self) {
+        let prev = self.previous.take();
+        CURRENT_HEARTBEAT.with(|c| *c.borrow_mut() = prev);
+        HOST_STOP.with(|s| s.borrow_mut().take());
+    }
+}
+
+/// Calls this thread's heartbeat, if any. Waits of the library's own (the
+/// parallel download's calling thread) call it between polls.
+pub fn heartbeat() -> Result<()> {
+    // Cloned out first: the host's callback may start another transfer.
+    let beat = CURRENT_HEARTBEAT.with(|c| c.borrow().clone());
+    match beat {
+        Some(beat) => beat(),
+        None => Ok(()),
+    }
+}
+
+const HOST_STOP_MARK: &str = "wxmedia transfer stopped by a host callback";
+
+/// The transport's form of a heartbeat's error: an I/O error that is not
+/// retried; `map_io` gives back the original.
+fn host_stop_error(e: Error) -> ureq::Error {
+    HOST_STOP.with(|s| *s.borrow_mut() = Some(e));
+    ureq::Error::Io(std::io::Error::other(HOST_STOP_MARK))
 }
 
 fn cancelled_here() -> bool {
@@ -106,7 +161,12 @@ impl Transport for CancellableTransport {
                 per_write: timeout.per_write,
             };
             match self.inner.await_input(sliced) {
-                Err(ureq::Error::Timeout(_)) => continue,
+                Err(ureq::Error::Timeout(_)) => {
+                    if let Err(e) = heartbeat() {
+                        return Err(host_stop_error(e));
+                    }
+                    continue;
+                }
                 other => return other.map_err(|e| mark_tls(e, self.inner.is_tls())),
             }
         }
@@ -267,6 +327,11 @@ pub fn map_ureq(e: ureq::Error) -> Error {
 pub fn map_io(e: std::io::Error) -> Error {
     if cancelled_here() || is_cancel_error(&e) {
         return Error::Cancelled;
+    }
+    if e.kind() == std::io::ErrorKind::Other && e.to_string() == HOST_STOP_MARK {
+        return HOST_STOP
+            .with(|s| s.borrow_mut().take())
+            .unwrap_or_else(|| Error::Aborted("stopped by a host callback".into()));
     }
     if e.get_ref().is_some_and(|r| r.is::<ureq::Error>()) {
         if let Some(Ok(u)) = e.into_inner().map(|b| b.downcast::<ureq::Error>()) {

@@ -7,11 +7,15 @@ use super::{owned, wxm_client};
 use crate::client::Client;
 use crate::download::{DownloadOptions, Endpoint, MediaInfo, Sink};
 use crate::error::{Error, Result};
+use crate::http::HeartbeatScope;
 use crate::token::lock;
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Receives the media's bytes, in order: `offset` is where `data` starts in
 /// the file, contiguous and strictly increasing from the start offset.
@@ -24,7 +28,11 @@ pub type wxm_sink_fn = Option<
 
 /// Reports progress: `done` bytes of the media are with the host (counting
 /// a resumed head), of `total` (0 while unknown). Called on the transfer's
-/// calling thread. Return 0 to go on, anything else to stop with `WXM_E_ABORTED`.
+/// calling thread: at most about every 10 ms while bytes flow, always for
+/// the last byte, and about every 100 ms with unchanged figures while the
+/// transfer waits (a stalled server, a slow answer), so a host can stop a
+/// stalled transfer from its own thread. Return 0 to go on, anything else
+/// to stop with `WXM_E_ABORTED`.
 pub type wxm_progress_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, done: u64, total: u64) -> i32>;
 
@@ -151,32 +159,105 @@ pub unsafe extern "C" fn wxm_download_set_progress(
     })
 }
 
-pub(crate) fn call_progress(
-    cb: &Option<Callback<wxm_progress_fn>>,
-    done: u64,
-    total: u64,
-) -> Result<()> {
-    if let Some(Callback {
-        f: Some(f),
-        user_data,
-    }) = cb
-    {
+/// While bytes flow, the host's progress callback is called at most this
+/// often (and always for the last byte): hosts that pay per call, a Python
+/// callback say, pay a few hundred calls per second, not one per read.
+const PROGRESS_PACE: Duration = Duration::from_millis(10);
+/// While the transfer waits without news, the callback is called this often
+/// with unchanged figures, so a host can stop a stalled transfer from the
+/// transfer's own thread (Python's Ctrl-C, say).
+const PROGRESS_HEARTBEAT: Duration = Duration::from_millis(100);
+
+/// The host's progress callback for one run, paced, and its heartbeat.
+/// Lives on the calling thread only.
+pub(crate) struct PacedProgress {
+    cb: Callback<wxm_progress_fn>,
+    /// (done, total) last reported by the transfer.
+    figures: Cell<(u64, u64)>,
+    last_call: Cell<Option<Instant>>,
+}
+
+impl PacedProgress {
+    /// The run's progress, or None without a callback.
+    pub(crate) fn new(cb: Option<Callback<wxm_progress_fn>>) -> Option<Rc<PacedProgress>> {
+        cb.filter(|c| c.f.is_some()).map(|cb| {
+            Rc::new(PacedProgress {
+                cb,
+                figures: Cell::new((0, 0)),
+                last_call: Cell::new(None),
+            })
+        })
+    }
+
+    /// The transfer has `done` of `total` bytes with the host.
+    pub(crate) fn report(&self, done: u64, total: u64) -> Result<()> {
+        self.figures.set((done, total));
+        let last = total > 0 && done >= total;
+        let due = self
+            .last_call
+            .get()
+            .is_none_or(|t| t.elapsed() >= PROGRESS_PACE);
+        if last || due {
+            self.call()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The transfer waited without news.
+    fn beat(&self) -> Result<()> {
+        if self
+            .last_call
+            .get()
+            .is_none_or(|t| t.elapsed() >= PROGRESS_HEARTBEAT)
+        {
+            self.call()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn call(&self) -> Result<()> {
+        let (done, total) = self.figures.get();
+        self.last_call.set(Some(Instant::now()));
+        let Some(f) = self.cb.f else { return Ok(()) };
         // SAFETY: the host registered `f` with this user_data for this transfer;
         // we call it on the calling thread, as the contract says.
-        let rc = unsafe { f(*user_data as *mut c_void, done, total) };
+        let rc = unsafe { f(self.cb.user_data as *mut c_void, done, total) };
         if rc != 0 {
             return Err(Error::Aborted(format!("progress callback returned {rc}")));
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Makes the library's waits on this thread call the heartbeat until
+    /// the scope is dropped.
+    pub(crate) fn heartbeat_scope(self: &Rc<Self>) -> HeartbeatScope {
+        let me = self.clone();
+        HeartbeatScope::enter(Rc::new(move || me.beat()))
+    }
 }
 
-struct CSink {
+/// Runs `f` with the paced progress (if any) and its heartbeat installed.
+pub(crate) fn with_progress<T>(
+    cb: Option<Callback<wxm_progress_fn>>,
+    f: impl FnOnce(&mut dyn FnMut(u64, u64) -> Result<()>) -> Result<T>,
+) -> Result<T> {
+    match PacedProgress::new(cb) {
+        Some(p) => {
+            let _beat = p.heartbeat_scope();
+            f(&mut |done, total| p.report(done, total))
+        }
+        None => f(&mut |_, _| Ok(())),
+    }
+}
+
+struct CSink<'p> {
     sink: Callback<wxm_sink_fn>,
-    progress: Option<Callback<wxm_progress_fn>>,
+    progress: &'p mut dyn FnMut(u64, u64) -> Result<()>,
 }
 
-impl Sink for CSink {
+impl Sink for CSink<'_> {
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         if let Some(f) = self.sink.f {
             // SAFETY: the host's sink, called on the calling thread with a
@@ -196,7 +277,7 @@ impl Sink for CSink {
         Ok(())
     }
     fn progress(&mut self, done: u64, total: u64) -> Result<()> {
-        call_progress(&self.progress, done, total)
+        (self.progress)(done, total)
     }
 }
 
@@ -267,14 +348,16 @@ pub unsafe extern "C" fn wxm_download_to_sink(
             return Err(Error::InvalidArg("sink is NULL".into()));
         }
         d.run(|d| {
-            let mut s = CSink {
-                sink: Callback {
-                    f: sink,
-                    user_data: user_data as usize,
-                },
-                progress: *lock(&d.progress),
-            };
-            d.client.download(&d.options(), &mut s)
+            with_progress(*lock(&d.progress), |progress| {
+                let mut s = CSink {
+                    sink: Callback {
+                        f: sink,
+                        user_data: user_data as usize,
+                    },
+                    progress,
+                };
+                d.client.download(&d.options(), &mut s)
+            })
         })
     })
 }
@@ -306,15 +389,15 @@ pub unsafe extern "C" fn wxm_download_to_path(dl: *mut wxm_download, path: *cons
             ));
         }
         d.run(|d| {
-            let progress = *lock(&d.progress);
-            let mut report = |done: u64, total: u64| call_progress(&progress, done, total);
-            d.client.download_to_path(
-                &d.media_id,
-                *lock(&d.endpoint),
-                &PathBuf::from(p),
-                d.cancel.clone(),
-                &mut report,
-            )
+            with_progress(*lock(&d.progress), |report| {
+                d.client.download_to_path(
+                    &d.media_id,
+                    *lock(&d.endpoint),
+                    &PathBuf::from(p),
+                    d.cancel.clone(),
+                    report,
+                )
+            })
         })
     })
 }

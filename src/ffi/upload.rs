@@ -224,8 +224,14 @@ pub unsafe extern "C" fn wxm_upload_run(up: *mut wxm_upload) -> i32 {
 impl wxm_upload {
     fn run_once(&self, source: Source) -> Result<UploadResult> {
         let progress = *lock(&self.progress);
-        let mut report =
-            |done: u64, total: u64| super::download::call_progress(&progress, done, total);
+        super::download::with_progress(progress, |report| self.run_with(source, report))
+    }
+
+    fn run_with(
+        &self,
+        source: Source,
+        report: &mut dyn FnMut(u64, u64) -> Result<()>,
+    ) -> Result<UploadResult> {
         let filename = lock(&self.filename).clone();
         match source {
             Source::None => Err(Error::InvalidArg("no source".into())),
@@ -234,7 +240,7 @@ impl wxm_upload {
                 UploadSource::Path(p),
                 filename.as_deref(),
                 self.cancel.clone(),
-                &mut report,
+                report,
             ),
             Source::Reader { read, length } => {
                 let mut pull = |buf: &mut [u8]| -> Result<usize> {
@@ -265,7 +271,7 @@ impl wxm_upload {
                     },
                     filename.as_deref(),
                     self.cancel.clone(),
-                    &mut report,
+                    report,
                 )
             }
         }

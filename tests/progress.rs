@@ -1,0 +1,221 @@
+//! The progress callback through the C ABI: paced while bytes flow, a
+//! heartbeat while the transfer waits (so a host can stop a stalled transfer
+//! from the transfer's own thread), always a call for the last byte.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::ffi::c_void;
+use std::time::{Duration, Instant};
+use wxmedia::error::*;
+use wxmedia::ffi::download::*;
+use wxmedia::ffi::upload::*;
+
+struct Calls {
+    /// (when, done, total, thread) of every call.
+    seen: Vec<(Instant, u64, u64, std::thread::ThreadId)>,
+    /// Stop (return 9) once this many calls in a row reported no new bytes.
+    stop_after_idle: Option<usize>,
+    idle: usize,
+}
+
+impl Calls {
+    fn new(stop_after_idle: Option<usize>) -> Calls {
+        Calls {
+            seen: Vec::new(),
+            stop_after_idle,
+            idle: 0,
+        }
+    }
+}
+
+unsafe extern "C" fn record(ud: *mut c_void, done: u64, total: u64) -> i32 {
+    // SAFETY: ud is the &mut Calls the test passed, live for the run.
+    let c = unsafe { &mut *(ud as *mut Calls) };
+    if c.seen.last().is_some_and(|l| l.1 == done) {
+        c.idle += 1;
+    } else {
+        c.idle = 0;
+    }
+    c.seen
+        .push((Instant::now(), done, total, std::thread::current().id()));
+    if c.stop_after_idle.is_some_and(|n| c.idle >= n) {
+        return 9;
+    }
+    0
+}
+
+unsafe extern "C" fn discard(_: *mut c_void, _: u64, _: *const u8, _: usize) -> i32 {
+    0
+}
+
+/// Runs one download (to a sink, or to `path`) with the recording callback.
+fn download_with_progress(
+    c: &TestClient,
+    media_id: &str,
+    path: Option<&std::path::Path>,
+    calls: &mut Calls,
+) -> (i32, String) {
+    // SAFETY: live handles and state for the duration of each call.
+    unsafe {
+        let d = wxm_download_new(c.0, cs(media_id).as_ptr());
+        assert!(!d.is_null());
+        assert_eq!(
+            wxm_download_set_progress(d, Some(record), calls as *mut Calls as *mut c_void),
+            0
+        );
+        let rc = match path {
+            Some(p) => wxm_download_to_path(d, cs(p.to_str().expect("utf-8")).as_ptr()),
+            None => wxm_download_to_sink(d, Some(discard), std::ptr::null_mut()),
+        };
+        let msg = text(wxm_download_errmsg(d)).unwrap_or_default();
+        wxm_download_free(d);
+        (rc, msg)
+    }
+}
+
+#[test]
+fn heartbeat_lets_the_host_stop_a_stalled_download() {
+    let emu = start(Platform::WeCom);
+    let (id, _) = add_media(&emu, json!({"size": 200_000, "seed": 3}));
+    let dir = tempdir("progress-stall");
+    for parallelism in [1u32, 3] {
+        for to_path in [false, true] {
+            reset(&emu);
+            let c = client(
+                &emu,
+                ClientOpts {
+                    io_ms: 60_000,
+                    parallelism,
+                    chunk: 32 * 1024,
+                    ..Default::default()
+                },
+            );
+            // Every request stalls for 30 s after a few bytes.
+            fault(
+                &emu,
+                json!({"kind": "stall", "media_id": id, "after_bytes": 10, "ms": 30_000, "count": 100}),
+            );
+            let path = dir.join(format!("stalled-{parallelism}.bin"));
+            let mut calls = Calls::new(Some(3));
+            let began = Instant::now();
+            let (rc, msg) =
+                download_with_progress(&c, &id, to_path.then_some(path.as_path()), &mut calls);
+            let took = began.elapsed();
+            let what = format!("parallelism {parallelism}, to_path {to_path}");
+            assert_eq!(rc, WXM_E_ABORTED, "{what}: {msg}");
+            assert!(
+                msg.contains("progress callback returned 9"),
+                "{what}: {msg}"
+            );
+            // Three idle calls about 100 ms apart, not the 30 s stall.
+            assert!(took < Duration::from_secs(5), "{what}: took {took:?}");
+            let me = std::thread::current().id();
+            assert!(
+                calls.seen.iter().all(|s| s.3 == me),
+                "{what}: another thread"
+            );
+            let idle: Vec<_> = calls.seen.windows(2).filter(|w| w[0].1 == w[1].1).collect();
+            assert!(idle.len() >= 3, "{what}: {} idle calls", idle.len());
+            for w in idle {
+                let gap = w[1].0 - w[0].0;
+                assert!(
+                    gap >= Duration::from_millis(90),
+                    "{what}: heartbeat {gap:?} apart"
+                );
+            }
+            assert!(!path.exists(), "{what}: a stopped download left the file");
+        }
+    }
+}
+
+#[test]
+fn progress_is_paced_and_ends_on_the_last_byte() {
+    let emu = start(Platform::WeCom);
+    let size = 6 * 1024 * 1024 + 5;
+    let (id, _) = add_media(&emu, json!({"size": size, "seed": 4}));
+    // 50 MB/s: about 120 ms, many 16 KiB reads.
+    fault(
+        &emu,
+        json!({"kind": "throttle", "bytes_per_sec": 50_000_000, "count": 1000, "media_id": id}),
+    );
+    let dir = tempdir("progress-pace");
+    for (parallelism, to_path) in [(1u32, false), (1, true), (4, false), (4, true)] {
+        let c = client(
+            &emu,
+            ClientOpts {
+                parallelism,
+                chunk: 1024 * 1024,
+                ..Default::default()
+            },
+        );
+        let mut calls = Calls::new(None);
+        let began = Instant::now();
+        let path = dir.join(format!("paced-{parallelism}.bin"));
+        let (rc, msg) =
+            download_with_progress(&c, &id, to_path.then_some(path.as_path()), &mut calls);
+        let took = began.elapsed();
+        let what = format!("parallelism {parallelism}, to_path {to_path}");
+        assert_eq!(rc, 0, "{what}: {msg}");
+        let last = calls.seen.last().expect("no progress call");
+        assert_eq!((last.1, last.2), (size, size), "{what}: last call");
+        assert!(
+            calls.seen.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{what}: not monotonic"
+        );
+        // At most one call per 10 ms, plus the first and the last.
+        let bound = took.as_millis() as usize / 10 + 2;
+        assert!(
+            calls.seen.len() <= bound,
+            "{what}: {} calls in {took:?}",
+            calls.seen.len()
+        );
+        assert!(calls.seen.len() >= 2, "{what}: {} calls", calls.seen.len());
+    }
+}
+
+#[test]
+fn heartbeat_while_an_upload_waits_for_its_answer() {
+    let emu = start(Platform::WeCom);
+    let c = client(
+        &emu,
+        ClientOpts {
+            io_ms: 60_000,
+            attempts: 1,
+            ..Default::default()
+        },
+    );
+    fault(
+        &emu,
+        json!({"kind": "slow_headers", "ms": 20_000, "endpoint": "media/upload", "count": 5}),
+    );
+    let dir = tempdir("progress-upload");
+    let file = dir.join("u.bin");
+    std::fs::write(&file, media_bytes(b"", 300_000, 5)).expect("write");
+    let mut calls = Calls::new(Some(3));
+    let began = Instant::now();
+    // SAFETY: live handles and state for the duration of each call.
+    let (rc, msg) = unsafe {
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
+        assert_eq!(
+            wxm_upload_set_path(u, cs(file.to_str().expect("utf-8")).as_ptr()),
+            0
+        );
+        assert_eq!(
+            wxm_upload_set_progress(u, Some(record), &mut calls as *mut Calls as *mut c_void),
+            0
+        );
+        let rc = wxm_upload_run(u);
+        let msg = text(wxm_upload_errmsg(u)).unwrap_or_default();
+        wxm_upload_free(u);
+        (rc, msg)
+    };
+    assert_eq!(rc, WXM_E_ABORTED, "{msg}");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    let last = calls.seen.last().expect("calls");
+    assert_eq!(last.1, 300_000, "the body was sent before the wait");
+}
