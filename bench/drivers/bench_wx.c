@@ -7,7 +7,9 @@
  *   MODE  path    download MEDIA_ID to OUT (wxm_download_to_path)
  *         sink    download MEDIA_ID into a sink that discards the bytes
  *         upload  upload FILE as TYPE (default "file") from its path
- *         small   COUNT downloads of MEDIA_ID on one client, into a sink
+ *         small   COUNT downloads of MEDIA_ID on one client, each kept in
+ *                 memory (copied into one reused buffer), as the Go host
+ *                 (bytes.Buffer) and the Python host (download_bytes) do
  *
  * Output (stdout), the same from every host's driver:
  *   BENCH ok=1 host=c mode=MODE bytes=N secs=S n=COUNT [media_id=ID]
@@ -42,6 +44,31 @@ static int32_t discard(void *user_data, uint64_t offset, const uint8_t *data, si
     return 0;
 }
 
+/* Keeps the media in memory: the buffer grows as needed and is reused by
+ * the next download, like a Go bytes.Buffer after Reset. */
+struct keep {
+    uint8_t *data;
+    size_t len, cap;
+};
+
+static int32_t keep_bytes(void *user_data, uint64_t offset, const uint8_t *data, size_t len)
+{
+    struct keep *k = (struct keep *)user_data;
+    (void)offset;
+    if (k->len + len > k->cap) {
+        size_t cap = k->cap ? k->cap : 64 * 1024;
+        uint8_t *grown;
+        while (cap < k->len + len) cap *= 2;
+        grown = (uint8_t *)realloc(k->data, cap);
+        if (!grown) return 1;
+        k->data = grown;
+        k->cap = cap;
+    }
+    memcpy(k->data + k->len, data, len);
+    k->len += len;
+    return 0;
+}
+
 static int fail(const char *mode, int32_t rc, const char *msg)
 {
     printf("BENCH ok=0 host=c mode=%s rc=%d msg=%s (%s)\n", mode, (int)rc,
@@ -69,6 +96,7 @@ int main(int argc, char **argv)
     int opt;
     double t0, t1;
     uint64_t bytes = 0;
+    struct keep kept = {NULL, 0, 0};
 
     while ((opt = getopt(argc, argv, "m:b:k:i:o:f:p:c:n:t:")) != -1) {
         switch (opt) {
@@ -110,6 +138,10 @@ int main(int argc, char **argv)
             if (strcmp(mode, "path") == 0) {
                 rc = wxm_download_to_path(dl, out);
                 if (rc == WXM_OK) bytes += wxm_download_size(dl);
+            } else if (strcmp(mode, "small") == 0) {
+                kept.len = 0;
+                rc = wxm_download_to_sink(dl, keep_bytes, &kept);
+                bytes += kept.len;
             } else {
                 rc = wxm_download_to_sink(dl, discard, &bytes);
             }
@@ -154,5 +186,6 @@ int main(int argc, char **argv)
         return 2;
     }
     wxm_client_free(client);
+    free(kept.data);
     return 0;
 }
