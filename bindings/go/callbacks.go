@@ -36,9 +36,10 @@ func catch[T C.int32_t | C.int64_t](t *transfer, rc *T) {
 func lookup(h C.uintptr_t) *transfer { return cgo.Handle(h).Value().(*transfer) }
 
 //export wxmgoSink
-func wxmgoSink(h C.uintptr_t, offset C.uint64_t, data *C.uint8_t, n C.size_t) (rc C.int32_t) {
+func wxmgoSink(h C.uintptr_t, offset C.uint64_t, data *C.uint8_t, n C.size_t, pass C.int32_t) (rc C.int32_t) {
 	t := lookup(h)
 	defer catch(t, &rc)
+	passInCallback(pass)
 	if uint64(offset) != t.next {
 		t.fail(&Error{Code: ErrProtocol, Message: fmt.Sprintf("library bug: sink called at offset %d, expected %d", uint64(offset), t.next)})
 		return 1
@@ -60,9 +61,10 @@ func wxmgoSink(h C.uintptr_t, offset C.uint64_t, data *C.uint8_t, n C.size_t) (r
 }
 
 //export wxmgoProgress
-func wxmgoProgress(h C.uintptr_t, done, total C.uint64_t) (rc C.int32_t) {
+func wxmgoProgress(h C.uintptr_t, done, total C.uint64_t, pass C.int32_t) (rc C.int32_t) {
 	t := lookup(h)
 	defer catch(t, &rc)
+	passInCallback(pass)
 	t.progress(int64(done), int64(total))
 	return 0
 }
@@ -72,9 +74,10 @@ func wxmgoProgress(h C.uintptr_t, done, total C.uint64_t) (rc C.int32_t) {
 const maxEmptyReads = 100
 
 //export wxmgoRead
-func wxmgoRead(h C.uintptr_t, buf *C.uint8_t, capacity C.size_t) (rc C.int64_t) {
+func wxmgoRead(h C.uintptr_t, buf *C.uint8_t, capacity C.size_t, pass C.int32_t) (rc C.int64_t) {
 	t := lookup(h)
 	defer catch(t, &rc)
+	passInCallback(pass)
 	if t.readErr != nil {
 		return t.takeReadErr()
 	}

@@ -1,18 +1,44 @@
+#include <time.h>
 #include "_cgo_export.h"
 #include "shim.h"
 
+/* When a transfer last passed through the Go scheduler on this thread
+ * (CLOCK_MONOTONIC, ns; 0 before the thread's first transfer). */
+static __thread int64_t wxmgo_last_pass;
+
+int32_t wxmgo_pass_due(int64_t every_ns) {
+	struct timespec ts;
+	int64_t now;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (wxmgo_last_pass == 0) {
+		/* A thread's first transfer starts the clock: a short program's
+		 * one download never pays for a pass (which may start a thread). */
+		wxmgo_last_pass = now;
+		return 0;
+	}
+	if (now - wxmgo_last_pass < every_ns) {
+		return 0;
+	}
+	wxmgo_last_pass = now;
+	return 1;
+}
+
 static int32_t wxmgo_sink(void *user_data, uint64_t offset, const uint8_t *data, size_t len) {
-	return wxmgoSink((uintptr_t)user_data, offset, (uint8_t *)data, len);
+	return wxmgoSink((uintptr_t)user_data, offset, (uint8_t *)data, len,
+	                 wxmgo_pass_due(WXMGO_PASS_CALLBACK_NS));
 }
 
 static int32_t wxmgo_progress(void *user_data, uint64_t done, uint64_t total) {
-	return wxmgoProgress((uintptr_t)user_data, done, total);
+	return wxmgoProgress((uintptr_t)user_data, done, total, wxmgo_pass_due(WXMGO_PASS_CALLBACK_NS));
 }
 
 static int64_t wxmgo_read(void *user_data, uint8_t *buf, size_t cap) {
-	return wxmgoRead((uintptr_t)user_data, buf, cap);
+	return wxmgoRead((uintptr_t)user_data, buf, cap, wxmgo_pass_due(WXMGO_PASS_CALLBACK_NS));
 }
 
+/* The token provider may run on any thread, the library's workers
+ * included: it makes no scheduler pass. */
 static int32_t wxmgo_token(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len) {
 	return wxmgoToken((uintptr_t)user_data, force_refresh, buf, cap, len);
 }

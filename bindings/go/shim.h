@@ -6,6 +6,14 @@
 #include <stdint.h>
 #include "wxmedia.h"
 
+/* Scheduler passes (see sched.go): a transfer passes through the Go
+ * scheduler when this long has gone by on its thread since the last pass,
+ * at its start or in a callback. */
+#define WXMGO_PASS_START_NS 4000000
+#define WXMGO_PASS_CALLBACK_NS 6000000
+
+int32_t wxmgo_pass_due(int64_t every_ns);
+
 int32_t wxmgo_config_set_token_provider(wxm_config *cfg, uintptr_t handle);
 int32_t wxmgo_download_set_progress(wxm_download *d, uintptr_t handle);
 int32_t wxmgo_download_to_sink(wxm_download *d, uintptr_t handle);

@@ -39,6 +39,7 @@ func (t *transfer) fail(err error) {
 // meanwhile. It returns only once cancel can no longer run, so the caller may
 // free the C handle afterwards.
 func (t *transfer) run(ctx context.Context, cancel func(), call func(h C.uintptr_t) C.int32_t) C.int32_t {
+	passAtStart()
 	h := cgo.NewHandle(t)
 	defer h.Delete()
 	fired := make(chan struct{})
