@@ -2,7 +2,7 @@ package wxmedia
 
 // The //export functions the library calls back through shim.c. A file with
 // //export may only declare in its preamble, so the trampolines live in
-// shim.c. user_data is the transfer's runtime/cgo.Handle, never a Go pointer.
+// shim.c. user_data is the transfer's handle (handles.go), never a Go pointer.
 //
 // The library calls a transfer's callbacks one at a time and only on the
 // thread that runs it, i.e. inside the cgo call made by the goroutine that
@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/cgo"
 	"unsafe"
 )
 
@@ -32,8 +31,6 @@ func catch[T C.int32_t | C.int64_t](t *transfer, rc *T) {
 		*rc = -1
 	}
 }
-
-func lookup(h C.uintptr_t) *transfer { return cgo.Handle(h).Value().(*transfer) }
 
 //export wxmgoSink
 func wxmgoSink(h C.uintptr_t, offset C.uint64_t, data *C.uint8_t, n C.size_t, pass C.int32_t) (rc C.int32_t) {

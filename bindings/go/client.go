@@ -309,11 +309,11 @@ func (c *Client) SetAccessToken(token string) error {
 	if strings.IndexByte(token, 0) >= 0 {
 		return invalidArg("token must not contain NUL bytes")
 	}
-	ptr, release, err := c.acquire()
+	ptr, err := c.acquire()
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer c.release()
 	cs := C.CString(token)
 	defer C.free(unsafe.Pointer(cs))
 	_, err = callLocked(func() (struct{}, C.int32_t) {
@@ -339,23 +339,26 @@ func (c *Client) Close() error {
 }
 
 // acquire returns the client pointer and counts a running call until
-// release is called: the TokenProvider must outlive every transfer, which
-// may still need a token after Close.
-func (c *Client) acquire() (ptr *C.wxm_client, release func(), err error) {
+// release: the TokenProvider must outlive every transfer, which may still
+// need a token after Close.
+func (c *Client) acquire() (*C.wxm_client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ptr == nil {
-		return nil, nil, &Error{Code: ErrState, Message: "the Client is closed"}
+		return nil, &Error{Code: ErrState, Message: "the Client is closed"}
 	}
 	c.running++
-	return c.ptr, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.running--
-		if c.ptr == nil && c.running == 0 {
-			c.provider.release()
-		}
-	}, nil
+	return c.ptr, nil
+}
+
+// release ends a call counted by acquire.
+func (c *Client) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.running--
+	if c.ptr == nil && c.running == 0 {
+		c.provider.release()
+	}
 }
 
 // withProviderError adds the TokenProvider's last error to an ErrNoToken.

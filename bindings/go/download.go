@@ -90,9 +90,7 @@ func (c *Client) Download(ctx context.Context, mediaID string, w io.Writer, opts
 		return nil, invalidArg("WithStart: negative offset")
 	}
 	t := &transfer{w: w, next: uint64(o.start), progress: o.progress}
-	return c.download(ctx, mediaID, t, o, func(d *C.wxm_download, h C.uintptr_t) C.int32_t {
-		return C.wxmgo_download_to_sink(d, h)
-	})
+	return c.download(ctx, mediaID, t, o, nil)
 }
 
 // DownloadFile fetches the media into the file at path. It writes a sibling
@@ -114,63 +112,62 @@ func (c *Client) DownloadFile(ctx context.Context, mediaID, path string, opts ..
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	t := &transfer{progress: o.progress}
-	return c.download(ctx, mediaID, t, o, func(d *C.wxm_download, _ C.uintptr_t) C.int32_t {
-		return C.wxm_download_to_path(d, cpath)
-	})
+	return c.download(ctx, mediaID, t, o, cpath)
 }
 
-// download creates the handle, sets it up and runs it with call.
-func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o downloadOptions,
-	call func(*C.wxm_download, C.uintptr_t) C.int32_t) (*MediaInfo, error) {
+// download creates the handle and runs it: into t.w when cpath is nil, else
+// to cpath. The C side is three calls (wxmgo_download_new, _run, _get_info)
+// and the free.
+func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o downloadOptions, cpath *C.char) (*MediaInfo, error) {
 	if err := cancelledBeforeStart(ctx); err != nil {
 		return nil, err
 	}
 	if strings.IndexByte(mediaID, 0) >= 0 {
 		return nil, invalidArg("media_id must not contain NUL bytes")
 	}
-	ptr, release, err := c.acquire()
+	ptr, err := c.acquire()
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer c.release()
 	d, err := newDownload(ptr, mediaID)
 	if err != nil {
 		return nil, err
 	}
 	defer C.wxm_download_free(d)
 
+	hdVoice, progress := C.int32_t(0), C.int32_t(0)
+	if o.hdVoice {
+		hdVoice = 1
+	}
+	if t.progress != nil {
+		progress = 1
+	}
 	rc := t.run(ctx, func() { C.wxm_download_cancel(d) }, func(h C.uintptr_t) C.int32_t {
-		if o.start != 0 {
-			if rc := C.wxm_download_set_start(d, C.uint64_t(o.start)); rc != 0 {
-				return rc
-			}
-		}
-		if o.hdVoice {
-			if rc := C.wxm_download_set_hd_voice(d, 1); rc != 0 {
-				return rc
-			}
-		}
-		if t.progress != nil {
-			if rc := C.wxmgo_download_set_progress(d, h); rc != 0 {
-				return rc
-			}
-		}
-		return call(d, h)
+		return C.wxmgo_download_run(d, h, C.uint64_t(o.start), hdVoice, progress, cpath)
 	})
 	if rc != 0 {
 		return nil, c.withProviderError(t.result(ctx, rc, C.GoString(C.wxm_download_errmsg(d))))
 	}
+	in := C.wxmgo_download_get_info(d)
 	info := &MediaInfo{
 		MediaID:     mediaID,
-		Size:        int64(C.wxm_download_size(d)),
-		ContentType: C.GoString(C.wxm_download_content_type(d)),
-		Filename:    C.GoString(C.wxm_download_filename(d)),
-		VideoURL:    C.GoString(C.wxm_download_video_url(d)),
+		Size:        int64(in.size),
+		ContentType: C.GoStringN(in.content_type, C.int(in.content_type_len)),
+		Filename:    C.GoStringN(in.filename, C.int(in.filename_len)),
+		VideoURL:    C.GoStringN(in.video_url, C.int(in.video_url_len)),
 	}
 	return info, t.result(ctx, rc, "")
 }
 
+// newDownload creates the handle. The fast way hands C the media_id's bytes
+// as they are; only when that fails (an empty or non-UTF-8 media_id) is the
+// call made again the plain way, on a locked thread, for the library's
+// thread-local message.
 func newDownload(ptr *C.wxm_client, mediaID string) (*C.wxm_download, error) {
+	if d := C.wxmgo_download_new(ptr, (*C.char)(unsafe.Pointer(unsafe.StringData(mediaID))), C.size_t(len(mediaID))); d != nil {
+		return d, nil
+	}
 	cs := C.CString(mediaID)
 	defer C.free(unsafe.Pointer(cs))
 	return callLocked(func() (*C.wxm_download, C.int32_t) {

@@ -1,3 +1,5 @@
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "_cgo_export.h"
 #include "shim.h"
@@ -47,12 +49,56 @@ int32_t wxmgo_config_set_token_provider(wxm_config *cfg, uintptr_t handle) {
 	return wxm_config_set_token_provider(cfg, wxmgo_token, (void *)handle);
 }
 
-int32_t wxmgo_download_set_progress(wxm_download *d, uintptr_t handle) {
-	return wxm_download_set_progress(d, wxmgo_progress, (void *)handle);
+wxm_download *wxmgo_download_new(const wxm_client *c, const char *media_id, size_t len) {
+	char buf[256];
+	char *id = len < sizeof buf ? buf : malloc(len + 1);
+	wxm_download *d;
+	if (id == NULL) {
+		return NULL; /* the caller retries the plain way */
+	}
+	if (len > 0) {
+		memcpy(id, media_id, len);
+	}
+	id[len] = 0;
+	d = wxm_download_new(c, id);
+	if (id != buf) {
+		free(id);
+	}
+	return d;
 }
 
-int32_t wxmgo_download_to_sink(wxm_download *d, uintptr_t handle) {
+/* Sets the options that differ from the defaults and runs the download:
+ * into the Go writer when path is NULL, else to path. */
+int32_t wxmgo_download_run(wxm_download *d, uintptr_t handle, uint64_t start, int32_t hd_voice,
+                           int32_t progress, const char *path) {
+	int32_t rc;
+	if (start != 0 && (rc = wxm_download_set_start(d, start)) != 0) {
+		return rc;
+	}
+	if (hd_voice && (rc = wxm_download_set_hd_voice(d, 1)) != 0) {
+		return rc;
+	}
+	if (progress && (rc = wxm_download_set_progress(d, wxmgo_progress, (void *)handle)) != 0) {
+		return rc;
+	}
+	if (path != NULL) {
+		return wxm_download_to_path(d, path);
+	}
 	return wxm_download_to_sink(d, wxmgo_sink, (void *)handle);
+}
+
+static const char *with_len(const char *s, size_t *len) {
+	*len = s != NULL ? strlen(s) : 0;
+	return s;
+}
+
+wxmgo_download_info wxmgo_download_get_info(const wxm_download *d) {
+	wxmgo_download_info info;
+	info.size = wxm_download_size(d);
+	info.content_type = with_len(wxm_download_content_type(d), &info.content_type_len);
+	info.filename = with_len(wxm_download_filename(d), &info.filename_len);
+	info.video_url = with_len(wxm_download_video_url(d), &info.video_url_len);
+	return info;
 }
 
 int32_t wxmgo_upload_set_progress(wxm_upload *u, uintptr_t handle) {

@@ -1,6 +1,7 @@
 /* C side of the Go callbacks: the trampolines in shim.c hand the library a
- * plain C function and pass the transfer's runtime/cgo.Handle through
- * user_data as an integer, so C never holds a Go pointer. */
+ * plain C function and pass the transfer's handle (handles.go) or the
+ * TokenProvider's runtime/cgo.Handle through user_data as an integer, so C
+ * never holds a Go pointer. */
 #ifndef WXMEDIA_GO_SHIM_H
 #define WXMEDIA_GO_SHIM_H
 #include <stdint.h>
@@ -15,8 +16,22 @@
 int32_t wxmgo_pass_due(int64_t every_ns);
 
 int32_t wxmgo_config_set_token_provider(wxm_config *cfg, uintptr_t handle);
-int32_t wxmgo_download_set_progress(wxm_download *d, uintptr_t handle);
-int32_t wxmgo_download_to_sink(wxm_download *d, uintptr_t handle);
+
+/* A download in as few cgo calls as the handle allows: create it from a
+ * media_id given as bytes and a length (no C.CString), run it with its
+ * options in one call, read its results in one call. */
+wxm_download *wxmgo_download_new(const wxm_client *c, const char *media_id, size_t len);
+int32_t wxmgo_download_run(wxm_download *d, uintptr_t handle, uint64_t start, int32_t hd_voice,
+                           int32_t progress, const char *path);
+
+typedef struct {
+	uint64_t size;
+	const char *content_type, *filename, *video_url;
+	size_t content_type_len, filename_len, video_url_len;
+} wxmgo_download_info;
+
+wxmgo_download_info wxmgo_download_get_info(const wxm_download *d);
+
 int32_t wxmgo_upload_set_progress(wxm_upload *u, uintptr_t handle);
 int32_t wxmgo_upload_set_reader(wxm_upload *u, uintptr_t handle, uint64_t length);
 

@@ -8,11 +8,11 @@ import "C"
 import (
 	"context"
 	"io"
-	"runtime/cgo"
+	"sync"
 )
 
 // transfer is the Go side of one running download or upload. The library
-// reaches it through a runtime/cgo.Handle passed as user_data.
+// reaches it through its handle (handles.go) passed as user_data.
 type transfer struct {
 	w    io.Writer // download sink
 	next uint64    // the offset the sink expects next
@@ -25,6 +25,11 @@ type transfer struct {
 	err      error // the first error of a writer, reader or callback
 	panicked bool
 	panicVal any
+
+	// cancelMu orders a context's cancel against the end of the C call:
+	// once returned is set, the cancel func no longer runs.
+	cancelMu sync.Mutex
+	returned bool
 }
 
 // fail records the first error a callback met.
@@ -40,16 +45,25 @@ func (t *transfer) fail(err error) {
 // free the C handle afterwards.
 func (t *transfer) run(ctx context.Context, cancel func(), call func(h C.uintptr_t) C.int32_t) C.int32_t {
 	passAtStart()
-	h := cgo.NewHandle(t)
-	defer h.Delete()
-	fired := make(chan struct{})
+	h := register(t)
+	defer unregister(h)
+	if ctx.Done() == nil {
+		return call(h) // ctx can never end (context.Background, say)
+	}
 	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		cancel()
+		t.cancelMu.Lock()
+		defer t.cancelMu.Unlock()
+		if !t.returned {
+			cancel()
+		}
 	})
-	rc := call(C.uintptr_t(h))
+	rc := call(h)
 	if !stop() {
-		<-fired
+		// The func has started or is about to: wait for a cancel under
+		// way, or keep one from starting.
+		t.cancelMu.Lock()
+		t.returned = true
+		t.cancelMu.Unlock()
 	}
 	return rc
 }

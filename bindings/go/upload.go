@@ -110,11 +110,11 @@ func (c *Client) upload(ctx context.Context, typ string, t *transfer, o uploadOp
 	if strings.IndexByte(typ, 0) >= 0 || strings.IndexByte(o.filename, 0) >= 0 {
 		return nil, invalidArg("type and filename must not contain NUL bytes")
 	}
-	ptr, release, err := c.acquire()
+	ptr, err := c.acquire()
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer c.release()
 	u, err := newUpload(ptr, typ)
 	if err != nil {
 		return nil, err

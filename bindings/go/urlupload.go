@@ -158,11 +158,11 @@ func (c *Client) urlUpload(ctx context.Context, typ, url, filename, jobID string
 	if strings.IndexByte(typ+url+filename+jobID, 0) >= 0 {
 		return nil, invalidArg("type, url, filename and jobid must not contain NUL bytes")
 	}
-	ptr, release, err := c.acquire()
+	ptr, err := c.acquire()
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer c.release()
 	u, err := newURLUpload(ptr, typ, url, filename)
 	if err != nil {
 		return nil, err
