@@ -3,6 +3,7 @@
 //! cancellable, and the classification of media/get answers.
 
 use crate::error::{scrub, Error, Result};
+use crate::tcp::TcpConnector;
 use std::cell::RefCell;
 use std::io::Read;
 use std::rc::Rc;
@@ -12,13 +13,14 @@ use std::time::{Duration, Instant};
 use ureq::http::{HeaderMap, Response};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+    Buffers, ChainedConnector, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout,
+    RustlsConnector, Transport,
 };
 use ureq::Body;
 
 /// How often a blocked read wakes to look at the cancel flag: a cancel is
 /// honoured within about this long, even while the server stalls.
-const CANCEL_POLL: Duration = Duration::from_millis(100);
+pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(100);
 /// Upper bound on a JSON answer (errcode, token, upload result, video_url).
 pub const MAX_JSON_BODY: u64 = 64 * 1024;
 
@@ -97,12 +99,12 @@ const HOST_STOP_MARK: &str = "wxmedia transfer stopped by a host callback";
 
 /// The transport's form of a heartbeat's error: an I/O error that is not
 /// retried; `map_io` gives back the original.
-fn host_stop_error(e: Error) -> ureq::Error {
+pub(crate) fn host_stop_error(e: Error) -> ureq::Error {
     HOST_STOP.with(|s| *s.borrow_mut() = Some(e));
     ureq::Error::Io(std::io::Error::other(HOST_STOP_MARK))
 }
 
-fn cancelled_here() -> bool {
+pub(crate) fn cancelled_here() -> bool {
     CURRENT_CANCEL.with(|c| {
         c.borrow()
             .as_ref()
@@ -209,18 +211,33 @@ fn mark_tls(e: ureq::Error, tls: bool) -> ureq::Error {
     }
 }
 
-fn cancel_error() -> ureq::Error {
+pub(crate) fn cancel_error() -> ureq::Error {
     ureq::Error::Io(std::io::Error::new(
         std::io::ErrorKind::Interrupted,
         CANCEL_MARK,
     ))
 }
 
-/// The default connector (TCP, then TLS for https), with TLS failures
-/// during connect (the handshake: an untrusted certificate, an alert)
-/// marked as such: rustls reports them as `InvalidData` I/O errors.
+/// ureq's default chain with our TCP transport: a CONNECT proxy (which
+/// opens its own connection), else plain TCP (`crate::tcp`), then TLS for
+/// https.
+type WxChain = ChainedConnector<
+    (),
+    ChainedConnector<(), ChainedConnector<(), (), ConnectProxyConnector>, TcpConnector>,
+    RustlsConnector,
+>;
+
+fn wx_chain() -> WxChain {
+    ().chain(ConnectProxyConnector::default())
+        .chain(TcpConnector)
+        .chain(RustlsConnector::default())
+}
+
+/// The connector chain, with TLS failures during connect (the handshake:
+/// an untrusted certificate, an alert) marked as such: rustls reports them
+/// as `InvalidData` I/O errors.
 #[derive(Debug)]
-struct TlsAwareConnector(DefaultConnector);
+struct TlsAwareConnector(WxChain);
 
 impl Connector<()> for TlsAwareConnector {
     type Out = Box<dyn Transport>;
@@ -236,6 +253,7 @@ impl Connector<()> for TlsAwareConnector {
             .is_some_and(|s| s.eq_ignore_ascii_case("https"));
         self.0
             .connect(details, chained)
+            .map(|t| t.map(|t| Box::new(t) as Box<dyn Transport>))
             .map_err(|e| mark_tls(e, https))
     }
 }
@@ -305,7 +323,7 @@ pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
         .output_buffer_size(64 * 1024)
         .tls_config(tls.build())
         .build();
-    let connector = TlsAwareConnector(DefaultConnector::new()).chain(CancelConnector);
+    let connector = TlsAwareConnector(wx_chain()).chain(CancelConnector);
     Ok(ureq::Agent::with_parts(
         config,
         connector,

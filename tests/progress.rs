@@ -219,3 +219,103 @@ fn heartbeat_while_an_upload_waits_for_its_answer() {
     let last = calls.seen.last().expect("calls");
     assert_eq!(last.1, 300_000, "the body was sent before the wait");
 }
+
+/// A server that accepts and then never reads: the upload's writes block
+/// once the socket buffers are full.
+fn deaf_server() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = std::thread::spawn(move || {
+        if let Ok((conn, _)) = listener.accept() {
+            std::thread::sleep(Duration::from_secs(4));
+            drop(conn);
+        }
+    });
+    (addr, held)
+}
+
+fn deaf_client(addr: std::net::SocketAddr) -> TestClient {
+    // SAFETY: every pointer passed is live for the call; the config is freed once.
+    unsafe {
+        use wxmedia::ffi::*;
+        let cfg = wxm_config_new(1);
+        let base = format!("http://{addr}");
+        assert_eq!(wxm_config_set_base_url(cfg, cs(&base).as_ptr()), 0);
+        assert_eq!(wxm_config_set_access_token(cfg, cs(TOKEN).as_ptr()), 0);
+        assert_eq!(wxm_config_set_timeouts(cfg, 2000, 60_000), 0);
+        assert_eq!(wxm_config_set_retries(cfg, 1, 10), 0);
+        assert_eq!(wxm_config_set_limit(cfg, cs("file").as_ptr(), 1 << 30), 0);
+        let mut c = std::ptr::null_mut();
+        assert_eq!(wxm_client_new(cfg, &mut c), 0);
+        wxm_config_free(cfg);
+        TestClient(c)
+    }
+}
+
+#[test]
+fn cancel_and_heartbeat_reach_an_upload_blocked_in_a_write() {
+    let dir = tempdir("progress-deaf");
+    let file = dir.join("big.bin");
+    // Far more than loopback socket buffers hold.
+    std::fs::write(&file, media_bytes(b"", 48 << 20, 6)).expect("write");
+    let path = cs(file.to_str().expect("utf-8"));
+
+    // A cancel from another thread.
+    let (addr, held) = deaf_server();
+    let c = deaf_client(addr);
+    // SAFETY: the handle outlives both threads' use of it.
+    unsafe {
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
+        assert_eq!(wxm_upload_set_path(u, path.as_ptr()), 0);
+        let up = u as usize;
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            wxm_upload_cancel(up as *const _);
+            Instant::now()
+        });
+        let rc = wxm_upload_run(u);
+        let returned = Instant::now();
+        let cancelled_at = canceller.join().expect("canceller");
+        assert_eq!(rc, WXM_E_CANCELLED, "{:?}", text(wxm_upload_errmsg(u)));
+        let late = returned.saturating_duration_since(cancelled_at);
+        assert!(
+            late < Duration::from_millis(1500),
+            "cancel honoured {late:?} late"
+        );
+        wxm_upload_free(u);
+    }
+    drop(c);
+    held.join().expect("server");
+
+    // The heartbeat, on the calling thread.
+    let (addr, held) = deaf_server();
+    let c = deaf_client(addr);
+    let mut calls = Calls::new(Some(3));
+    let began = Instant::now();
+    // SAFETY: live handles and state for the duration of each call.
+    let rc = unsafe {
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
+        assert_eq!(wxm_upload_set_path(u, path.as_ptr()), 0);
+        assert_eq!(
+            wxm_upload_set_progress(u, Some(record), &mut calls as *mut Calls as *mut c_void),
+            0
+        );
+        let rc = wxm_upload_run(u);
+        wxm_upload_free(u);
+        rc
+    };
+    assert_eq!(rc, WXM_E_ABORTED);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    let last = calls.seen.last().expect("calls");
+    assert!(
+        last.1 < 48 << 20,
+        "the server read nothing, yet {} sent",
+        last.1
+    );
+    drop(c);
+    held.join().expect("server");
+}

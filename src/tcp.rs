@@ -1,0 +1,361 @@
+//! Plain TCP for ureq, in place of its `TcpConnector`: every blocking read
+//! *and write* waits at most `CANCEL_POLL`, so a cancel or a host's
+//! heartbeat is seen within about that long also while a server stops
+//! reading an upload (ureq's transport blocks in `write_all` for the whole
+//! write timeout there). Its buffers are zeroed only as far as used.
+
+use crate::http::{cancel_error, cancelled_here, heartbeat, host_stop_error, CANCEL_POLL};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, Either, NextTimeout, ShutdownHandle, Transport,
+};
+use ureq::ProxyProtocol;
+
+/// Opens direct TCP connections (a CONNECT proxy's, opened earlier in the
+/// chain, passes through untouched).
+#[derive(Debug, Default)]
+pub struct TcpConnector;
+
+impl<In: Transport> Connector<In> for TcpConnector {
+    type Out = Either<In, TcpTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if chained.is_some() {
+            return Ok(chained.map(Either::A));
+        }
+        if details
+            .config
+            .proxy()
+            .is_some_and(|p| !matches!(p.protocol(), ProxyProtocol::Http | ProxyProtocol::Https))
+        {
+            return Err(ureq::Error::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "SOCKS proxies are not supported; use an HTTP(S) CONNECT proxy",
+            )));
+        }
+        let stream = connect_any(&details.addrs, details.timeout)?;
+        if details.config.no_delay() {
+            stream.set_nodelay(true)?;
+        }
+        // Fixed short waits: a blocked read or write wakes every CANCEL_POLL
+        // to look at the cancel flag, the heartbeat and its own deadline.
+        stream.set_read_timeout(Some(CANCEL_POLL))?;
+        stream.set_write_timeout(Some(CANCEL_POLL))?;
+        let stream = Arc::new(stream);
+        // Lets ureq's Agent::shutdown interrupt blocked I/O, as its own
+        // transport does.
+        (details.register_shutdown)(Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>)?;
+        Ok(Some(Either::B(TcpTransport {
+            stream,
+            buffers: LeanBuffers::new(
+                details.config.input_buffer_size(),
+                details.config.output_buffer_size(),
+            ),
+        })))
+    }
+}
+
+/// Tries each resolved address in turn within the connect timeout.
+fn connect_any(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, ureq::Error> {
+    let started = Instant::now();
+    let budget = timeout.not_zero().map(|d| *d);
+    let mut last: Option<ureq::Error> = None;
+    for (i, addr) in addrs.iter().enumerate() {
+        if cancelled_here() {
+            return Err(cancel_error());
+        }
+        let attempt = match budget {
+            Some(total) => {
+                let left = total.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                // Later addresses keep a share of the budget.
+                let share = left / (addrs.len() - i) as u32;
+                TcpStream::connect_timeout(addr, share.max(Duration::from_millis(10)))
+            }
+            None => TcpStream::connect(addr),
+        };
+        match attempt {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                last = Some(ureq::Error::Timeout(timeout.reason));
+            }
+            Err(e) => last = Some(ureq::Error::Io(e)),
+        }
+    }
+    Err(last.unwrap_or(ureq::Error::Timeout(timeout.reason)))
+}
+
+/// One TCP connection.
+pub struct TcpTransport {
+    stream: Arc<TcpStream>,
+    buffers: LeanBuffers,
+}
+
+impl std::fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpTransport")
+            .field("peer", &self.stream.peer_addr().ok())
+            .finish()
+    }
+}
+
+/// What a blocked read or write does when its short wait ends: gives up
+/// past the deadline, stops for a cancel or a host's heartbeat, else waits on.
+fn on_wait_slice(deadline: Option<Instant>, timeout: &NextTimeout) -> Result<(), ureq::Error> {
+    if cancelled_here() {
+        return Err(cancel_error());
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(ureq::Error::Timeout(timeout.reason));
+    }
+    heartbeat().map_err(host_stop_error)
+}
+
+fn is_wait_over(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl Transport for TcpTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        let deadline = timeout.not_zero().map(|d| Instant::now() + *d);
+        let mut sent = 0;
+        while sent < amount {
+            if cancelled_here() {
+                return Err(cancel_error());
+            }
+            match (&*self.stream).write(&self.buffers.output[sent..amount]) {
+                Ok(0) => return Err(ureq::Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => sent += n,
+                Err(e) if is_wait_over(&e) => on_wait_slice(deadline, &timeout)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ureq::Error::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        let deadline = timeout.not_zero().map(|d| Instant::now() + *d);
+        loop {
+            if cancelled_here() {
+                return Err(cancel_error());
+            }
+            let free = self.buffers.input_append_buf();
+            match (&*self.stream).read(free) {
+                Ok(n) => {
+                    self.buffers.input_appended(n);
+                    return Ok(n > 0);
+                }
+                Err(e) if is_wait_over(&e) => on_wait_slice(deadline, &timeout)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ureq::Error::Io(e)),
+            }
+        }
+    }
+
+    fn is_open(&mut self) -> bool {
+        // One peek that does not wait: nothing pending means the idle
+        // connection is still good; an end of stream, stray bytes or an
+        // error mean it is not.
+        let mut one = [0u8; 1];
+        match self.stream.peek_nonblocking(&mut one) {
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    }
+}
+
+trait PeekNonBlocking {
+    fn peek_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl PeekNonBlocking for TcpStream {
+    #[cfg(unix)]
+    fn peek_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid socket and a buffer of buf.len() writable bytes.
+        let n = unsafe {
+            libc::recv(
+                self.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn peek_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.set_nonblocking(true)?;
+        let r = self.peek(buf);
+        self.set_nonblocking(false)?;
+        r
+    }
+}
+
+/// ureq's buffers, allocated zeroed by the allocator (fresh pages cost
+/// nothing until touched) instead of being written over in full: a pooled
+/// connection's first small answer no longer faults in 128 KiB.
+struct LeanBuffers {
+    input_size: usize,
+    output_size: usize,
+    input: Vec<u8>,
+    /// Unconsumed input is `input[consumed..filled]`.
+    consumed: usize,
+    filled: usize,
+    output: Vec<u8>,
+    progress: bool,
+}
+
+/// ureq asks for at least this much scratch space (its own constant).
+const MIN_TMP_SIZE: usize = 10 * 1024;
+
+impl LeanBuffers {
+    fn new(input_size: usize, output_size: usize) -> LeanBuffers {
+        LeanBuffers {
+            input_size: input_size.max(1),
+            output_size: output_size.max(1),
+            input: Vec::new(),
+            consumed: 0,
+            filled: 0,
+            output: Vec::new(),
+            progress: false,
+        }
+    }
+
+    fn ensure_allocation(&mut self) {
+        if self.output.is_empty() {
+            self.output = vec![0; self.output_size];
+        }
+        if self.input.is_empty() {
+            self.input = vec![0; self.input_size];
+        }
+    }
+
+    /// Moves unconsumed input to the front when that frees useful room.
+    fn shift(&mut self) {
+        if self.consumed == 0 {
+            return;
+        }
+        if self.consumed == self.filled {
+            self.consumed = 0;
+            self.filled = 0;
+        } else if self.filled > self.input.len() / 2 {
+            self.input.copy_within(self.consumed..self.filled, 0);
+            self.filled -= self.consumed;
+            self.consumed = 0;
+        }
+    }
+}
+
+impl Buffers for LeanBuffers {
+    fn output(&mut self) -> &mut [u8] {
+        self.ensure_allocation();
+        &mut self.output
+    }
+
+    fn input(&self) -> &[u8] {
+        &self.input[self.consumed..self.filled]
+    }
+
+    fn input_append_buf(&mut self) -> &mut [u8] {
+        self.ensure_allocation();
+        self.shift();
+        if self.filled == self.input.len() {
+            // A head larger than the buffer: grow (ureq bounds the head size).
+            let grown = self.input.len() * 2;
+            self.input.resize(grown, 0);
+        }
+        &mut self.input[self.filled..]
+    }
+
+    fn input_appended(&mut self, amount: usize) {
+        self.filled = (self.filled + amount).min(self.input.len());
+    }
+
+    fn input_consume(&mut self, amount: usize) {
+        self.progress = amount > 0;
+        self.consumed = (self.consumed + amount).min(self.filled);
+    }
+
+    fn tmp_and_output(&mut self) -> (&mut [u8], &mut [u8]) {
+        self.ensure_allocation();
+        self.shift();
+        let free = self.input.len() - self.filled;
+        if free < MIN_TMP_SIZE {
+            let grown = self.input.len() + (MIN_TMP_SIZE - free);
+            self.input.resize(grown, 0);
+        }
+        (&mut self.input[self.filled..], &mut self.output)
+    }
+
+    fn can_use_input(&self) -> bool {
+        self.consumed < self.filled && self.progress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lean_buffers_append_consume_and_shift() {
+        let mut b = LeanBuffers::new(8, 4);
+        assert!(b.input().is_empty());
+        assert_eq!(b.output().len(), 4);
+        b.input_append_buf()[..6].copy_from_slice(b"abcdef");
+        b.input_appended(6);
+        assert_eq!(b.input(), b"abcdef");
+        assert!(!b.can_use_input(), "no progress yet");
+        b.input_consume(5);
+        assert!(b.can_use_input());
+        assert_eq!(b.input(), b"f");
+        // More than half filled with 5 consumed: shifted to the front.
+        let free = b.input_append_buf();
+        assert_eq!(free.len(), 7);
+        assert_eq!(b.input(), b"f");
+        b.input_consume(1);
+        assert!(b.input().is_empty());
+        assert_eq!(b.input_append_buf().len(), 8);
+    }
+
+    #[test]
+    fn lean_buffers_grow_when_full() {
+        let mut b = LeanBuffers::new(4, 4);
+        b.input_append_buf().copy_from_slice(b"wxyz");
+        b.input_appended(4);
+        assert_eq!(b.input_append_buf().len(), 4, "doubled");
+        assert_eq!(b.input(), b"wxyz");
+        let (tmp, out) = b.tmp_and_output();
+        assert!(tmp.len() >= MIN_TMP_SIZE);
+        assert_eq!(out.len(), 4);
+    }
+}
