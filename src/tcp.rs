@@ -167,6 +167,7 @@ impl Transport for TcpTransport {
             match (&*self.stream).read(free) {
                 Ok(n) => {
                     self.buffers.input_appended(n);
+                    quick_ack(&self.stream);
                     return Ok(n > 0);
                 }
                 Err(e) if is_wait_over(&e) => on_wait_slice(deadline, &timeout)?,
@@ -186,6 +187,31 @@ impl Transport for TcpTransport {
             Ok(_) => false,
         }
     }
+}
+
+/// Asks Linux to acknowledge at once rather than delay the ACK (it falls
+/// back to delayed ACKs after a while, hence after every read). A server
+/// that corks its responses (nginx `tcp_nopush on`) otherwise holds the tail
+/// of one for the client's 40 ms delayed-ACK timer, which stalls keep-alive
+/// Range requests (bench/FINDINGS.md #10).
+fn quick_ack(stream: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket; the option value is a live c_int of the given size.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                &on as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
 }
 
 trait PeekNonBlocking {
