@@ -553,9 +553,20 @@ fn resolve_location(base: &str, location: &str) -> Result<String> {
     Ok(next)
 }
 
+/// What a parallel download's worker tells the calling thread.
+enum Piece {
+    /// The next bytes of chunk `idx` (at most `SINK_SLICE`).
+    Data(usize, Vec<u8>),
+    /// Chunk `idx` is complete.
+    Done(usize),
+    Failed(Error),
+}
+
 /// Fetches the chunks of `[pos, total)` with up to `parallelism` requests in
-/// flight; the sink still sees them in order, on this thread. At most
-/// `parallelism` chunks are buffered.
+/// flight; the sink still sees them in order, on this thread. Workers hand
+/// over their bytes in pieces as they arrive: the chunk the sink needs next
+/// streams straight through, and only chunks that arrive ahead of it wait in
+/// memory (at most `parallelism` chunks, as workers stay within that window).
 fn fetch_parallel(
     shared: &Shared,
     cancel: &AtomicBool,
@@ -573,7 +584,8 @@ fn fetch_parallel(
     let delivered = Mutex::new(0usize);
     let moved = Condvar::new();
     let halt = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<u8>>)>();
+    let (tx, rx) = mpsc::channel::<Piece>();
+    // Delivered pieces' buffers, reused: no fresh (page-faulting) memory per piece.
     let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
     std::thread::scope(|s| {
@@ -583,6 +595,12 @@ fn fetch_parallel(
                 (&chunks, &next_chunk, &delivered, &moved, &halt, &pool);
             s.spawn(move || {
                 let _scope = CancelScope::enter(halt);
+                let fresh = || {
+                    let mut b = lock(pool).pop().unwrap_or_default();
+                    b.clear();
+                    b.reserve(SINK_SLICE);
+                    b
+                };
                 loop {
                     let idx = next_chunk.fetch_add(1, Ordering::SeqCst);
                     if idx >= chunks.len() {
@@ -602,19 +620,34 @@ fn fetch_parallel(
                     }
                     let (start, end) = chunks.get(idx);
                     let from = start.max(pos);
-                    // Reuse a delivered chunk's buffer: with glibc, freeing
-                    // and reallocating 20 MiB per chunk on several threads
-                    // keeps far more memory than the window needs.
-                    let mut buf = lock(pool).pop().unwrap_or_default();
-                    buf.clear();
-                    buf.reserve((end - from) as usize);
-                    let result = fetch_span(shared, halt, from, Some(end), &mut |_, d, _| {
-                        buf.extend_from_slice(d);
+                    let mut piece = fresh();
+                    let result = fetch_span(shared, halt, from, Some(end), &mut |_, mut d, _| {
+                        while !d.is_empty() {
+                            let room = SINK_SLICE - piece.len();
+                            let (now, rest) = d.split_at(d.len().min(room));
+                            piece.extend_from_slice(now);
+                            d = rest;
+                            if piece.len() == SINK_SLICE {
+                                let full = std::mem::replace(&mut piece, fresh());
+                                if tx.send(Piece::Data(idx, full)).is_err() {
+                                    return Err(Error::Cancelled);
+                                }
+                            }
+                        }
                         Ok(())
-                    })
-                    .map(|_| buf);
-                    let failed = result.is_err();
-                    if tx.send((idx, result)).is_err() || failed {
+                    });
+                    let sent = match result {
+                        Ok(()) => {
+                            let last = (!piece.is_empty())
+                                .then(|| tx.send(Piece::Data(idx, std::mem::take(&mut piece))));
+                            last.unwrap_or(Ok(())).is_ok() && tx.send(Piece::Done(idx)).is_ok()
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Piece::Failed(e));
+                            false
+                        }
+                    };
+                    if !sent {
                         return;
                     }
                 }
@@ -623,49 +656,48 @@ fn fetch_parallel(
         drop(tx);
 
         let outcome = (|| -> Result<()> {
-            let mut pending: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+            // Pieces of chunks ahead of `next`, and whether each is complete.
+            let mut ahead: BTreeMap<usize, (Vec<Vec<u8>>, bool)> = BTreeMap::new();
             let mut next = 0usize;
             let mut at = pos;
+            let mut deliver = |data: Vec<u8>, at: &mut u64| -> Result<()> {
+                sink.write(*at, &data)?;
+                *at += data.len() as u64;
+                lock(&pool).push(data);
+                sink.progress(*at, total)
+            };
             while next < chunks.len() {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
+                let mut finished = false;
                 match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok((idx, Ok(data))) => {
-                        pending.insert(idx, data);
-                    }
-                    Ok((_, Err(e))) => return Err(e),
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        crate::http::heartbeat()?;
-                        continue;
-                    }
+                    Ok(Piece::Data(idx, data)) if idx == next => deliver(data, &mut at)?,
+                    Ok(Piece::Data(idx, data)) => ahead.entry(idx).or_default().0.push(data),
+                    Ok(Piece::Done(idx)) if idx == next => finished = true,
+                    Ok(Piece::Done(idx)) => ahead.entry(idx).or_default().1 = true,
+                    Ok(Piece::Failed(e)) => return Err(e),
+                    Err(mpsc::RecvTimeoutError::Timeout) => crate::http::heartbeat()?,
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        if pending.contains_key(&next) {
-                            // Drain below.
-                        } else {
-                            return Err(Error::Panic("download workers stopped early".into()));
-                        }
+                        return Err(Error::Panic("download workers stopped early".into()));
                     }
                 }
-                while let Some(data) = pending.remove(&next) {
+                while finished {
                     let (start, end) = chunks.get(next);
-                    let from = start.max(pos);
-                    if data.len() as u64 != end - from || from != at {
+                    if at != end || start.max(pos) > end {
                         return Err(Error::Protocol("chunk length mismatch".into()));
                     }
-                    // Slices of at most SINK_SLICE, as sequential transfers
-                    // deliver: hosts that copy each call (Python's bytes)
-                    // never copy a whole 20 MiB chunk at once.
-                    for piece in data.chunks(SINK_SLICE) {
-                        sink.write(at, piece)?;
-                        at += piece.len() as u64;
-                        sink.progress(at, total)?;
-                    }
-                    debug_assert_eq!(at, end);
-                    lock(&pool).push(data);
                     next += 1;
                     *lock(&delivered) = next;
                     moved.notify_all();
+                    // The new next chunk may have arrived, in part or whole.
+                    finished = false;
+                    if let Some((pieces, done)) = ahead.remove(&next) {
+                        for data in pieces {
+                            deliver(data, &mut at)?;
+                        }
+                        finished = done;
+                    }
                 }
             }
             Ok(())
