@@ -221,7 +221,13 @@ func TestDownloadFileResumesAfterCancel(t *testing.T) {
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.Parallelism = 1 })
 	meta := e.AddMedia(t, mediaSpec{Filename: "big.bin", Size: 20 * chunk, Seed: 4})
 	// The fifth chunk stalls; cancel once four chunks (256 KiB) are on disk.
-	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](4*chunk + 100), Ms: 20000})
+	// A fault acts on one response (AfterBytes counts its own bytes) and the
+	// first queued one that matches is taken: the first four requests take a
+	// stall of 1 ms, the fifth the long one. The cancel comes from the
+	// progress callback, which the library calls at least every 10 ms while
+	// bytes flow and every 100 ms while they do not.
+	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, Count: 4, AfterBytes: emutest.Ptr[int64](0), Ms: 1})
+	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](100), Ms: 20000})
 	path := filepath.Join(t.TempDir(), "big.bin")
 	ctx, cancel := context.WithCancel(context.Background())
 	_, err := c.DownloadFile(ctx, meta.MediaID, path, wxmedia.WithProgress(func(done, _ int64) {
