@@ -19,6 +19,7 @@ import ctypes
 import os
 import re
 import sys
+import types
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -257,6 +258,69 @@ def load(path: Optional[Path] = None) -> ctypes.CDLL:
 lib = load()
 LIBRARY_PATH = library_path()
 LIBRARY_VERSION: str = lib.wxm_version().decode("utf-8", "replace")
+
+# --- the per-download calls, cheaper ----------------------------------------------------
+# A download_bytes() of a small media costs a few microseconds of Python, and
+# ctypes' own share of it counts: a POINTER(...) argument costs twice a
+# c_void_p one, and releasing the GIL costs more than a getter itself.  So the
+# calls every download makes also exist as private function objects (not the
+# ``lib.<name>`` ones above, which keep the header's declarations) that take and
+# return handles as plain addresses (ints), and those that return at once do
+# not release the GIL.
+
+INSTANT = (
+    "wxm_download_new",
+    "wxm_download_set_start",
+    "wxm_download_set_hd_voice",
+    "wxm_download_set_progress",
+    "wxm_download_cancel",
+    "wxm_download_size",
+    "wxm_download_content_type",
+    "wxm_download_filename",
+    "wxm_download_video_url",
+    "wxm_download_errmsg",
+)
+"""Calls that return at once: they allocate, or read or set a field of a handle
+(or flag it cancelled), take no lock that anyone holds for long, never call
+back and never block; so they keep the GIL."""
+
+BLOCKING = (
+    "wxm_download_to_sink",
+    "wxm_download_to_path",
+    "wxm_download_free",  # may drop the last reference to a closed client
+)
+"""Calls that may block or call back: they release the GIL, as ``lib``'s do."""
+
+_HANDLE_TYPES = (ConfigP, ClientP, DownloadP, UploadP, UrlUploadP)
+
+
+def _as_address(t: Any) -> Any:
+    return c_void_p if t in _HANDLE_TYPES else t
+
+
+def _load_fast() -> Any:
+    fast = types.SimpleNamespace()
+    # The same library (dlopen returns the loaded one), through PyDLL: its calls keep the GIL.
+    for dll, names in ((ctypes.PyDLL(str(LIBRARY_PATH)), INSTANT), (lib, BLOCKING)):
+        for name in names:
+            fn = dll[name]  # not dll.<name>: a function object of our own
+            restype, argtypes = SIGNATURES[name]
+            fn.restype = _as_address(restype)
+            fn.argtypes = [_as_address(t) for t in argtypes]
+            setattr(fast, name, fn)
+    return fast
+
+
+fast: Any = _load_fast()
+"""``fast.<name>``: the functions of :data:`INSTANT` and :data:`BLOCKING`, handles as ints."""
+
+
+def address(handle: Any) -> int:
+    """The address of a handle (a ctypes pointer), for :data:`fast`'s functions."""
+    value = ctypes.cast(handle, c_void_p).value
+    if not value:
+        raise ValueError("a NULL handle")
+    return value
 
 
 def decode(raw: Optional[bytes]) -> Optional[str]:
