@@ -274,50 +274,96 @@ def test_cancel_token_from_a_worker_thread_transfer(emu: Emulator) -> None:
 
 CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import sys, time, wxmedia
-    base, token, media_id, dest = sys.argv[1:5]
-    watch = sys.argv[5] == "1"
-    c = wxmedia.Client("wecom", access_token=token, base_url=base, timeouts=(30, 30),
-                       cancel_on_interrupt=watch)
+    import os, signal, sys, threading, time, wxmedia
+    base, token, media_id, dest, watch, what, with_progress = sys.argv[1:8]
+    kw = dict(access_token=token, base_url=base, timeouts=(30, 30), cancel_on_interrupt=watch == "1")
+    if what == "parallel":
+        kw.update(parallelism=2, chunk_size=256 * 1024)
+    c = wxmedia.Client("wecom", **kw)
+    threads = set()
     def progress(done, total):
-        if done:
+        threads.add(threading.current_thread().name)
+        if done and not threads.intersection({"STARTED"}):
+            threads.add("STARTED")
             print("STARTED", flush=True)
+    prog = progress if with_progress == "1" else None
+    if prog is None:
+        print("STARTED", flush=True)
     t0 = time.monotonic()
     try:
-        c.download(media_id, dest, progress=progress)
+        if what in ("path", "parallel"):
+            c.download(media_id, dest, progress=prog)
+        elif what == "stream":
+            with open(dest + ".stream", "wb") as f:
+                c.download(media_id, f, progress=prog)
+        elif what == "bytes":
+            c.download_bytes(media_id, progress=prog)
+        elif what == "upload":
+            c.upload("file", os.urandom(300_000), filename="u.bin", progress=prog)
+        elif what == "url":
+            c.upload_by_url("file", base + "/__video/" + media_id, "u.bin", md5="0" * 32, timeout=60)
     except KeyboardInterrupt:
         print("INTERRUPTED %.2f" % (time.monotonic() - t0), flush=True)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert threads <= {"MainThread", "STARTED"}, threads
         sys.exit(42)
     print("FINISHED", flush=True)
     """
 )
 
+STALL = {"kind": "stall", "after_bytes": 65536, "ms": 15_000}
+
 
 @pytest.mark.parametrize(
-    "watch, fault",
+    "watch, what, with_progress, fault",
     [
-        # the helper-thread watcher: Ctrl-C works even while nothing arrives
-        ("1", {"kind": "stall", "after_bytes": 65536, "ms": 15_000}),
-        # on the calling thread: Ctrl-C lands in a callback and must not be swallowed by ctypes
-        ("0", {"kind": "throttle", "bytes_per_sec": 100_000}),
+        # the heartbeat: Ctrl-C works even while nothing arrives
+        ("1", "path", "1", STALL),
+        ("1", "path", "0", STALL),
+        ("1", "stream", "0", STALL),
+        ("1", "bytes", "1", STALL),
+        ("1", "bytes", "0", STALL),
+        ("1", "parallel", "0", STALL),
+        ("1", "upload", "1", {"kind": "slow_headers", "endpoint": "media/upload", "ms": 15_000}),
+        ("1", "upload", "0", {"kind": "slow_headers", "endpoint": "media/upload", "ms": 15_000}),
+        # no heartbeat: the client's helper thread runs it while the main thread waits
+        ("1", "url", "0", {"kind": "slow_headers", "endpoint": "media/upload_by_url", "ms": 15_000}),
+        # without the heartbeat: Ctrl-C lands in a callback and must not be swallowed by ctypes
+        ("0", "path", "1", {"kind": "throttle", "bytes_per_sec": 100_000}),
     ],
-    ids=["stalled-with-watcher", "trickling-on-calling-thread"],
+    ids=[
+        "stalled-path",
+        "stalled-path-no-progress",
+        "stalled-stream-no-progress",
+        "stalled-bytes",
+        "stalled-bytes-no-progress",
+        "stalled-parallel-no-progress",
+        "stalled-upload",
+        "stalled-upload-no-progress",
+        "stalled-upload-by-url",
+        "trickling-without-heartbeat",
+    ],
 )
-def test_ctrl_c_stops_a_transfer(emu: Emulator, tmp_path: Path, watch: str, fault: Dict[str, Any]) -> None:
+def test_ctrl_c_stops_a_transfer(
+    emu: Emulator, tmp_path: Path, watch: str, what: str, with_progress: str, fault: Dict[str, Any]
+) -> None:
     media = emu.add_media(size=MiB, seed=5)
-    emu.fault(media_id=media["media_id"], **fault)
+    if fault.get("endpoint", "media/get") == "media/get":
+        fault = dict(fault, media_id=media["media_id"])
+    emu.fault(**fault)
     script = tmp_path / "ctrl_c.py"
     script.write_text(CTRL_C_SCRIPT)
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(wxmedia.__file__).resolve().parent.parent)
     proc = subprocess.Popen(
-        [sys.executable, str(script), emu.base_url, TOKEN, media["media_id"], str(tmp_path / "out.bin"), watch],
+        [sys.executable, str(script), emu.base_url, TOKEN, media["media_id"], str(tmp_path / "out.bin"), watch,
+         what, with_progress],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.strip() == "STARTED", proc.stderr.read() if proc.stderr else line
-    time.sleep(0.3)  # now inside the stall (no callback runs) or the trickle
+    time.sleep(0.5)  # now inside the stall (no callback but the heartbeat runs) or the trickle
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     try:
@@ -330,3 +376,41 @@ def test_ctrl_c_stops_a_transfer(emu: Emulator, tmp_path: Path, watch: str, faul
     assert "INTERRUPTED" in out
     assert time.monotonic() - t0 < 3
     assert not (tmp_path / "out.bin").exists()
+    assert "Exception ignored" not in err, err
+
+
+# --- an application's signal handler raising during a transfer ------------------------------------
+@pytest.mark.parametrize("what", ["path", "bytes", "upload"])
+def test_a_signal_handlers_exception_stops_a_stalled_transfer(emu: Emulator, tmp_path: Path, what: str) -> None:
+    """Raised at a trampoline's first instruction, where ctypes would swallow it: it comes back."""
+    media = emu.add_media(size=MiB, seed=6)
+    if what == "upload":
+        emu.fault("slow_headers", endpoint="media/upload", ms=15_000)
+    else:
+        emu.fault("stall", media_id=media["media_id"], after_bytes=65536, ms=15_000)
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Boom("SIGUSR1")
+
+    hook = sys.unraisablehook
+    old = signal.signal(signal.SIGUSR1, handler)
+    kill = threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
+    try:
+        with make_client(emu, timeouts=(30, 30)) as c:
+            kill.start()
+            t0 = time.monotonic()
+            with pytest.raises(Boom) as info:
+                if what == "path":
+                    c.download(media["media_id"], tmp_path / "s.bin")
+                elif what == "bytes":
+                    c.download_bytes(media["media_id"])
+                else:
+                    c.upload("file", os.urandom(300_000), filename="s.bin")
+            elapsed = time.monotonic() - t0
+    finally:
+        kill.join()
+        signal.signal(signal.SIGUSR1, old)
+    assert elapsed < 3, f"the handler's exception took {elapsed:.1f}s to stop the transfer"
+    assert "handler" in _frames(info.value)
+    assert sys.unraisablehook is hook
+    assert not (tmp_path / "s.bin").exists()

@@ -1,13 +1,16 @@
-"""The client's helper thread (cancel_on_interrupt) and the SIGINT handler swap.
+"""Which thread runs what, the client's helper thread, and the SIGINT handler swap.
 
-Blocking calls made on the main thread run on one long-lived daemon thread per
-client, started on first use and stopped by ``Client.close()``; calls from
-other threads run on those threads, concurrently.  Python's default SIGINT
-handler is swapped once per outermost main-thread call and restored exactly.
+Downloads and uploads run on the calling thread, the main thread included (the
+library's progress heartbeat lets Ctrl-C in).  Only an upload by URL, which has
+no heartbeat, runs on the client's helper thread when started on the main
+thread: one long-lived daemon thread per client, started on first use and
+stopped by ``Client.close()``.  Python's default SIGINT handler is swapped once
+per outermost main-thread call and restored exactly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -17,13 +20,13 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
 import wxmedia
 from wxmedia import _transfer
-from wxemu import TOKEN, Emulator, sha256
+from wxemu import TOKEN, Emulator, generated, sha256
 from conftest import make_client
 
 MiB = 1024 * 1024
@@ -52,23 +55,45 @@ def record_thread(names: List[str]) -> Callable[[int, Optional[int]], None]:
     return progress
 
 
+def url_source(emu: Emulator, size: int, seed: int) -> Tuple[str, str]:
+    """A media the emulator serves for an upload by URL, and its MD5."""
+    m = emu.add_media(size=size, seed=seed, filename="src.bin")
+    return f"{emu.base_url}/__video/{m['media_id']}", hashlib.md5(generated(seed, 0, size)).hexdigest()
+
+
+def upload_by_url(c: wxmedia.Client, emu: Emulator, seed: int) -> None:
+    url, md5 = url_source(emu, 1000, seed)
+    assert c.upload_by_url("file", url, "u.bin", md5=md5, timeout=30).media_id
+
+
 # --- lifecycle ----------------------------------------------------------------------------------
-def test_worker_starts_on_first_use_and_is_reused(emu: Emulator) -> None:
-    media = emu.add_media(size=300_000, seed=11)
+def test_downloads_and_uploads_run_on_the_main_thread(emu: Emulator) -> None:
+    """No hand-off: callbacks run on the calling thread, and no helper thread starts."""
+    media = emu.add_media(size=300_000, seed=10)
+    names: List[str] = []
     with make_client(emu) as c:
-        assert c._worker.thread is None, "no thread before the first transfer"
-        assert not helper_threads()
-        threads: List[Optional[threading.Thread]] = []
-        names: List[str] = []
-        for _ in range(5):
+        for _ in range(3):
             data, _ = c.download_bytes(media["media_id"], progress=record_thread(names))
             assert sha256(data) == media["sha256"]
+        c.upload("file", os.urandom(100_000), filename="u.bin", progress=record_thread(names))
+        assert c._worker.thread is None
+        assert not helper_threads()
+    assert names and set(names) == {threading.main_thread().name}
+
+
+def test_worker_starts_on_first_use_and_is_reused(emu: Emulator) -> None:
+    """Uploads by URL (no heartbeat) started on the main thread run on the helper thread."""
+    with make_client(emu) as c:
+        assert c._worker.thread is None, "no thread before the first upload by URL"
+        assert not helper_threads()
+        threads: List[Optional[threading.Thread]] = []
+        for i in range(3):
+            upload_by_url(c, emu, 70 + i)
             threads.append(c._worker.thread)
         worker = threads[0]
         assert worker is not None and worker.is_alive() and worker.daemon
         assert all(t is worker for t in threads), "one thread for every call"
-        assert helper_threads() == [worker]
-        assert set(names) == {worker.name} == {"wxmedia-worker"}, "callbacks run on the helper thread"
+        assert helper_threads() == [worker] and worker.name == "wxmedia-worker"
     assert not worker.is_alive(), "close() joins the helper thread"
     assert c._worker.thread is None
 
@@ -88,6 +113,8 @@ def test_close_after_use_leaves_no_thread(emu: Emulator, tmp_path: Path) -> None
     c = make_client(emu)
     c.download(media["media_id"], tmp_path / "a.bin")
     c.upload("file", os.urandom(10_000), filename="u.bin")
+    assert not helper_threads()
+    upload_by_url(c, emu, 80)
     assert len(helper_threads()) == 1
     c.close()
     assert not helper_threads(), "close() returns once the helper thread has ended"
@@ -98,9 +125,8 @@ def test_close_after_use_leaves_no_thread(emu: Emulator, tmp_path: Path) -> None
 
 
 def test_garbage_collected_client_stops_its_thread(emu: Emulator) -> None:
-    media = emu.add_media(size=1000, seed=13)
     c = make_client(emu)
-    c.download_bytes(media["media_id"])
+    upload_by_url(c, emu, 13)
     thread = c._worker.thread
     assert thread is not None and thread.is_alive()
     del c  # __del__ closes it; the thread holds no reference to the client
@@ -109,7 +135,7 @@ def test_garbage_collected_client_stops_its_thread(emu: Emulator) -> None:
 
 
 def test_close_from_another_thread_during_a_transfer(emu: Emulator, tmp_path: Path) -> None:
-    """The running transfer finishes on the helper thread, which then ends."""
+    """The running transfer finishes; no helper thread is left."""
     media = emu.add_media(size=MiB, seed=14)
     emu.fault("stall", media_id=media["media_id"], after_bytes=65536, ms=800)
     c = make_client(emu)
@@ -119,14 +145,25 @@ def test_close_from_another_thread_during_a_transfer(emu: Emulator, tmp_path: Pa
     closer.join()
     assert info.size == MiB
     assert c.closed
+    assert not helper_threads()
+
+
+def test_close_from_another_thread_during_an_upload_by_url(emu: Emulator) -> None:
+    """The running upload finishes on the helper thread, which then ends."""
+    emu.fault("slow_headers", endpoint="media/upload_by_url", ms=800)
+    c = make_client(emu)
+    closer = threading.Timer(0.3, c.close)
+    closer.start()
+    upload_by_url(c, emu, 81)
+    closer.join()
+    assert c.closed
     assert not helper_threads(), "the helper thread stops once its call has returned"
 
 
 def test_each_client_has_its_own_thread(emu: Emulator) -> None:
-    media = emu.add_media(size=1000, seed=15)
     with make_client(emu) as a, make_client(emu) as b:
-        a.download_bytes(media["media_id"])
-        b.download_bytes(media["media_id"])
+        upload_by_url(a, emu, 15)
+        upload_by_url(b, emu, 16)
         assert a._worker.thread is not None and b._worker.thread is not None
         assert a._worker.thread is not b._worker.thread
         assert len(helper_threads()) == 2
@@ -186,7 +223,7 @@ def test_main_and_other_threads_together(emu: Emulator) -> None:
     assert out == {"t": media["sha256"], "main": media["sha256"]}
 
 
-@pytest.mark.parametrize("watch", [True, False], ids=["helper-thread", "calling-thread"])
+@pytest.mark.parametrize("watch", [True, False], ids=["heartbeat", "no-heartbeat"])
 def test_gil_is_released_while_waiting(emu: Emulator, tmp_path: Path, watch: bool) -> None:
     media = emu.add_media(size=MiB, seed=18)
     emu.fault("stall", media_id=media["media_id"], after_bytes=0, ms=1000)
@@ -232,11 +269,34 @@ def counting_signal(monkeypatch: pytest.MonkeyPatch) -> CountingSignal:
     return counting
 
 
-@pytest.mark.parametrize("watch", [True, False], ids=["helper-thread", "calling-thread"])
-def test_sigint_handler_swapped_during_the_call_and_restored(
+@pytest.mark.parametrize("watch", [True, False], ids=["heartbeat", "no-heartbeat"])
+def test_downloads_leave_the_sigint_handler_alone(
+    emu: Emulator, counting_signal: CountingSignal, watch: bool, tmp_path: Path
+) -> None:
+    """A download needs no handler swap (no syscalls per call): Ctrl-C's KeyboardInterrupt,
+    raised at a trampoline's entry, reaches the guard's unraisable hook."""
+    media = emu.add_media(size=300_000, seed=19)
+    seen: List[Any] = []
+
+    def progress(done: int, total: Optional[int]) -> None:
+        seen.append((signal.getsignal(signal.SIGINT), sys.unraisablehook))
+
+    hook = sys.unraisablehook
+    with make_client(emu, cancel_on_interrupt=watch) as c:
+        for _ in range(3):
+            c.download_bytes(media["media_id"], progress=progress)
+            c.download(media["media_id"], tmp_path / "d.bin", progress=progress)
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            assert sys.unraisablehook is hook
+    assert seen and all(h is signal.default_int_handler and u is _transfer._GUARD.hook for h, u in seen)
+    assert counting_signal.calls == 0
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["heartbeat", "no-heartbeat"])
+def test_sigint_handler_swapped_during_an_upload_from_a_reader_and_restored(
     emu: Emulator, counting_signal: CountingSignal, watch: bool
 ) -> None:
-    media = emu.add_media(size=300_000, seed=19)
+    """Not for a reader: its undefined return value could be sent as a byte count."""
     seen: List[Any] = []
 
     def progress(done: int, total: Optional[int]) -> None:
@@ -244,28 +304,29 @@ def test_sigint_handler_swapped_during_the_call_and_restored(
 
     with make_client(emu, cancel_on_interrupt=watch) as c:
         for _ in range(3):
-            c.download_bytes(media["media_id"], progress=progress)
+            c.upload("file", os.urandom(100_000), filename="s.bin", progress=progress)
             assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert seen and all(h is _transfer._GUARD.handler for h in seen)
     assert counting_signal.calls == 6, "one install and one restore per call"
 
 
 def test_nested_main_thread_calls_swap_the_handler_once(emu: Emulator, counting_signal: CountingSignal) -> None:
-    """A callback on the main thread that starts another transfer: one install, one restore."""
-    outer = emu.add_media(size=300_000, seed=30)
+    """A callback on the main thread that starts other transfers: one install, one restore."""
     inner = emu.add_media(size=1000, seed=31)
     inner_data: List[bytes] = []
-    with make_client(emu, cancel_on_interrupt=False, chunk_size=64 * 1024) as c:
+    with make_client(emu, cancel_on_interrupt=False) as c:
 
         def progress(done: int, total: Optional[int]) -> None:
             if not inner_data:
                 inner_data.append(c.download_bytes(inner["media_id"])[0])
-                assert signal.getsignal(signal.SIGINT) is _transfer._GUARD.handler, "still ours after the inner call"
+                c.upload("file", os.urandom(10_000), filename="i.bin")
+                assert signal.getsignal(signal.SIGINT) is _transfer._GUARD.handler, "still ours after the inner calls"
+                assert len(_transfer._GUARD.running) == 1
 
-        data, _ = c.download_bytes(outer["media_id"], progress=progress)
-    assert sha256(data) == outer["sha256"] and sha256(inner_data[0]) == inner["sha256"]
+        c.upload("file", os.urandom(300_000), filename="o.bin", progress=progress)
+    assert sha256(inner_data[0]) == inner["sha256"]
     assert counting_signal.calls == 2
-    assert _transfer._GUARD.depth == 0 and not _transfer._GUARD.cancels
+    assert _transfer._GUARD.depth == 0 and not _transfer._GUARD.running
 
 
 def test_an_application_sigint_handler_is_left_alone(emu: Emulator, counting_signal: CountingSignal) -> None:
@@ -456,13 +517,16 @@ def run_script(tmp_path: Path, source: str, *args: str, timeout: float = 20) -> 
 
 
 def test_ctrl_c_then_the_same_client_again(emu: Emulator, tmp_path: Path) -> None:
-    """Ctrl-C during a stalled call on the helper thread; the client and its thread keep working."""
+    """Ctrl-C during a stalled download (main thread) and a stalled upload by URL
+    (helper thread); the client and its helper thread keep working."""
     stalled = emu.add_media(size=MiB, seed=40)
     fine = emu.add_media(size=MiB, seed=41)
+    url, md5 = url_source(emu, 1000, 43)
     emu.fault("stall", media_id=stalled["media_id"], after_bytes=65536, ms=15_000)
+    emu.fault("slow_headers", endpoint="media/upload_by_url", ms=15_000)
     source = """
         import os, signal, sys, threading, time, wxmedia
-        base, token, stalled, fine = sys.argv[1:5]
+        base, token, stalled, fine, url, md5 = sys.argv[1:7]
         c = wxmedia.Client("wecom", access_token=token, base_url=base, timeouts=(30, 30))
         def progress(done, total):
             if done and not fired:
@@ -475,20 +539,35 @@ def test_ctrl_c_then_the_same_client_again(emu: Emulator, tmp_path: Path) -> Non
             print("NOT INTERRUPTED")
         except KeyboardInterrupt:
             print("INTERRUPTED %.2f" % (time.monotonic() - t0))
-        worker = c._worker.thread
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert c._worker.thread is None
         data, info = c.download_bytes(fine)
-        assert c._worker.thread is worker and worker.is_alive()
         print("AGAIN", len(data))
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            c.upload_by_url("file", url, "x.bin", md5=md5, timeout=30)
+            print("NOT INTERRUPTED")
+        except KeyboardInterrupt:
+            print("INTERRUPTED %.2f" % (time.monotonic() - t0))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        worker = c._worker.thread
+        assert worker is not None and worker.is_alive()
+        res = c.upload_by_url("file", url, "x.bin", md5=md5, timeout=30)
+        assert c._worker.thread is worker
+        print("AGAIN", bool(res.media_id))
         c.close()
         print("THREADS", [t.name for t in threading.enumerate() if t.name.startswith("wxmedia-")])
     """
-    res = run_script(tmp_path, source, emu.base_url, TOKEN, stalled["media_id"], fine["media_id"])
+    res = run_script(tmp_path, source, emu.base_url, TOKEN, stalled["media_id"], fine["media_id"], url, md5)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.split("\n")
     assert lines[0].startswith("INTERRUPTED"), res.stdout
     assert float(lines[0].split()[1]) < 3
-    assert lines[1:3] == [f"AGAIN {MiB}", "THREADS []"], res.stdout
+    assert lines[1] == f"AGAIN {MiB}", res.stdout
+    assert lines[2].startswith("INTERRUPTED"), res.stdout
+    assert float(lines[2].split()[1]) < 3
+    assert lines[3:5] == ["AGAIN True", "THREADS []"], res.stdout
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, List, Optional, TypeVar
 
 from . import _ffi, errcodes
+from .errors import WxMediaError
 
 ProgressCallback = Callable[[int, Optional[int]], Any]
 """``progress(done, total)``; ``total`` is ``None`` while unknown."""
@@ -33,14 +34,25 @@ ProgressCallback = Callable[[int, Optional[int]], Any]
 class Transfer:
     """State of one running transfer, looked up by the trampolines."""
 
-    __slots__ = ("sink", "reader", "progress", "error")
+    __slots__ = ("sink", "reader", "progress", "error", "stop", "cancel", "handle")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        sink: Optional[Callable[[int, int, int], None]] = None,
+        reader: Optional[Callable[[int, int], int]] = None,
+        progress: Optional[ProgressCallback] = None,
+    ) -> None:
         # sink(offset, address, length): the bytes are valid only during the call
-        self.sink: Optional[Callable[[int, int, int], None]] = None
-        self.reader: Optional[Callable[[int, int], int]] = None
-        self.progress: Optional[ProgressCallback] = None
+        self.sink = sink
+        self.reader = reader
+        self.progress = progress
         self.error: Optional[BaseException] = None
+        # 1 once Ctrl-C (or a signal handler's exception) stopped it: what the
+        # trampolines then return, so that the library stops at once.
+        self.stop = 0
+        # While a main-thread call runs it: ``cancel(handle)`` (wxm_*_cancel).
+        self.cancel: Optional[Callable[[Any], None]] = None
+        self.handle: Any = None
 
     def stash(self, exc: BaseException) -> None:
         # Keep the first one: later failures are consequences of it.
@@ -58,6 +70,53 @@ class Transfer:
                 del exc
 
 
+class BytesTransfer(Transfer):
+    """A transfer whose bytes are kept in memory (``download_bytes``), by :data:`BYTES_SINK_TRAMPOLINE`."""
+
+    __slots__ = ("parts", "expected", "end", "max_size")
+
+    def __init__(self, start: int, max_size: Optional[int], progress: Optional[ProgressCallback]) -> None:
+        Transfer.__init__(self, None, None, progress)
+        self.parts: List[bytes] = []
+        self.expected = start
+        self.max_size = max_size
+        # the offset past which it would hold more than max_size bytes
+        self.end = start + max_size if max_size is not None else 1 << 65
+
+    def refuse(self, offset: int, length: int) -> None:
+        """Raise for a slice that is out of order or past max_size."""
+        if offset != self.expected:
+            raise WxMediaError(
+                errcodes.E_PROTOCOL,
+                f"the library delivered offset {offset} where {self.expected} was expected (a bug: please report)",
+            )
+        raise ValueError(
+            f"the media is larger than max_size={self.max_size} bytes; "
+            "download it to a file with Client.download(), or pass a larger max_size"
+        )
+
+    def data(self) -> bytes:
+        parts = self.parts
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+
+def _make_string_at() -> Callable[[int, int], bytes]:
+    """``ctypes.string_at`` without its Python frame: PyBytes_FromStringAndSize itself."""
+    try:
+        fn = ctypes.pythonapi["PyBytes_FromStringAndSize"]  # a function object of our own
+    except (AttributeError, KeyError):  # pragma: no cover - Pythons without the C API via ctypes
+        return ctypes.string_at
+    fn.restype = ctypes.py_object
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+    return fn
+
+
+string_at = _make_string_at()
+"""``string_at(address, length)``: a new ``bytes`` holding a copy of C memory."""
+
+
 T = TypeVar("T")
 
 
@@ -67,11 +126,12 @@ class Registry(Generic[T]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: Dict[int, T] = {}
-        self._keys = itertools.count(1)  # 0 would arrive as None (NULL)
+        # 0 would arrive as None (NULL); next() of a count is atomic under the GIL
+        self._next_key = itertools.count(1).__next__
 
     def add(self, item: T) -> int:
         with self._lock:
-            key = next(self._keys)
+            key = self._next_key()
             self._items[key] = item
             return key
 
@@ -114,33 +174,71 @@ PROVIDERS: Registry[TokenProvider] = Registry()
 """Token providers of live clients."""
 
 
+# The trampolines look transfers up with the registry dict's own ``get`` (no
+# Python-level call: they run once per slice of every download).
+_lookup = REGISTRY._items.get
+
+
 def _sink_impl(user_data: Optional[int], offset: int, data: Optional[int], length: int) -> int:
-    t = REGISTRY.get(user_data)
-    if t is None or t.sink is None:
+    t = _lookup(user_data)  # type: ignore[arg-type]
+    if t is None or t.stop:
+        return 1
+    sink = t.sink
+    if sink is None:
         return 1
     try:
-        t.sink(offset, data or 0, length)
-        return 0
+        sink(offset, data or 0, length)
     except BaseException as e:  # noqa: B902 - KeyboardInterrupt included on purpose
         t.stash(e)
         return 1
+    return t.stop
 
 
-def _progress_impl(user_data: Optional[int], done: int, total: int) -> int:
-    t = REGISTRY.get(user_data)
-    if t is None or t.progress is None:
-        return 0
+def _bytes_sink_impl(user_data: Optional[int], offset: int, data: Optional[int], length: int) -> int:
+    # A sink of its own (one Python frame per slice, not two): BytesTransfer's.
+    t: Any = _lookup(user_data)  # type: ignore[arg-type]
+    if t is None or t.stop:
+        return 1
     try:
-        t.progress(done, total if total else None)
-        return 0
+        if offset != t.expected or offset + length > t.end:
+            t.refuse(offset, length)
+        if length:
+            if data is None:
+                raise RuntimeError("wxmedia: the library passed a NULL buffer")
+            t.parts.append(string_at(data, length))
+        t.expected = offset + length
     except BaseException as e:  # noqa: B902
         t.stash(e)
         return 1
+    stop: int = t.stop
+    return stop
+
+
+def _progress_impl(user_data: Optional[int], done: int, total: int) -> int:
+    """The user's progress, if any; for a main-thread call also the heartbeat.
+
+    While the library waits without news it calls this about every 100 ms on
+    the calling thread: Python runs pending signal handlers at its first
+    instruction (Ctrl-C sets ``stop``), and a non-zero return stops the transfer.
+    """
+    t = _lookup(user_data)  # type: ignore[arg-type]
+    if t is None:
+        return 0
+    progress = t.progress
+    if progress is not None:
+        try:
+            progress(done, total if total else None)
+        except BaseException as e:  # noqa: B902
+            t.stash(e)
+            return 1
+    return t.stop
 
 
 def _read_impl(user_data: Optional[int], buf: Optional[int], cap: int) -> int:
-    t = REGISTRY.get(user_data)
+    t = _lookup(user_data)  # type: ignore[arg-type]
     if t is None or t.reader is None:
+        return -1
+    if t.stop:
         return -1
     try:
         if buf is None:
@@ -181,6 +279,7 @@ def _token_impl(user_data: Optional[int], force_refresh: int, buf: Optional[int]
 
 
 SINK_TRAMPOLINE = _ffi.SINK_FN(_sink_impl)
+BYTES_SINK_TRAMPOLINE = _ffi.SINK_FN(_bytes_sink_impl)
 TOKEN_TRAMPOLINE = _ffi.TOKEN_PROVIDER_FN(_token_impl)
 PROGRESS_TRAMPOLINE = _ffi.PROGRESS_FN(_progress_impl)
 READ_TRAMPOLINE = _ffi.READ_FN(_read_impl)
@@ -236,22 +335,31 @@ class CancelToken:
         return f"CancelToken(cancelled={self._cancelled})"
 
 
-# --- running a blocking call: Ctrl-C, the worker thread --------------------------------------
+# --- running a blocking call: Ctrl-C, signal handlers, the worker thread ---------------------
 #
 # Python runs signal handlers on the main thread only, between bytecodes.  A
-# blocking C call made on the main thread is therefore either deaf to Ctrl-C
-# until it returns, or -- when a callback trampoline runs on the main thread --
-# gets KeyboardInterrupt raised at the trampoline's first instruction, before
-# its ``try``, where ctypes prints and swallows it.  Hence two mechanisms:
+# blocking C call made on the main thread is deaf to them until it returns or
+# calls back into Python; and when a trampoline runs, a handler's exception is
+# raised at the trampoline's very first instruction, before its ``try``, where
+# ctypes prints and swallows it.  Downloads and uploads run on the calling
+# thread all the same (no thread hand-off per call):
 #
-# * :class:`_SigintGuard`: while a transfer started on the main thread runs,
-#   Python's default SIGINT handler is replaced by one that records the
-#   interrupt and calls ``wxm_*_cancel``; once the library has returned, the
-#   original handler is back and KeyboardInterrupt is raised.
-# * :class:`Worker`: with ``cancel_on_interrupt`` the C call itself runs on a
-#   long-lived helper thread of the client while the main thread waits on a
-#   lock, where signal handlers do run; so Ctrl-C takes effect at once, even
-#   while the server stalls and no callback runs.
+# * The library calls the progress trampoline on the calling thread about every
+#   100 ms while it waits without news (a stalled server, an upload waiting for
+#   its answer, parallel workers), and at most every ~10 ms while bytes flow:
+#   the client installs it on every main-thread transfer (``cancel_on_interrupt``),
+#   so pending signal handlers run at least that often.
+# * :class:`_SigintGuard`: a signal handler's exception raised at a
+#   trampoline's entry -- Ctrl-C's KeyboardInterrupt, or an application's
+#   SIGTERM handler raising SystemExit, say -- reaches ``sys.unraisablehook``;
+#   the guard's hook, installed while a main-thread transfer runs, stashes it
+#   on the innermost one and stops and cancels it, and it is re-raised once the
+#   library has returned.  During an upload from a reader, whose return value
+#   must never be made up, Python's default SIGINT handler is swapped for one
+#   that raises nothing.
+# * :class:`Worker`: what has no heartbeat (``wxm_url_upload_run``, which waits
+#   for WeChat's job) runs on a long-lived helper thread of the client while the
+#   main thread waits on a lock, where signal handlers do run.
 
 if TYPE_CHECKING:  # no stubs for _signal; it has signal's signatures
     import signal as _sig
@@ -265,37 +373,81 @@ _SIGINT = int(signal.SIGINT)
 _DEFAULT_INT_HANDLER = signal.default_int_handler
 _main_thread = threading.main_thread
 _get_ident = threading.get_ident
+_main_ident = _main_thread().ident  # refreshed after a fork (the child's main thread may differ)
 _allocate_lock = _thread.allocate_lock
 _is_finalizing = sys.is_finalizing
 
+_TRAMPOLINE_IMPLS = (_sink_impl, _bytes_sink_impl, _progress_impl, _read_impl, _token_impl)
+
+
+def _is_trampoline(obj: Any) -> bool:
+    return any(obj is f for f in _TRAMPOLINE_IMPLS)
+
 
 class _SigintGuard:
-    """Swaps Python's default SIGINT handler for one that cancels, once per outermost call.
+    """Ctrl-C and signal handlers' exceptions for the main thread's running transfers.
 
     Only the main thread uses it (signal handlers run there), so it needs no
-    lock.  Transfers nested on the main thread (a callback that starts another
-    transfer, with ``cancel_on_interrupt=False``) share the outermost call's
-    handler; Ctrl-C cancels all of them.  A handler the application installed
-    itself is left alone.
+    lock.  ``running`` holds the main thread's running transfers, outermost
+    first (a callback may start another transfer).
+
+    * While any runs, :meth:`_on_unraisable` is ``sys.unraisablehook``: an
+      exception raised at a trampoline's first instruction (Python's default
+      SIGINT handler's KeyboardInterrupt, or any other signal handler's) is
+      stashed on the innermost transfer, which is stopped and cancelled.  That
+      trampoline's return value is then undefined, which the stop makes
+      harmless for a sink or progress callback.
+    * Not for a reader (an upload's source): a made-up byte count could be
+      sent.  So while an upload with a reader runs, Python's default SIGINT
+      handler is swapped for :meth:`_on_sigint`, which raises nothing: it stops
+      and cancels every running transfer, and KeyboardInterrupt is raised once
+      the library has returned.  A SIGINT handler the application installed
+      itself is left alone.
     """
 
-    __slots__ = ("depth", "cancels", "interrupted", "previous", "installed", "handler")
+    __slots__ = ("running", "interrupted", "previous", "installed", "handler", "hook", "previous_hook")
 
     def __init__(self) -> None:
-        self.depth = 0
-        self.cancels: List[Callable[[], None]] = []
+        self.running: List[Transfer] = []  # outermost first
         self.interrupted = False
         self.previous: Any = None
         self.installed = False
         self.handler = self._on_sigint  # one bound method, so restore() can recognise it
+        self.hook = self._on_unraisable
+        self.previous_hook: Any = None
+
+    @property
+    def depth(self) -> int:
+        """How many main-thread transfers are running (nested ones included)."""
+        return len(self.running)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         self.interrupted = True
-        for cancel in tuple(self.cancels):
-            cancel()
+        for t in tuple(self.running):
+            _stop(t)
+
+    def _on_unraisable(self, args: Any) -> None:
+        # A signal handler raised at a trampoline's first instruction, before
+        # its ``try``: ctypes gave up on the exception.  Only the innermost
+        # main-thread transfer can be calling back on this thread.
+        exc = args.exc_value
+        if (
+            _is_trampoline(getattr(args, "object", None))
+            and isinstance(exc, BaseException)
+            and self.running
+            and _get_ident() == _main_ident
+        ):
+            if exc.__traceback__ is None and args.exc_traceback is not None:
+                exc = exc.with_traceback(args.exc_traceback)
+            t = self.running[-1]
+            t.stash(exc)
+            _stop(t)
+            return
+        previous = self.previous_hook
+        (previous if previous is not None else sys.__unraisablehook__)(args)
 
     def install(self) -> None:
-        """At the outermost call: replace Python's default handler, if it is the current one."""
+        """Replace Python's default SIGINT handler, if it is the current one."""
         self.interrupted = False
         try:
             if _sig.getsignal(_SIGINT) is _DEFAULT_INT_HANDLER:
@@ -305,13 +457,21 @@ class _SigintGuard:
             self.installed = False
 
     def restore(self) -> None:
-        """At the end of the outermost call: put the previous handler back exactly."""
+        """Put the previous SIGINT handler back exactly."""
         if self.installed:
             self.installed = False
             previous, self.previous = self.previous, None
             # Unless the application replaced ours meanwhile: then its handler stays.
             if _sig.getsignal(_SIGINT) is self.handler:
                 _sig.signal(_SIGINT, previous)
+
+
+def _stop(t: Transfer) -> None:
+    """Stop a main-thread transfer: its trampolines return non-zero, and it is cancelled."""
+    t.stop = 1
+    cancel = t.cancel
+    if cancel is not None:
+        cancel(t.handle)
 
 
 _GUARD = _SigintGuard()
@@ -527,6 +687,8 @@ _WORKERS: "weakref.WeakSet[Worker]" = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    global _main_ident
+    _main_ident = _main_thread().ident  # threading's own after-fork hook ran first
     for worker in list(_WORKERS):
         worker._after_fork_in_child()
 
@@ -535,39 +697,70 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def run_blocking(call: Callable[[], int], cancel: Callable[[], None], worker: Optional[Worker]) -> int:
-    """Run one blocking C transfer call and return its code.
+def call_on_main(transfer: Transfer, fn: Callable[..., int], *args: Any) -> int:
+    """On the main thread: ``fn(*args)``, a blocking C call of ``transfer``, with Ctrl-C handled.
 
-    On the main thread, Ctrl-C cancels the transfer and ``KeyboardInterrupt``
-    is raised once the library has returned (see :class:`_SigintGuard`).  With
-    a ``worker`` the C call itself runs on the worker's thread while the main
-    thread waits, so Ctrl-C takes effect at once even while the server stalls
-    and no callback runs.  Off the main thread the call simply runs here (each
-    thread its own transfer, concurrently).  Either way the GIL is released
-    for the whole C call (ctypes.CDLL), so other Python threads keep running.
+    ``transfer.cancel(transfer.handle)`` cancels it.  Ctrl-C (or another
+    signal handler's exception) stops and cancels it, and the exception is
+    raised once the library has returned: by ``transfer.reraise()``, or here
+    when the SIGINT handler was swapped (see :class:`_SigintGuard`).
     """
-    if _get_ident() != _main_thread().ident:
-        return call()
-    if _is_finalizing():  # no other thread can run any more
-        worker = None
     guard = _GUARD
-    outermost = guard.depth == 0
+    running = guard.running
+    outermost = not running
+    swap = transfer.reader is not None and not guard.installed
     if outermost:
+        guard.previous_hook = sys.unraisablehook
+        sys.unraisablehook = guard.hook
+    if swap:
         guard.install()
-    guard.depth += 1
-    guard.cancels.append(cancel)
+    running.append(transfer)
     try:
-        if worker is not None:
-            rc = worker.run(call, cancel)
-        else:
-            rc = call()
+        rc = fn(*args)
     finally:
-        guard.cancels.pop()
-        guard.depth -= 1
+        # Plain stores first: a signal handler's exception can only surface at a call.
+        transfer.cancel = None  # the handle is freed next: nothing may cancel it any more
         if outermost:
+            previous_hook, guard.previous_hook = guard.previous_hook, None
+            if sys.unraisablehook is guard.hook:
+                sys.unraisablehook = previous_hook
+        running.pop()
+        if swap:
             guard.restore()
-    if guard.interrupted:
-        if outermost:
+    if guard.interrupted:  # set by the swapped handler, for every call it stopped
+        if swap:
             guard.interrupted = False
         raise KeyboardInterrupt
     return rc
+
+
+def run_blocking(
+    call: Callable[[], int],
+    cancel: Callable[[], None],
+    worker: Optional[Worker] = None,
+    transfer: Optional[Transfer] = None,
+) -> int:
+    """Run one blocking C call and return its code (see :func:`call_on_main`).
+
+    Off the main thread the call simply runs here (each thread its own
+    transfer, concurrently).  On the main thread it runs here too, unless a
+    ``worker`` is given: then it runs on the worker's thread while this thread
+    waits (where signal handlers run), for a call that has no heartbeat.
+    Either way the GIL is released for the whole C call (ctypes.CDLL), so other
+    Python threads keep running.
+    """
+    if _get_ident() != _main_ident:
+        return call()
+    if worker is not None and _is_finalizing():  # no other thread can run any more
+        worker = None
+    if transfer is None:
+        transfer = Transfer()
+    transfer.cancel = _call_it
+    transfer.handle = cancel
+    if worker is not None:
+        return call_on_main(transfer, worker.run, call, cancel)
+    return call_on_main(transfer, call)
+
+
+def _call_it(fn: Callable[[], None]) -> None:
+    fn()

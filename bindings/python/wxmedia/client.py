@@ -4,32 +4,56 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import functools
 import io
 import math
 import os
 import stat
 import threading
-from typing import IO, Any, Callable, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import IO, Any, Callable, Mapping, NamedTuple, Optional, Tuple, Union
 
-from . import _ffi
+from . import _ffi, _transfer
 from . import errcodes as ec
 from ._transfer import (
     PROGRESS_TRAMPOLINE,
     PROVIDERS,
     READ_TRAMPOLINE,
     REGISTRY,
+    BYTES_SINK_TRAMPOLINE,
     SINK_TRAMPOLINE,
     TOKEN_TRAMPOLINE,
+    BytesTransfer,
     CancelToken,
     ProgressCallback,
     TokenProvider,
     Transfer,
     Worker,
+    call_on_main,
     run_blocking,
 )
+from ._transfer import string_at as _string_at
 from .errors import StateError, TokenError, WxMediaError, make_error
 
 lib = _ffi.lib
+
+# What every download calls, bound once: a download_bytes() of a small media is
+# a few microseconds of Python, and each lookup and GIL hand-over counts.
+_fast = _ffi.fast
+_download_new = _fast.wxm_download_new
+_download_set_progress = _fast.wxm_download_set_progress
+_download_to_sink = _fast.wxm_download_to_sink
+_download_to_path = _fast.wxm_download_to_path
+_download_cancel = _fast.wxm_download_cancel
+_download_size = _fast.wxm_download_size
+_download_content_type = _fast.wxm_download_content_type
+_download_filename = _fast.wxm_download_filename
+_download_video_url = _fast.wxm_download_video_url
+_download_errmsg = _fast.wxm_download_errmsg
+_download_free = _fast.wxm_download_free
+_transfers = REGISTRY._items
+_next_key = REGISTRY._next_key
+_get_ident = threading.get_ident
+_new_tuple = tuple.__new__  # MediaInfo._make without its Python frame
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -187,11 +211,14 @@ def _raise_for(code: int, detail: Optional[str]) -> None:
     raise make_error(code, detail or _ffi.strerror(code))
 
 
-def _check(code: int, handle_errmsg: Optional[Callable[[], Optional[bytes]]] = None) -> None:
-    """Raise the exception for a non-zero code, with the best detail available."""
+def _check(code: int, errmsg: Optional[Callable[[Any], Optional[bytes]]] = None, handle: Any = None) -> None:
+    """Raise the exception for a non-zero code, with the best detail available.
+
+    ``errmsg(handle)`` is the handle's own message getter (``wxm_*_errmsg``).
+    """
     if code == ec.OK:
         return
-    detail = _ffi.decode(handle_errmsg()) if handle_errmsg is not None else None
+    detail = _ffi.decode(errmsg(handle)) if errmsg is not None else None
     _raise_for(code, detail or _ffi.last_errmsg())
 
 
@@ -235,13 +262,15 @@ def _check_order(offset: int, expected: int) -> None:
 class _StreamSink:
     """Writes in-order chunks to a binary file object."""
 
+    __slots__ = ("write", "expected", "zero_copy")
+
     def __init__(self, dest: Any, start: int) -> None:
         self.write = dest.write
         self.expected = start
         # Anything else (a user's object) gets its own bytes: it may keep them.
         self.zero_copy = type(dest) in _COPYING_STREAMS
 
-    def __call__(self, offset: int, address: int, length: int) -> None:
+    def deliver(self, offset: int, address: int, length: int) -> None:
         _check_order(offset, self.expected)
         if length == 0:
             return
@@ -252,7 +281,7 @@ class _StreamSink:
             finally:
                 view.release()
         else:
-            self._write_all(memoryview(ctypes.string_at(address, length)))
+            self._write_all(memoryview(_string_at(address, length)))
         self.expected += length
 
     def _write_all(self, view: memoryview) -> None:
@@ -265,28 +294,6 @@ class _StreamSink:
             if n <= 0:
                 raise OSError("the destination stream wrote 0 bytes")
             view = view[n:]
-
-
-class _BytesSink:
-    """Collects a small media in memory, refusing to grow past ``max_size``."""
-
-    def __init__(self, start: int, max_size: Optional[int]) -> None:
-        self.parts: List[bytes] = []
-        self.expected = start
-        self.size = 0
-        self.max_size = max_size
-
-    def __call__(self, offset: int, address: int, length: int) -> None:
-        _check_order(offset, self.expected)
-        self.size += length
-        if self.max_size is not None and self.size > self.max_size:
-            raise ValueError(
-                f"the media is larger than max_size={self.max_size} bytes; "
-                "download it to a file with Client.download(), or pass a larger max_size"
-            )
-        if length:
-            self.parts.append(ctypes.string_at(address, length))
-        self.expected += length
 
 
 class _StreamReader:
@@ -408,15 +415,19 @@ class Client:
         retries: max attempts, or ``(max_attempts, backoff_seconds)``.
         limits: per-type upload limit overrides in bytes, e.g. ``{"video": 20_000_000}``.
         ca_file: a PEM file of private CAs for https.
-        cancel_on_interrupt: when a transfer is started from the main thread,
-            run the blocking call on the client's helper thread (one long-lived
-            daemon thread, started on first use and stopped by :meth:`close`)
-            so that Ctrl-C cancels it at once (even while the server stalls);
-            ``KeyboardInterrupt`` is raised when the library has stopped.
-            Callbacks then run on that helper thread (never two at a time).
-            Set False to run everything on the calling thread: Ctrl-C then
-            cancels at the next callback (or when the call returns).  Transfers
-            started from other threads always run on their own thread.
+        cancel_on_interrupt: Ctrl-C during a transfer started from the main
+            thread cancels it (also while the server stalls) and raises
+            ``KeyboardInterrupt`` once the library has stopped.  Transfers run
+            on the calling thread, callbacks included; the library calls a
+            progress trampoline of the client's about every 100 ms while it
+            waits, which is where Python runs the signal handlers.  Only
+            :meth:`upload_by_url`, which gets no such calls, runs on the
+            client's helper thread (one long-lived daemon thread, started on
+            first use and stopped by :meth:`close`) while the main thread
+            waits.  Set False for no trampoline and no helper thread: Ctrl-C
+            then takes effect at the next callback (or when the call returns).
+            Transfers started from other threads always run on their own
+            thread, concurrently.
 
     Use it as a context manager, or call :meth:`close`::
 
@@ -443,6 +454,7 @@ class Client:
         cancel_on_interrupt: bool = True,
     ) -> None:
         self._ptr: Optional[Any] = None
+        self._addr: Optional[int] = None  # the same handle as an int, for _ffi.fast
         self._lock = threading.Lock()
         self._worker = Worker()  # its thread starts with the first main-thread transfer
         self._active = 0
@@ -515,6 +527,7 @@ class Client:
             if not out:
                 _raise_for(ec.E_PANIC, "wxm_client_new reported success but gave no client")
             self._ptr = out
+            self._addr = _ffi.address(out)
         except BaseException:
             self._release_provider()
             raise
@@ -529,6 +542,7 @@ class Client:
         """
         with self._lock:
             ptr, self._ptr = self._ptr, None
+            self._addr = None
             idle = self._active == 0
         if ptr is not None:
             lib.wxm_client_free(ptr)
@@ -550,17 +564,17 @@ class Client:
         if release:
             self._release_provider()
 
-    def _fail(self, rc: int, errmsg: Callable[[], Optional[bytes]]) -> None:
+    def _fail(self, rc: int, errmsg: Callable[[Any], Optional[bytes]], h: Any) -> None:
         """Raise for a failed transfer, chaining a token provider's exception when it caused it."""
         p = self._provider
         cause = p.error if p is not None else None
         if cause is not None and (rc == ec.E_NO_TOKEN or rc == getattr(cause, "errcode", None)):
-            detail = _ffi.decode(errmsg()) or _ffi.strerror(rc)
+            detail = _ffi.decode(errmsg(h)) or _ffi.strerror(rc)
             err = make_error(rc, f"{detail} (token_provider raised {type(cause).__name__}: {cause})")
             if rc == ec.E_NO_TOKEN:
                 err = TokenError(rc, err.errmsg)
             raise err from cause
-        _check(rc, errmsg)
+        _check(rc, errmsg, h)
 
     @property
     def closed(self) -> bool:
@@ -607,22 +621,44 @@ class Client:
 
     def _run(
         self,
-        call: Callable[[], int],
-        cancel_handle: Callable[[], None],
+        transfer: Transfer,
         cancel: Optional[CancelToken],
+        cancel_fn: Callable[[Any], None],
+        h: Any,
+        call: Callable[..., int],
+        args: Tuple[Any, ...],
     ) -> int:
-        key: Optional[int] = None
+        """Run ``call(*args)``, the blocking C call of a transfer on handle ``h``, on this thread.
+
+        ``cancel_fn(h)`` cancels it: for the CancelToken, and for Ctrl-C on the
+        main thread (see ``_transfer.call_on_main``).
+        """
         if cancel is not None:
-            if not isinstance(cancel, CancelToken):
-                raise TypeError("cancel must be a wxmedia.CancelToken")
-            key = cancel._attach(cancel_handle)
-            if key is None:
-                raise make_error(ec.E_CANCELLED, "cancelled before it started")
+            return self._run_cancellable(transfer, cancel, cancel_fn, h, call, args)
+        if _get_ident() == _transfer._main_ident:
+            transfer.cancel = cancel_fn
+            transfer.handle = h
+            return call_on_main(transfer, call, *args)
+        return call(*args)
+
+    def _run_cancellable(
+        self,
+        transfer: Transfer,
+        cancel: CancelToken,
+        cancel_fn: Callable[[Any], None],
+        h: Any,
+        call: Callable[..., int],
+        args: Tuple[Any, ...],
+    ) -> int:
+        if not isinstance(cancel, CancelToken):
+            raise TypeError("cancel must be a wxmedia.CancelToken")
+        key = cancel._attach(functools.partial(cancel_fn, h))
+        if key is None:
+            raise make_error(ec.E_CANCELLED, "cancelled before it started")
         try:
-            return run_blocking(call, cancel_handle, self._worker if self.cancel_on_interrupt else None)
+            return self._run(transfer, None, cancel_fn, h, call, args)
         finally:
-            if cancel is not None and key is not None:
-                cancel._detach(key)
+            cancel._detach(key)
 
     # --- download ----------------------------------------------------------------
     def download(
@@ -645,9 +681,11 @@ class Client:
                 the next call for the same media_id, and an existing file is
                 never damaged by a failure.  Or a binary file object with
                 ``write()``: chunks arrive in order, from ``start``.
-            progress: ``progress(done, total)`` called as bytes arrive; ``total``
-                is ``None`` while unknown.  Raising in it stops the transfer and
-                the exception propagates.
+            progress: ``progress(done, total)`` called as bytes arrive (at most
+                about every 10 ms, and for the last byte) and, with unchanged
+                figures, about every 100 ms while the transfer waits; ``total``
+                is ``None`` while unknown.  It runs on the calling thread.
+                Raising in it stops the transfer and the exception propagates.
             start: byte offset to resume from, for a file object only (a path
                 download resumes by itself); it need not be 16-byte aligned.
             hd_voice: fetch HD voice (speex, ``cgi-bin/media/get/jssdk``).
@@ -672,13 +710,15 @@ class Client:
         elif hasattr(dest, "write"):
             _check_binary_stream(dest, "dest")
             path = None
-            sink = _StreamSink(dest, start)
+            sink = _StreamSink(dest, start).deliver
         else:
             raise TypeError(
                 f"dest must be a path (str or os.PathLike) or a binary file object with write(), "
                 f"not {type(dest).__name__}"
             )
-        return self._download(media, path, sink, progress, start, hd_voice, cancel)
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable as progress(done, total)")
+        return self._download(media, path, Transfer(sink, None, progress), SINK_TRAMPOLINE, start, hd_voice, cancel)
 
     def download_bytes(
         self,
@@ -698,60 +738,98 @@ class Client:
         :meth:`download` for big media.
         """
         media = _cstr(media_id, "media_id")
-        start = _uint(start, "start", 64)
-        if max_size is not None:
+        if start.__class__ is not int or start:  # the checks, but for the plain default
+            start = _uint(start, "start", 64)
+        if max_size is not None and max_size is not DEFAULT_MAX_BYTES:
             max_size = _uint(max_size, "max_size", 64)
-        sink = _BytesSink(start, max_size)
-        info = self._download(media, None, sink, progress, start, hd_voice, cancel)
-        return b"".join(sink.parts), info
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable as progress(done, total)")
+        transfer = BytesTransfer(start, max_size, progress)
+        info = self._download(media, None, transfer, BYTES_SINK_TRAMPOLINE, start, hd_voice, cancel)
+        return transfer.data(), info
 
     def _download(
         self,
         media: bytes,
         path: Optional[bytes],
-        sink: Optional[Callable[[int, int, int], None]],
-        progress: Optional[ProgressCallback],
+        transfer: Transfer,
+        sink_trampoline: Any,
         start: int,
         hd_voice: bool,
         cancel: Optional[CancelToken],
     ) -> MediaInfo:
-        if progress is not None and not callable(progress):
-            raise TypeError("progress must be callable as progress(done, total)")
-        transfer = Transfer()
-        transfer.sink = sink
-        transfer.progress = progress
-        key = REGISTRY.add(transfer)
+        """One download, to ``path`` or into ``transfer``'s sink through ``sink_trampoline``.
+
+        The hot path of every small download, so written flat: handles are ints
+        (``_ffi.fast``), and what ``_new_handle``/``_end`` do is inlined.
+        """
+        key = _next_key()  # Registry.add without its lock: each step is atomic under the GIL
+        _transfers[key] = transfer
+        lock = self._lock
         try:
-            h = self._new_handle(lib.wxm_download_new, media)
+            with lock:  # close() cannot free the client under us
+                client = self._addr
+                if client is None:
+                    raise StateError(ec.E_STATE, "the client is closed")
+                h = _download_new(client, media)
+                if h:
+                    self._active += 1  # balanced once the handle is freed
+                else:
+                    detail = _ffi.last_errmsg()  # same thread, right after the call
+            if not h:
+                _raise_for(ec.E_INVALID_ARG, detail)
         except BaseException:
-            REGISTRY.remove(key)
+            del _transfers[key]
             raise
         try:
-            errmsg = lambda: lib.wxm_download_errmsg(h)  # noqa: E731
             if start:
-                _check(lib.wxm_download_set_start(h, start), errmsg)
+                _check(_fast.wxm_download_set_start(h, start), _download_errmsg, h)
             if hd_voice:
-                _check(lib.wxm_download_set_hd_voice(h, 1), errmsg)
-            if progress is not None:
-                _check(lib.wxm_download_set_progress(h, PROGRESS_TRAMPOLINE, key), errmsg)
+                _check(_fast.wxm_download_set_hd_voice(h, 1), _download_errmsg, h)
+            main = _get_ident() == _transfer._main_ident
+            if transfer.progress is not None or (main and self.cancel_on_interrupt):
+                # Also the heartbeat that lets Ctrl-C in on the main thread.
+                rc = _download_set_progress(h, PROGRESS_TRAMPOLINE, key)
+                if rc:
+                    _check(rc, _download_errmsg, h)
             if path is not None:
-                call = lambda: lib.wxm_download_to_path(h, path)  # noqa: E731
+                call: Any = _download_to_path
+                args: Tuple[Any, ...] = (h, path)
             else:
-                call = lambda: lib.wxm_download_to_sink(h, SINK_TRAMPOLINE, key)  # noqa: E731
-            rc = self._run(call, lambda: lib.wxm_download_cancel(h), cancel)
-            transfer.reraise()
+                call = _download_to_sink
+                args = (h, sink_trampoline, key)
+            if cancel is not None:
+                rc = self._run_cancellable(transfer, cancel, _download_cancel, h, call, args)
+            elif main:
+                transfer.cancel = _download_cancel
+                transfer.handle = h
+                rc = call_on_main(transfer, call, *args)
+            else:
+                rc = call(*args)
+            if transfer.error is not None:
+                transfer.reraise()
             if rc:
-                self._fail(rc, errmsg)
-            return MediaInfo(
-                size=int(lib.wxm_download_size(h)),
-                content_type=_ffi.decode(lib.wxm_download_content_type(h)),
-                filename=_ffi.decode(lib.wxm_download_filename(h)),
-                video_url=_ffi.decode(lib.wxm_download_video_url(h)),
+                self._fail(rc, _download_errmsg, h)
+            content_type = _download_content_type(h)
+            filename = _download_filename(h)
+            video_url = _download_video_url(h)
+            return _new_tuple(
+                MediaInfo,
+                (
+                    _download_size(h),
+                    content_type.decode("utf-8", "replace") if content_type else None,
+                    filename.decode("utf-8", "replace") if filename else None,
+                    video_url.decode("utf-8", "replace") if video_url else None,
+                ),
             )
         finally:
-            REGISTRY.remove(key)
-            lib.wxm_download_free(h)
-            self._end()
+            _transfers.pop(key, None)
+            _download_free(h)
+            with lock:
+                self._active -= 1
+                release = self._active == 0 and self._ptr is None
+            if release:
+                self._release_provider()
 
     # --- upload --------------------------------------------------------------------
     def upload(
@@ -823,9 +901,7 @@ class Client:
                 f"src must be a path, bytes, or a binary file object with read(), not {type_name(src)}"
             )
 
-        transfer = Transfer()
-        transfer.reader = reader
-        transfer.progress = progress
+        transfer = Transfer(None, reader, progress)
         key = REGISTRY.add(transfer)
         try:
             h = self._new_handle(lib.wxm_upload_new, type_b)
@@ -833,19 +909,20 @@ class Client:
             REGISTRY.remove(key)
             raise
         try:
-            errmsg = lambda: lib.wxm_upload_errmsg(h)  # noqa: E731
+            errmsg = lib.wxm_upload_errmsg
             if path is not None:
-                _check(lib.wxm_upload_set_path(h, path), errmsg)
+                _check(lib.wxm_upload_set_path(h, path), errmsg, h)
             else:
-                _check(lib.wxm_upload_set_reader(h, READ_TRAMPOLINE, key, size), errmsg)
+                _check(lib.wxm_upload_set_reader(h, READ_TRAMPOLINE, key, size), errmsg, h)
             if filename_b is not None:
-                _check(lib.wxm_upload_set_filename(h, filename_b), errmsg)
-            if progress is not None:
-                _check(lib.wxm_upload_set_progress(h, PROGRESS_TRAMPOLINE, key), errmsg)
-            rc = self._run(lambda: lib.wxm_upload_run(h), lambda: lib.wxm_upload_cancel(h), cancel)
+                _check(lib.wxm_upload_set_filename(h, filename_b), errmsg, h)
+            if progress is not None or (self.cancel_on_interrupt and _get_ident() == _transfer._main_ident):
+                # Also the heartbeat that lets Ctrl-C in on the main thread.
+                _check(lib.wxm_upload_set_progress(h, PROGRESS_TRAMPOLINE, key), errmsg, h)
+            rc = self._run(transfer, cancel, lib.wxm_upload_cancel, h, lib.wxm_upload_run, (h,))
             transfer.reraise()
             if rc:
-                self._fail(rc, errmsg)
+                self._fail(rc, errmsg, h)
             media_id = _ffi.decode(lib.wxm_upload_media_id(h))
             url = _ffi.decode(lib.wxm_upload_url(h))
             if not media_id and not url:
@@ -860,7 +937,6 @@ class Client:
             REGISTRY.remove(key)
             lib.wxm_upload_free(h)
             self._end()
-
 
     # --- asynchronous upload by URL (WeCom, kf) --------------------------------------
     def upload_by_url(
@@ -939,27 +1015,27 @@ class Client:
         submit_only: bool,
     ) -> UploadResult:
         try:
-            errmsg = lambda: lib.wxm_url_upload_errmsg(h)  # noqa: E731
+            errmsg = lib.wxm_url_upload_errmsg
             if md5 is not None and md5_path is not None:
                 raise TypeError("give md5 or md5_path, not both")
             if md5 is not None:
-                _check(lib.wxm_url_upload_set_md5(h, _cstr(md5, "md5")), errmsg)
+                _check(lib.wxm_url_upload_set_md5(h, _cstr(md5, "md5")), errmsg, h)
             if md5_path is not None:
-                _check(lib.wxm_url_upload_set_md5_from_path(h, _path_bytes(md5_path, "md5_path")), errmsg)
+                _check(lib.wxm_url_upload_set_md5_from_path(h, _path_bytes(md5_path, "md5_path")), errmsg, h)
             if scene is not None:
-                _check(lib.wxm_url_upload_set_scene(h, _uint(scene, "scene", 32)), errmsg)
+                _check(lib.wxm_url_upload_set_scene(h, _uint(scene, "scene", 32)), errmsg, h)
             if jobid is not None:
-                _check(lib.wxm_url_upload_set_jobid(h, jobid), errmsg)
+                _check(lib.wxm_url_upload_set_jobid(h, jobid), errmsg, h)
             timeout_ms = 0 if timeout is None else _millis(timeout, "timeout")
             if submit_only:
                 call = lambda: lib.wxm_url_upload_submit(h)  # noqa: E731
             else:
                 call = lambda: lib.wxm_url_upload_run(h, timeout_ms)  # noqa: E731
-            rc = self._run(call, lambda: lib.wxm_url_upload_cancel(h), cancel)
+            rc = self._run_url_job(call, lambda: lib.wxm_url_upload_cancel(h), cancel)
             job = _ffi.decode(lib.wxm_url_upload_jobid(h))
             if rc:
                 try:
-                    self._fail(rc, errmsg)
+                    self._fail(rc, errmsg, h)
                 except WxMediaError as e:
                     e.jobid = job
                     raise
@@ -972,6 +1048,24 @@ class Client:
         finally:
             lib.wxm_url_upload_free(h)
             self._end()
+
+    def _run_url_job(
+        self, call: Callable[[], int], cancel_handle: Callable[[], None], cancel: Optional[CancelToken]
+    ) -> int:
+        """An upload by URL's blocking call: no progress, so no heartbeat; a main-thread
+        call runs on the client's helper thread while the main thread waits."""
+        key: Optional[int] = None
+        if cancel is not None:
+            if not isinstance(cancel, CancelToken):
+                raise TypeError("cancel must be a wxmedia.CancelToken")
+            key = cancel._attach(cancel_handle)
+            if key is None:
+                raise make_error(ec.E_CANCELLED, "cancelled before it started")
+        try:
+            return run_blocking(call, cancel_handle, self._worker if self.cancel_on_interrupt else None)
+        finally:
+            if cancel is not None and key is not None:
+                cancel._detach(key)
 
 
 def type_name(obj: Any) -> str:
