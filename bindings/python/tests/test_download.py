@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -63,6 +64,34 @@ def test_download_bytes_refuses_to_grow_past_max_size(client: wxmedia.Client, em
         client.download_bytes(media["media_id"], max_size=100_000)
     data, _ = client.download_bytes(media["media_id"], max_size=200_000)
     assert len(data) == 200_000
+
+
+@pytest.mark.parametrize("start", [0, 1, 3 * MiB + 17])
+@pytest.mark.parametrize("where", ["main", "thread", "parallel"])
+def test_download_bytes_of_many_slices(emu: Emulator, where: str, start: int) -> None:
+    """Slices are copied into one result once a progress call told the size (the main
+    thread always has one), or joined (another thread, no progress callable)."""
+    size = 5 * MiB + 3
+    media = emu.add_media(size=size, seed=91)
+    kw: Dict[str, Any] = dict(parallelism=3, chunk_size=MiB) if where == "parallel" else {}
+    out: Dict[str, bytes] = {}
+    with make_client(emu, **kw) as c:
+        if where == "thread":
+            t = threading.Thread(target=lambda: out.update(data=c.download_bytes(media["media_id"], start=start)[0]))
+            t.start()
+            t.join(60)
+        else:
+            out["data"] = c.download_bytes(media["media_id"], start=start)[0]
+    assert out["data"] == generated(91, start, size)
+
+
+def test_download_bytes_refuses_max_size_once_the_size_is_known(emu: Emulator) -> None:
+    media = emu.add_media(size=8 * MiB, seed=92)
+    with make_client(emu, chunk_size=MiB) as c:
+        with pytest.raises(ValueError, match="max_size=7340032"):
+            c.download_bytes(media["media_id"], max_size=7 * MiB)
+    # the first chunk told the size: no more were asked for
+    assert len(emu.ranges(media["media_id"])) <= 2
 
 
 def test_empty_media(client: wxmedia.Client, emu: Emulator, tmp_path: Path) -> None:

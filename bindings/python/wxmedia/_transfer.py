@@ -34,7 +34,7 @@ ProgressCallback = Callable[[int, Optional[int]], Any]
 class Transfer:
     """State of one running transfer, looked up by the trampolines."""
 
-    __slots__ = ("sink", "reader", "progress", "error", "stop", "cancel", "handle")
+    __slots__ = ("sink", "reader", "progress", "error", "stop", "cancel", "handle", "total")
 
     def __init__(
         self,
@@ -53,6 +53,8 @@ class Transfer:
         # While a main-thread call runs it: ``cancel(handle)`` (wxm_*_cancel).
         self.cancel: Optional[Callable[[Any], None]] = None
         self.handle: Any = None
+        # The media's size as the last progress call reported it (0: unknown).
+        self.total = 0
 
     def stash(self, exc: BaseException) -> None:
         # Keep the first one: later failures are consequences of it.
@@ -71,50 +73,109 @@ class Transfer:
 
 
 class BytesTransfer(Transfer):
-    """A transfer whose bytes are kept in memory (``download_bytes``), by :data:`BYTES_SINK_TRAMPOLINE`."""
+    """A transfer whose bytes are kept in memory (``download_bytes``), by :data:`BYTES_SINK_TRAMPOLINE`.
 
-    __slots__ = ("parts", "expected", "end", "max_size")
+    The first slice is copied into a ``bytes`` of its own, which is all a small
+    media needs.  From the second on, once a progress call has told the size,
+    the result is allocated whole and every slice copied into it: one copy per
+    byte, not a copy per slice and another to join them.
+    """
+
+    __slots__ = ("parts", "start", "expected", "end", "max_size", "result", "base")
 
     def __init__(self, start: int, max_size: Optional[int], progress: Optional[ProgressCallback]) -> None:
-        Transfer.__init__(self, None, None, progress)
+        # Transfer.__init__'s fields set here: one Python frame less per download.
+        self.sink = None
+        self.reader = None
+        self.progress = progress
+        self.error = None
+        self.stop = 0
+        self.cancel = None
+        self.handle = None
+        self.total = 0
         self.parts: List[bytes] = []
+        self.start = start
         self.expected = start
         self.max_size = max_size
         # the offset past which it would hold more than max_size bytes
         self.end = start + max_size if max_size is not None else 1 << 65
+        self.result: Optional[bytes] = None  # allocated whole, being filled
+        self.base = 0  # the address of result's bytes
 
     def refuse(self, offset: int, length: int) -> None:
-        """Raise for a slice that is out of order or past max_size."""
+        """Raise for a slice that is out of order, past max_size or past the reported size."""
         if offset != self.expected:
             raise WxMediaError(
                 errcodes.E_PROTOCOL,
                 f"the library delivered offset {offset} where {self.expected} was expected (a bug: please report)",
+            )
+        if self.result is not None and offset + length > self.start + len(self.result):
+            raise WxMediaError(
+                errcodes.E_PROTOCOL,
+                f"the library delivered bytes past the size {self.total} it reported (a bug: please report)",
             )
         raise ValueError(
             f"the media is larger than max_size={self.max_size} bytes; "
             "download it to a file with Client.download(), or pass a larger max_size"
         )
 
+    def allocate(self, offset: int, data: int, length: int) -> None:
+        """The second slice, the size known: allocate the result, copy what came so far and this slice."""
+        size = self.total - self.start
+        if self.start + size > self.end:  # say it now, not after downloading max_size bytes
+            self.refuse(self.expected, size)
+        held = offset - self.start
+        if size < held + length or _new_bytes is None:  # a size that is not the media's: keep slices
+            self.parts.append(string_at(data, length))
+            return
+        result = _new_bytes(None, size)
+        base = _address_of(result)
+        at = base
+        for part in self.parts:
+            _memmove(at, part, len(part))
+            at += len(part)
+        _memmove(at, data, length)
+        self.parts = []
+        self.result = result
+        self.base = base
+        self.end = min(self.end, self.start + size)
+
     def data(self) -> bytes:
+        """What was downloaded (once the library has returned)."""
+        result = self.result
+        if result is not None:
+            filled = self.expected - self.start
+            return result if filled == len(result) else result[:filled]
         parts = self.parts
         if len(parts) == 1:
             return parts[0]
         return b"".join(parts)
 
 
-def _make_string_at() -> Callable[[int, int], bytes]:
-    """``ctypes.string_at`` without its Python frame: PyBytes_FromStringAndSize itself."""
+def _pythonapi(name: str, restype: Any, argtypes: Any) -> Any:
+    """A function of the C API, as a function object of our own (None without ctypes.pythonapi)."""
     try:
-        fn = ctypes.pythonapi["PyBytes_FromStringAndSize"]  # a function object of our own
+        fn = ctypes.pythonapi[name]  # not pythonapi.<name>, which other code may declare otherwise
     except (AttributeError, KeyError):  # pragma: no cover - Pythons without the C API via ctypes
-        return ctypes.string_at
-    fn.restype = ctypes.py_object
-    fn.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+        return None
+    fn.restype = restype
+    fn.argtypes = argtypes
     return fn
 
 
-string_at = _make_string_at()
-"""``string_at(address, length)``: a new ``bytes`` holding a copy of C memory."""
+# PyBytes_FromStringAndSize: a copy of C memory, or an uninitialised bytes for NULL.
+_new_bytes: Optional[Callable[[Optional[int], int], bytes]] = _pythonapi(
+    "PyBytes_FromStringAndSize", ctypes.py_object, (ctypes.c_void_p, ctypes.c_ssize_t)
+)
+# PyBytes_AsString: the address of a bytes object's buffer.
+_address_of: Callable[[bytes], int] = _pythonapi("PyBytes_AsString", ctypes.c_void_p, (ctypes.py_object,))
+if _address_of is None:  # pragma: no cover
+    _new_bytes = None
+
+string_at: Callable[[int, int], bytes] = _new_bytes if _new_bytes is not None else ctypes.string_at
+"""``string_at(address, length)``: a new ``bytes`` holding a copy of C memory (``ctypes.string_at``
+without its Python frame)."""
+_memmove = ctypes.memmove
 
 
 T = TypeVar("T")
@@ -205,7 +266,13 @@ def _bytes_sink_impl(user_data: Optional[int], offset: int, data: Optional[int],
         if length:
             if data is None:
                 raise RuntimeError("wxmedia: the library passed a NULL buffer")
-            t.parts.append(string_at(data, length))
+            base = t.base
+            if base:
+                _memmove(base + (offset - t.start), data, length)
+            elif t.parts and t.total:
+                t.allocate(offset, data, length)
+            else:
+                t.parts.append(string_at(data, length))
         t.expected = offset + length
     except BaseException as e:  # noqa: B902
         t.stash(e)
@@ -224,6 +291,7 @@ def _progress_impl(user_data: Optional[int], done: int, total: int) -> int:
     t = _lookup(user_data)  # type: ignore[arg-type]
     if t is None:
         return 0
+    t.total = total
     progress = t.progress
     if progress is not None:
         try:
