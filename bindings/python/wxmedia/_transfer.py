@@ -445,11 +445,17 @@ _main_ident = _main_thread().ident  # refreshed after a fork (the child's main t
 _allocate_lock = _thread.allocate_lock
 _is_finalizing = sys.is_finalizing
 
-_TRAMPOLINE_IMPLS = (_sink_impl, _bytes_sink_impl, _progress_impl, _read_impl, _token_impl)
+_TRAMPOLINE_CODES = tuple(f.__code__ for f in (_sink_impl, _bytes_sink_impl, _progress_impl, _read_impl, _token_impl))
 
 
-def _is_trampoline(obj: Any) -> bool:
-    return any(obj is f for f in _TRAMPOLINE_IMPLS)
+def _from_a_trampoline(args: Any) -> bool:
+    """Whether an unraisable exception escaped one of our trampolines.
+
+    Its traceback starts in the trampoline's frame.  (``args.object`` is the
+    callback up to Python 3.12; from 3.13 on ctypes leaves it None.)
+    """
+    tb = args.exc_traceback
+    return tb is not None and any(tb.tb_frame.f_code is code for code in _TRAMPOLINE_CODES)
 
 
 class _SigintGuard:
@@ -500,7 +506,7 @@ class _SigintGuard:
         # main-thread transfer can be calling back on this thread.
         exc = args.exc_value
         if (
-            _is_trampoline(getattr(args, "object", None))
+            _from_a_trampoline(args)
             and isinstance(exc, BaseException)
             and self.running
             and _get_ident() == _main_ident

@@ -235,7 +235,8 @@ def _make_c_view() -> Callable[[int, int], memoryview]:
     ``n``: an unbounded cache over a long-running process.)
     """
     try:
-        from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
+        # pythonapi[...]: a function object of our own (pythonapi.<name> is shared with other code)
+        from_memory = ctypes.pythonapi["PyMemoryView_FromMemory"]
     except AttributeError:  # pragma: no cover - Pythons without the C API via ctypes
         return lambda address, length: memoryview((ctypes.c_ubyte * length).from_address(address)).cast("B")
     from_memory.restype = ctypes.py_object
