@@ -125,6 +125,8 @@ pub fn sleep_cancellable(d: Duration, cancel: &AtomicBool) -> Result<()> {
             return Ok(());
         }
         std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        // A host's heartbeat (Python's Ctrl-C) also reaches a retry's pause.
+        crate::http::heartbeat()?;
     }
 }
 

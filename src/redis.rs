@@ -352,6 +352,11 @@ impl RedisStore {
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
+            // The transfer that waits can still be cancelled or stopped.
+            if crate::http::cancelled_here() {
+                return Err(Error::Cancelled);
+            }
+            crate::http::heartbeat()?;
         }
     }
 

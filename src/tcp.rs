@@ -68,35 +68,149 @@ fn connect_any(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, 
     let budget = timeout.not_zero().map(|d| *d);
     let mut last: Option<ureq::Error> = None;
     for (i, addr) in addrs.iter().enumerate() {
-        if cancelled_here() {
-            return Err(cancel_error());
-        }
-        let attempt = match budget {
+        // Later addresses keep a share of the budget.
+        let share = match budget {
             Some(total) => {
                 let left = total.saturating_sub(started.elapsed());
                 if left.is_zero() {
                     break;
                 }
-                // Later addresses keep a share of the budget.
-                let share = left / (addrs.len() - i) as u32;
-                TcpStream::connect_timeout(addr, share.max(Duration::from_millis(10)))
+                Some((left / (addrs.len() - i) as u32).max(Duration::from_millis(10)))
             }
-            None => TcpStream::connect(addr),
+            None => None,
         };
-        match attempt {
+        match connect_one(addr, share) {
             Ok(s) => return Ok(s),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                ) =>
-            {
-                last = Some(ureq::Error::Timeout(timeout.reason));
-            }
-            Err(e) => last = Some(ureq::Error::Io(e)),
+            Err(ConnectFailure::Stopped(e)) => return Err(e),
+            Err(ConnectFailure::TimedOut) => last = Some(ureq::Error::Timeout(timeout.reason)),
+            Err(ConnectFailure::Io(e)) => last = Some(ureq::Error::Io(e)),
         }
     }
     Err(last.unwrap_or(ureq::Error::Timeout(timeout.reason)))
+}
+
+enum ConnectFailure {
+    /// Cancelled, or stopped by the host's heartbeat.
+    Stopped(ureq::Error),
+    TimedOut,
+    Io(io::Error),
+}
+
+impl From<io::Error> for ConnectFailure {
+    fn from(e: io::Error) -> Self {
+        ConnectFailure::Io(e)
+    }
+}
+
+/// One connect that waits for the handshake `CANCEL_POLL` at a time, so a
+/// cancel or the heartbeat is seen while a host does not answer (a dropped
+/// SYN waits out the whole connect timeout otherwise).
+#[cfg(unix)]
+fn connect_one(addr: &SocketAddr, within: Option<Duration>) -> Result<TcpStream, ConnectFailure> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let deadline = within.map(|d| Instant::now() + d);
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: plain socket creation; the result is checked before use.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    // SAFETY: fd is a socket we just created and own; OwnedFd closes it on
+    // every early return.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let stream = TcpStream::from(owned);
+    stream.set_nonblocking(true)?;
+    let (raw, len) = sockaddr(addr);
+    // SAFETY: raw holds a sockaddr of `len` bytes for this address family.
+    let rc = unsafe { libc::connect(fd, &raw as *const _ as *const libc::sockaddr, len) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e.into());
+        }
+        loop {
+            if cancelled_here() {
+                return Err(ConnectFailure::Stopped(cancel_error()));
+            }
+            let mut slice = CANCEL_POLL;
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ConnectFailure::TimedOut);
+                }
+                slice = slice.min(left);
+            }
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, slice.as_millis().max(1) as libc::c_int) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            if n > 0 {
+                break;
+            }
+            heartbeat().map_err(|e| ConnectFailure::Stopped(host_stop_error(e)))?;
+        }
+        if let Some(e) = stream.take_error()? {
+            return Err(e.into());
+        }
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+#[cfg(not(unix))]
+fn connect_one(addr: &SocketAddr, within: Option<Duration>) -> Result<TcpStream, ConnectFailure> {
+    match within {
+        Some(d) => TcpStream::connect_timeout(addr, d),
+        None => TcpStream::connect(addr),
+    }
+    .map_err(|e| match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectFailure::TimedOut,
+        _ => ConnectFailure::Io(e),
+    })
+}
+
+#[cfg(unix)]
+fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
 }
 
 /// One TCP connection.

@@ -104,6 +104,24 @@ impl TokenSource {
             .map(|c| c.token.clone())
     }
 
+    /// The single-flight turn to fetch. A transfer that waits for another
+    /// thread's fetch still sees its cancel and its host's heartbeat.
+    fn wait_turn(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        loop {
+            match self.refreshing.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if crate::http::cancelled_here() {
+                        return Err(Error::Cancelled);
+                    }
+                    crate::http::heartbeat()?;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
     /// A token to use now, fetching one if needed.
     pub fn get(&self, agent: &ureq::Agent, base_url: &str) -> Result<String> {
         if let Some(t) = self.fresh() {
@@ -116,7 +134,7 @@ impl TokenSource {
                 .map(|c| c.token.clone())
                 .ok_or(Error::NoToken);
         }
-        let _one_at_a_time = lock(&self.refreshing);
+        let _one_at_a_time = self.wait_turn()?;
         if let Some(t) = self.fresh() {
             return Ok(t);
         }
@@ -134,7 +152,7 @@ impl TokenSource {
         if !self.can_refresh() {
             return Err(Error::NoToken);
         }
-        let _one_at_a_time = lock(&self.refreshing);
+        let _one_at_a_time = self.wait_turn()?;
         if let Some(cur) = lock(&self.current).as_ref() {
             if cur.token != rejected && Instant::now() < cur.refresh_at {
                 return Ok(cur.token.clone());

@@ -319,3 +319,107 @@ fn cancel_and_heartbeat_reach_an_upload_blocked_in_a_write() {
     drop(c);
     held.join().expect("server");
 }
+
+/// A listener whose accept queue is full: further SYNs are dropped, so a
+/// connect to it hangs as to a host that does not answer.
+fn unanswering_listener() -> (std::net::SocketAddr, Vec<std::net::TcpStream>, i32) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a socket we own; checked results.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, &sin as *const _ as *const libc::sockaddr, len),
+            0
+        );
+        assert_eq!(libc::listen(fd, 0), 0);
+        let listener = std::net::TcpListener::from_raw_fd(fd);
+        let addr = listener.local_addr().expect("addr");
+        std::mem::forget(listener); // closed by the caller through the fd
+                                    // Fill the queue (never accepted).
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                held.push(s);
+            }
+        }
+        (addr, held, fd)
+    }
+}
+
+#[test]
+fn cancel_and_heartbeat_reach_a_connect_that_gets_no_answer() {
+    let (addr, held, fd) = unanswering_listener();
+    // Proof that the next connect really hangs.
+    let probe = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500));
+    assert!(probe.is_err(), "the accept queue did not fill: {probe:?}");
+
+    let c = deaf_client(addr);
+    // The heartbeat stops it.
+    let mut calls = Calls::new(Some(3));
+    let began = Instant::now();
+    let (rc, msg) = download_with_progress(&c, "m", None, &mut calls);
+    assert_eq!(rc, WXM_E_ABORTED, "{msg}");
+    assert!(
+        began.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        began.elapsed()
+    );
+
+    // A cancel from another thread stops it.
+    // SAFETY: the handle outlives both threads' use of it.
+    unsafe {
+        let d = wxm_download_new(c.0, cs("m").as_ptr());
+        let dp = d as usize;
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            wxm_download_cancel(dp as *const _);
+            Instant::now()
+        });
+        let rc = wxm_download_to_sink(d, Some(discard), std::ptr::null_mut());
+        let returned = Instant::now();
+        let cancelled_at = canceller.join().expect("canceller");
+        assert_eq!(rc, WXM_E_CANCELLED, "{:?}", text(wxm_download_errmsg(d)));
+        let late = returned.saturating_duration_since(cancelled_at);
+        assert!(
+            late < Duration::from_millis(500),
+            "cancel honoured {late:?} late"
+        );
+        wxm_download_free(d);
+    }
+    drop(held);
+    // SAFETY: the listener's fd, closed once.
+    unsafe { libc::close(fd) };
+}
+
+#[test]
+fn heartbeat_reaches_the_pause_between_retries() {
+    let emu = start(Platform::WeCom);
+    let (id, _) = add_media(&emu, json!({"size": 50_000, "seed": 8}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            attempts: 5,
+            backoff_ms: 5_000,
+            ..Default::default()
+        },
+    );
+    fault(
+        &emu,
+        json!({"kind": "http_status", "status": 503, "count": 10, "media_id": id}),
+    );
+    let mut calls = Calls::new(Some(3));
+    let began = Instant::now();
+    let (rc, msg) = download_with_progress(&c, &id, None, &mut calls);
+    assert_eq!(rc, WXM_E_ABORTED, "{msg}");
+    // Not the 5 s pause (and more) after the first 503.
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+}
