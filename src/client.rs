@@ -7,12 +7,36 @@ use crate::http::{build_agent, HttpSettings};
 use crate::redis::RedisStore;
 use crate::token::{Origin, TokenSource};
 use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct Client {
     pub config: Config,
     pub agent: ureq::Agent,
     pub tokens: TokenSource,
+    /// Read buffers of finished transfers, for the next ones: a fresh one is
+    /// zeroed (and page-faulted in) on every download otherwise, a cost
+    /// that shows on small media.
+    read_buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Buffers kept per client: enough for one per worker of a parallel
+/// download and a few concurrent transfers.
+const KEPT_READ_BUFFERS: usize = 8;
+
+/// A read buffer lent by the client, given back when dropped.
+pub struct ReadBuffer<'c> {
+    pub buf: Vec<u8>,
+    client: &'c Client,
+}
+
+impl Drop for ReadBuffer<'_> {
+    fn drop(&mut self) {
+        let mut kept = crate::token::lock(&self.client.read_buffers);
+        if kept.len() < KEPT_READ_BUFFERS && !self.buf.is_empty() {
+            kept.push(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 impl Client {
@@ -53,7 +77,16 @@ impl Client {
             config,
             agent,
             tokens,
+            read_buffers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A read buffer (empty if none is kept; the reader sizes it).
+    pub fn read_buffer(&self) -> ReadBuffer<'_> {
+        let buf = crate::token::lock(&self.read_buffers)
+            .pop()
+            .unwrap_or_default();
+        ReadBuffer { buf, client: self }
     }
 
     pub fn token(&self) -> Result<String> {

@@ -183,8 +183,9 @@ fn fetch_span(
     let mut failures = 0u32;
     let mut progress_mark = pos;
     let mut refreshed_at: Option<u64> = None;
-    // One read buffer for every request of this span.
-    let mut buf = Vec::new();
+    // One read buffer for every request of this span, lent by the client.
+    let mut lent = client.read_buffer();
+    let buf = &mut lent.buf;
     loop {
         check_cancel(cancel)?;
         let total = shared.total();
@@ -202,22 +203,14 @@ fn fetch_span(
         }
         let req = next_request(pos, client.config.chunk_size, end);
         let mut used_token = None;
-        let result = fetch_once(
-            shared,
-            &req,
-            end,
-            &mut pos,
-            &mut used_token,
-            &mut buf,
-            deliver,
-        )
-        .map_err(|e| {
-            match &used_token {
-                // Servers quote requests back: never let the token through.
-                Some(t) => crate::http::redact(e, t),
-                None => e,
-            }
-        });
+        let result = fetch_once(shared, &req, end, &mut pos, &mut used_token, buf, deliver)
+            .map_err(|e| {
+                match &used_token {
+                    // Servers quote requests back: never let the token through.
+                    Some(t) => crate::http::redact(e, t),
+                    None => e,
+                }
+            });
         match result {
             Ok(true) => {
                 // The answer was a whole body (Range ignored): nothing more to ask.
