@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
-const READ_BUF: usize = 128 * 1024;
+const READ_BUF: usize = 256 * 1024;
 /// The most a sink is handed at once from a parallel download's buffers.
 const SINK_SLICE: usize = 1024 * 1024;
 /// A video_url may redirect; more hops than this is a loop.

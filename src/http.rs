@@ -316,10 +316,11 @@ pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
         .max_idle_connections(s.pool_size.max(2) * 4)
         // ureq zeroes both buffers of a connection in full when it first
         // uses them (page faults, ~2 us each here): sized to what is used.
-        // A read never returns more than one input buffer; the output one
-        // holds request heads and upload pieces (one write each; curl's
-        // upload buffer is 64 KiB too).
-        .input_buffer_size(128 * 1024)
+        // A read never returns more than one input buffer: 256 KiB reads
+        // (and file writes) measured ~15 % faster per byte into a tmpfs
+        // file than 128 KiB ones. The output one holds request heads and
+        // upload pieces (one write each; curl's upload buffer is 64 KiB too).
+        .input_buffer_size(256 * 1024)
         .output_buffer_size(64 * 1024)
         .tls_config(tls.build())
         .build();
