@@ -288,6 +288,15 @@ fn reader_errors() {
     assert_eq!(up.rc, WXM_E_IO, "{}", up.errmsg);
     assert!(up.errmsg.contains("more than"), "{}", up.errmsg);
     assert!(up.media_id.is_none());
+}
+
+#[test]
+fn a_reader_upload_hit_by_a_5xx_is_not_retried() {
+    // An emulator of its own: the aborted uploads above may still be read
+    // by the emulator after they failed here, and would take the fault.
+    let emu = start(Platform::WeCom);
+    let c = client(&emu, ClientOpts::default());
+    let data = media_bytes(b"%PDF", 100_000, 4);
     // A reader upload hit by a 5xx after its bytes were read is not retried.
     fault(
         &emu,
