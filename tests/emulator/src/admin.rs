@@ -64,6 +64,14 @@ pub async fn handle(req: Request<Incoming>, sh: Arc<Shared>) -> Resp {
             let id = String::from_utf8_lossy(&util::pct_decode(&p["/media/".len()..])).into_owned();
             media_info(&sh, &id)
         }
+        (Method::DELETE, p) if p.starts_with("/media/") => {
+            // Lets long runs (the benchmarks' uploads) give memory back.
+            let id = String::from_utf8_lossy(&util::pct_decode(&p["/media/".len()..])).into_owned();
+            match sh.lock().media.remove(&id) {
+                Some(_) => ok(json!({"deleted": id})),
+                None => reply(StatusCode::NOT_FOUND, json!({"error": "unknown media"})),
+            }
+        }
         (Method::POST, "/faults") => match read_json(req).await {
             Ok(v) => add_fault(&sh, v),
             Err(r) => r,

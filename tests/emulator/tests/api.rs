@@ -430,6 +430,18 @@ fn admin_media_sources_and_info() {
     assert!(info["created_at"].as_u64().unwrap() > 1_600_000_000);
     assert_eq!(get(a, "/__admin/media/unknown", &[]).status, 404);
 
+    // DELETE frees a media: it is gone for media/get and the admin API.
+    let mut c = Conn::open(a);
+    c.send("DELETE", "/__admin/media/disk", &[], b"");
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["deleted"], "disk");
+    assert_eq!(get(a, "/__admin/media/disk", &[]).status, 404);
+    assert_eq!(get(a, &media_get("disk"), &[]).errcode(), 40007);
+    let mut c = Conn::open(a);
+    c.send("DELETE", "/__admin/media/disk", &[], b"");
+    assert_eq!(c.read_response().unwrap().status, 404);
+
     let v = admin(a, "media", json!({"size": 1000, "seed": 77}));
     assert_eq!(v["sha256"], sha256_hex(&generated(77, 0, 1000)));
     let r = post(a, "/__admin/media", &[], b"{\"nothing\":1}");
