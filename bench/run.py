@@ -1079,17 +1079,22 @@ class Bench:
 
     def py_lib_note(self) -> str:
         """Which library the Python host loads, and whether it is older than
-        target/release's (a failed py-install leaves the previous one)."""
+        the sources (a failed py-install leaves the previous one)."""
         p = subprocess.run([self.tools_.py, "-c", "import wxmedia, os; print(wxmedia.LIBRARY_PATH)"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.py_env, cwd="/")  # fmt: skip
         path = p.stdout.strip()
         if p.returncode != 0 or not path:
             return "wxmedia not importable"
+        # Stale means built before the library's newest source change (pip
+        # builds its own copy, so its bytes and mtime differ from
+        # target/release's even when both come from the same sources).
         try:
-            stale = os.path.getmtime(path) + 1 < os.path.getmtime(os.path.join(ROOT, "target", "release", "libwxmedia.so"))
-        except OSError:
+            newest_src = max(os.path.getmtime(os.path.join(d, f))
+                             for d, _, fs in os.walk(os.path.join(ROOT, "src")) for f in fs)  # fmt: skip
+            stale = os.path.getmtime(path) + 1 < newest_src
+        except (OSError, ValueError):
             stale = False
-        return "bundled library " + ("OLDER than target/release's" if stale else "current")
+        return "bundled library " + ("OLDER than the sources in src/" if stale else "built from the current src/")
 
     def write(self, summary: List[Tuple[str, str, str, str]]) -> str:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
