@@ -296,7 +296,7 @@ impl Transport for TcpTransport {
         // connection is still good; an end of stream, stray bytes or an
         // error mean it is not.
         let mut one = [0u8; 1];
-        match self.stream.peek_nonblocking(&mut one) {
+        match peek_nonblocking(&self.stream, &mut one) {
             Err(e) => e.kind() == io::ErrorKind::WouldBlock,
             Ok(_) => false,
         }
@@ -328,42 +328,37 @@ fn quick_ack(stream: &TcpStream) {
     let _ = stream;
 }
 
-trait PeekNonBlocking {
-    fn peek_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize>;
+/// Peeks without waiting: one call where ureq's probe makes three.
+#[cfg(unix)]
+fn peek_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket and a buffer of buf.len() writable bytes.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
-impl PeekNonBlocking for TcpStream {
-    #[cfg(unix)]
-    fn peek_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid socket and a buffer of buf.len() writable bytes.
-        let n = unsafe {
-            libc::recv(
-                self.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    }
-
-    #[cfg(not(unix))]
-    fn peek_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.set_nonblocking(true)?;
-        let r = self.peek(buf);
-        self.set_nonblocking(false)?;
-        r
-    }
+#[cfg(not(unix))]
+fn peek_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    stream.set_nonblocking(true)?;
+    let r = stream.peek(buf);
+    stream.set_nonblocking(false)?;
+    r
 }
 
 /// ureq's buffers, allocated zeroed by the allocator (fresh pages cost
 /// nothing until touched) instead of being written over in full: a pooled
-/// connection's first small answer no longer faults in 128 KiB.
+/// connection's first small answer no longer faults in the whole buffer.
 struct LeanBuffers {
     input_size: usize,
     output_size: usize,
