@@ -477,7 +477,11 @@ fn stream_body(
     }
     // Small bodies get a small buffer; the buffer is kept for the span's next request.
     let size = max_len.clamp(4096, READ_BUF as u64) as usize;
-    if buf.len() < size {
+    if buf.is_empty() {
+        // Zeroed by the allocator (fresh pages from the kernel): only the
+        // pages that reads fill are ever touched, where resize writes them all.
+        *buf = vec![0; size];
+    } else if buf.len() < size {
         buf.resize(size, 0);
     }
     let read_some = |reader: &mut dyn Read, buf: &mut [u8]| loop {
