@@ -820,13 +820,30 @@ impl PositionalWriter for FileWriter {
     }
 }
 
+/// Below this size `to_path` writes no resume record up front: it is
+/// written if the transfer fails in-process (so a cancel or a network error
+/// resumes as always), and only a crash restarts such a file from byte 0.
+/// The record costs a file create, write, rename and unlink per download,
+/// about a tenth of the whole transfer time of a 1 MiB media (bench/FINDINGS.md).
+const RECORD_UP_FRONT_FROM: u64 = 4 * 1024 * 1024;
+
 /// A sink that writes a file in order (the temporary file of `to_path`).
 struct FileSink<'a> {
     file: std::fs::File,
     meta_path: PathBuf,
     meta: PartMeta,
     resumed_from: u64,
+    /// A record file exists (found at the start, or written since).
+    recorded: bool,
     progress: &'a mut dyn FnMut(u64, u64) -> Result<()>,
+}
+
+impl FileSink<'_> {
+    fn record(&mut self) -> Result<()> {
+        self.meta.save(&self.meta_path)?;
+        self.recorded = true;
+        Ok(())
+    }
 }
 
 impl Sink for FileSink<'_> {
@@ -837,7 +854,11 @@ impl Sink for FileSink<'_> {
             }
         }
         self.meta.size = Some(size);
-        self.meta.save(&self.meta_path)
+        // A record found at the start is brought up to date whatever the size.
+        if self.recorded || size >= RECORD_UP_FRONT_FROM {
+            self.record()?;
+        }
+        Ok(())
     }
     fn write(&mut self, _offset: u64, data: &[u8]) -> Result<()> {
         self.file
@@ -854,6 +875,7 @@ impl Sink for FileSink<'_> {
         meta.complete = Some(self.file.stream_position().ok()?);
         // Recorded before any hole can exist, so a crash never resumes past it.
         meta.save(&self.meta_path).ok()?;
+        self.recorded = true;
         Some(Arc::new(FileWriter {
             file,
             meta_path: self.meta_path.clone(),
@@ -942,8 +964,11 @@ impl Client {
                 complete: None,
             };
             let mut resume = 0;
+            let mut recorded = restarted;
             if !restarted {
-                if let Some(prev) = PartMeta::load(&meta_path) {
+                let prev = PartMeta::load(&meta_path);
+                recorded = prev.is_some() || meta_path.exists();
+                if let Some(prev) = prev {
                     if prev.media_id == meta.media_id && prev.endpoint == meta.endpoint {
                         resume = std::fs::metadata(&part_path).map(|m| m.len()).unwrap_or(0);
                         // Parallel workers leave holes: only the recorded
@@ -969,12 +994,14 @@ impl Client {
                 .map_err(|e| Error::Io(format!("preparing the temporary file: {e}")))?;
             // The resume record is written once the size is known, before
             // the first byte (FileSink::size_known): until then the file
-            // holds nothing a record could vouch for.
+            // holds nothing a record could vouch for. Small media write it
+            // only when the transfer fails (RECORD_UP_FRONT_FROM).
             let mut sink = FileSink {
                 file,
                 meta_path: meta_path.clone(),
                 meta,
                 resumed_from: resume,
+                recorded,
                 progress,
             };
             let opts = DownloadOptions {
@@ -1005,11 +1032,14 @@ impl Client {
                     sink.file
                         .sync_all()
                         .map_err(|e| Error::Io(format!("fsync: {e}")))?;
+                    let recorded = sink.recorded;
                     drop(sink);
                     std::fs::rename(&part_path, target).map_err(|e| {
                         Error::Io(format!("renaming into {}: {e}", target.display()))
                     })?;
-                    let _ = std::fs::remove_file(&meta_path);
+                    if recorded {
+                        let _ = std::fs::remove_file(&meta_path);
+                    }
                     if let Some(dir) = target.parent() {
                         let dir = if dir.as_os_str().is_empty() {
                             Path::new(".")
@@ -1038,6 +1068,11 @@ impl Client {
                         drop(sink);
                         let _ = std::fs::remove_file(&part_path);
                         let _ = std::fs::remove_file(&meta_path);
+                    } else if !sink.recorded && sink.meta.size.is_some() {
+                        // What was written is worth resuming: the size is
+                        // known and every byte is in order (a parallel
+                        // download recorded itself before its first hole).
+                        let _ = sink.record();
                     }
                     return Err(e);
                 }
