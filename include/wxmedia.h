@@ -489,8 +489,9 @@ int32_t wxm_download_to_sink(wxm_download *dl, wxm_sink_fn sink, void *user_data
  * Downloads the media to `path`, atomically: the bytes go to a temporary
  * file beside it (`PATH.wxmpart`, with a resume record
  * `PATH.wxmpart.json`) that is fsynced and renamed into place only when
- * complete. After a network failure, a cancel or a killed process the next
- * call for the same media_id and path resumes from the temporary file. A
+ * complete. After a network failure or a cancel, the next call for the
+ * same media_id and path resumes from the temporary file; after a killed
+ * process too, for media of 4 MiB and more (smaller ones start again). A
  * failed download never creates or damages `path`. Returns as
  * `wxm_download_to_sink`, plus `WXM_E_IO` for local file errors.
  *
