@@ -144,14 +144,18 @@ def rm(*paths: str) -> None:
 
 
 class Emulator:
-    def __init__(self, binary: str, workdir: str, upload_limit: int) -> None:
+    def __init__(self, binary: str, workdir: str, upload_limit: int, store_dir: str) -> None:
         self.log = open(os.path.join(workdir, "emulator.log"), "wb")
+        # Uploads are stored (and hashed) under TMPDIR: in tmpfs when the
+        # downloads are, so no upload row runs at the virtual disk's speed.
+        rm(store_dir)
+        os.makedirs(store_dir)
         self.proc = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--access-token", TOKEN, "--limit", f"file={upload_limit}"],
             stdout=subprocess.PIPE,
             stderr=self.log,
             stdin=subprocess.DEVNULL,
-            env=ENV,
+            env=dict(ENV, TMPDIR=store_dir),
         )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 15)
@@ -583,6 +587,12 @@ class Bench:
         except OSError:
             pass
         return os.path.join(self.work, "out")
+
+    def emu_store_dir(self) -> str:
+        """Where the emulator keeps uploads: beside the downloads (tmpfs when they are there)."""
+        if self.outdir.startswith("/dev/shm"):
+            return "/dev/shm/wxbench-emu"
+        return os.path.join(self.work, "emu")
 
     def snapshot_python(self) -> None:
         """Copies the installed wxmedia package (with its bundled library) so
@@ -1109,7 +1119,7 @@ class Bench:
             f"- {self.runs} runs per row (interleaved), {elapsed / 60:.1f} min in all"
             + (f"; some rows' runs were cut by the time budget ({self.budget:.0f} s), see notes" if self.dropped else ""),
             "- loopback only; nginx serves files from /tmp with Range (sendfile); the emulator generates its media; "
-            f"downloaded files are written to {self.outdir}"
+            f"downloaded files are written to {self.outdir}, the emulator stores uploads in {self.emu_store_dir()}"
             + (" (tmpfs: fsync is free there; on this machine's disk every file-writing row is capped near the "
                "disk's ~200 MB/s)" if self.outdir.startswith("/dev/shm") else ""),
             "",
@@ -1155,7 +1165,7 @@ class Bench:
         rm(self.outdir)
         os.makedirs(self.outdir)
         upload_limit = max(a.upload_sizes) + MiB
-        emu = Emulator(a.emulator, self.work, upload_limit)
+        emu = Emulator(a.emulator, self.work, upload_limit, self.emu_store_dir())
         log(f"emulator on {emu.addr}")
         nginx: Optional[Nginx] = None
         self.nginx_version = "-"
