@@ -88,6 +88,29 @@ def clean_env() -> Dict[str, str]:
 
 
 ENV = clean_env()
+
+# CPU pinning (set by main): clients run on the lower half of the CPUs, the
+# servers on the upper half, as a server on another host would. Unpinned, on
+# 2 CPUs, the scheduler sometimes puts a client beside its server and
+# sometimes not: 1,000 small downloads then took 47 or 130 us each for the
+# same client, run to run, which swamped every difference between hosts.
+CLIENT_PIN: List[str] = []
+SERVER_PIN: List[str] = []
+
+
+def set_pinning(enabled: bool) -> str:
+    """Sets CLIENT_PIN/SERVER_PIN; returns a line for the results' header."""
+    n = os.cpu_count() or 1
+    taskset = shutil.which("taskset")
+    if not enabled or n < 2 or not taskset:
+        why = "off (--no-pin)" if not enabled else ("off: 1 CPU" if n < 2 else "off: no taskset")
+        return f"- CPU pinning {why}"
+    half = n // 2
+    clients = f"0-{half - 1}" if half > 1 else "0"
+    servers = f"{half}-{n - 1}" if n - half > 1 else str(half)
+    CLIENT_PIN[:] = [taskset, "-c", clients]
+    SERVER_PIN[:] = [taskset, "-c", servers]
+    return f"- CPU pinning: clients on CPU {clients}, servers (nginx, emulator) on CPU {servers} (taskset)"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -151,7 +174,7 @@ class Emulator:
         rm(store_dir)
         os.makedirs(store_dir)
         self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--access-token", TOKEN, "--limit", f"file={upload_limit}"],
+            SERVER_PIN + [binary, "--listen", "127.0.0.1:0", "--access-token", TOKEN, "--limit", f"file={upload_limit}"],
             stdout=subprocess.PIPE,
             stderr=self.log,
             stdin=subprocess.DEVNULL,
@@ -260,7 +283,7 @@ class Nginx:
             f.write(conf)
         self.log = open(os.path.join(prefix, "stderr.log"), "wb")
         self.proc = subprocess.Popen(
-            [binary, "-p", prefix + "/", "-c", self.conf, "-e", os.path.join(prefix, "error.log")],
+            SERVER_PIN + [binary, "-p", prefix + "/", "-c", self.conf, "-e", os.path.join(prefix, "error.log")],
             stdout=self.log,
             stderr=self.log,
             stdin=subprocess.DEVNULL,
@@ -329,7 +352,7 @@ def timed(cmd: List[str], timeout: float, workdir: str, env: Optional[Dict[str, 
     """Runs cmd under /usr/bin/time; returns the Run and the combined output."""
     tf = os.path.join(workdir, "time.out")
     rm(tf)
-    full = ["/usr/bin/time", "-f", "TIME %e %U %S %M", "-o", tf] + cmd
+    full = CLIENT_PIN + ["/usr/bin/time", "-f", "TIME %e %U %S %M", "-o", tf] + cmd
     t0 = time.perf_counter()
     try:
         p = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=env or ENV)
@@ -1085,6 +1108,7 @@ class Bench:
             f"- libwxmedia sha256: {self.lib_ids_}",
             f"- curl {cmd_version(['curl', '--version'])}, aria2c {cmd_version(['aria2c', '--version'])}, "
             f"nginx {self.nginx_version}, emulator {self.args.emulator}",
+            self.pin_note,
         ]
 
     def py_lib_note(self) -> str:
@@ -1159,6 +1183,8 @@ class Bench:
         a = self.args
         self.load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
         os.makedirs(self.work, exist_ok=True)
+        self.pin_note = set_pinning(not a.no_pin)
+        log(self.pin_note[2:])
         self.tools_ = self.tools()
         self.lib_ids_ = self.lib_ids()
         os.makedirs(self.files, exist_ok=True)
@@ -1231,6 +1257,7 @@ def main() -> int:
     ap.add_argument("--out-dir", help="where downloads are written (default /dev/shm/wxbench-out if it has room, "
                     "else WORKDIR/out)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    ap.add_argument("--no-pin", action="store_true", help="do not pin clients and servers to separate CPUs")
     ap.add_argument("--keep-files", action="store_true", help="keep the generated files under WORKDIR/files")
     a = ap.parse_args()
     if a.sizes is None:
