@@ -29,6 +29,7 @@ bench/go; ``make bench`` builds them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import hashlib
@@ -46,7 +47,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -88,30 +89,78 @@ def clean_env() -> Dict[str, str]:
 
 
 ENV = clean_env()
-
-# CPU pinning (set by main): clients run on the lower half of the CPUs, the
-# servers on the upper half, as a server on another host would. Unpinned, on
-# 2 CPUs, the scheduler sometimes puts a client beside its server and
-# sometimes not: 1,000 small downloads then took 47 or 130 us each for the
-# same client, run to run, which swamped every difference between hosts.
-CLIENT_PIN: List[str] = []
-SERVER_PIN: List[str] = []
-
-
-def set_pinning(enabled: bool) -> str:
-    """Sets CLIENT_PIN/SERVER_PIN; returns a line for the results' header."""
-    n = os.cpu_count() or 1
-    taskset = shutil.which("taskset")
-    if not enabled or n < 2 or not taskset:
-        why = "off (--no-pin)" if not enabled else ("off: 1 CPU" if n < 2 else "off: no taskset")
-        return f"- CPU pinning {why}"
-    half = n // 2
-    clients = f"0-{half - 1}" if half > 1 else "0"
-    servers = f"{half}-{n - 1}" if n - half > 1 else str(half)
-    CLIENT_PIN[:] = [taskset, "-c", clients]
-    SERVER_PIN[:] = [taskset, "-c", servers]
-    return f"- CPU pinning: clients on CPU {clients}, servers (nginx, emulator) on CPU {servers} (taskset)"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+# CPU pinning, for the sections named by --pin (default: small): clients run
+# on the lower half of the CPUs, the servers on the upper half, as a server
+# on another host would. Small transfers are bound by wake-up latency, and
+# unpinned on 2 CPUs the scheduler sometimes put a client on its server's
+# CPU and sometimes not: the same 1,000 small downloads took 47 or 130 us
+# each from run to run. Large transfers are left to the scheduler: pinned,
+# the emulator (which generates its media) gets one CPU and becomes the
+# bottleneck of every client alike.
+CLIENT_PIN: List[str] = []
+
+
+def cpu_halves() -> Optional[Tuple[str, str]]:
+    """(client CPUs, server CPUs) as taskset lists, or None where pinning cannot work."""
+    n = os.cpu_count() or 1
+    if n < 2 or not shutil.which("taskset"):
+        return None
+    half = n // 2
+    return (f"0-{half - 1}" if half > 1 else "0", f"{half}-{n - 1}" if n - half > 1 else str(half))
+
+
+def process_tree(pid: int) -> List[int]:
+    """pid and its descendants (nginx's workers), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+class Pinning:
+    """Pins clients and the running servers for one section, and undoes it."""
+
+    def __init__(self, server_pids: List[int], sections: List[str]) -> None:
+        self.halves = cpu_halves()
+        self.server_pids = server_pids
+        self.sections = sections
+
+    def note(self) -> str:
+        if not self.sections:
+            return "- CPU pinning off (--pin none)"
+        if self.halves is None:
+            return "- CPU pinning off (needs 2 CPUs and taskset)"
+        clients, servers = self.halves
+        return (f"- CPU pinning in section(s) {', '.join(self.sections)}: clients on CPU {clients}, "
+                f"nginx and the emulator on CPU {servers} (taskset); elsewhere unpinned")  # fmt: skip
+
+    def _servers_on(self, cpus: str) -> None:
+        for root in self.server_pids:
+            for pid in process_tree(root):
+                subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    @contextlib.contextmanager
+    def section(self, name: str) -> Iterator[None]:
+        if self.halves is None or name not in self.sections:
+            yield
+            return
+        clients, servers = self.halves
+        self._servers_on(servers)
+        CLIENT_PIN[:] = ["taskset", "-c", clients]
+        try:
+            yield
+        finally:
+            CLIENT_PIN.clear()
+            self._servers_on(f"0-{(os.cpu_count() or 1) - 1}")
 
 
 def free_port() -> int:
@@ -174,7 +223,7 @@ class Emulator:
         rm(store_dir)
         os.makedirs(store_dir)
         self.proc = subprocess.Popen(
-            SERVER_PIN + [binary, "--listen", "127.0.0.1:0", "--access-token", TOKEN, "--limit", f"file={upload_limit}"],
+            [binary, "--listen", "127.0.0.1:0", "--access-token", TOKEN, "--limit", f"file={upload_limit}"],
             stdout=subprocess.PIPE,
             stderr=self.log,
             stdin=subprocess.DEVNULL,
@@ -283,7 +332,7 @@ class Nginx:
             f.write(conf)
         self.log = open(os.path.join(prefix, "stderr.log"), "wb")
         self.proc = subprocess.Popen(
-            SERVER_PIN + [binary, "-p", prefix + "/", "-c", self.conf, "-e", os.path.join(prefix, "error.log")],
+            [binary, "-p", prefix + "/", "-c", self.conf, "-e", os.path.join(prefix, "error.log")],
             stdout=self.log,
             stderr=self.log,
             stdin=subprocess.DEVNULL,
@@ -595,6 +644,7 @@ class Bench:
         self.dropped = False
         self.expected_sha: Dict[Tuple[str, str], str] = {}
         self.py_env: Dict[str, str] = ENV
+        self.pin_note = "- CPU pinning off"
 
     # ---- set-up
 
@@ -1183,8 +1233,6 @@ class Bench:
         a = self.args
         self.load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
         os.makedirs(self.work, exist_ok=True)
-        self.pin_note = set_pinning(not a.no_pin)
-        log(self.pin_note[2:])
         self.tools_ = self.tools()
         self.lib_ids_ = self.lib_ids()
         os.makedirs(self.files, exist_ok=True)
@@ -1201,14 +1249,21 @@ class Bench:
                 self.nginx_version = nginx.version
                 log(f"nginx {nginx.version} on 127.0.0.1:{nginx.port} (throttled twin on {nginx.tport})")
             sections = a.only.split(",") if a.only else ["download", "upload", "small", "throttled"]
+            pin = Pinning([emu.proc.pid] + ([nginx.proc.pid] if nginx else []), a.pin)
+            self.pin_note = pin.note()
+            log(self.pin_note[2:])
             if "download" in sections:
-                self.section_download(emu, nginx, a.sizes)
+                with pin.section("download"):
+                    self.section_download(emu, nginx, a.sizes)
             if "upload" in sections:
-                self.section_upload(emu, a.upload_sizes)
+                with pin.section("upload"):
+                    self.section_upload(emu, a.upload_sizes)
             if "small" in sections:
-                self.section_small(emu, nginx, 100 * KiB, a.small_count)
+                with pin.section("small"):
+                    self.section_small(emu, nginx, 100 * KiB, a.small_count)
             if "throttled" in sections:
-                self.section_throttle(emu, nginx, a.throttle_size, a.throttle_bps)
+                with pin.section("throttled"):
+                    self.section_throttle(emu, nginx, a.throttle_size, a.throttle_bps)
         finally:
             if nginx is not None:
                 nginx.stop()
@@ -1222,6 +1277,19 @@ class Bench:
             print(f.read())
         log(f"results: {base}.md and {base}.csv")
         return 0
+
+
+def parse_sections(text: str) -> List[str]:
+    known = ["download", "upload", "small", "throttled"]
+    if text == "all":
+        return known
+    if text == "none":
+        return []
+    out = [t.strip() for t in text.split(",") if t.strip()]
+    for t in out:
+        if t not in known:
+            raise argparse.ArgumentTypeError(f"unknown section {t!r} (one of {', '.join(known)}, all, none)")
+    return out
 
 
 def parse_sizes(text: str) -> List[int]:
@@ -1257,7 +1325,8 @@ def main() -> int:
     ap.add_argument("--out-dir", help="where downloads are written (default /dev/shm/wxbench-out if it has room, "
                     "else WORKDIR/out)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
-    ap.add_argument("--no-pin", action="store_true", help="do not pin clients and servers to separate CPUs")
+    ap.add_argument("--pin", type=parse_sections, default=["small"],
+                    help="sections whose clients and servers run on separate CPUs (default small; all; none)")  # fmt: skip
     ap.add_argument("--keep-files", action="store_true", help="keep the generated files under WORKDIR/files")
     a = ap.parse_args()
     if a.sizes is None:
