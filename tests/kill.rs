@@ -130,38 +130,48 @@ fn fetched(emu: &common::Emulator, id: &str) -> (u64, u64) {
     (total, first)
 }
 
+/// Adds a media of `size` bytes, kills a child downloading it midway, then
+/// lets a new child finish and checks the result. Returns what the kill left
+/// on disk and the emulator's (bytes refetched, lowest offset) afterwards.
+fn kill_then_finish(
+    emu: &common::Emulator,
+    size: u64,
+    seed: u32,
+    parallelism: u32,
+) -> (u64, u64, u64) {
+    let (id, want) = add_media(emu, json!({"size": size, "seed": seed, "encrypted": true}));
+    let dir = rel_tempdir("kill");
+    let target = dir.join("media.bin");
+    let have = kill_midway(emu, &id, &target, parallelism, 600_000);
+    assert!(have < size, "killed too late: {have}");
+    admin(emu, "POST", "/__admin/reset", json!({}));
+    wait_ok(
+        spawn_child(&emu.base_url(), &id, &target, parallelism),
+        "second child",
+    );
+    let got = std::fs::read(&target).expect("target");
+    assert_eq!(
+        sha256_hex(&got),
+        sha256_hex(&want),
+        "parallelism {parallelism}"
+    );
+    let (part, meta) = wxmedia::download::part_paths(&target);
+    assert!(!part.exists() && !meta.exists(), "temporary files left");
+    let _ = std::fs::remove_dir_all(dir);
+    let (total, first) = fetched(emu, &id);
+    (have, total, first)
+}
+
 #[test]
 fn a_killed_host_resumes_in_a_new_process() {
     let emu = start(Platform::WeCom);
     let size = 5 * 1024 * 1024 + 5;
     for parallelism in [1u32, 3] {
-        let (id, want) = add_media(
-            &emu,
-            json!({"size": size, "seed": 40 + parallelism, "encrypted": true}),
-        );
-        let dir = rel_tempdir("kill");
-        let target = dir.join("media.bin");
-        let have = kill_midway(&emu, &id, &target, parallelism, 600_000);
-        assert!(have < size, "killed too late: {have}");
-        admin(&emu, "POST", "/__admin/reset", json!({}));
-        wait_ok(
-            spawn_child(&emu.base_url(), &id, &target, parallelism),
-            "resume",
-        );
-        let got = std::fs::read(&target).expect("target");
-        assert_eq!(
-            sha256_hex(&got),
-            sha256_hex(&want),
-            "parallelism {parallelism}"
-        );
-        let (total, first) = fetched(&emu, &id);
+        let (have, total, first) = kill_then_finish(&emu, size, 40 + parallelism, parallelism);
         assert!(
             total < size && first > 0,
             "parallelism {parallelism}: refetched {total} of {size} bytes from {first} ({have} on disk)"
         );
-        let (part, meta) = wxmedia::download::part_paths(&target);
-        assert!(!part.exists() && !meta.exists());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -170,33 +180,11 @@ fn a_killed_small_download_starts_again_cleanly() {
     let emu = start(Platform::WeCom);
     let size = 2 * 1024 * 1024 + 9;
     for parallelism in [1u32, 3] {
-        let (id, want) = add_media(
-            &emu,
-            json!({"size": size, "seed": 60 + parallelism, "encrypted": true}),
-        );
-        let dir = rel_tempdir("killsmall");
-        let target = dir.join("media.bin");
-        let have = kill_midway(&emu, &id, &target, parallelism, 600_000);
-        assert!(have < size, "killed too late: {have}");
-        admin(&emu, "POST", "/__admin/reset", json!({}));
-        wait_ok(
-            spawn_child(&emu.base_url(), &id, &target, parallelism),
-            "restart",
-        );
-        let got = std::fs::read(&target).expect("target");
-        assert_eq!(
-            sha256_hex(&got),
-            sha256_hex(&want),
-            "parallelism {parallelism}"
-        );
+        let (_, _, first) = kill_then_finish(&emu, size, 60 + parallelism, parallelism);
         if parallelism == 1 {
             // No record was written: nothing vouched for the bytes on disk.
-            let (_, first) = fetched(&emu, &id);
             assert_eq!(first, 0, "a small in-order download restarts from 0");
         }
-        let (part, meta) = wxmedia::download::part_paths(&target);
-        assert!(!part.exists() && !meta.exists());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
