@@ -741,6 +741,21 @@ int32_t wxm_url_upload_set_scene(wxm_url_upload *u, uint32_t scene);
 int32_t wxm_url_upload_set_jobid(wxm_url_upload *u, const char *jobid);
 
 /**
+ * Sets (or, with a NULL function, clears) a heartbeat for `_submit`,
+ * `_wait` and `_run`: the progress callback, called on the calling thread
+ * about every 100 ms while they wait (for WeChat's answers, between
+ * polls, in retry pauses) with `done` and `total` both 0, since WeChat
+ * fetches the bytes. A non-zero return stops the call with
+ * `WXM_E_ABORTED`; the job goes on at WeChat, and a later `_wait` picks it
+ * up. This is how a host checks for its own interrupts (Python's Ctrl-C)
+ * during a wait of minutes. Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `u` is NULL or live; `user_data` stays valid while a call of `u` runs.
+ */
+int32_t wxm_url_upload_set_progress(wxm_url_upload *u, wxm_progress_fn progress, void *user_data);
+
+/**
  * Submits the job (validating locally first: type 40004, fields 40058,
  * platform 48001). Returns 0 with the jobid in `wxm_url_upload_jobid`, or
  * an errcode. Does nothing when a jobid is already set.

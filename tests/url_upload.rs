@@ -281,3 +281,87 @@ fn uploadimg_answers_a_permanent_url() {
     );
     assert_eq!(stats(&emu)["requests"]["media/uploadimg"].as_u64(), Some(2));
 }
+
+/// What the heartbeat of an upload by URL saw.
+struct Beats {
+    thread: std::thread::ThreadId,
+    calls: std::sync::atomic::AtomicUsize,
+    /// Calls made elsewhere than on the calling thread, or with figures.
+    wrong: std::sync::atomic::AtomicUsize,
+    /// The call that returns non-zero (0: none).
+    stop_at: usize,
+}
+
+extern "C" fn beat(user_data: *mut std::ffi::c_void, done: u64, total: u64) -> i32 {
+    use std::sync::atomic::Ordering;
+    // SAFETY: user_data is the test's live Beats.
+    let b = unsafe { &*(user_data as *const Beats) };
+    let n = b.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if std::thread::current().id() != b.thread || done != 0 || total != 0 {
+        b.wrong.fetch_add(1, Ordering::SeqCst);
+    }
+    i32::from(n == b.stop_at)
+}
+
+#[test]
+fn the_heartbeat_runs_during_a_wait_and_can_stop_it() {
+    use std::sync::atomic::Ordering;
+    let emu = start(Platform::WeCom);
+    let c = client(&emu, ClientOpts::default());
+    let (url, data, local) = source(&emu, 40_000, 8);
+    let md5_path = cs(local.to_str().expect("utf-8"));
+    let beats = |stop_at| Beats {
+        thread: std::thread::current().id(),
+        calls: 0.into(),
+        wrong: 0.into(),
+        stop_at,
+    };
+    // SAFETY: live handles; each Beats outlives the calls that use it.
+    unsafe {
+        // The emulator takes at least 300 ms: the heartbeat comes every ~100 ms.
+        let seen = beats(0);
+        let j = job(&c, "file", &url, "a.bin");
+        assert_eq!(wxm_url_upload_set_md5_from_path(j.0, md5_path.as_ptr()), 0);
+        let ud = &seen as *const Beats as *mut std::ffi::c_void;
+        assert_eq!(wxm_url_upload_set_progress(j.0, Some(beat), ud), 0);
+        assert_eq!(wxm_url_upload_run(j.0, 30_000), 0);
+        let calls = seen.calls.load(Ordering::SeqCst);
+        assert!(calls >= 2, "{calls} heartbeats in a wait of 300 ms or more");
+        assert_eq!(seen.wrong.load(Ordering::SeqCst), 0, "figures or thread");
+
+        // A non-zero return stops the wait; the job goes on and can be waited for.
+        let stopper = beats(1);
+        let j = job(&c, "file", &url, "b.bin");
+        assert_eq!(wxm_url_upload_set_md5_from_path(j.0, md5_path.as_ptr()), 0);
+        let ud = &stopper as *const Beats as *mut std::ffi::c_void;
+        assert_eq!(wxm_url_upload_set_progress(j.0, Some(beat), ud), 0);
+        assert_eq!(wxm_url_upload_run(j.0, 30_000), WXM_E_ABORTED);
+        assert!(
+            s(wxm_url_upload_errmsg(j.0)).is_some_and(|m| m.contains("progress callback")),
+            "{:?}",
+            s(wxm_url_upload_errmsg(j.0))
+        );
+        assert_eq!(stopper.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            wxm_url_upload_set_progress(j.0, None, std::ptr::null_mut()),
+            0
+        );
+        assert_eq!(
+            wxm_url_upload_wait(j.0, 30_000),
+            0,
+            "{:?}",
+            s(wxm_url_upload_errmsg(j.0))
+        );
+        let id = s(wxm_url_upload_media_id(j.0)).expect("media_id");
+        assert_eq!(download_sink(&c, &id, 0).data, data);
+        assert_eq!(
+            stopper.calls.load(Ordering::SeqCst),
+            1,
+            "a cleared heartbeat is not called"
+        );
+        assert_eq!(
+            wxm_url_upload_set_progress(std::ptr::null_mut(), Some(beat), ud),
+            WXM_E_INVALID_ARG
+        );
+    }
+}

@@ -3,12 +3,13 @@
 use super::boundary::{
     arg_ref, arg_str, free_handle, guard, guard_ptr, guard_void, opt_ptr, read_handle, to_cstring,
 };
+use super::download::{with_progress, wxm_progress_fn, Callback};
 use super::{owned, wxm_client};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::token::lock;
 use crate::url_upload::{JobStatus, UrlUpload, MAX_SIZE, MIN_SIZE};
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub struct wxm_url_upload {
     client: Arc<Client>,
     state: Mutex<State>,
     cancel: Arc<AtomicBool>,
+    progress: Mutex<Option<Callback<wxm_progress_fn>>>,
 }
 
 /// Creates an upload by URL of `type` ("video" or "file") fetched by WeChat
@@ -81,6 +83,7 @@ pub unsafe extern "C" fn wxm_url_upload_new(
                 ..State::default()
             }),
             cancel: Arc::new(AtomicBool::new(false)),
+            progress: Mutex::new(None),
         })))
     })
 }
@@ -193,6 +196,12 @@ pub unsafe extern "C" fn wxm_url_upload_set_jobid(
 }
 
 impl wxm_url_upload {
+    /// Runs `f` with the host's heartbeat (if set) called by the library's waits.
+    fn heartbeat(&self, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        let cb = *lock(&self.progress);
+        with_progress(cb, |_| f())
+    }
+
     fn record(&self, result: Result<()>) -> Result<()> {
         let mut st = lock(&self.state);
         match result {
@@ -269,6 +278,34 @@ impl wxm_url_upload {
     }
 }
 
+/// Sets (or, with a NULL function, clears) a heartbeat for `_submit`,
+/// `_wait` and `_run`: the progress callback, called on the calling thread
+/// about every 100 ms while they wait (for WeChat's answers, between
+/// polls, in retry pauses) with `done` and `total` both 0, since WeChat
+/// fetches the bytes. A non-zero return stops the call with
+/// `WXM_E_ABORTED`; the job goes on at WeChat, and a later `_wait` picks it
+/// up. This is how a host checks for its own interrupts (Python's Ctrl-C)
+/// during a wait of minutes. Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `u` is NULL or live; `user_data` stays valid while a call of `u` runs.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_url_upload_set_progress(
+    u: *mut wxm_url_upload,
+    progress: wxm_progress_fn,
+    user_data: *mut c_void,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        let u = unsafe { arg_ref(u, "url_upload") }?;
+        *lock(&u.progress) = progress.map(|_| Callback {
+            f: progress,
+            user_data: user_data as usize,
+        });
+        Ok(())
+    })
+}
+
 /// Submits the job (validating locally first: type 40004, fields 40058,
 /// platform 48001). Returns 0 with the jobid in `wxm_url_upload_jobid`, or
 /// an errcode. Does nothing when a jobid is already set.
@@ -280,7 +317,7 @@ pub unsafe extern "C" fn wxm_url_upload_submit(u: *mut wxm_url_upload) -> i32 {
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        let r = u.submit();
+        let r = u.heartbeat(|| u.submit());
         u.record(r)
     })
 }
@@ -297,7 +334,7 @@ pub unsafe extern "C" fn wxm_url_upload_wait(u: *mut wxm_url_upload, timeout_ms:
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        let r = u.wait(timeout_ms);
+        let r = u.heartbeat(|| u.wait(timeout_ms));
         u.record(r)
     })
 }
@@ -311,7 +348,7 @@ pub unsafe extern "C" fn wxm_url_upload_run(u: *mut wxm_url_upload, timeout_ms: 
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        let r = u.submit().and_then(|_| u.wait(timeout_ms));
+        let r = u.heartbeat(|| u.submit().and_then(|_| u.wait(timeout_ms)));
         u.record(r)
     })
 }
