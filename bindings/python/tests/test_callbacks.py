@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 
 import wxmedia
 from wxmedia import errcodes
-from wxemu import TOKEN, Emulator, sha256, sha256_file
+from wxemu import TOKEN, Emulator, generated, sha256, sha256_file
 from conftest import make_client
 
 MiB = 1024 * 1024
@@ -250,6 +251,58 @@ def test_cancelled_token_refuses_to_start(client: wxmedia.Client, emu: Emulator)
     assert emu.stats()["requests"].get("media/get", 0) == 0
 
 
+@pytest.mark.parametrize("where", ["main", "thread"])
+@pytest.mark.parametrize("form", ["run", "submit", "wait"])
+def test_cancel_token_stops_an_upload_by_url(emu: Emulator, form: str, where: str) -> None:
+    """Waiting for WeChat's answer (run, submit) or polling a running job (wait); on the
+    main thread (with the heartbeat) and on another; the job goes on and can be waited for."""
+    size = 1000
+    media = emu.add_media(size=size, seed=7, filename="src.bin")
+    url = f"{emu.base_url}/__video/{media['media_id']}"
+    md5 = hashlib.md5(generated(7, 0, size)).hexdigest()
+    token = wxmedia.CancelToken()
+    out: Dict[str, Any] = {}
+    with make_client(emu, timeouts=(30, 30)) as c:
+        if form == "wait":
+            emu.fault("stall", endpoint="video", media_id=media["media_id"], after_bytes=0, ms=2000)
+            jobid = c.submit_upload_by_url("file", url, "c.bin", md5=md5)
+        else:
+            emu.fault("slow_headers", endpoint="media/upload_by_url", ms=20_000)
+
+        def work() -> None:
+            t0 = time.monotonic()
+            try:
+                if form == "run":
+                    c.upload_by_url("file", url, "c.bin", md5=md5, timeout=60, cancel=token)
+                elif form == "submit":
+                    c.submit_upload_by_url("file", url, "c.bin", md5=md5, cancel=token)
+                else:
+                    c.wait_upload_by_url(jobid, timeout=60, cancel=token)
+            except BaseException as e:  # noqa: B902
+                out["e"] = e
+            out["elapsed"] = time.monotonic() - t0
+
+        timer = threading.Timer(0.5, token.cancel)
+        timer.start()
+        if where == "main":
+            work()
+        else:
+            t = threading.Thread(target=work)
+            t.start()
+            t.join(10)
+            assert not t.is_alive()
+        timer.join()
+        e = out.get("e")
+        assert isinstance(e, wxmedia.Cancelled), e
+        assert e.errcode == errcodes.E_CANCELLED
+        assert out["elapsed"] < 3, f"cancel took {out['elapsed']:.1f}s"
+        if form == "wait":
+            assert e.jobid == jobid
+            assert c.wait_upload_by_url(jobid, timeout=30).media_id, "the job went on"
+        with pytest.raises(wxmedia.Cancelled):  # a token stays cancelled
+            c.upload_by_url("file", url, "c.bin", md5=md5, timeout=60, cancel=token)
+
+
 def test_cancel_token_from_a_worker_thread_transfer(emu: Emulator) -> None:
     media = emu.add_media(size=MiB, seed=4)
     emu.fault("stall", media_id=media["media_id"], after_bytes=0, ms=20_000)
@@ -302,10 +355,13 @@ CTRL_C_SCRIPT = textwrap.dedent(
             c.upload("file", os.urandom(300_000), filename="u.bin", progress=prog)
         elif what == "url":
             c.upload_by_url("file", base + "/__video/" + media_id, "u.bin", md5="0" * 32, timeout=60)
+        elif what == "url-submit":
+            c.submit_upload_by_url("file", base + "/__video/" + media_id, "u.bin", md5="0" * 32)
     except KeyboardInterrupt:
         print("INTERRUPTED %.2f" % (time.monotonic() - t0), flush=True)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert threads <= {"MainThread", "STARTED"}, threads
+        assert threading.enumerate() == [threading.main_thread()], threading.enumerate()
         sys.exit(42)
     print("FINISHED", flush=True)
     """
@@ -326,8 +382,11 @@ STALL = {"kind": "stall", "after_bytes": 65536, "ms": 15_000}
         ("1", "parallel", "0", STALL),
         ("1", "upload", "1", {"kind": "slow_headers", "endpoint": "media/upload", "ms": 15_000}),
         ("1", "upload", "0", {"kind": "slow_headers", "endpoint": "media/upload", "ms": 15_000}),
-        # no heartbeat: the client's helper thread runs it while the main thread waits
+        # an upload by URL: the heartbeat while it waits for WeChat's answer, and for the job
+        # (whose fetch of the URL stalls) between polls
         ("1", "url", "0", {"kind": "slow_headers", "endpoint": "media/upload_by_url", "ms": 15_000}),
+        ("1", "url-submit", "0", {"kind": "slow_headers", "endpoint": "media/upload_by_url", "ms": 15_000}),
+        ("1", "url", "0", {"kind": "stall", "endpoint": "video", "after_bytes": 0, "ms": 15_000}),
         # without the heartbeat: Ctrl-C lands in a callback and must not be swallowed by ctypes
         ("0", "path", "1", {"kind": "throttle", "bytes_per_sec": 100_000}),
     ],
@@ -341,6 +400,8 @@ STALL = {"kind": "stall", "after_bytes": 65536, "ms": 15_000}
         "stalled-upload",
         "stalled-upload-no-progress",
         "stalled-upload-by-url",
+        "stalled-submit-upload-by-url",
+        "polling-upload-by-url",
         "trickling-without-heartbeat",
     ],
 )
@@ -348,7 +409,7 @@ def test_ctrl_c_stops_a_transfer(
     emu: Emulator, tmp_path: Path, watch: str, what: str, with_progress: str, fault: Dict[str, Any]
 ) -> None:
     media = emu.add_media(size=MiB, seed=5)
-    if fault.get("endpoint", "media/get") == "media/get":
+    if fault.get("endpoint", "media/get") in ("media/get", "video"):
         fault = dict(fault, media_id=media["media_id"])
     emu.fault(**fault)
     script = tmp_path / "ctrl_c.py"
@@ -380,12 +441,17 @@ def test_ctrl_c_stops_a_transfer(
 
 
 # --- an application's signal handler raising during a transfer ------------------------------------
-@pytest.mark.parametrize("what", ["path", "bytes", "upload"])
+@pytest.mark.parametrize("what", ["path", "bytes", "upload", "url", "url-wait"])
 def test_a_signal_handlers_exception_stops_a_stalled_transfer(emu: Emulator, tmp_path: Path, what: str) -> None:
     """Raised at a trampoline's first instruction, where ctypes would swallow it: it comes back."""
     media = emu.add_media(size=MiB, seed=6)
+    url = f"{emu.base_url}/__video/{media['media_id']}"
     if what == "upload":
         emu.fault("slow_headers", endpoint="media/upload", ms=15_000)
+    elif what == "url":  # waiting for WeChat's answer
+        emu.fault("slow_headers", endpoint="media/upload_by_url", ms=15_000)
+    elif what == "url-wait":  # polling a job whose fetch stalls
+        emu.fault("stall", endpoint="video", media_id=media["media_id"], after_bytes=0, ms=15_000)
     else:
         emu.fault("stall", media_id=media["media_id"], after_bytes=65536, ms=15_000)
 
@@ -404,8 +470,12 @@ def test_a_signal_handlers_exception_stops_a_stalled_transfer(emu: Emulator, tmp
                     c.download(media["media_id"], tmp_path / "s.bin")
                 elif what == "bytes":
                     c.download_bytes(media["media_id"])
-                else:
+                elif what == "upload":
                     c.upload("file", os.urandom(300_000), filename="s.bin")
+                elif what == "url":
+                    c.upload_by_url("file", url, "s.bin", md5="0" * 32, timeout=60)
+                else:
+                    c.wait_upload_by_url(c.submit_upload_by_url("file", url, "s.bin", md5="0" * 32), timeout=60)
             elapsed = time.monotonic() - t0
     finally:
         kill.join()

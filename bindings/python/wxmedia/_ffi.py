@@ -156,6 +156,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_url_upload_set_md5_from_path": (c_int32, [UrlUploadP, c_char_p]),
     "wxm_url_upload_set_scene": (c_int32, [UrlUploadP, c_uint32]),
     "wxm_url_upload_set_jobid": (c_int32, [UrlUploadP, c_char_p]),
+    "wxm_url_upload_set_progress": (c_int32, [UrlUploadP, PROGRESS_FN, c_void_p]),
     "wxm_url_upload_submit": (c_int32, [UrlUploadP]),
     "wxm_url_upload_wait": (c_int32, [UrlUploadP, c_uint32]),
     "wxm_url_upload_run": (c_int32, [UrlUploadP, c_uint32]),

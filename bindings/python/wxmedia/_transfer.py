@@ -13,15 +13,12 @@
 
 from __future__ import annotations
 
-import _thread
 import ctypes
 import itertools
 import os
-import queue
 import signal
 import sys
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, List, Optional, TypeVar
 
 from . import _ffi, errcodes
@@ -356,9 +353,9 @@ READ_TRAMPOLINE = _ffi.READ_FN(_read_impl)
 class CancelToken:
     """Cancels transfers from another thread (or a signal handler, a GUI, ...).
 
-    Pass it as ``cancel=`` to :meth:`Client.download`, :meth:`Client.download_bytes`
-    or :meth:`Client.upload`; :meth:`cancel` stops every transfer using it, now
-    and later, and each raises :class:`wxmedia.Cancelled`::
+    Pass it as ``cancel=`` to :meth:`Client.download`, :meth:`Client.download_bytes`,
+    :meth:`Client.upload` or the uploads by URL; :meth:`cancel` stops every
+    transfer using it, now and later, and each raises :class:`wxmedia.Cancelled`::
 
         token = wxmedia.CancelToken()
         threading.Timer(10, token.cancel).start()
@@ -403,31 +400,29 @@ class CancelToken:
         return f"CancelToken(cancelled={self._cancelled})"
 
 
-# --- running a blocking call: Ctrl-C, signal handlers, the worker thread ---------------------
+# --- running a blocking call on the main thread: Ctrl-C and signal handlers ---------------------
 #
 # Python runs signal handlers on the main thread only, between bytecodes.  A
 # blocking C call made on the main thread is deaf to them until it returns or
 # calls back into Python; and when a trampoline runs, a handler's exception is
 # raised at the trampoline's very first instruction, before its ``try``, where
-# ctypes prints and swallows it.  Downloads and uploads run on the calling
-# thread all the same (no thread hand-off per call):
+# ctypes prints and swallows it.  Every call runs on the calling thread all the
+# same (no helper thread, no hand-off per call):
 #
 # * The library calls the progress trampoline on the calling thread about every
 #   100 ms while it waits without news (a stalled server, an upload waiting for
-#   its answer, parallel workers), and at most every ~10 ms while bytes flow:
-#   the client installs it on every main-thread transfer (``cancel_on_interrupt``),
-#   so pending signal handlers run at least that often.
+#   its answer, parallel workers, an upload by URL waiting for WeChat's job,
+#   through ``wxm_url_upload_set_progress``), and at most every ~10 ms while
+#   bytes flow: the client installs it on every main-thread call
+#   (``cancel_on_interrupt``), so pending signal handlers run at least that often.
 # * :class:`_SigintGuard`: a signal handler's exception raised at a
 #   trampoline's entry -- Ctrl-C's KeyboardInterrupt, or an application's
 #   SIGTERM handler raising SystemExit, say -- reaches ``sys.unraisablehook``;
-#   the guard's hook, installed while a main-thread transfer runs, stashes it
+#   the guard's hook, installed while a main-thread call runs, stashes it
 #   on the innermost one and stops and cancels it, and it is re-raised once the
 #   library has returned.  During an upload from a reader, whose return value
 #   must never be made up, Python's default SIGINT handler is swapped for one
 #   that raises nothing.
-# * :class:`Worker`: what has no heartbeat (``wxm_url_upload_run``, which waits
-#   for WeChat's job) runs on a long-lived helper thread of the client while the
-#   main thread waits on a lock, where signal handlers do run.
 
 if TYPE_CHECKING:  # no stubs for _signal; it has signal's signatures
     import signal as _sig
@@ -442,8 +437,6 @@ _DEFAULT_INT_HANDLER = signal.default_int_handler
 _main_thread = threading.main_thread
 _get_ident = threading.get_ident
 _main_ident = _main_thread().ident  # refreshed after a fork (the child's main thread may differ)
-_allocate_lock = _thread.allocate_lock
-_is_finalizing = sys.is_finalizing
 
 _TRAMPOLINE_CODES = tuple(f.__code__ for f in (_sink_impl, _bytes_sink_impl, _progress_impl, _read_impl, _token_impl))
 
@@ -551,220 +544,9 @@ def _stop(t: Transfer) -> None:
 _GUARD = _SigintGuard()
 
 
-class _Job:
-    """One blocking call handed to a helper thread, and its outcome."""
-
-    __slots__ = ("call", "rc", "exc", "finished", "done")
-
-    def __init__(self, call: Callable[[], int]) -> None:
-        self.call: Optional[Callable[[], int]] = call
-        self.rc = 0
-        self.exc: Optional[BaseException] = None
-        self.finished = False  # set before ``done`` is released
-        self.done = _allocate_lock()  # released by the helper when the call has returned
-        self.done.acquire()
-
-    def run(self) -> None:
-        try:
-            assert self.call is not None
-            self.rc = self.call()
-        except BaseException as e:  # noqa: B902
-            self.exc = e
-        finally:
-            self.call = None  # drop the handle's closures now, not when the job is collected
-            self.finished = True
-            self.done.release()
-
-    def wait(self) -> None:
-        """Block until the call has returned; signal handlers run meanwhile.
-
-        Safe to call again after it raised: a handler's exception may surface
-        right after ``acquire()`` succeeded (at the interpreter's next check),
-        and acquiring the lock a second time would then never return.
-        """
-        while not self.finished:
-            self.done.acquire()
-
-
-def _serve(jobs: "queue.SimpleQueue[Optional[_Job]]") -> None:
-    """A helper thread's loop: run jobs until ``None``."""
-    get = jobs.get
-    while True:
-        job = get()
-        if job is None:
-            return
-        job.run()
-        del job  # hold nothing of the last transfer while idle
-
-
-def _start_helper(jobs: "queue.SimpleQueue[Optional[_Job]]", name: str) -> threading.Thread:
-    thread = threading.Thread(target=_serve, args=(jobs,), name=name, daemon=True)
-    try:
-        thread.start()
-    except BaseException:
-        # Interrupted after the thread began (start() waits for it): let it end.
-        jobs.put(None)
-        raise
-    return thread
-
-
-def _hand_off(jobs: "queue.SimpleQueue[Optional[_Job]]", job: _Job, cancel: Callable[[], None]) -> int:
-    """Queue ``job`` to a helper thread and wait for it, interruptibly; return its code."""
-    pending: Optional[BaseException] = None
-    queued = False
-    while True:
-        try:
-            if not queued:
-                queued = True
-                jobs.put(job)
-            job.wait()
-            break
-        except BaseException as e:  # noqa: B902 - e.g. SystemExit from an application's signal handler
-            if pending is None:
-                pending = e
-                cancel()
-            # Never leave while the helper is inside the library: the caller
-            # frees the handle right after we return.
-    if pending is not None:
-        try:
-            raise pending
-        finally:
-            pending = None
-    exc = job.exc
-    if exc is not None:
-        job.exc = None
-        try:
-            raise exc
-        finally:
-            exc = None
-    return int(job.rc)
-
-
-def _run_on_new_thread(call: Callable[[], int], cancel: Callable[[], None]) -> int:
-    """The fallback: a one-off helper thread for this call only."""
-    jobs: "queue.SimpleQueue[Optional[_Job]]" = queue.SimpleQueue()
-    try:
-        thread = _start_helper(jobs, "wxmedia-transfer")
-    except RuntimeError:  # no new threads (interpreter shutdown, limits): run here
-        return call()
-    try:
-        return _hand_off(jobs, _Job(call), cancel)
-    finally:
-        jobs.put(None)
-        thread.join()
-
-
-class Worker:
-    """A client's helper thread for blocking calls made on the main thread.
-
-    Started on first use, stopped by :meth:`close` (``Client.close()``).  Only
-    the main thread hands it work, and the main thread waits for each call, so
-    it never has more than one call to run: calls from other threads run on
-    those threads (concurrently, as before).  When it is busy (a signal handler
-    of the application starting a transfer during a wait) or closed, a call gets
-    a one-off thread instead.  After ``os.fork()`` the child starts its own.
-    """
-
-    __slots__ = ("_lock", "_jobs", "_thread", "_busy", "_closed", "__weakref__")
-
-    name = "wxmedia-worker"
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: "Optional[queue.SimpleQueue[Optional[_Job]]]" = None
-        self._thread: Optional[threading.Thread] = None
-        self._busy = False
-        self._closed = False
-        _WORKERS.add(self)
-
-    @property
-    def thread(self) -> Optional[threading.Thread]:
-        """The helper thread, while it runs (for tests and diagnostics)."""
-        return self._thread
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def run(self, call: Callable[[], int], cancel: Callable[[], None]) -> int:
-        """Run ``call`` on the helper thread while this (main) thread waits; return its code.
-
-        The critical sections below call nothing, so a signal handler of the
-        application (which may call ``close()``) cannot run inside them.
-        """
-        with self._lock:
-            if self._closed or self._busy:
-                usable = False
-            else:
-                usable = True
-                self._busy = True  # from now on close() leaves the thread to us
-                jobs = self._jobs
-                thread = self._thread
-        if not usable:
-            return _run_on_new_thread(call, cancel)
-        try:
-            if jobs is None or thread is None:
-                jobs = queue.SimpleQueue()
-                try:
-                    thread = _start_helper(jobs, self.name)
-                except RuntimeError:  # no new threads (interpreter shutdown, limits): run here
-                    return call()
-                with self._lock:
-                    self._jobs = jobs
-                    self._thread = thread
-            return _hand_off(jobs, _Job(call), cancel)
-        finally:
-            with self._lock:
-                self._busy = False
-                stop = self._closed
-                if stop:  # closed meanwhile: the thread is ours to stop
-                    jobs = self._jobs
-                    thread = self._thread
-                    self._jobs = None
-                    self._thread = None
-            if stop:
-                self._stop(jobs, thread)
-
-    def close(self) -> None:
-        """Stop the helper thread (idempotent); a call it is running finishes first."""
-        with self._lock:
-            self._closed = True
-            if self._busy:  # run() stops it when its call returns
-                return
-            jobs = self._jobs
-            thread = self._thread
-            self._jobs = None
-            self._thread = None
-        self._stop(jobs, thread)
-
-    @staticmethod
-    def _stop(
-        jobs: "Optional[queue.SimpleQueue[Optional[_Job]]]", thread: Optional[threading.Thread]
-    ) -> None:
-        if jobs is not None:
-            jobs.put(None)
-        # Join it (it is idle: this takes microseconds) unless it is this very
-        # thread, or the interpreter is finalizing: then no other thread can
-        # take the GIL again and join() would never return.
-        if thread is not None and thread is not threading.current_thread() and not _is_finalizing():
-            thread.join()
-
-    def _after_fork_in_child(self) -> None:
-        # The thread did not survive the fork, and the lock may have been held.
-        self._lock = threading.Lock()
-        self._jobs = None
-        self._thread = None
-        self._busy = False
-
-
-_WORKERS: "weakref.WeakSet[Worker]" = weakref.WeakSet()
-
-
 def _after_fork_in_child() -> None:
     global _main_ident
     _main_ident = _main_thread().ident  # threading's own after-fork hook ran first
-    for worker in list(_WORKERS):
-        worker._after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
@@ -806,35 +588,3 @@ def call_on_main(transfer: Transfer, fn: Callable[..., int], *args: Any) -> int:
             guard.interrupted = False
         raise KeyboardInterrupt
     return rc
-
-
-def run_blocking(
-    call: Callable[[], int],
-    cancel: Callable[[], None],
-    worker: Optional[Worker] = None,
-    transfer: Optional[Transfer] = None,
-) -> int:
-    """Run one blocking C call and return its code (see :func:`call_on_main`).
-
-    Off the main thread the call simply runs here (each thread its own
-    transfer, concurrently).  On the main thread it runs here too, unless a
-    ``worker`` is given: then it runs on the worker's thread while this thread
-    waits (where signal handlers run), for a call that has no heartbeat.
-    Either way the GIL is released for the whole C call (ctypes.CDLL), so other
-    Python threads keep running.
-    """
-    if _get_ident() != _main_ident:
-        return call()
-    if worker is not None and _is_finalizing():  # no other thread can run any more
-        worker = None
-    if transfer is None:
-        transfer = Transfer()
-    transfer.cancel = _call_it
-    transfer.handle = cancel
-    if worker is not None:
-        return call_on_main(transfer, worker.run, call, cancel)
-    return call_on_main(transfer, call)
-
-
-def _call_it(fn: Callable[[], None]) -> None:
-    fn()

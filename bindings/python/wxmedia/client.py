@@ -27,9 +27,7 @@ from ._transfer import (
     ProgressCallback,
     TokenProvider,
     Transfer,
-    Worker,
     call_on_main,
-    run_blocking,
 )
 from ._transfer import string_at as _string_at
 from .errors import StateError, TokenError, WxMediaError, make_error
@@ -416,19 +414,17 @@ class Client:
         retries: max attempts, or ``(max_attempts, backoff_seconds)``.
         limits: per-type upload limit overrides in bytes, e.g. ``{"video": 20_000_000}``.
         ca_file: a PEM file of private CAs for https.
-        cancel_on_interrupt: Ctrl-C during a transfer started from the main
-            thread cancels it (also while the server stalls) and raises
-            ``KeyboardInterrupt`` once the library has stopped.  Transfers run
-            on the calling thread, callbacks included; the library calls a
-            progress trampoline of the client's about every 100 ms while it
-            waits, which is where Python runs the signal handlers.  Only
-            :meth:`upload_by_url`, which gets no such calls, runs on the
-            client's helper thread (one long-lived daemon thread, started on
-            first use and stopped by :meth:`close`) while the main thread
-            waits.  Set False for no trampoline and no helper thread: Ctrl-C
-            then takes effect at the next callback (or when the call returns).
-            Transfers started from other threads always run on their own
-            thread, concurrently.
+        cancel_on_interrupt: Ctrl-C during a transfer or an upload by URL
+            started from the main thread cancels it (also while the server
+            stalls, or while WeChat's job is running) and raises
+            ``KeyboardInterrupt`` once the library has stopped.  Every call
+            runs on the calling thread, callbacks included, and the client
+            starts no thread of its own: the library calls a progress
+            trampoline of the client's about every 100 ms while it waits,
+            which is where Python runs the signal handlers.  Set False for no
+            trampoline: Ctrl-C then takes effect at the next callback (or when
+            the call returns).  Calls made from other threads always run on
+            their own thread, concurrently.
 
     Use it as a context manager, or call :meth:`close`::
 
@@ -457,7 +453,6 @@ class Client:
         self._ptr: Optional[Any] = None
         self._addr: Optional[int] = None  # the same handle as an int, for _ffi.fast
         self._lock = threading.Lock()
-        self._worker = Worker()  # its thread starts with the first main-thread transfer
         self._active = 0
         self._provider: Optional[TokenProvider] = None
         self._provider_key: Optional[int] = None
@@ -537,9 +532,10 @@ class Client:
 
     # --- lifecycle ---------------------------------------------------------------
     def close(self) -> None:
-        """Free the client handle and stop its helper thread (idempotent).
+        """Free the client handle (idempotent).
 
-        Running transfers keep going; a helper thread running one stops when it returns.
+        Running transfers keep going (each holds its own reference); new ones raise
+        :class:`StateError`.
         """
         with self._lock:
             ptr, self._ptr = self._ptr, None
@@ -549,9 +545,6 @@ class Client:
             lib.wxm_client_free(ptr)
         if idle:
             self._release_provider()
-        worker = getattr(self, "_worker", None)  # absent when __init__ failed early
-        if worker is not None:
-            worker.close()
 
     def _release_provider(self) -> None:
         key, self._provider_key = self._provider_key, None
@@ -962,7 +955,9 @@ class Client:
         with ``.jobid`` set, and :meth:`wait_upload_by_url` picks it up later.
         Job failures raise their errcode (830001 URL without Range support,
         830003 download failed, 45001 size, 301019 MD5 mismatch), also with
-        ``.jobid``.
+        ``.jobid``.  Ctrl-C on the main thread stops the wait at once (see
+        ``cancel_on_interrupt``); the job goes on at WeChat, so to pick it up
+        afterwards use :meth:`submit_upload_by_url` and :meth:`wait_upload_by_url`.
         """
         h = self._new_url_upload(type, url, filename)
         return self._url_job(h, md5, md5_path, scene, None, timeout, cancel, submit_only=False)
@@ -1015,6 +1010,8 @@ class Client:
         cancel: Optional[CancelToken],
         submit_only: bool,
     ) -> UploadResult:
+        transfer = Transfer()
+        key: Optional[int] = None
         try:
             errmsg = lib.wxm_url_upload_errmsg
             if md5 is not None and md5_path is not None:
@@ -1028,11 +1025,19 @@ class Client:
             if jobid is not None:
                 _check(lib.wxm_url_upload_set_jobid(h, jobid), errmsg, h)
             timeout_ms = 0 if timeout is None else _millis(timeout, "timeout")
+            if self.cancel_on_interrupt and _get_ident() == _transfer._main_ident:
+                # No bytes of ours move: a pure heartbeat (0, 0), about every
+                # 100 ms while WeChat's job runs, that lets Ctrl-C in.
+                key = REGISTRY.add(transfer)
+                _check(lib.wxm_url_upload_set_progress(h, PROGRESS_TRAMPOLINE, key), errmsg, h)
+            call: Callable[..., int]
+            args: Tuple[Any, ...]
             if submit_only:
-                call = lambda: lib.wxm_url_upload_submit(h)  # noqa: E731
+                call, args = lib.wxm_url_upload_submit, (h,)
             else:
-                call = lambda: lib.wxm_url_upload_run(h, timeout_ms)  # noqa: E731
-            rc = self._run_url_job(call, lambda: lib.wxm_url_upload_cancel(h), cancel)
+                call, args = lib.wxm_url_upload_run, (h, timeout_ms)  # waits only, when a jobid is set
+            rc = self._run(transfer, cancel, lib.wxm_url_upload_cancel, h, call, args)
+            transfer.reraise()  # Ctrl-C (or a signal handler's exception) that stopped it
             job = _ffi.decode(lib.wxm_url_upload_jobid(h))
             if rc:
                 try:
@@ -1047,26 +1052,10 @@ class Client:
                 jobid=job,
             )
         finally:
+            if key is not None:
+                REGISTRY.remove(key)
             lib.wxm_url_upload_free(h)
             self._end()
-
-    def _run_url_job(
-        self, call: Callable[[], int], cancel_handle: Callable[[], None], cancel: Optional[CancelToken]
-    ) -> int:
-        """An upload by URL's blocking call: no progress, so no heartbeat; a main-thread
-        call runs on the client's helper thread while the main thread waits."""
-        key: Optional[int] = None
-        if cancel is not None:
-            if not isinstance(cancel, CancelToken):
-                raise TypeError("cancel must be a wxmedia.CancelToken")
-            key = cancel._attach(cancel_handle)
-            if key is None:
-                raise make_error(ec.E_CANCELLED, "cancelled before it started")
-        try:
-            return run_blocking(call, cancel_handle, self._worker if self.cancel_on_interrupt else None)
-        finally:
-            if cancel is not None and key is not None:
-                cancel._detach(key)
 
 
 def type_name(obj: Any) -> str:
