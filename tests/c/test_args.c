@@ -274,6 +274,8 @@ static void args_null_url_upload(void)
              WXM_E_INVALID_ARG);
     CHECK_RC(wxm_url_upload_set_scene(NULL, 1), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_url_upload_set_jobid(NULL, "job"), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_set_progress(NULL, dummy_progress, NULL),
+             WXM_E_INVALID_ARG);
     CHECK_RC(wxm_url_upload_submit(NULL), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_url_upload_wait(NULL, 10), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_url_upload_run(NULL, 10), WXM_E_INVALID_ARG);
@@ -292,6 +294,8 @@ static void args_null_url_upload(void)
     CHECK_RC(wxm_url_upload_set_md5(u, md5), WXM_OK);
     CHECK_RC(wxm_url_upload_set_md5_from_path(u, NULL), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_url_upload_set_jobid(u, NULL), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_url_upload_set_progress(u, dummy_progress, NULL), WXM_OK);
+    CHECK_RC(wxm_url_upload_set_progress(u, NULL, NULL), WXM_OK); /* clears it */
     CHECK(wxm_url_upload_jobid(u) == NULL, "jobid before a submit");
     CHECK(wxm_url_upload_media_id(u) == NULL, "media_id before a run");
     wxm_url_upload_cancel(u);
