@@ -896,9 +896,18 @@ struct PartMeta {
 }
 
 impl PartMeta {
-    fn load(path: &Path) -> Option<PartMeta> {
-        let text = std::fs::read(path).ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    /// The record at `path`: whether a file is there at all (one read
+    /// tells), and what it says when it is a usable record.
+    fn load(path: &Path) -> (bool, Option<PartMeta>) {
+        match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (false, None),
+            Err(_) => (true, None),
+            Ok(text) => (true, Self::parse(&text)),
+        }
+    }
+
+    fn parse(text: &[u8]) -> Option<PartMeta> {
+        let v: serde_json::Value = serde_json::from_slice(text).ok()?;
         Some(PartMeta {
             media_id: v.get("media_id")?.as_str()?.to_string(),
             endpoint: v.get("endpoint")?.as_str()?.to_string(),
@@ -966,8 +975,8 @@ impl Client {
             let mut resume = 0;
             let mut recorded = restarted;
             if !restarted {
-                let prev = PartMeta::load(&meta_path);
-                recorded = prev.is_some() || meta_path.exists();
+                let (found, prev) = PartMeta::load(&meta_path);
+                recorded = found;
                 if let Some(prev) = prev {
                     if prev.media_id == meta.media_id && prev.endpoint == meta.endpoint {
                         resume = std::fs::metadata(&part_path).map(|m| m.len()).unwrap_or(0);

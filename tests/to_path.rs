@@ -255,3 +255,22 @@ fn bad_paths_are_invalid_or_io() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_torn_record_beside_a_small_media_is_replaced_and_removed() {
+    // Under 4 MiB no record is written up front; one already there (here
+    // torn by a crash) must still not survive a successful download.
+    let emu = start(Platform::WeCom);
+    let (id, want) = add_media(&emu, json!({"size": 200_000, "seed": 6}));
+    let c = client(&emu, ClientOpts::default());
+    let dir = tempdir("torn");
+    let target = dir.join("t.bin");
+    let (part, meta) = part_files(&target);
+    std::fs::write(&part, vec![0x55u8; 70_000]).expect("write");
+    std::fs::write(&meta, b"{\"media_id\":").expect("write");
+    let (rc, msg) = download_path(&c, &id, &target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(std::fs::read(&target).expect("read") == want);
+    assert!(!part.exists() && !meta.exists(), "temporary files left");
+    let _ = std::fs::remove_dir_all(dir);
+}
