@@ -101,6 +101,9 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # bottleneck of every client alike.
 CLIENT_PIN: List[str] = []
 
+# The sections of a run, in order (--only and --pin name them).
+SECTIONS = ["download", "upload", "small", "throttled"]
+
 
 def cpu_halves() -> Optional[Tuple[str, str]]:
     """(client CPUs, server CPUs) as taskset lists, or None where pinning cannot work."""
@@ -1248,27 +1251,24 @@ class Bench:
                 nginx = Nginx(self.files, os.path.join(self.work, "nginx"), a.throttle_bps)
                 self.nginx_version = nginx.version
                 log(f"nginx {nginx.version} on 127.0.0.1:{nginx.port} (throttled twin on {nginx.tport})")
-            sections = a.only.split(",") if a.only else ["download", "upload", "small", "throttled"]
             pin = Pinning([emu.proc.pid] + ([nginx.proc.pid] if nginx else []), a.pin)
             self.pin_note = pin.note()
             log(self.pin_note[2:])
-            if "download" in sections:
-                with pin.section("download"):
-                    self.section_download(emu, nginx, a.sizes)
-            if "upload" in sections:
-                with pin.section("upload"):
-                    self.section_upload(emu, a.upload_sizes)
-            if "small" in sections:
-                with pin.section("small"):
-                    self.section_small(emu, nginx, 100 * KiB, a.small_count)
-            if "throttled" in sections:
-                with pin.section("throttled"):
-                    self.section_throttle(emu, nginx, a.throttle_size, a.throttle_bps)
+            run_section: Dict[str, Callable[[], None]] = {
+                "download": lambda: self.section_download(emu, nginx, a.sizes),
+                "upload": lambda: self.section_upload(emu, a.upload_sizes),
+                "small": lambda: self.section_small(emu, nginx, 100 * KiB, a.small_count),
+                "throttled": lambda: self.section_throttle(emu, nginx, a.throttle_size, a.throttle_bps),
+            }
+            for name in SECTIONS:
+                if name in (a.only if a.only is not None else SECTIONS):
+                    with pin.section(name):
+                        run_section[name]()
         finally:
             if nginx is not None:
                 nginx.stop()
             emu.stop()
-            rm(self.outdir, os.path.join(self.work, "pysnap"))
+            rm(self.outdir, self.emu_store_dir(), os.path.join(self.work, "pysnap"))
             if not a.keep_files:
                 rm(self.files)
         summary = self.evaluate()
@@ -1280,15 +1280,14 @@ class Bench:
 
 
 def parse_sections(text: str) -> List[str]:
-    known = ["download", "upload", "small", "throttled"]
     if text == "all":
-        return known
+        return list(SECTIONS)
     if text == "none":
         return []
     out = [t.strip() for t in text.split(",") if t.strip()]
     for t in out:
-        if t not in known:
-            raise argparse.ArgumentTypeError(f"unknown section {t!r} (one of {', '.join(known)}, all, none)")
+        if t not in SECTIONS:
+            raise argparse.ArgumentTypeError(f"unknown section {t!r} (one of {', '.join(SECTIONS)}, all, none)")
     return out
 
 
@@ -1313,7 +1312,7 @@ def main() -> int:
     ap.add_argument("--small-count", type=int, default=1000)
     ap.add_argument("--throttle-bps", type=int, default=50_000_000, help="per connection (default 50 MB/s)")
     ap.add_argument("--throttle-size", type=parse_sizes, help="throttled media size (default 256M; quick 128M)")
-    ap.add_argument("--only", help="comma-separated sections: download,upload,small,throttled")
+    ap.add_argument("--only", type=parse_sections, help="comma-separated sections: download,upload,small,throttled")
     ap.add_argument("--emulator", default=os.path.join(ROOT, "target", "release", "wxmedia-emulator"))
     ap.add_argument("--c-driver", default=os.path.join(HERE, ".build", "bench_wx_c"))
     ap.add_argument("--go-driver", default=os.path.join(HERE, ".build", "bench_wx_go"))
