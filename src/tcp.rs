@@ -273,7 +273,7 @@ impl Transport for TcpTransport {
             if cancelled_here() {
                 return Err(cancel_error());
             }
-            match (&*self.stream).write(&self.buffers.output[sent..amount]) {
+            match (&*self.stream).write(&self.buffers.output.as_slice()[sent..amount]) {
                 Ok(0) => return Err(ureq::Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => sent += n,
                 Err(e) if is_wait_over(&e) => on_wait_slice(deadline, &timeout)?,
@@ -376,18 +376,142 @@ fn peek_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     r
 }
 
-/// ureq's buffers, allocated zeroed by the allocator (fresh pages cost
-/// nothing until touched) instead of being written over in full: a pooled
+/// ureq's buffers, in fresh zero pages that cost nothing until touched
+/// (see `Pages`) instead of being written over in full: a pooled
 /// connection's first small answer no longer faults in the whole buffer.
 struct LeanBuffers {
     input_size: usize,
     output_size: usize,
-    input: Vec<u8>,
+    input: Pages,
     /// Unconsumed input is `input[consumed..filled]`.
     consumed: usize,
     filled: usize,
-    output: Vec<u8>,
+    output: Pages,
     progress: bool,
+}
+
+/// A buffer of zero-filled pages mapped straight from the kernel: a page
+/// costs nothing until it is touched. A `vec![0; n]` is calloc, which
+/// memsets whatever heap it reuses: glibc does so for a 64 KiB block, and
+/// for 256 KiB ones once a freed mapping has raised its mmap threshold, so
+/// a connection's output buffer faulted in 16 pages for a 150-byte request
+/// head (bench/FINDINGS.md).
+struct Pages {
+    mem: PagesMem,
+}
+
+enum PagesMem {
+    #[cfg(unix)]
+    Mapped {
+        ptr: std::ptr::NonNull<u8>,
+        len: usize,
+    },
+    /// No buffer yet, no mapping to be had, or not unix.
+    Heap(Vec<u8>),
+}
+
+// SAFETY: a mapping is owned by exactly one Pages, like a Box<[u8]>; it is
+// only reached through &self / &mut self.
+unsafe impl Send for Pages {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Pages {}
+
+impl Pages {
+    fn empty() -> Pages {
+        Pages {
+            mem: PagesMem::Heap(Vec::new()),
+        }
+    }
+
+    #[cfg(unix)]
+    fn zeroed(len: usize) -> Pages {
+        if len > 0 {
+            // SAFETY: an anonymous private mapping; the result is checked
+            // before use.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if ptr != libc::MAP_FAILED {
+                if let Some(ptr) = std::ptr::NonNull::new(ptr as *mut u8) {
+                    return Pages {
+                        mem: PagesMem::Mapped { ptr, len },
+                    };
+                }
+            }
+        }
+        Pages {
+            mem: PagesMem::Heap(vec![0; len]),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn zeroed(len: usize) -> Pages {
+        Pages {
+            mem: PagesMem::Heap(vec![0; len]),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match &self.mem {
+            // SAFETY: len bytes mapped readable and writable (zero-filled
+            // when mapped), owned by self and borrowed through &self.
+            #[cfg(unix)]
+            PagesMem::Mapped { ptr, len } => unsafe {
+                std::slice::from_raw_parts(ptr.as_ptr(), *len)
+            },
+            PagesMem::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match &mut self.mem {
+            // SAFETY: as in as_slice; &mut self makes the borrow exclusive.
+            #[cfg(unix)]
+            PagesMem::Mapped { ptr, len } => unsafe {
+                std::slice::from_raw_parts_mut(ptr.as_ptr(), *len)
+            },
+            PagesMem::Heap(v) => v,
+        }
+    }
+
+    /// Grows to `len` bytes, keeping the contents.
+    fn grow(&mut self, len: usize) {
+        if len <= self.len() {
+            return;
+        }
+        let mut bigger = Pages::zeroed(len);
+        let old = self.as_slice();
+        bigger.as_mut_slice()[..old.len()].copy_from_slice(old);
+        *self = bigger;
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let PagesMem::Mapped { ptr, len } = self.mem {
+            // SAFETY: the mapping made in zeroed(), unmapped once, here;
+            // no slice of it outlives &mut self.
+            unsafe {
+                libc::munmap(ptr.as_ptr() as *mut libc::c_void, len);
+            }
+        }
+    }
 }
 
 /// ureq asks for at least this much scratch space (its own constant).
@@ -398,20 +522,20 @@ impl LeanBuffers {
         LeanBuffers {
             input_size: input_size.max(1),
             output_size: output_size.max(1),
-            input: Vec::new(),
+            input: Pages::empty(),
             consumed: 0,
             filled: 0,
-            output: Vec::new(),
+            output: Pages::empty(),
             progress: false,
         }
     }
 
     fn ensure_allocation(&mut self) {
         if self.output.is_empty() {
-            self.output = vec![0; self.output_size];
+            self.output = Pages::zeroed(self.output_size);
         }
         if self.input.is_empty() {
-            self.input = vec![0; self.input_size];
+            self.input = Pages::zeroed(self.input_size);
         }
     }
 
@@ -424,7 +548,8 @@ impl LeanBuffers {
             self.consumed = 0;
             self.filled = 0;
         } else if self.filled > self.input.len() / 2 {
-            self.input.copy_within(self.consumed..self.filled, 0);
+            let (consumed, filled) = (self.consumed, self.filled);
+            self.input.as_mut_slice().copy_within(consumed..filled, 0);
             self.filled -= self.consumed;
             self.consumed = 0;
         }
@@ -434,11 +559,11 @@ impl LeanBuffers {
 impl Buffers for LeanBuffers {
     fn output(&mut self) -> &mut [u8] {
         self.ensure_allocation();
-        &mut self.output
+        self.output.as_mut_slice()
     }
 
     fn input(&self) -> &[u8] {
-        &self.input[self.consumed..self.filled]
+        &self.input.as_slice()[self.consumed..self.filled]
     }
 
     fn input_append_buf(&mut self) -> &mut [u8] {
@@ -447,9 +572,9 @@ impl Buffers for LeanBuffers {
         if self.filled == self.input.len() {
             // A head larger than the buffer: grow (ureq bounds the head size).
             let grown = self.input.len() * 2;
-            self.input.resize(grown, 0);
+            self.input.grow(grown);
         }
-        &mut self.input[self.filled..]
+        &mut self.input.as_mut_slice()[self.filled..]
     }
 
     fn input_appended(&mut self, amount: usize) {
@@ -467,9 +592,12 @@ impl Buffers for LeanBuffers {
         let free = self.input.len() - self.filled;
         if free < MIN_TMP_SIZE {
             let grown = self.input.len() + (MIN_TMP_SIZE - free);
-            self.input.resize(grown, 0);
+            self.input.grow(grown);
         }
-        (&mut self.input[self.filled..], &mut self.output)
+        (
+            &mut self.input.as_mut_slice()[self.filled..],
+            self.output.as_mut_slice(),
+        )
     }
 
     fn can_use_input(&self) -> bool {
@@ -500,6 +628,22 @@ mod tests {
         b.input_consume(1);
         assert!(b.input().is_empty());
         assert_eq!(b.input_append_buf().len(), 8);
+    }
+
+    #[test]
+    fn pages_come_zeroed_and_keep_their_contents_when_grown() {
+        let mut p = Pages::zeroed(256 * 1024);
+        assert_eq!(p.len(), 256 * 1024);
+        assert!(p.as_slice().iter().all(|&b| b == 0));
+        p.as_mut_slice()[..3].copy_from_slice(b"abc");
+        p.as_mut_slice()[256 * 1024 - 1] = 7;
+        p.grow(300 * 1024);
+        assert_eq!(p.len(), 300 * 1024);
+        assert_eq!(&p.as_slice()[..3], b"abc");
+        assert_eq!(p.as_slice()[256 * 1024 - 1], 7);
+        assert!(p.as_slice()[256 * 1024..].iter().all(|&b| b == 0));
+        assert!(Pages::empty().is_empty());
+        assert!(Pages::zeroed(0).is_empty());
     }
 
     #[test]
