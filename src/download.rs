@@ -279,6 +279,7 @@ fn fetch_once(
         }
         Source::Url { url, .. } => url.clone(),
     };
+    crate::tcp::forget_plain_connection();
     let response = client
         .agent
         .get(&url)
@@ -341,6 +342,18 @@ fn fetch_once(
             mut reader,
         } => {
             let content_length = header_u64(&headers, "content-length");
+            // A body framed by Content-Length alone can be read past ureq.
+            let direct = match content_length {
+                Some(len) if headers.get("transfer-encoding").is_none() => crate::tcp::plain_body()
+                    .map(|body| Direct {
+                        body,
+                        body_len: len,
+                        per_read: client.config.io_timeout,
+                        reusable: !header_str(&headers, "connection")
+                            .is_some_and(|v| v.to_ascii_lowercase().contains("close")),
+                    }),
+                _ => None,
+            };
             let known_total = shared.total();
             {
                 let mut info = lock(&shared.info);
@@ -365,6 +378,7 @@ fn fetch_once(
                 stream_body(
                     prefix,
                     &mut reader,
+                    direct,
                     Framing {
                         body_start: req.start,
                         max_len: body_len,
@@ -405,6 +419,7 @@ fn fetch_once(
                 let got = stream_body(
                     prefix,
                     &mut reader,
+                    direct,
                     Framing {
                         body_start: 0,
                         max_len: want,
@@ -424,6 +439,21 @@ fn fetch_once(
         }
     }
 }
+
+/// A plain-http answer's body, readable straight from the socket.
+struct Direct {
+    body: crate::tcp::PlainBody,
+    /// Its Content-Length.
+    body_len: u64,
+    per_read: Duration,
+    /// The server keeps the connection open after this answer.
+    reusable: bool,
+}
+
+/// Read past ureq only when at least this much of the body is left once
+/// ureq's buffer is drained: below it the saved copy is not worth a read
+/// more (a small answer's tail arrives with its head anyway).
+const DIRECT_FROM: u64 = 16 * 1024;
 
 /// Where an answer's body sits in the file, and how much of it to read.
 struct Framing {
@@ -446,6 +476,7 @@ struct Framing {
 fn stream_body(
     prefix: Vec<u8>,
     reader: &mut dyn Read,
+    direct: Option<Direct>,
     framing: Framing,
     pos: &mut u64,
     total: Option<u64>,
@@ -495,16 +526,46 @@ fn stream_body(
             other => return other,
         }
     };
+    // Read past ureq up to the body's end on the wire, never beyond it.
+    let mut direct = direct.and_then(|d| {
+        let wire_end = body_start.saturating_add(d.body_len);
+        (wire_end >= end).then_some((d, wire_end))
+    });
+    // Once a direct read was made, ureq must not read this body again.
+    let mut went_direct = false;
     while at < end {
-        let want = ((end - at).min(buf.len() as u64)) as usize;
-        let n = match read_some(reader, &mut buf[..want]) {
+        let mut want = ((end - at).min(buf.len() as u64)) as usize;
+        let read = match &mut direct {
+            Some((d, wire_end)) => {
+                let left = *wire_end - at;
+                let buffered = (d.body.buffered() as u64).min(left);
+                if went_direct || (buffered == 0 && left >= DIRECT_FROM) {
+                    went_direct = true;
+                    d.body.read(&mut buf[..want], d.per_read)
+                } else {
+                    if buffered > 0 && left - buffered >= DIRECT_FROM {
+                        // Drain ureq's buffer without letting it read on.
+                        want = want.min(buffered as usize);
+                    }
+                    read_some(reader, &mut buf[..want])
+                }
+            }
+            None => read_some(reader, &mut buf[..want]),
+        };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => return Err(map_io(e)),
         };
         handle(&buf[..n], &mut at, pos)?;
     }
-    if whole && at == end {
+    if went_direct {
+        if let Some((d, wire_end)) = &direct {
+            if at == *wire_end && d.reusable {
+                d.body.finished();
+            }
+        }
+    } else if whole && at == end {
         // Expected to answer 0: the body's end, which frees the connection.
         let _ = read_some(reader, &mut buf[..1]);
     }

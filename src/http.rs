@@ -229,7 +229,7 @@ type WxChain = ChainedConnector<
 
 fn wx_chain() -> WxChain {
     ().chain(ConnectProxyConnector::default())
-        .chain(TcpConnector)
+        .chain(TcpConnector::default())
         .chain(RustlsConnector::default())
 }
 

@@ -3,11 +3,20 @@
 //! heartbeat is seen within about that long also while a server stops
 //! reading an upload (ureq's transport blocks in `write_all` for the whole
 //! write timeout there). Its buffers are zeroed only as far as used.
+//!
+//! A plain-http connection (no TLS, no proxy) also lets the downloader read
+//! a length-delimited body straight from the socket into its own buffer
+//! (`PlainBody`) once ureq's input buffer is drained: one copy of every
+//! byte instead of two. A connection whose body was read to its end that
+//! way is parked here and handed out again for the next request to the
+//! same address, as ureq's pool would have.
 
 use crate::http::{cancel_error, cancelled_here, heartbeat, host_stop_error, CANCEL_POLL};
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, NextTimeout, ShutdownHandle, Transport,
@@ -16,8 +25,16 @@ use ureq::ProxyProtocol;
 
 /// Opens direct TCP connections (a CONNECT proxy's, opened earlier in the
 /// chain, passes through untouched).
-#[derive(Debug, Default)]
-pub struct TcpConnector;
+#[derive(Default)]
+pub struct TcpConnector {
+    parked: Arc<Parking>,
+}
+
+impl std::fmt::Debug for TcpConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpConnector").finish_non_exhaustive()
+    }
+}
 
 impl<In: Transport> Connector<In> for TcpConnector {
     type Out = Either<In, TcpTransport>;
@@ -40,6 +57,14 @@ impl<In: Transport> Connector<In> for TcpConnector {
                 "SOCKS proxies are not supported; use an HTTP(S) CONNECT proxy",
             )));
         }
+        // Plain http straight to the server: no TLS or proxy layer between
+        // the socket and the HTTP bytes, so a body may be read directly.
+        let plain = !details.needs_tls() && details.config.proxy().is_none();
+        if plain {
+            if let Some(t) = self.parked.take(details) {
+                return Ok(Some(Either::B(t)));
+            }
+        }
         let stream = connect_any(&details.addrs, details.timeout)?;
         if details.config.no_delay() {
             stream.set_nodelay(true)?;
@@ -52,14 +77,228 @@ impl<In: Transport> Connector<In> for TcpConnector {
         // Lets ureq's Agent::shutdown interrupt blocked I/O, as its own
         // transport does.
         (details.register_shutdown)(Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>)?;
+        let buffers = LeanBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
         Ok(Some(Either::B(TcpTransport {
-            stream,
-            buffers: LeanBuffers::new(
-                details.config.input_buffer_size(),
-                details.config.output_buffer_size(),
-            ),
-            received: 0,
+            link: Arc::new(Link {
+                stream,
+                unread: buffers.unread.clone(),
+                reader: AtomicU8::new(READ_BY_UREQ),
+                received: AtomicU64::new(0),
+            }),
+            buffers,
+            park_in: plain.then(|| Arc::downgrade(&self.parked)),
+            park_rules: ParkRules::of(details),
         })))
+    }
+}
+
+/// Who reads the current response's body on a connection.
+const READ_BY_UREQ: u8 = 0;
+/// `PlainBody` took it over: ureq must not read again, and the connection
+/// is closed when ureq drops it.
+const READ_DIRECT: u8 = 1;
+/// `PlainBody` read it to its very end: the connection may serve another
+/// request, so it is parked when ureq drops it.
+const BODY_DONE: u8 = 2;
+
+/// What a connection shares with a `PlainBody` reading from it.
+struct Link {
+    stream: Arc<TcpStream>,
+    /// Bytes in ureq's input buffer not yet consumed (body bytes, once the
+    /// head is parsed): a direct read may start only at zero.
+    unread: Arc<AtomicUsize>,
+    reader: AtomicU8,
+    /// Bytes read on this connection so far.
+    received: AtomicU64,
+}
+
+impl Link {
+    /// Where the next read of this connection may go: at most
+    /// `FIRST_READS` while it is new.
+    fn read_room<'b>(&self, free: &'b mut [u8]) -> &'b mut [u8] {
+        if self.received.load(Ordering::Relaxed) < FIRST_READS_UNTIL && free.len() > FIRST_READS {
+            &mut free[..FIRST_READS]
+        } else {
+            free
+        }
+    }
+
+    fn note_read(&self, n: usize) {
+        self.received.fetch_add(n as u64, Ordering::Relaxed);
+        quick_ack(&self.stream);
+    }
+}
+
+/// Connections whose body `PlainBody` read to its end, ready for the next
+/// request (ureq never saw the end, so it did not pool them).
+#[derive(Default)]
+struct Parking {
+    idle: Mutex<Vec<Parked>>,
+}
+
+/// ureq's own pool limits, applied to parked connections.
+#[derive(Clone, Copy)]
+struct ParkRules {
+    per_peer: usize,
+    total: usize,
+    max_age: Duration,
+}
+
+impl ParkRules {
+    fn of(details: &ConnectionDetails) -> ParkRules {
+        ParkRules {
+            per_peer: details.config.max_idle_connections_per_host().max(1),
+            total: details.config.max_idle_connections().max(1),
+            max_age: details.config.max_idle_age(),
+        }
+    }
+}
+
+struct Parked {
+    link: Arc<Link>,
+    buffers: LeanBuffers,
+    peer: SocketAddr,
+    since: Instant,
+}
+
+impl Parking {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Parked>> {
+        // A panic elsewhere cannot leave the list half-changed.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection to one of `details.addrs` that is still open.
+    fn take(self: &Arc<Self>, details: &ConnectionDetails) -> Option<TcpTransport> {
+        let rules = ParkRules::of(details);
+        let mut idle = self.lock();
+        idle.retain(|p| p.since.elapsed() < rules.max_age);
+        while let Some(i) = idle.iter().rposition(|p| details.addrs.contains(&p.peer)) {
+            let p = idle.swap_remove(i);
+            if is_idle_and_open(&p.link.stream) {
+                p.link.reader.store(READ_BY_UREQ, Ordering::Relaxed);
+                return Some(TcpTransport {
+                    link: p.link,
+                    buffers: p.buffers,
+                    park_in: Some(Arc::downgrade(self)),
+                    park_rules: rules,
+                });
+            }
+        }
+        None
+    }
+
+    fn park(&self, p: Parked, rules: ParkRules) {
+        let mut idle = self.lock();
+        idle.retain(|q| q.since.elapsed() < rules.max_age);
+        // Oldest first out, per peer and in all.
+        if idle.iter().filter(|q| q.peer == p.peer).count() >= rules.per_peer {
+            if let Some(oldest) = idle.iter().position(|q| q.peer == p.peer) {
+                idle.remove(oldest);
+            }
+        }
+        if idle.len() >= rules.total {
+            idle.remove(0);
+        }
+        idle.push(p);
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        if self.link.reader.load(Ordering::Relaxed) != BODY_DONE {
+            return;
+        }
+        let Some(parking) = self.park_in.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        let Ok(peer) = self.link.stream.peer_addr() else {
+            return;
+        };
+        let mut buffers = std::mem::replace(&mut self.buffers, LeanBuffers::new(1, 1));
+        buffers.clear();
+        parking.park(
+            Parked {
+                link: self.link.clone(),
+                buffers,
+                peer,
+                since: Instant::now(),
+            },
+            self.park_rules,
+        );
+    }
+}
+
+thread_local! {
+    /// The plain connection this thread last read from: after a request
+    /// returns, the one its answer's body is on.
+    static LAST_PLAIN: RefCell<Weak<Link>> = const { RefCell::new(Weak::new()) };
+}
+
+/// Forgets the connection this thread last read from (before a request).
+pub fn forget_plain_connection() {
+    LAST_PLAIN.with(|l| *l.borrow_mut() = Weak::new());
+}
+
+/// The plain-http connection the answer just received on this thread came
+/// on, if it did on one; None for TLS and proxied connections.
+pub fn plain_body() -> Option<PlainBody> {
+    LAST_PLAIN
+        .with(|l| std::mem::take(&mut *l.borrow_mut()))
+        .upgrade()
+        .map(|link| PlainBody { link })
+}
+
+/// Reads a length-delimited body straight from the socket, past ureq,
+/// once ureq's input buffer holds none of it (`buffered() == 0`). Its
+/// reads wait as ureq's transport does: `CANCEL_POLL` at a time, seeing a
+/// cancel and the host's heartbeat, up to the per-read timeout.
+pub struct PlainBody {
+    link: Arc<Link>,
+}
+
+impl PlainBody {
+    /// Body bytes ureq has buffered: read those through ureq first.
+    pub fn buffered(&self) -> usize {
+        self.link.unread.load(Ordering::Relaxed)
+    }
+
+    /// Reads into `buf`, which must not reach past the body's end. From the
+    /// first call on, ureq must not read this answer again.
+    pub fn read(&mut self, buf: &mut [u8], per_read: Duration) -> io::Result<usize> {
+        self.link.reader.store(READ_DIRECT, Ordering::Relaxed);
+        let timeout = NextTimeout {
+            after: per_read.into(),
+            reason: ureq::Timeout::RecvBody,
+            per_read: None,
+            per_write: None,
+        };
+        let deadline = Instant::now() + per_read;
+        loop {
+            if cancelled_here() {
+                return Err(cancel_error().into_io());
+            }
+            let room = self.link.read_room(buf);
+            match (&*self.link.stream).read(room) {
+                Ok(n) => {
+                    self.link.note_read(n);
+                    return Ok(n);
+                }
+                Err(e) if is_wait_over(&e) => {
+                    on_wait_slice(Some(deadline), &timeout).map_err(ureq::Error::into_io)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The whole body was read and nothing past it: the connection may be
+    /// used again once ureq lets go of it.
+    pub fn finished(&self) {
+        self.link.reader.store(BODY_DONE, Ordering::Relaxed);
     }
 }
 
@@ -216,10 +455,12 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 
 /// One TCP connection.
 pub struct TcpTransport {
-    stream: Arc<TcpStream>,
+    link: Arc<Link>,
     buffers: LeanBuffers,
-    /// Bytes read on this connection so far.
-    received: u64,
+    /// Plain http only: where the connection goes when a `PlainBody` read
+    /// its answer to the end.
+    park_in: Option<Weak<Parking>>,
+    park_rules: ParkRules,
 }
 
 /// A new connection reads at most `FIRST_READS` at a time until it has
@@ -236,7 +477,7 @@ const FIRST_READS_UNTIL: u64 = 1024 * 1024;
 impl std::fmt::Debug for TcpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpTransport")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("peer", &self.link.stream.peer_addr().ok())
             .finish()
     }
 }
@@ -273,7 +514,7 @@ impl Transport for TcpTransport {
             if cancelled_here() {
                 return Err(cancel_error());
             }
-            match (&*self.stream).write(&self.buffers.output.as_slice()[sent..amount]) {
+            match (&*self.link.stream).write(&self.buffers.output.as_slice()[sent..amount]) {
                 Ok(0) => return Err(ureq::Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => sent += n,
                 Err(e) if is_wait_over(&e) => on_wait_slice(deadline, &timeout)?,
@@ -291,17 +532,14 @@ impl Transport for TcpTransport {
             if cancelled_here() {
                 return Err(cancel_error());
             }
-            let free = self.buffers.input_append_buf();
-            let free = if self.received < FIRST_READS_UNTIL && free.len() > FIRST_READS {
-                &mut free[..FIRST_READS]
-            } else {
-                free
-            };
-            match (&*self.stream).read(free) {
+            let free = self.link.read_room(self.buffers.input_append_buf());
+            match (&*self.link.stream).read(free) {
                 Ok(n) => {
-                    self.received += n as u64;
                     self.buffers.input_appended(n);
-                    quick_ack(&self.stream);
+                    self.link.note_read(n);
+                    if self.park_in.is_some() {
+                        LAST_PLAIN.with(|l| *l.borrow_mut() = Arc::downgrade(&self.link));
+                    }
                     return Ok(n > 0);
                 }
                 Err(e) if is_wait_over(&e) => on_wait_slice(deadline, &timeout)?,
@@ -312,14 +550,17 @@ impl Transport for TcpTransport {
     }
 
     fn is_open(&mut self) -> bool {
-        // One peek that does not wait: nothing pending means the idle
-        // connection is still good; an end of stream, stray bytes or an
-        // error mean it is not.
-        let mut one = [0u8; 1];
-        match peek_nonblocking(&self.stream, &mut one) {
-            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-            Ok(_) => false,
-        }
+        is_idle_and_open(&self.link.stream)
+    }
+}
+
+/// One peek that does not wait: nothing pending means an idle connection is
+/// still good; an end of stream, stray bytes or an error mean it is not.
+fn is_idle_and_open(stream: &TcpStream) -> bool {
+    let mut one = [0u8; 1];
+    match peek_nonblocking(stream, &mut one) {
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        Ok(_) => false,
     }
 }
 
@@ -388,6 +629,8 @@ struct LeanBuffers {
     filled: usize,
     output: Pages,
     progress: bool,
+    /// `filled - consumed`, for a `PlainBody` on another struct.
+    unread: Arc<AtomicUsize>,
 }
 
 /// A buffer of zero-filled pages mapped straight from the kernel: a page
@@ -527,7 +770,21 @@ impl LeanBuffers {
             filled: 0,
             output: Pages::empty(),
             progress: false,
+            unread: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Empty, for a parked connection's next answer.
+    fn clear(&mut self) {
+        self.consumed = 0;
+        self.filled = 0;
+        self.progress = false;
+        self.unread.store(0, Ordering::Relaxed);
+    }
+
+    fn note_unread(&self) {
+        self.unread
+            .store(self.filled - self.consumed, Ordering::Relaxed);
     }
 
     fn ensure_allocation(&mut self) {
@@ -579,11 +836,13 @@ impl Buffers for LeanBuffers {
 
     fn input_appended(&mut self, amount: usize) {
         self.filled = (self.filled + amount).min(self.input.len());
+        self.note_unread();
     }
 
     fn input_consume(&mut self, amount: usize) {
         self.progress = amount > 0;
         self.consumed = (self.consumed + amount).min(self.filled);
+        self.note_unread();
     }
 
     fn tmp_and_output(&mut self) -> (&mut [u8], &mut [u8]) {

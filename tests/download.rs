@@ -69,6 +69,107 @@ fn chunks_and_transfers_reuse_keep_alive_connections() {
     assert_eq!(s["connections_opened"].as_u64(), Some(1), "{s}");
 }
 
+/// Bodies of plain-http answers are read straight from the socket once
+/// ureq's buffer is drained (src/tcp.rs `PlainBody`); ureq never sees their
+/// end, so the connection must come back from our own parking, not ureq's
+/// pool: every request of these downloads, to a sink and to a file, goes
+/// over one connection, and every byte is right.
+#[test]
+fn bodies_read_past_ureq_leave_their_connection_reusable() {
+    let emu = start(Platform::WeCom);
+    let (id, want) = add_media(&emu, json!({"size": 3 * 1024 * 1024 + 5, "seed": 23}));
+    let (small, small_want) = add_media(&emu, json!({"size": 100 * 1024, "seed": 24}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 1024 * 1024,
+            ..Default::default()
+        },
+    );
+    let dir = tempdir("past-ureq");
+    for round in 0..2 {
+        let got = download_sink(&c, &id, 0);
+        assert_eq!(got.rc, 0, "{}", got.errmsg);
+        assert!(got.in_order);
+        assert!(got.data == want, "round {round}: sink content differs");
+        assert!(download_sink(&c, &small, 0).data == small_want);
+        let path = dir.join(format!("m{round}.bin"));
+        let (rc, msg) = download_path(&c, &id, &path);
+        assert_eq!(rc, 0, "{msg}");
+        assert!(
+            std::fs::read(&path).unwrap() == want,
+            "round {round}: file differs"
+        );
+    }
+    let s = stats(&emu);
+    assert_eq!(
+        s["requests"]["media/get"].as_u64(),
+        Some(2 * (4 + 1 + 4)),
+        "{s}"
+    );
+    assert_eq!(s["connections_opened"].as_u64(), Some(1), "{s}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A connection that fails in the middle of a body read past ureq is never
+/// parked for reuse: the retry resumes on a new one, with the right bytes.
+#[test]
+fn a_connection_cut_during_a_direct_read_is_not_reused() {
+    let emu = start(Platform::WeCom);
+    let (id, want) = add_media(&emu, json!({"size": 2 * 1024 * 1024, "seed": 25}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 2 * 1024 * 1024,
+            ..Default::default()
+        },
+    );
+    fault(
+        &emu,
+        json!({"kind": "reset", "after_bytes": 1024 * 1024 + 3, "media_id": id, "count": 1}),
+    );
+    let got = download_sink(&c, &id, 0);
+    assert_eq!(got.rc, 0, "{}", got.errmsg);
+    assert!(got.in_order);
+    assert!(got.data == want, "content differs");
+    let s = stats(&emu);
+    assert_eq!(s["faults_fired"].as_u64(), Some(1), "{s}");
+    assert_eq!(s["connections_opened"].as_u64(), Some(2), "{s}");
+    // The next download reuses the resumed request's connection.
+    assert!(download_sink(&c, &id, 0).data == want);
+    assert_eq!(stats(&emu)["connections_opened"].as_u64(), Some(2));
+}
+
+/// A server that stops sending in the middle of a body read past ureq
+/// meets the io timeout there too.
+#[test]
+fn a_stall_during_a_direct_read_times_out() {
+    let emu = start(Platform::WeCom);
+    let (id, _) = add_media(&emu, json!({"size": 1024 * 1024, "seed": 26}));
+    let c = client(
+        &emu,
+        ClientOpts {
+            chunk: 1024 * 1024,
+            io_ms: 400,
+            attempts: 1,
+            ..Default::default()
+        },
+    );
+    fault(
+        &emu,
+        json!({"kind": "stall", "after_bytes": 512 * 1024, "ms": 5000, "media_id": id, "count": 1}),
+    );
+    let t0 = Instant::now();
+    let got = download_sink(&c, &id, 0);
+    assert_eq!(got.rc, WXM_E_TIMEOUT, "{}", got.errmsg);
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(
+        got.data.len() >= 256 * 1024,
+        "{} bytes before the stall",
+        got.data.len()
+    );
+}
+
 #[test]
 fn empty_and_tiny_media() {
     let emu = start(Platform::WeCom);
