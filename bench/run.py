@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import re
 import select
 import shutil
@@ -754,7 +755,11 @@ class Bench:
     def run_block(self, section: str, rows: List[Row], make_ctx: Callable[[Row], Ctx], runs: int,
                   timeout: float, verify: Optional[Callable[[Row, Ctx, Run, bool], str]] = None) -> None:  # fmt: skip
         """Runs every row `runs` times, interleaved (run 1 of every client, then
-        run 2, ...), so that background noise spreads over all of them."""
+        run 2, ...), so that background noise spreads over all of them. Each
+        round runs the rows in a new order (seeded: a re-run repeats it): a
+        transfer right after a Python client runs measurably slower than one
+        after a small C one (1 MiB: ~0.1 ms, bench/FINDINGS.md), and a fixed
+        order gave that penalty to the same rows every round."""
         live = []
         for row in rows:
             row.wanted = runs
@@ -773,7 +778,9 @@ class Bench:
                 for row in live:
                     row.notes.append(f"runs cut to {i} (time budget {self.budget:.0f} s)")
                 break
-            for row in live:
+            order = list(live)
+            random.Random(i).shuffle(order)
+            for row in order:
                 ctx = make_ctx(row)
                 rm(ctx.out, ctx.out + ".wxmpart", ctx.out + ".wxmpart.json", ctx.out + ".aria2")
                 note = row.client.pre(ctx) if row.client.pre else ""
