@@ -81,9 +81,12 @@ impl<In: Transport> Connector<In> for TcpConnector {
             details.config.input_buffer_size(),
             details.config.output_buffer_size(),
         );
+        // Known once here, not asked of the kernel at every parking.
+        let peer = plain.then(|| stream.peer_addr().ok()).flatten();
         Ok(Some(Either::B(TcpTransport {
             link: Arc::new(Link {
                 stream,
+                peer,
                 unread: buffers.unread.clone(),
                 reader: AtomicU8::new(READ_BY_UREQ),
                 received: AtomicU64::new(0),
@@ -107,6 +110,8 @@ const BODY_DONE: u8 = 2;
 /// What a connection shares with a `PlainBody` reading from it.
 struct Link {
     stream: Arc<TcpStream>,
+    /// Plain http only: the server's address, which parking keys on.
+    peer: Option<SocketAddr>,
     /// Bytes in ureq's input buffer not yet consumed (body bytes, once the
     /// head is parsed): a direct read may start only at zero.
     unread: Arc<AtomicUsize>,
@@ -214,7 +219,7 @@ impl Drop for TcpTransport {
         let Some(parking) = self.park_in.as_ref().and_then(Weak::upgrade) else {
             return;
         };
-        let Ok(peer) = self.link.stream.peer_addr() else {
+        let Some(peer) = self.link.peer else {
             return;
         };
         let mut buffers = std::mem::replace(&mut self.buffers, LeanBuffers::new(1, 1));
