@@ -348,7 +348,6 @@ fn fetch_once(
                     .map(|body| Direct {
                         body,
                         body_len: len,
-                        per_read: client.config.io_timeout,
                         reusable: !header_str(&headers, "connection")
                             .is_some_and(|v| v.to_ascii_lowercase().contains("close")),
                     }),
@@ -445,7 +444,6 @@ struct Direct {
     body: crate::tcp::PlainBody,
     /// Its Content-Length.
     body_len: u64,
-    per_read: Duration,
     /// The server keeps the connection open after this answer.
     reusable: bool,
 }
@@ -541,7 +539,7 @@ fn stream_body(
                 let buffered = (d.body.buffered() as u64).min(left);
                 if went_direct || (buffered == 0 && left >= DIRECT_FROM) {
                     went_direct = true;
-                    d.body.read(&mut buf[..want], d.per_read)
+                    d.body.read(&mut buf[..want])
                 } else {
                     if buffered > 0 && left - buffered >= DIRECT_FROM {
                         // Drain ureq's buffer without letting it read on.

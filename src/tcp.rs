@@ -90,6 +90,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
                 unread: buffers.unread.clone(),
                 reader: AtomicU8::new(READ_BY_UREQ),
                 received: AtomicU64::new(0),
+                per_read: details.config.timeout_per_read(),
             }),
             buffers,
             park_in: plain.then(|| Arc::downgrade(&self.parked)),
@@ -118,6 +119,8 @@ struct Link {
     reader: AtomicU8,
     /// Bytes read on this connection so far.
     received: AtomicU64,
+    /// The agent's timeout for one read, which `PlainBody` keeps too.
+    per_read: Option<Duration>,
 }
 
 impl Link {
@@ -131,9 +134,30 @@ impl Link {
         }
     }
 
-    fn note_read(&self, n: usize) {
-        self.received.fetch_add(n as u64, Ordering::Relaxed);
-        quick_ack(&self.stream);
+    /// One read into `free`, waiting `CANCEL_POLL` at a time: a cancel, the
+    /// host's heartbeat and the deadline are seen between waits. For ureq's
+    /// input buffer and for `PlainBody` alike.
+    fn read_waiting(
+        &self,
+        free: &mut [u8],
+        deadline: Option<Instant>,
+        timeout: &NextTimeout,
+    ) -> Result<usize, ureq::Error> {
+        loop {
+            if cancelled_here() {
+                return Err(cancel_error());
+            }
+            match (&*self.stream).read(self.read_room(free)) {
+                Ok(n) => {
+                    self.received.fetch_add(n as u64, Ordering::Relaxed);
+                    quick_ack(&self.stream);
+                    return Ok(n);
+                }
+                Err(e) if is_wait_over(&e) => on_wait_slice(deadline, timeout)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ureq::Error::Io(e)),
+            }
+        }
     }
 }
 
@@ -165,7 +189,6 @@ impl ParkRules {
 struct Parked {
     link: Arc<Link>,
     buffers: LeanBuffers,
-    peer: SocketAddr,
     since: Instant,
 }
 
@@ -180,7 +203,10 @@ impl Parking {
         let rules = ParkRules::of(details);
         let mut idle = self.lock();
         idle.retain(|p| p.since.elapsed() < rules.max_age);
-        while let Some(i) = idle.iter().rposition(|p| details.addrs.contains(&p.peer)) {
+        while let Some(i) = idle
+            .iter()
+            .rposition(|p| p.link.peer.is_some_and(|a| details.addrs.contains(&a)))
+        {
             let p = idle.swap_remove(i);
             if is_idle_and_open(&p.link.stream) {
                 p.link.reader.store(READ_BY_UREQ, Ordering::Relaxed);
@@ -199,8 +225,9 @@ impl Parking {
         let mut idle = self.lock();
         idle.retain(|q| q.since.elapsed() < rules.max_age);
         // Oldest first out, per peer and in all.
-        if idle.iter().filter(|q| q.peer == p.peer).count() >= rules.per_peer {
-            if let Some(oldest) = idle.iter().position(|q| q.peer == p.peer) {
+        let peer = p.link.peer;
+        if idle.iter().filter(|q| q.link.peer == peer).count() >= rules.per_peer {
+            if let Some(oldest) = idle.iter().position(|q| q.link.peer == peer) {
                 idle.remove(oldest);
             }
         }
@@ -219,16 +246,15 @@ impl Drop for TcpTransport {
         let Some(parking) = self.park_in.as_ref().and_then(Weak::upgrade) else {
             return;
         };
-        let Some(peer) = self.link.peer else {
+        if self.link.peer.is_none() {
             return;
-        };
+        }
         let mut buffers = std::mem::replace(&mut self.buffers, LeanBuffers::new(1, 1));
         buffers.clear();
         parking.park(
             Parked {
                 link: self.link.clone(),
                 buffers,
-                peer,
                 since: Instant::now(),
             },
             self.park_rules,
@@ -270,34 +296,19 @@ impl PlainBody {
         self.link.unread.load(Ordering::Relaxed)
     }
 
-    /// Reads into `buf`, which must not reach past the body's end. From the
-    /// first call on, ureq must not read this answer again.
-    pub fn read(&mut self, buf: &mut [u8], per_read: Duration) -> io::Result<usize> {
+    /// Reads into `buf`, which must not reach past the body's end, waiting
+    /// at most the agent's per-read timeout. From the first call on, ureq
+    /// must not read this answer again.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.link.reader.store(READ_DIRECT, Ordering::Relaxed);
         let timeout = NextTimeout {
-            after: per_read.into(),
             reason: ureq::Timeout::RecvBody,
-            per_read: None,
-            per_write: None,
+            ..NextTimeout::default()
         };
-        let deadline = Instant::now() + per_read;
-        loop {
-            if cancelled_here() {
-                return Err(cancel_error().into_io());
-            }
-            let room = self.link.read_room(buf);
-            match (&*self.link.stream).read(room) {
-                Ok(n) => {
-                    self.link.note_read(n);
-                    return Ok(n);
-                }
-                Err(e) if is_wait_over(&e) => {
-                    on_wait_slice(Some(deadline), &timeout).map_err(ureq::Error::into_io)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let deadline = self.link.per_read.map(|d| Instant::now() + d);
+        self.link
+            .read_waiting(buf, deadline, &timeout)
+            .map_err(ureq::Error::into_io)
     }
 
     /// The whole body was read and nothing past it: the connection may be
@@ -475,7 +486,8 @@ pub struct TcpTransport {
 /// media read 256 KiB at a time paid for 128 of them, a quarter of its
 /// transfer time (curl 7.88 reads 100 KiB at a time). 32, 64, 128 and
 /// 256 KiB first reads measured 761, 748, 788 and 804 us for 1 MiB from
-/// nginx (bench/FINDINGS.md).
+/// nginx (bench/FINDINGS.md). Reads past ureq (`PlainBody`) fill only the
+/// caller's buffer, and 128 KiB first reads measured the same as 64 there.
 const FIRST_READS: usize = 64 * 1024;
 const FIRST_READS_UNTIL: u64 = 1024 * 1024;
 
@@ -533,25 +545,14 @@ impl Transport for TcpTransport {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
         let deadline = timeout.not_zero().map(|d| Instant::now() + *d);
-        loop {
-            if cancelled_here() {
-                return Err(cancel_error());
-            }
-            let free = self.link.read_room(self.buffers.input_append_buf());
-            match (&*self.link.stream).read(free) {
-                Ok(n) => {
-                    self.buffers.input_appended(n);
-                    self.link.note_read(n);
-                    if self.park_in.is_some() {
-                        LAST_PLAIN.with(|l| *l.borrow_mut() = Arc::downgrade(&self.link));
-                    }
-                    return Ok(n > 0);
-                }
-                Err(e) if is_wait_over(&e) => on_wait_slice(deadline, &timeout)?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ureq::Error::Io(e)),
-            }
+        let n = self
+            .link
+            .read_waiting(self.buffers.input_append_buf(), deadline, &timeout)?;
+        self.buffers.input_appended(n);
+        if self.park_in.is_some() {
+            LAST_PLAIN.with(|l| *l.borrow_mut() = Arc::downgrade(&self.link));
         }
+        Ok(n > 0)
     }
 
     fn is_open(&mut self) -> bool {
