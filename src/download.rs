@@ -319,6 +319,7 @@ fn fetch_once(
             total.map_or("unknown".into(), |t| t.to_string())
         )));
     }
+    let reusable = keeps_connection(&response);
     let answer = classify(
         response,
         crate::http::small_answer_deadline(client.config.io_timeout),
@@ -348,8 +349,7 @@ fn fetch_once(
                     .map(|body| Direct {
                         body,
                         body_len: len,
-                        reusable: !header_str(&headers, "connection")
-                            .is_some_and(|v| v.to_ascii_lowercase().contains("close")),
+                        reusable,
                     }),
                 _ => None,
             };
@@ -437,6 +437,18 @@ fn fetch_once(
             }
         }
     }
+}
+
+/// Whether the server keeps the connection open after this answer, as
+/// HTTP/1.1 says (ureq's own rule for its pool): not after
+/// `Connection: close`, nor after an HTTP/1.0 answer without keep-alive.
+fn keeps_connection(response: &ureq::http::Response<ureq::Body>) -> bool {
+    let connection = header_str(response.headers(), "connection").map(str::to_ascii_lowercase);
+    if connection.as_deref().is_some_and(|v| v.contains("close")) {
+        return false;
+    }
+    response.version() != ureq::http::Version::HTTP_10
+        || connection.is_some_and(|v| v.contains("keep-alive"))
 }
 
 /// A plain-http answer's body, readable straight from the socket.

@@ -649,50 +649,57 @@ fn a_truncated_whole_body_is_not_success() {
 
 /// Bodies read straight from the socket (past ureq) go over connections
 /// that the downloader, not ureq, keeps for reuse: one that the server
-/// closes after its answer (`Connection: close`, then a shutdown) must never
-/// be handed out again. With one attempt, a request sent on such a
-/// connection fails the download.
+/// closes after its answer (`Connection: close`, or HTTP/1.0 without
+/// keep-alive, then a shutdown) must never be handed out again. With one
+/// attempt, a request sent on such a connection fails the download.
 #[test]
 fn connections_the_server_closes_are_never_reused() {
     let data = pattern(400_000);
-    let d2 = data.clone();
-    let srv = RawServer::start(move |req, s| {
-        let (a, b) = req.range.unwrap_or((0, 399_999));
-        let b = b.min(399_999);
-        respond(
-            s,
-            "206 Partial Content",
-            &[
+    for http10 in [false, true] {
+        let d2 = data.clone();
+        let srv = RawServer::start(move |req, s| {
+            let (a, b) = req.range.unwrap_or((0, 399_999));
+            let b = b.min(399_999);
+            let headers = [
                 ("Content-Range", format!("bytes {a}-{b}/400000")),
                 ("Content-Length", (b - a + 1).to_string()),
                 ("Content-Disposition", "attachment; filename=\"x\"".into()),
-            ],
-            &d2[a as usize..=b as usize],
-        );
-    });
-    for parallelism in [1, 3] {
-        let c = new_client(&Opts {
-            chunk: 128 * 1024,
-            parallelism,
-            attempts: 1,
-            ..Opts::new(&srv.base_url())
+            ];
+            let body = &d2[a as usize..=b as usize];
+            if http10 {
+                // HTTP/1.0 closes by default: no Connection header at all.
+                let mut head = "HTTP/1.0 206 Partial Content\r\n".to_string();
+                for (k, v) in &headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(body);
+            } else {
+                respond(s, "206 Partial Content", &headers, body);
+            }
         });
-        for round in 0..2 {
-            let before = srv.requests.load(Ordering::SeqCst);
-            let o = sink_download(&c, "m", 0, 1 << 20);
-            assert_eq!(
-                o.rc, 0,
-                "parallelism {parallelism}, round {round}: {}",
-                o.errmsg
-            );
-            assert!(o.data == data, "parallelism {parallelism}: wrong bytes");
-            // 400 000 bytes in 128 KiB chunks: 4 requests, none repeated.
-            assert_eq!(srv.requests.load(Ordering::SeqCst) - before, 4);
-            let dir = tempdir("closed");
-            let o = path_download(&c, "m", &dir.join("t"));
-            assert_eq!(o.rc, 0, "parallelism {parallelism}: {}", o.errmsg);
-            assert!(o.data == data);
-            let _ = std::fs::remove_dir_all(dir);
+        for parallelism in [1, 3] {
+            let c = new_client(&Opts {
+                chunk: 128 * 1024,
+                parallelism,
+                attempts: 1,
+                ..Opts::new(&srv.base_url())
+            });
+            let case = format!("HTTP/1.0 {http10}, parallelism {parallelism}");
+            for round in 0..2 {
+                let before = srv.requests.load(Ordering::SeqCst);
+                let o = sink_download(&c, "m", 0, 1 << 20);
+                assert_eq!(o.rc, 0, "{case}, round {round}: {}", o.errmsg);
+                assert!(o.data == data, "{case}: wrong bytes");
+                // 400 000 bytes in 128 KiB chunks: 4 requests, none repeated.
+                assert_eq!(srv.requests.load(Ordering::SeqCst) - before, 4, "{case}");
+                let dir = tempdir("closed");
+                let o = path_download(&c, "m", &dir.join("t"));
+                assert_eq!(o.rc, 0, "{case}: {}", o.errmsg);
+                assert!(o.data == data, "{case}");
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }
