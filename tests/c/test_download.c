@@ -108,9 +108,13 @@ static void dl_sink_parallel(void)
     uint64_t maxc = 0;
     long n;
     REQUIRE(admin_media_gen("dl-par", size, 12, NULL, NULL));
-    /* 8 MB/s per connection: about 0.1 s in all with 4 connections. */
-    REQUIRE(admin_fault("\"kind\":\"throttle\",\"media_id\":\"dl-par\","
-                        "\"bytes_per_sec\":8000000,\"count\":10000"));
+    /* Every answer waits 20 ms before its head, so the 4 connections'
+     * requests overlap (about 0.25 s in all). A throttle would not do it:
+     * the emulator sends the first rate/20 bytes of a body at once, and at
+     * 8 MB/s that is a whole 64 KiB chunk, so the workers could happen to
+     * take turns on one connection. */
+    REQUIRE(admin_fault("\"kind\":\"slow_headers\",\"media_id\":\"dl-par\","
+                        "\"ms\":20,\"count\":10000"));
     client = test_client(chunk, 4, 0);
     REQUIRE(client != NULL);
     CHECK_RC(sink_download(client, "dl-par", 12, size), WXM_OK);

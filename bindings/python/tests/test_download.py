@@ -251,6 +251,8 @@ def test_over_20_mib_in_chunks(client: wxmedia.Client, emu: Emulator, tmp_path: 
 def test_small_chunks_in_parallel_arrive_in_order(emu: Emulator) -> None:
     size = 3 * MiB + 100
     media = emu.add_media(size=size, seed=64)
+    # Every answer waits 20 ms before its head, so the workers' requests overlap.
+    emu.fault("slow_headers", media_id=media["media_id"], ms=20, count=10_000)
     offsets: List[int] = []
     buf = io.BytesIO()
 
