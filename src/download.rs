@@ -10,6 +10,7 @@ use crate::range::{
     check_partial, content_disposition_filename, next_request, parallel_chunk, parse_content_range,
     query_encode, ChunkPlan, Request,
 };
+use crate::tcp::Pipe;
 use crate::token::lock;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -25,7 +26,23 @@ const SINK_SLICE: usize = 1024 * 1024;
 const MAX_REDIRECTS: u32 = 5;
 
 /// Receives verified bytes: (offset, data, total size when known).
-type Deliver<'a> = dyn FnMut(u64, &[u8], Option<u64>) -> Result<()> + 'a;
+type Deliver<'a> = dyn FnMut(u64, Arrived<'_>, Option<u64>) -> Result<()> + 'a;
+
+/// Bytes handed to a `Deliver`.
+pub enum Arrived<'a> {
+    Bytes(&'a [u8]),
+    /// In a pipe, for a file sink to splice in (`Sink::takes_pipe`).
+    Piped(&'a mut Pipe),
+}
+
+impl Arrived<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Arrived::Bytes(b) => b.len(),
+            Arrived::Piped(p) => p.held(),
+        }
+    }
+}
 
 /// What the host learns about the media.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,6 +102,15 @@ pub trait Sink {
         Ok(())
     }
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<()>;
+    /// The sink is a file that takes bytes straight from a pipe (splice), so
+    /// they need not pass through user space.
+    fn takes_pipe(&self) -> bool {
+        false
+    }
+    /// Like `write`, from a pipe; called only when `takes_pipe`.
+    fn write_piped(&mut self, _offset: u64, _pipe: &mut Pipe) -> Result<()> {
+        Err(Error::Panic("this sink takes no pipe".into()))
+    }
     fn progress(&mut self, _done: u64, _total: u64) -> Result<()> {
         Ok(())
     }
@@ -98,6 +124,14 @@ pub trait Sink {
 /// Writes at offsets, from worker threads.
 pub trait PositionalWriter: Send + Sync {
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
+    /// As `Sink::takes_pipe`.
+    fn takes_pipe(&self) -> bool {
+        false
+    }
+    /// Like `write_at`, from a pipe; called only when `takes_pipe`.
+    fn write_piped_at(&self, _offset: u64, _pipe: &mut Pipe) -> Result<()> {
+        Err(Error::Panic("this writer takes no pipe".into()))
+    }
     /// Every byte before `end` is written (for the resume record).
     fn prefix_done(&self, end: u64) -> Result<()>;
 }
@@ -119,8 +153,9 @@ impl Client {
         let parallel = self.config.parallelism > 1;
         let mut size_reported = false;
         let mut pos = opts.start;
+        let piped = sink.takes_pipe();
         {
-            let mut deliver = |off: u64, data: &[u8], total: Option<u64>| -> Result<()> {
+            let mut deliver = |off: u64, data: Arrived, total: Option<u64>| -> Result<()> {
                 if !size_reported {
                     if let Some(t) = total {
                         sink.size_known(t)?;
@@ -128,8 +163,12 @@ impl Client {
                     }
                 }
                 debug_assert_eq!(off, pos);
-                sink.write(off, data)?;
-                pos = off + data.len() as u64;
+                let len = data.len() as u64;
+                match data {
+                    Arrived::Bytes(bytes) => sink.write(off, bytes)?,
+                    Arrived::Piped(pipe) => sink.write_piped(off, pipe)?,
+                }
+                pos = off + len;
                 sink.progress(pos, total.unwrap_or(0))
             };
             // Sequentially, the whole file; in parallel, the first chunk alone
@@ -142,7 +181,14 @@ impl Client {
                         .saturating_add(crate::range::parallel_first_request(chunk))
                 })
                 .filter(|&limit| limit > opts.start);
-            fetch_span(&shared, &opts.cancel, opts.start, first_limit, &mut deliver)?;
+            fetch_span(
+                &shared,
+                &opts.cancel,
+                opts.start,
+                first_limit,
+                piped,
+                &mut deliver,
+            )?;
         }
         let total = shared.total().unwrap_or(pos);
         if !size_reported {
@@ -170,12 +216,14 @@ impl Client {
 
 /// Fetches `[from, limit)` (to the end when `limit` is None), retrying and
 /// resuming at the first byte not yet delivered. `deliver` sees each byte
-/// once, in order.
+/// once, in order; in pipes when `piped` (it writes a file) and the
+/// connection allows.
 fn fetch_span(
     shared: &Shared,
     cancel: &AtomicBool,
     from: u64,
     limit: Option<u64>,
+    piped: bool,
     deliver: &mut Deliver,
 ) -> Result<()> {
     let client = shared.client;
@@ -185,7 +233,6 @@ fn fetch_span(
     let mut refreshed_at: Option<u64> = None;
     // One read buffer for every request of this span, lent by the client.
     let mut lent = client.read_buffer();
-    let buf = &mut lent.buf;
     loop {
         check_cancel(cancel)?;
         let total = shared.total();
@@ -203,14 +250,26 @@ fn fetch_span(
         }
         let req = next_request(pos, client.config.chunk_size, end);
         let mut used_token = None;
-        let result = fetch_once(shared, &req, end, &mut pos, &mut used_token, buf, deliver)
-            .map_err(|e| {
-                match &used_token {
-                    // Servers quote requests back: never let the token through.
-                    Some(t) => crate::http::redact(e, t),
-                    None => e,
-                }
-            });
+        let scratch = Scratch {
+            buf: &mut lent.buf,
+            pipe: piped.then_some(&mut lent.pipe),
+        };
+        let result = fetch_once(
+            shared,
+            &req,
+            end,
+            &mut pos,
+            &mut used_token,
+            scratch,
+            deliver,
+        )
+        .map_err(|e| {
+            match &used_token {
+                // Servers quote requests back: never let the token through.
+                Some(t) => crate::http::redact(e, t),
+                None => e,
+            }
+        });
         match result {
             Ok(true) => {
                 // The answer was a whole body (Range ignored): nothing more to ask.
@@ -243,6 +302,12 @@ fn fetch_span(
     }
 }
 
+/// A span's read buffer, and its pipe when the sink takes bytes by splice.
+struct Scratch<'s> {
+    buf: &'s mut Vec<u8>,
+    pipe: Option<&'s mut Option<Pipe>>,
+}
+
 fn media_url(shared: &Shared, token: &str) -> String {
     let path = match shared.endpoint {
         Endpoint::Media => "media/get",
@@ -265,9 +330,10 @@ fn fetch_once(
     span_end: Option<u64>,
     pos: &mut u64,
     used_token: &mut Option<String>,
-    buf: &mut Vec<u8>,
+    scratch: Scratch,
     deliver: &mut Deliver,
 ) -> Result<bool> {
+    let Scratch { buf, pipe } = scratch;
     let client = shared.client;
     let source = lock(&shared.source).clone();
     let url = match &source {
@@ -350,6 +416,7 @@ fn fetch_once(
                         body,
                         body_len: len,
                         reusable,
+                        pipe,
                     }),
                 _ => None,
             };
@@ -452,12 +519,15 @@ fn keeps_connection(response: &ureq::http::Response<ureq::Body>) -> bool {
 }
 
 /// A plain-http answer's body, readable straight from the socket.
-struct Direct {
+struct Direct<'p> {
     body: crate::tcp::PlainBody,
     /// Its Content-Length.
     body_len: u64,
     /// The server keeps the connection open after this answer.
     reusable: bool,
+    /// Where a pipe for splicing the body into a file sink is kept (None:
+    /// the sink wants bytes in memory).
+    pipe: Option<&'p mut Option<Pipe>>,
 }
 
 /// Read past ureq only when at least this much of the body is left once
@@ -501,20 +571,20 @@ fn stream_body(
     } = framing;
     let mut at = body_start;
     let end = body_start.saturating_add(max_len);
-    let mut handle = |data: &[u8], at: &mut u64, pos: &mut u64| -> Result<()> {
+    let handle = |data: &[u8], at: &mut u64, pos: &mut u64, deliver: &mut Deliver| -> Result<()> {
         let len = data.len() as u64;
         let chunk_end = (*at + len).min(end);
         if chunk_end > *pos && *at < chunk_end {
             let from = (*pos).max(*at);
             let slice = &data[(from - *at) as usize..(chunk_end - *at) as usize];
-            deliver(from, slice, total)?;
+            deliver(from, Arrived::Bytes(slice), total)?;
             *pos = chunk_end;
         }
         *at += len;
         Ok(())
     };
     if !prefix.is_empty() {
-        handle(&prefix[..], &mut at, pos)?;
+        handle(&prefix[..], &mut at, pos, deliver)?;
     }
     // Small bodies get a small buffer; the buffer is kept for the span's next request.
     let size = max_len.clamp(4096, READ_BUF as u64) as usize;
@@ -551,6 +621,25 @@ fn stream_body(
                 let buffered = (d.body.buffered() as u64).min(left);
                 if went_direct || (buffered == 0 && left >= DIRECT_FROM) {
                     went_direct = true;
+                    // Wanted bytes (none to skip) for a file: socket to
+                    // pipe to file, never through user space.
+                    if let Some(pipe) = d.pipe.as_deref_mut().filter(|_| at == *pos) {
+                        if !pipe.as_ref().is_some_and(Pipe::is_empty) {
+                            // None left (a failed transfer's bytes are dropped).
+                            *pipe = Pipe::new();
+                        }
+                        if let Some(pipe) = pipe.as_mut() {
+                            let room = usize::try_from(end - at).unwrap_or(usize::MAX);
+                            let n = d.body.splice_into(pipe, room).map_err(map_io)?;
+                            if n == 0 {
+                                break;
+                            }
+                            deliver(at, Arrived::Piped(pipe), total)?;
+                            at += n as u64;
+                            *pos = at;
+                            continue;
+                        }
+                    }
                     d.body.read(&mut buf[..want])
                 } else {
                     if buffered > 0 && left - buffered >= DIRECT_FROM {
@@ -567,7 +656,7 @@ fn stream_body(
             Ok(n) => n,
             Err(e) => return Err(map_io(e)),
         };
-        handle(&buf[..n], &mut at, pos)?;
+        handle(&buf[..n], &mut at, pos, deliver)?;
     }
     if went_direct {
         if let Some((d, wire_end)) = &direct {
@@ -689,21 +778,25 @@ fn fetch_parallel(
                     let (start, end) = chunks.get(idx);
                     let from = start.max(pos);
                     let mut piece = fresh();
-                    let result = fetch_span(shared, halt, from, Some(end), &mut |_, mut d, _| {
-                        while !d.is_empty() {
-                            let room = SINK_SLICE - piece.len();
-                            let (now, rest) = d.split_at(d.len().min(room));
-                            piece.extend_from_slice(now);
-                            d = rest;
-                            if piece.len() == SINK_SLICE {
-                                let full = std::mem::replace(&mut piece, fresh());
-                                if tx.send(Piece::Data(idx, full)).is_err() {
-                                    return Err(Error::Cancelled);
+                    let result =
+                        fetch_span(shared, halt, from, Some(end), false, &mut |_, d, _| {
+                            let Arrived::Bytes(mut d) = d else {
+                                return Err(Error::Panic("piped bytes for a memory sink".into()));
+                            };
+                            while !d.is_empty() {
+                                let room = SINK_SLICE - piece.len();
+                                let (now, rest) = d.split_at(d.len().min(room));
+                                piece.extend_from_slice(now);
+                                d = rest;
+                                if piece.len() == SINK_SLICE {
+                                    let full = std::mem::replace(&mut piece, fresh());
+                                    if tx.send(Piece::Data(idx, full)).is_err() {
+                                        return Err(Error::Cancelled);
+                                    }
                                 }
                             }
-                        }
-                        Ok(())
-                    });
+                            Ok(())
+                        });
                     let sent = match result {
                         Ok(()) => {
                             let last = (!piece.is_empty())
@@ -810,12 +903,22 @@ fn fetch_positional(
                         return;
                     }
                     let (start, end) = chunks.get(idx);
-                    let result =
-                        fetch_span(shared, halt, start.max(pos), Some(end), &mut |off, d, _| {
-                            writer.write_at(off, d)?;
-                            written.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    let result = fetch_span(
+                        shared,
+                        halt,
+                        start.max(pos),
+                        Some(end),
+                        writer.takes_pipe(),
+                        &mut |off, d, _| {
+                            let len = d.len() as u64;
+                            match d {
+                                Arrived::Bytes(bytes) => writer.write_at(off, bytes)?,
+                                Arrived::Piped(pipe) => writer.write_piped_at(off, pipe)?,
+                            }
+                            written.fetch_add(len, Ordering::Relaxed);
                             Ok(())
-                        });
+                        },
+                    );
                     let failed = result.is_err();
                     if tx.send((idx, result)).is_err() || failed {
                         return;
@@ -884,6 +987,13 @@ impl PositionalWriter for FileWriter {
             .write_all_at(data, offset)
             .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
     }
+    fn takes_pipe(&self) -> bool {
+        true
+    }
+    fn write_piped_at(&self, offset: u64, pipe: &mut Pipe) -> Result<()> {
+        pipe.drain_into(&self.file, Some(offset))
+            .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
+    }
     fn prefix_done(&self, end: u64) -> Result<()> {
         let mut meta = lock(&self.meta);
         meta.complete = Some(end);
@@ -934,6 +1044,13 @@ impl Sink for FileSink<'_> {
     fn write(&mut self, _offset: u64, data: &[u8]) -> Result<()> {
         self.file
             .write_all(data)
+            .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
+    }
+    fn takes_pipe(&self) -> bool {
+        true
+    }
+    fn write_piped(&mut self, _offset: u64, pipe: &mut Pipe) -> Result<()> {
+        pipe.drain_into(&self.file, None)
             .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
     }
     fn progress(&mut self, done: u64, total: u64) -> Result<()> {

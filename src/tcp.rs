@@ -7,7 +7,9 @@
 //! A plain-http connection (no TLS, no proxy) also lets the downloader read
 //! a length-delimited body straight from the socket into its own buffer
 //! (`PlainBody`) once ureq's input buffer is drained: one copy of every
-//! byte instead of two. A connection whose body was read to its end that
+//! byte instead of two. Bound for a file, the bytes go from the socket to
+//! the file through a pipe (`Pipe`, Linux splice) and never enter user
+//! space at all. A connection whose body was read to its end that
 //! way is parked here and handed out again for the next request to the
 //! same address, as ureq's pool would have.
 
@@ -143,11 +145,24 @@ impl Link {
         deadline: Option<Instant>,
         timeout: &NextTimeout,
     ) -> Result<usize, ureq::Error> {
+        self.receive_waiting(deadline, timeout, || {
+            (&*self.stream).read(self.read_room(free))
+        })
+    }
+
+    /// Runs `receive` (one read-like call on the socket) until it takes
+    /// bytes or meets the end, waiting as `read_waiting` says.
+    fn receive_waiting(
+        &self,
+        deadline: Option<Instant>,
+        timeout: &NextTimeout,
+        mut receive: impl FnMut() -> io::Result<usize>,
+    ) -> Result<usize, ureq::Error> {
         loop {
             if cancelled_here() {
                 return Err(cancel_error());
             }
-            match (&*self.stream).read(self.read_room(free)) {
+            match receive() {
                 Ok(n) => {
                     self.received.fetch_add(n as u64, Ordering::Relaxed);
                     quick_ack(&self.stream);
@@ -300,21 +315,219 @@ impl PlainBody {
     /// at most the agent's per-read timeout. From the first call on, ureq
     /// must not read this answer again.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (deadline, timeout) = self.take_over();
+        self.link
+            .read_waiting(buf, deadline, &timeout)
+            .map_err(ureq::Error::into_io)
+    }
+
+    /// Moves up to `max` body bytes (never past the body's end) from the
+    /// socket into `pipe`, which must be empty, without their entering user
+    /// space (`Pipe::drain_into` takes them on to a file). Waits like
+    /// `read`; 0 is the end of the stream.
+    #[cfg(target_os = "linux")]
+    pub fn splice_into(&mut self, pipe: &mut Pipe, max: usize) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        debug_assert!(pipe.is_empty());
+        let (deadline, timeout) = self.take_over();
+        let socket = self.link.stream.as_raw_fd();
+        let into_pipe = pipe.write.as_raw_fd();
+        let want = max.min(pipe.capacity);
+        let n = self
+            .link
+            .receive_waiting(deadline, &timeout, || {
+                // SAFETY: the socket and the pipe stay open across the call;
+                // null offsets, as neither has a position.
+                let r = unsafe {
+                    libc::splice(
+                        socket,
+                        std::ptr::null_mut(),
+                        into_pipe,
+                        std::ptr::null_mut(),
+                        want,
+                        libc::SPLICE_F_MOVE,
+                    )
+                };
+                usize::try_from(r).map_err(|_| io::Error::last_os_error())
+            })
+            .map_err(ureq::Error::into_io)?;
+        pipe.held = n;
+        Ok(n)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn splice_into(&mut self, pipe: &mut Pipe, _max: usize) -> io::Result<usize> {
+        match pipe.0 {}
+    }
+
+    /// From the first direct read on, ureq must not read this answer again;
+    /// each read waits at most the per-read timeout.
+    fn take_over(&self) -> (Option<Instant>, NextTimeout) {
         self.link.reader.store(READ_DIRECT, Ordering::Relaxed);
         let timeout = NextTimeout {
             reason: ureq::Timeout::RecvBody,
             ..NextTimeout::default()
         };
-        let deadline = self.link.per_read.map(|d| Instant::now() + d);
-        self.link
-            .read_waiting(buf, deadline, &timeout)
-            .map_err(ureq::Error::into_io)
+        (self.link.per_read.map(|d| Instant::now() + d), timeout)
     }
 
     /// The whole body was read and nothing past it: the connection may be
     /// used again once ureq lets go of it.
     pub fn finished(&self) {
         self.link.reader.store(BODY_DONE, Ordering::Relaxed);
+    }
+}
+
+/// How much a splice pipe holds: the kernel's default is 64 KiB (16
+/// pages); one MiB takes a fast sender's bursts in a quarter of the calls.
+#[cfg(target_os = "linux")]
+const PIPE_SIZE: usize = 1024 * 1024;
+/// A smaller pipe is not used: bytes are read and written instead.
+#[cfg(target_os = "linux")]
+const MIN_PIPE_SIZE: usize = 64 * 1024;
+
+/// A pipe through which body bytes go from the socket to a file inside the
+/// kernel (splice): they are copied once, into the file's pages, instead of
+/// into user space and out again. Empty between calls.
+#[cfg(target_os = "linux")]
+pub struct Pipe {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+    capacity: usize,
+    /// Bytes in the pipe (only after a failed write to the file).
+    held: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Pipe {
+    /// A new pipe, or None when the process is out of descriptors or of
+    /// pipe budget (the caller then reads and writes as usual).
+    pub fn new() -> Option<Pipe> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: fds has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return None;
+        }
+        // SAFETY: both descriptors were just created and are owned only here.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: fcntl on our own pipe; a refusal (the per-user pipe
+        // budget) leaves the default size, which is asked for next.
+        let mut capacity = unsafe {
+            libc::fcntl(
+                write.as_raw_fd(),
+                libc::F_SETPIPE_SZ,
+                PIPE_SIZE as libc::c_int,
+            )
+        };
+        if capacity <= 0 {
+            // SAFETY: as above.
+            capacity = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        }
+        // A process past its pipe budget (pipe-user-pages-soft) gets pipes
+        // of a page or two: more calls than plain reads would make.
+        Some(Pipe {
+            read,
+            write,
+            capacity: usize::try_from(capacity)
+                .ok()
+                .filter(|&c| c >= MIN_PIPE_SIZE)?,
+            held: 0,
+        })
+    }
+
+    /// Nothing is left in it: it may serve another transfer.
+    pub fn is_empty(&self) -> bool {
+        self.held == 0
+    }
+
+    /// Bytes waiting in it for `drain_into`.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Moves everything the pipe holds into `file`, at its position or at
+    /// offset `at`. A file that takes no splice (a file system without it)
+    /// gets the bytes read back and written.
+    pub fn drain_into(&mut self, file: &std::fs::File, at: Option<u64>) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut offset = match at {
+            Some(a) => Some(
+                libc::loff_t::try_from(a)
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            ),
+            None => None,
+        };
+        while self.held > 0 {
+            let offset_ptr = offset
+                .as_mut()
+                .map_or(std::ptr::null_mut(), |o| o as *mut libc::loff_t);
+            // SAFETY: both descriptors are open; offset_ptr is null or points
+            // to a live loff_t that the kernel advances.
+            let r = unsafe {
+                libc::splice(
+                    self.read.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    file.as_raw_fd(),
+                    offset_ptr,
+                    self.held,
+                    libc::SPLICE_F_MOVE,
+                )
+            };
+            match usize::try_from(r) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.held -= n,
+                Err(_) => {
+                    let e = io::Error::last_os_error();
+                    match e.raw_os_error() {
+                        Some(libc::EINTR) => {}
+                        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                            return self.copy_into(file, offset);
+                        }
+                        _ => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The fallback of `drain_into`: read the pipe, write the file.
+    fn copy_into(
+        &mut self,
+        mut file: &std::fs::File,
+        offset: Option<libc::loff_t>,
+    ) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0u8; self.held];
+        let mut pipe = std::fs::File::from(self.read.try_clone()?);
+        pipe.read_exact(&mut bytes)?;
+        self.held = 0;
+        match offset {
+            Some(o) => file.write_all_at(&bytes, o as u64),
+            None => file.write_all(&bytes),
+        }
+    }
+}
+
+/// Elsewhere than Linux there is no splice: no pipe is ever made, so
+/// bytes always pass through user space.
+#[cfg(not(target_os = "linux"))]
+pub struct Pipe(std::convert::Infallible);
+
+#[cfg(not(target_os = "linux"))]
+impl Pipe {
+    pub fn new() -> Option<Pipe> {
+        None
+    }
+    pub fn is_empty(&self) -> bool {
+        match self.0 {}
+    }
+    pub fn held(&self) -> usize {
+        match self.0 {}
+    }
+    pub fn drain_into(&mut self, _file: &std::fs::File, _at: Option<u64>) -> io::Result<()> {
+        match self.0 {}
     }
 }
 
@@ -873,6 +1086,49 @@ impl Buffers for LeanBuffers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fills a pipe as a socket splice would (test-only: plain writes).
+    #[cfg(target_os = "linux")]
+    fn pipe_holding(bytes: &[u8]) -> Pipe {
+        let mut pipe = Pipe::new().expect("a pipe");
+        let mut end = std::fs::File::from(pipe.write.try_clone().expect("dup"));
+        end.write_all(bytes).expect("into the pipe");
+        pipe.held = bytes.len();
+        pipe
+    }
+
+    /// A file that takes no splice (here: opened for appending, which
+    /// splice refuses) still gets every byte, by the copying fallback; at
+    /// an offset too.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pipes_drain_into_files_by_splice_or_by_copy() {
+        let dir = std::env::temp_dir().join(format!("wxm-pipe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for append in [false, true] {
+            let path = dir.join(format!("append-{append}"));
+            let file = std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .append(append)
+                .open(&path)
+                .expect("file");
+            let mut pipe = pipe_holding(&bytes[..150_000]);
+            pipe.drain_into(&file, None).expect("drained");
+            assert!(pipe.is_empty());
+            let mut pipe = pipe_holding(&bytes[150_000..]);
+            pipe.drain_into(&file, (!append).then_some(150_000))
+                .expect("drained");
+            assert!(pipe.is_empty());
+            assert!(
+                std::fs::read(&path).expect("read") == bytes,
+                "append {append}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn lean_buffers_append_consume_and_shift() {
