@@ -311,6 +311,10 @@ pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
         // Each read waits at most io_timeout, but a server can trickle a
         // header line at a time forever: the whole head gets a deadline too.
         .timeout_recv_response(Some(small_answer_deadline(s.io_timeout)))
+        // A server that ignores `Expect: 100-continue` gets the upload body
+        // after this wait, kept under the per-read timeout (which would
+        // otherwise end the call instead).
+        .timeout_await_100(Some(AWAIT_100.min(s.io_timeout / 2)))
         .max_response_header_size(64 * 1024)
         .max_idle_connections_per_host(s.pool_size.max(2))
         .max_idle_connections(s.pool_size.max(2) * 4)
@@ -395,6 +399,10 @@ pub fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
 pub fn small_answer_deadline(io_timeout: Duration) -> Duration {
     io_timeout.saturating_mul(2).max(Duration::from_secs(1))
 }
+
+/// How long an upload waits for `100 Continue` before sending its body
+/// anyway: curl's default too.
+const AWAIT_100: Duration = Duration::from_secs(1);
 
 /// Used where the I/O timeout is not at hand.
 const DEFAULT_SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);

@@ -996,3 +996,182 @@ fn a_token_endpoint_echoing_the_secret_never_reaches_a_message() {
         );
     }
 }
+
+// ---- Expect: 100-continue (uploads of 1 MiB and more) -----------------------
+
+/// Runs one upload of `path` as type `file`: (rc, media_id, errmsg).
+fn upload_file(c: &Client, path: &std::path::Path) -> (i32, Option<String>, String) {
+    use wxmedia::ffi::upload::*;
+    // SAFETY: live handles for the duration of each call.
+    unsafe {
+        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
+        assert_eq!(
+            wxm_upload_set_path(u, cstr(path.to_str().expect("utf-8")).as_ptr()),
+            0
+        );
+        let rc = wxm_upload_run(u);
+        let out = (
+            rc,
+            text(wxm_upload_media_id(u)),
+            text(wxm_upload_errmsg(u)).unwrap_or_default(),
+        );
+        wxm_upload_free(u);
+        out
+    }
+}
+
+/// What a hand-written server saw of one request.
+#[derive(Debug, Default, Clone)]
+struct SeenUpload {
+    expect: bool,
+    body_bytes: u64,
+}
+
+/// A server that answers each connection's request with `answer(index,
+/// head)` once it has the head: `Some(reply)` at once, before any body
+/// (then it counts what body still arrives), or `None` to read the whole
+/// body first and reply with a success.
+fn early_answer_server(
+    answer: impl Fn(usize, &str) -> Option<String> + Send + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<SeenUpload>>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (index, stream) in listener.incoming().enumerate() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                match s.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let length: u64 = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut entry = SeenUpload {
+                expect: head.contains("expect: 100-continue"),
+                body_bytes: 0,
+            };
+            let early = answer(index, &head);
+            if let Some(reply) = &early {
+                let _ = s.write_all(reply.as_bytes());
+                // Only a client that sends regardless has bytes coming now.
+                let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+            }
+            // Whatever body comes (all of it, when there was no early reply).
+            let mut chunk = vec![0u8; 64 * 1024];
+            while entry.body_bytes < length {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => entry.body_bytes += n as u64,
+                }
+            }
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+            if early.is_none() {
+                let body = r#"{"errcode":0,"errmsg":"","type":"file","media_id":"MEDIA-OK","created_at":"1"}"#;
+                let _ = s.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    });
+    (base, seen)
+}
+
+fn upload_source(tag: &str, len: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempdir(tag);
+    let path = dir.join("big.bin");
+    std::fs::write(&path, pattern(len)).expect("write");
+    (dir, path)
+}
+
+/// 417 Expectation Failed: the same upload goes again without `Expect`.
+#[test]
+fn a_server_refusing_expect_gets_the_upload_without_it() {
+    let (base, seen) = early_answer_server(|index, head| {
+        (index == 0 && head.contains("expect:")).then(|| {
+            "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_string()
+        })
+    });
+    let (dir, path) = upload_source("expect-417", 1536 * 1024);
+    let c = new_client(&Opts::new(&base));
+    let (rc, media_id, msg) = upload_file(&c, &path);
+    assert_eq!(rc, 0, "{msg}");
+    assert_eq!(media_id.as_deref(), Some("MEDIA-OK"));
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].expect && seen[0].body_bytes == 0, "{seen:?}");
+    assert!(
+        !seen[1].expect && seen[1].body_bytes > 1536 * 1024,
+        "{seen:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A server that never answers `100 Continue` still gets the body, after
+/// the short wait (half the io timeout here), within the io timeout.
+#[test]
+fn a_server_ignoring_expect_gets_the_body_after_a_short_wait() {
+    let (base, seen) = early_answer_server(|_, _| None);
+    let (dir, path) = upload_source("expect-ignored", 1024 * 1024);
+    let c = new_client(&Opts::new(&base));
+    let t0 = Instant::now();
+    let (rc, media_id, msg) = upload_file(&c, &path);
+    assert_eq!(rc, 0, "{msg}");
+    assert_eq!(media_id.as_deref(), Some("MEDIA-OK"));
+    assert!(t0.elapsed() < BOUND, "{:?}", t0.elapsed());
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].expect && seen[0].body_bytes > 1024 * 1024,
+        "{seen:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A refusal that comes before `100 Continue` costs no upload: the errcode
+/// is returned and the body was never sent. Below 1 MiB there is no
+/// `Expect` (the round trip would cost more than it saves).
+#[test]
+fn an_answer_before_100_continue_saves_sending_the_body() {
+    let (base, seen) = early_answer_server(|_, head| {
+        head.contains("expect:").then(|| {
+            let body = r#"{"errcode":40014,"errmsg":"invalid access_token"}"#;
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        })
+    });
+    let (dir, path) = upload_source("expect-early", 4 * 1024 * 1024);
+    let c = new_client(&Opts::new(&base));
+    let (rc, _, msg) = upload_file(&c, &path);
+    assert_eq!(rc, 40014, "{msg}");
+    assert_clean(&msg, &secrets(), "early refusal");
+    let small = dir.join("small.bin");
+    std::fs::write(&small, pattern(1024 * 1024 - 1)).expect("write");
+    let (rc, _, msg) = upload_file(&c, &small);
+    assert_eq!(rc, 0, "{msg}");
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].expect && seen[0].body_bytes == 0, "{seen:?}");
+    assert!(
+        !seen[1].expect && seen[1].body_bytes >= 1024 * 1024 - 1,
+        "{seen:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
