@@ -44,6 +44,13 @@ impl Arrived<'_> {
     }
 }
 
+/// Moves piped bytes into a sink's file: at its position, or at `at`.
+fn drain_into_file(pipe: &mut Pipe, file: Option<&std::fs::File>, at: Option<u64>) -> Result<()> {
+    let file = file.ok_or_else(|| Error::Panic("piped bytes for a sink without a file".into()))?;
+    pipe.drain_into(file, at)
+        .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
+}
+
 /// What the host learns about the media.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MediaInfo {
@@ -102,14 +109,10 @@ pub trait Sink {
         Ok(())
     }
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<()>;
-    /// The sink is a file that takes bytes straight from a pipe (splice), so
-    /// they need not pass through user space.
-    fn takes_pipe(&self) -> bool {
-        false
-    }
-    /// Like `write`, from a pipe; called only when `takes_pipe`.
-    fn write_piped(&mut self, _offset: u64, _pipe: &mut Pipe) -> Result<()> {
-        Err(Error::Panic("this sink takes no pipe".into()))
+    /// The file this sink writes in order, if it is one: bytes can then be
+    /// spliced into it from a pipe instead of passing through user space.
+    fn piped_file(&self) -> Option<&std::fs::File> {
+        None
     }
     fn progress(&mut self, _done: u64, _total: u64) -> Result<()> {
         Ok(())
@@ -124,13 +127,9 @@ pub trait Sink {
 /// Writes at offsets, from worker threads.
 pub trait PositionalWriter: Send + Sync {
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
-    /// As `Sink::takes_pipe`.
-    fn takes_pipe(&self) -> bool {
-        false
-    }
-    /// Like `write_at`, from a pipe; called only when `takes_pipe`.
-    fn write_piped_at(&self, _offset: u64, _pipe: &mut Pipe) -> Result<()> {
-        Err(Error::Panic("this writer takes no pipe".into()))
+    /// As `Sink::piped_file`, written at offsets.
+    fn piped_file(&self) -> Option<&std::fs::File> {
+        None
     }
     /// Every byte before `end` is written (for the resume record).
     fn prefix_done(&self, end: u64) -> Result<()>;
@@ -153,7 +152,7 @@ impl Client {
         let parallel = self.config.parallelism > 1;
         let mut size_reported = false;
         let mut pos = opts.start;
-        let piped = sink.takes_pipe();
+        let piped = sink.piped_file().is_some();
         {
             let mut deliver = |off: u64, data: Arrived, total: Option<u64>| -> Result<()> {
                 if !size_reported {
@@ -166,7 +165,7 @@ impl Client {
                 let len = data.len() as u64;
                 match data {
                     Arrived::Bytes(bytes) => sink.write(off, bytes)?,
-                    Arrived::Piped(pipe) => sink.write_piped(off, pipe)?,
+                    Arrived::Piped(pipe) => drain_into_file(pipe, sink.piped_file(), None)?,
                 }
                 pos = off + len;
                 sink.progress(pos, total.unwrap_or(0))
@@ -623,22 +622,17 @@ fn stream_body(
                     went_direct = true;
                     // Wanted bytes (none to skip) for a file: socket to
                     // pipe to file, never through user space.
-                    if let Some(pipe) = d.pipe.as_deref_mut().filter(|_| at == *pos) {
-                        if !pipe.as_ref().is_some_and(Pipe::is_empty) {
-                            // None left (a failed transfer's bytes are dropped).
-                            *pipe = Pipe::new();
+                    let slot = d.pipe.as_deref_mut().filter(|_| at == *pos);
+                    if let Some(pipe) = slot.and_then(Pipe::ready) {
+                        let room = usize::try_from(end - at).unwrap_or(usize::MAX);
+                        let n = d.body.splice_into(pipe, room).map_err(map_io)?;
+                        if n == 0 {
+                            break;
                         }
-                        if let Some(pipe) = pipe.as_mut() {
-                            let room = usize::try_from(end - at).unwrap_or(usize::MAX);
-                            let n = d.body.splice_into(pipe, room).map_err(map_io)?;
-                            if n == 0 {
-                                break;
-                            }
-                            deliver(at, Arrived::Piped(pipe), total)?;
-                            at += n as u64;
-                            *pos = at;
-                            continue;
-                        }
+                        deliver(at, Arrived::Piped(pipe), total)?;
+                        at += n as u64;
+                        *pos = at;
+                        continue;
                     }
                     d.body.read(&mut buf[..want])
                 } else {
@@ -908,12 +902,14 @@ fn fetch_positional(
                         halt,
                         start.max(pos),
                         Some(end),
-                        writer.takes_pipe(),
+                        writer.piped_file().is_some(),
                         &mut |off, d, _| {
                             let len = d.len() as u64;
                             match d {
                                 Arrived::Bytes(bytes) => writer.write_at(off, bytes)?,
-                                Arrived::Piped(pipe) => writer.write_piped_at(off, pipe)?,
+                                Arrived::Piped(pipe) => {
+                                    drain_into_file(pipe, writer.piped_file(), Some(off))?
+                                }
                             }
                             written.fetch_add(len, Ordering::Relaxed);
                             Ok(())
@@ -987,12 +983,8 @@ impl PositionalWriter for FileWriter {
             .write_all_at(data, offset)
             .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
     }
-    fn takes_pipe(&self) -> bool {
-        true
-    }
-    fn write_piped_at(&self, offset: u64, pipe: &mut Pipe) -> Result<()> {
-        pipe.drain_into(&self.file, Some(offset))
-            .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
+    fn piped_file(&self) -> Option<&std::fs::File> {
+        Some(&self.file)
     }
     fn prefix_done(&self, end: u64) -> Result<()> {
         let mut meta = lock(&self.meta);
@@ -1046,12 +1038,8 @@ impl Sink for FileSink<'_> {
             .write_all(data)
             .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
     }
-    fn takes_pipe(&self) -> bool {
-        true
-    }
-    fn write_piped(&mut self, _offset: u64, pipe: &mut Pipe) -> Result<()> {
-        pipe.drain_into(&self.file, None)
-            .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
+    fn piped_file(&self) -> Option<&std::fs::File> {
+        Some(&self.file)
     }
     fn progress(&mut self, done: u64, total: u64) -> Result<()> {
         (self.progress)(done, total)

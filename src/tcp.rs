@@ -436,6 +436,16 @@ impl Pipe {
         })
     }
 
+    /// The pipe in `slot`, made anew when there is none or when it still
+    /// holds a failed transfer's bytes (they are dropped with it); None when
+    /// no pipe can be had.
+    pub fn ready(slot: &mut Option<Pipe>) -> Option<&mut Pipe> {
+        if !slot.as_ref().is_some_and(Pipe::is_empty) {
+            *slot = Pipe::new();
+        }
+        slot.as_mut()
+    }
+
     /// Nothing is left in it: it may serve another transfer.
     pub fn is_empty(&self) -> bool {
         self.held == 0
@@ -518,6 +528,9 @@ pub struct Pipe(std::convert::Infallible);
 #[cfg(not(target_os = "linux"))]
 impl Pipe {
     pub fn new() -> Option<Pipe> {
+        None
+    }
+    pub fn ready(_slot: &mut Option<Pipe>) -> Option<&mut Pipe> {
         None
     }
     pub fn is_empty(&self) -> bool {

@@ -14,7 +14,6 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use wxmedia::error::*;
-use wxmedia::ffi::download::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -148,22 +147,7 @@ fn a_cancel_while_splicing_is_prompt_and_loses_nothing() {
     );
     let dir = tempdir("splice-cancel");
     let target = dir.join("cancel.bin");
-    // SAFETY: the handle outlives both threads' use of it.
-    let (rc, took) = unsafe {
-        let d = wxm_download_new(c.0, cs(&id).as_ptr());
-        let dp = d as usize;
-        let canceller = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(600));
-            let at = Instant::now();
-            wxm_download_cancel(dp as *const _);
-            at
-        });
-        let rc = wxm_download_to_path(d, cs(target.to_str().expect("utf-8")).as_ptr());
-        let returned = Instant::now();
-        let cancelled_at = canceller.join().expect("join");
-        wxm_download_free(d);
-        (rc, returned.saturating_duration_since(cancelled_at))
-    };
+    let (rc, took) = to_path_cancelled_after(&c, &id, &target, 600);
     assert_eq!(rc, WXM_E_CANCELLED);
     assert!(
         took < Duration::from_secs(1),

@@ -3,29 +3,10 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::time::Duration;
 use wxmedia::error::*;
-use wxmedia::ffi::download::*;
 
 fn part_files(target: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     wxmedia::download::part_paths(target)
-}
-
-/// Runs `wxm_download_to_path` and cancels it from another thread after `ms`.
-fn to_path_cancelled_after(c: &TestClient, id: &str, target: &std::path::Path, ms: u64) -> i32 {
-    // SAFETY: the handle outlives both threads' use of it.
-    unsafe {
-        let d = wxm_download_new(c.0, cs(id).as_ptr());
-        let dp = d as usize;
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(ms));
-            wxm_download_cancel(dp as *const _);
-        });
-        let rc = wxm_download_to_path(d, cs(target.to_str().expect("utf-8")).as_ptr());
-        t.join().expect("join");
-        wxm_download_free(d);
-        rc
-    }
 }
 
 #[test]
@@ -115,7 +96,7 @@ fn resumes_after_cancel_fetching_less_than_the_whole_file() {
         json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 400_000, "count": 100}),
     );
     assert_eq!(
-        to_path_cancelled_after(&c, &id, &target, 600),
+        to_path_cancelled_after(&c, &id, &target, 600).0,
         WXM_E_CANCELLED
     );
     assert!(!target.exists());
@@ -156,7 +137,7 @@ fn parallel_to_path_resumes_from_the_recorded_prefix_not_the_holes() {
         json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 600_000, "count": 1000}),
     );
     assert_eq!(
-        to_path_cancelled_after(&c, &id, &target, 900),
+        to_path_cancelled_after(&c, &id, &target, 900).0,
         WXM_E_CANCELLED
     );
     let (part, meta) = part_files(&target);

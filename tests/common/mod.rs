@@ -345,6 +345,33 @@ pub fn download_path(c: &TestClient, media_id: &str, path: &std::path::Path) -> 
     }
 }
 
+/// Runs `wxm_download_to_path` and cancels it from another thread after
+/// `ms`: the code, and how long the call took to return after the cancel.
+pub fn to_path_cancelled_after(
+    c: &TestClient,
+    id: &str,
+    target: &std::path::Path,
+    ms: u64,
+) -> (i32, std::time::Duration) {
+    // SAFETY: the handle outlives both threads' use of it.
+    unsafe {
+        let d = wxm_download_new(c.0, cs(id).as_ptr());
+        assert!(!d.is_null());
+        let dp = d as usize;
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let at = std::time::Instant::now();
+            wxm_download_cancel(dp as *const _);
+            at
+        });
+        let rc = wxm_download_to_path(d, cs(target.to_str().expect("utf-8 path")).as_ptr());
+        let returned = std::time::Instant::now();
+        let cancelled_at = canceller.join().expect("join");
+        wxm_download_free(d);
+        (rc, returned.saturating_duration_since(cancelled_at))
+    }
+}
+
 #[derive(Debug)]
 pub struct Uploaded {
     pub rc: i32,

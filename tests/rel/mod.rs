@@ -396,7 +396,10 @@ impl Drop for RawServer {
     }
 }
 
-fn read_request(s: &mut TcpStream) -> Option<Req> {
+/// A request's head, read a byte at a time so that none of its body is
+/// taken; None when the connection ends (or the head grows past 256 KiB)
+/// first.
+pub fn read_head(s: &mut TcpStream) -> Option<String> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -408,7 +411,11 @@ fn read_request(s: &mut TcpStream) -> Option<Req> {
             _ => return None,
         }
     }
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn read_request(s: &mut TcpStream) -> Option<Req> {
+    let text = read_head(s)?;
     let mut lines = text.split("\r\n");
     let mut first = lines.next()?.split(' ');
     let method = first.next()?.to_string();
