@@ -238,7 +238,29 @@ impl DataSource<'_> {
 }
 
 impl Read for Body<'_, '_> {
+    /// Fills `buf` across the parts' edges, as curl does: the multipart head
+    /// goes out with the first file bytes and the closing boundary with the
+    /// last, not as segments of their own (the socket has TCP_NODELAY, so
+    /// each write is a packet and a wakeup of the server). One read of the
+    /// source per call.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let sent_before = self.sent;
+            let n = self.read_step(&mut buf[filled..])?;
+            filled += n;
+            let source_read = self.sent > sent_before;
+            if n == 0 || (source_read && self.sent < self.length) {
+                break;
+            }
+        }
+        Ok(filled)
+    }
+}
+
+impl Body<'_, '_> {
+    /// One step of `read`: head bytes, one read of the source, or tail bytes.
+    fn read_step(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let fail = |this: &mut Self, e: Error| {
             let io = std::io::Error::other(e.to_string());
             this.failure = Some(e);
@@ -634,5 +656,61 @@ mod tests {
             text,
             "--B\r\nContent-Disposition: form-data; name=\"media\"; filename=\"语音.amr\"; filelength=6\r\nContent-Type: audio/amr\r\n\r\n#!AMR\n\r\n--B--\r\n"
         );
+    }
+
+    /// Reads the whole body of a file of `len` bytes with reads of `cap`
+    /// bytes; returns the reads' sizes and the bytes.
+    fn body_reads(len: usize, cap: usize) -> (Vec<usize>, Vec<u8>, Vec<u8>) {
+        let path =
+            std::env::temp_dir().join(format!("wxm-body-{}-{len}-{cap}", std::process::id()));
+        let content: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        std::fs::write(&path, &content).expect("a temporary file");
+        let file = std::fs::File::open(&path).expect("the file");
+        let _ = std::fs::remove_file(&path);
+        let (head, tail) = (b"HEAD-0123456789".to_vec(), b"-TAIL".to_vec());
+        let mut expected = head.clone();
+        expected.extend_from_slice(&content);
+        expected.extend_from_slice(&tail);
+        let mut data = DataSource::File(file);
+        let cancel = AtomicBool::new(false);
+        let mut progress = |_: u64, _: u64| Ok(());
+        let mut body = Body {
+            head,
+            tail,
+            phase: 0,
+            offset: 0,
+            sent: 0,
+            length: len as u64,
+            data: &mut data,
+            cancel: &cancel,
+            progress: &mut progress,
+            failure: None,
+        };
+        let (mut sizes, mut got, mut buf) = (Vec::new(), Vec::new(), vec![0u8; cap]);
+        loop {
+            let n = body.read(&mut buf).expect("a read");
+            if n == 0 {
+                break;
+            }
+            sizes.push(n);
+            got.extend_from_slice(&buf[..n]);
+        }
+        (sizes, got, expected)
+    }
+
+    #[test]
+    fn body_reads_carry_the_frame_with_the_file_bytes() {
+        // The head rides with the first file bytes, the tail with the last.
+        let (sizes, got, expected) = body_reads(100, 64);
+        assert_eq!(got, expected);
+        assert_eq!(sizes, vec![64, 56]);
+        // Reads smaller than the head or the tail still give every byte, in order.
+        for cap in [1, 2, 3, 7, 15, 16, 20] {
+            let (sizes, got, expected) = body_reads(33, cap);
+            assert_eq!(got, expected, "reads of {cap}");
+            assert!(sizes.iter().all(|&n| n <= cap));
+        }
+        let (sizes, got, expected) = body_reads(0, 64);
+        assert_eq!((sizes, got.len()), (vec![20], expected.len()));
     }
 }
