@@ -186,7 +186,7 @@ async fn run_job(sh: Arc<Shared>, jobid: String, job: JobReq) {
                 content_type: util::content_type_for(&job.filename).to_string(),
                 kind: job.kind.clone(),
                 size,
-                sha256,
+                sha256: std::sync::OnceLock::from(sha256),
                 source: Source::File(path),
                 encrypted: false,
                 is_async: true,

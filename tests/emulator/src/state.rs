@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -42,7 +42,10 @@ pub struct Media {
     pub content_type: String,
     pub kind: String,
     pub size: u64,
-    pub sha256: String,
+    /// Hex SHA-256 of the bytes served. Set when the media is registered;
+    /// for uploads computed when first asked (`media_sha256`), so that
+    /// hashing stays out of the upload's own time.
+    pub sha256: OnceLock<String>,
     pub source: Source,
     pub encrypted: bool,
     pub is_async: bool,
@@ -359,7 +362,7 @@ impl Shared {
                 content_type: util::content_type_for(&name).to_string(),
                 kind: kind_for_name(&name).to_string(),
                 size: meta.len(),
-                sha256: sha,
+                sha256: OnceLock::from(sha),
                 source: Source::File(entry.path()),
                 encrypted: false,
                 is_async: false,
@@ -587,6 +590,22 @@ pub fn kind_for_name(name: &str) -> &'static str {
         Some("mp4") => "video",
         _ => "file",
     }
+}
+
+/// The media's SHA-256, computed off the async workers when not yet known.
+pub async fn media_sha256(m: &Arc<Media>) -> std::io::Result<String> {
+    if let Some(sha) = m.sha256.get() {
+        return Ok(sha.clone());
+    }
+    let media = m.clone();
+    let sha = tokio::task::spawn_blocking(move || match &media.source {
+        Source::File(p) => sha256_file(p),
+        Source::Bytes(b) => Ok(sha256_bytes(b)),
+        Source::Generated { seed } => Ok(sha256_generated(*seed, media.size)),
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(m.sha256.get_or_init(|| sha).clone())
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
