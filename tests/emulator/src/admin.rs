@@ -67,8 +67,20 @@ pub async fn handle(req: Request<Incoming>, sh: Arc<Shared>) -> Resp {
         (Method::DELETE, p) if p.starts_with("/media/") => {
             // Lets long runs (the benchmarks' uploads) give memory back.
             let id = String::from_utf8_lossy(&util::pct_decode(&p["/media/".len()..])).into_owned();
-            match sh.lock().media.remove(&id) {
-                Some(_) => ok(json!({"deleted": id})),
+            let removed = sh.lock().media.remove(&id);
+            match removed {
+                Some(m) => {
+                    // An upload's bytes live in the emulator's private
+                    // directory (tmpfs in the benchmarks): give them back
+                    // too. Files the media was registered from are the
+                    // caller's and stay.
+                    if let Source::File(path) = &m.source {
+                        if path.starts_with(&sh.upload_dir) {
+                            let _ = std::fs::remove_file(path);
+                        }
+                    }
+                    ok(json!({"deleted": id}))
+                }
                 None => reply(StatusCode::NOT_FOUND, json!({"error": "unknown media"})),
             }
         }

@@ -199,6 +199,12 @@ impl Emulator {
     }
 
     /// The platform being emulated.
+    /// Where uploads are kept (a private directory, removed on drop; the
+    /// media dir instead with `--store-uploads`).
+    pub fn upload_dir(&self) -> &std::path::Path {
+        &self.shared.upload_dir
+    }
+
     pub fn platform(&self) -> Platform {
         self.shared.platform
     }

@@ -438,6 +438,10 @@ fn admin_media_sources_and_info() {
     assert_eq!(r.json()["deleted"], "disk");
     assert_eq!(get(a, "/__admin/media/disk", &[]).status, 404);
     assert_eq!(get(a, &media_get("disk"), &[]).errcode(), 40007);
+    assert!(
+        f.exists(),
+        "the file a media was registered from is the caller's"
+    );
     let mut c = Conn::open(a);
     c.send("DELETE", "/__admin/media/disk", &[], b"");
     assert_eq!(c.read_response().unwrap().status, 404);

@@ -40,6 +40,18 @@ fn wecom_upload_success_and_download() {
     assert_eq!(info["size"], 5000);
     assert_eq!(info["type"], "image");
     assert_eq!(stats(a)["uploads"], 1);
+    // The digest is computed on the first admin GET and kept.
+    assert_eq!(
+        get(a, &format!("/__admin/media/{id}"), &[]).json()["sha256"],
+        sha256_hex(&data)
+    );
+    // DELETE gives back the stored bytes too.
+    let stored = emu.upload_dir().join(id);
+    assert_eq!(std::fs::read(&stored).expect("the stored upload"), data);
+    let mut c = Conn::open(a);
+    c.send("DELETE", &format!("/__admin/media/{id}"), &[], b"");
+    assert_eq!(c.read_response().unwrap().status, 200);
+    assert!(!stored.exists(), "{} outlived its DELETE", stored.display());
 
     for (ty, name, d) in [
         ("voice", "v.amr", amr(1000)),
