@@ -258,7 +258,30 @@ impl Read for Body<'_, '_> {
     }
 }
 
-impl Body<'_, '_> {
+impl<'s, 'r> Body<'s, 'r> {
+    /// The body of one request: `head`, `length` bytes of `data`, `tail`.
+    fn new(
+        head: Vec<u8>,
+        tail: Vec<u8>,
+        length: u64,
+        data: &'s mut DataSource<'r>,
+        cancel: &'s AtomicBool,
+        progress: &'s mut dyn FnMut(u64, u64) -> Result<()>,
+    ) -> Self {
+        Body {
+            head,
+            tail,
+            phase: 0,
+            offset: 0,
+            sent: 0,
+            length,
+            data,
+            cancel,
+            progress,
+            failure: None,
+        }
+    }
+
     /// One step of `read`: head bytes, one read of the source, or tail bytes.
     fn read_step(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let fail = |this: &mut Self, e: Error| {
@@ -493,18 +516,7 @@ impl Client {
                 query_encode(kind)
             )
         };
-        let mut body = Body {
-            head,
-            tail,
-            phase: 0,
-            offset: 0,
-            sent: 0,
-            length: prepared.length,
-            data,
-            cancel,
-            progress,
-            failure: None,
-        };
+        let mut body = Body::new(head, tail, prepared.length, data, cancel, progress);
         let mut request = self
             .agent
             .post(&url)
@@ -674,18 +686,7 @@ mod tests {
         let mut data = DataSource::File(file);
         let cancel = AtomicBool::new(false);
         let mut progress = |_: u64, _: u64| Ok(());
-        let mut body = Body {
-            head,
-            tail,
-            phase: 0,
-            offset: 0,
-            sent: 0,
-            length: len as u64,
-            data: &mut data,
-            cancel: &cancel,
-            progress: &mut progress,
-            failure: None,
-        };
+        let mut body = Body::new(head, tail, len as u64, &mut data, &cancel, &mut progress);
         let (mut sizes, mut got, mut buf) = (Vec::new(), Vec::new(), vec![0u8; cap]);
         loop {
             let n = body.read(&mut buf).expect("a read");
