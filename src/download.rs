@@ -31,7 +31,7 @@ type Deliver<'a> = dyn FnMut(u64, Arrived<'_>, Option<u64>) -> Result<()> + 'a;
 /// Bytes handed to a `Deliver`.
 pub enum Arrived<'a> {
     Bytes(&'a [u8]),
-    /// In a pipe, for a file sink to splice in (`Sink::takes_pipe`).
+    /// In a pipe, for a file sink to splice in (`Sink::piped_file`).
     Piped(&'a mut Pipe),
 }
 
