@@ -38,7 +38,11 @@ impl Drop for ReadBuffer<'_> {
         let mut kept = crate::token::lock(&self.client.read_buffers);
         if kept.len() < KEPT_READ_BUFFERS && !self.buf.is_empty() {
             // A pipe still holding a failed transfer's bytes is closed.
-            let pipe = self.pipe.take().filter(crate::tcp::Pipe::is_empty);
+            let pipe = self
+                .pipe
+                .take()
+                .filter(crate::tcp::Pipe::is_empty)
+                .map(crate::tcp::Pipe::for_another_transfer);
             kept.push((std::mem::take(&mut self.buf), pipe));
         }
     }

@@ -396,6 +396,10 @@ pub struct Pipe {
     capacity: usize,
     /// Bytes in the pipe (only after a failed write to the file).
     held: usize,
+    /// The file it last drained into took no splice, so bytes went through
+    /// user space anyway, one copy more than reading them: until it serves
+    /// another transfer (`for_another_transfer`), it is not used.
+    copied: bool,
 }
 
 #[cfg(target_os = "linux")]
@@ -433,17 +437,24 @@ impl Pipe {
                 .ok()
                 .filter(|&c| c >= MIN_PIPE_SIZE)?,
             held: 0,
+            copied: false,
         })
     }
 
     /// The pipe in `slot`, made anew when there is none or when it still
     /// holds a failed transfer's bytes (they are dropped with it); None when
-    /// no pipe can be had.
+    /// no pipe can be had, or when this transfer's file takes no splice.
     pub fn ready(slot: &mut Option<Pipe>) -> Option<&mut Pipe> {
         if !slot.as_ref().is_some_and(Pipe::is_empty) {
             *slot = Pipe::new();
         }
-        slot.as_mut()
+        slot.as_mut().filter(|p| !p.copied)
+    }
+
+    /// Kept for another transfer, whose file may take splice.
+    pub fn for_another_transfer(mut self) -> Pipe {
+        self.copied = false;
+        self
     }
 
     /// Nothing is left in it: it may serve another transfer.
@@ -513,6 +524,7 @@ impl Pipe {
         let mut pipe = std::fs::File::from(self.read.try_clone()?);
         pipe.read_exact(&mut bytes)?;
         self.held = 0;
+        self.copied = true;
         match offset {
             Some(o) => file.write_all_at(&bytes, o as u64),
             None => file.write_all(&bytes),
@@ -532,6 +544,9 @@ impl Pipe {
     }
     pub fn ready(_slot: &mut Option<Pipe>) -> Option<&mut Pipe> {
         None
+    }
+    pub fn for_another_transfer(self) -> Pipe {
+        match self.0 {}
     }
     pub fn is_empty(&self) -> bool {
         match self.0 {}
@@ -1135,6 +1150,12 @@ mod tests {
             pipe.drain_into(&file, (!append).then_some(150_000))
                 .expect("drained");
             assert!(pipe.is_empty());
+            // A file that refused splice gets reads for the rest of its
+            // transfer; the next transfer may splice again.
+            let mut slot = Some(pipe);
+            assert_eq!(Pipe::ready(&mut slot).is_some(), !append);
+            let mut slot = slot.map(Pipe::for_another_transfer);
+            assert!(Pipe::ready(&mut slot).is_some());
             assert!(
                 std::fs::read(&path).expect("read") == bytes,
                 "append {append}"

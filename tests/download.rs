@@ -116,18 +116,7 @@ fn bodies_read_past_ureq_leave_their_connection_reusable() {
 #[test]
 fn a_connection_cut_during_a_direct_read_is_not_reused() {
     let emu = start(Platform::WeCom);
-    let (id, want) = add_media(&emu, json!({"size": 2 * 1024 * 1024, "seed": 25}));
-    let c = client(
-        &emu,
-        ClientOpts {
-            chunk: 2 * 1024 * 1024,
-            ..Default::default()
-        },
-    );
-    fault(
-        &emu,
-        json!({"kind": "reset", "after_bytes": 1024 * 1024 + 3, "media_id": id, "count": 1}),
-    );
+    let (c, id, want) = media_cut_mid_body(&emu, 25);
     let got = download_sink(&c, &id, 0);
     assert_eq!(got.rc, 0, "{}", got.errmsg);
     assert!(got.in_order);

@@ -72,18 +72,7 @@ fn file_downloads_go_through_one_pipe_that_the_client_closes() {
 fn a_connection_cut_while_splicing_resumes_with_the_right_bytes() {
     let _one = serial();
     let emu = start(Platform::WeCom);
-    let (id, want) = add_media(&emu, json!({"size": 2 * 1024 * 1024, "seed": 32}));
-    let c = client(
-        &emu,
-        ClientOpts {
-            chunk: 2 * 1024 * 1024,
-            ..Default::default()
-        },
-    );
-    fault(
-        &emu,
-        json!({"kind": "reset", "after_bytes": 1024 * 1024 + 3, "media_id": id, "count": 1}),
-    );
+    let (c, id, want) = media_cut_mid_body(&emu, 32);
     let dir = tempdir("splice-cut");
     let target = dir.join("cut.bin");
     let (rc, msg) = download_path(&c, &id, &target);

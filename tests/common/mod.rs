@@ -345,6 +345,28 @@ pub fn download_path(c: &TestClient, media_id: &str, path: &std::path::Path) -> 
     }
 }
 
+/// A 2 MiB media fetched in one request by a new client, whose connection
+/// the emulator resets once, just past 1 MiB of body: (client, id, bytes).
+/// The same cut for every way of taking the body (sink, splice, ...).
+pub fn media_cut_mid_body(emu: &Emulator, seed: u64) -> (TestClient, String, Vec<u8>) {
+    let (id, want) = add_media(
+        emu,
+        serde_json::json!({"size": 2 * 1024 * 1024, "seed": seed}),
+    );
+    let c = client(
+        emu,
+        ClientOpts {
+            chunk: 2 * 1024 * 1024,
+            ..Default::default()
+        },
+    );
+    fault(
+        emu,
+        serde_json::json!({"kind": "reset", "after_bytes": 1024 * 1024 + 3, "media_id": id, "count": 1}),
+    );
+    (c, id, want)
+}
+
 /// Runs `wxm_download_to_path` and cancels it from another thread after
 /// `ms`: the code, and how long the call took to return after the cancel.
 pub fn to_path_cancelled_after(

@@ -198,13 +198,13 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
-    /// The platform being emulated.
     /// Where uploads are kept (a private directory, removed on drop; the
     /// media dir instead with `--store-uploads`).
     pub fn upload_dir(&self) -> &std::path::Path {
         &self.shared.upload_dir
     }
 
+    /// The platform being emulated.
     pub fn platform(&self) -> Platform {
         self.shared.platform
     }
