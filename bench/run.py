@@ -614,6 +614,7 @@ class Row:
     notes: List[str] = field(default_factory=list)
     skipped: str = ""
     targets: List[str] = field(default_factory=list)
+    noisy: bool = False  # its latest target mark is one its paired rounds cannot tell (Paired)
     base_label: str = ""
     ratio: Optional[float] = None
 
@@ -670,12 +671,12 @@ class Paired:
         k = max(k, 1)
         return Paired(statistics.median(x), x[k - 1], x[n - k], n)
 
-    def judge(self, target: float, ok: bool) -> str:
-        """'met' / 'NOT met' as the medians say, and whether the rounds can tell."""
-        verdict = "met" if ok else "NOT met"
-        if self.lo < target <= self.hi:
-            return f"{verdict} (within noise: paired {self.median:.2f}x, 95% CI {self.lo:.2f}-{self.hi:.2f})"
-        return verdict
+    def holds(self, target: float) -> bool:
+        """The interval holds `target`: these rounds cannot tell the rows apart."""
+        return self.lo < target <= self.hi
+
+    def detail(self) -> str:
+        return f"paired {self.median:.2f}x, 95% CI {self.lo:.2f}-{self.hi:.2f}"
 
 
 class Bench:
@@ -984,9 +985,9 @@ class Bench:
                 return f"{run.n} downloads, expected {count}"
             return self.verify_download(row, c, run, first)
 
-        # 21 rounds, as for 1 MiB transfers: a row lasts a fraction of a
+        # As many rounds as for 1 MiB transfers: a row lasts a fraction of a
         # second, and T5 and T6 are judged on it (paired, see Paired).
-        self.run_block("small", rows, ctx, self.runs * SHORT_ROW_FACTOR, timeout=300, verify=verify)
+        self.run_block("small", rows, ctx, self.short_runs(size), timeout=300, verify=verify)
 
     def section_throttle(self, emu: Emulator, nginx: Optional[Nginx], size: int, bps: int) -> None:
         name = "thr" + media_name(size)[1:]
@@ -1033,21 +1034,21 @@ class Bench:
         summary: List[Tuple[str, str, str, str]] = []
         host_name = {"c": "C", "py": "Python", "go": "Go"}
 
-        noisy: set = set()  # rows whose verdict their paired rounds cannot tell from the other one
-
         def mark(row: Row, tag: str, ok: bool, base: Optional[Row] = None, target: float = 1.0) -> bool:
+            verdict = "met" if ok else "NOT met"
             pair = row.paired(base) if base is not None else None
-            verdict = pair.judge(target, ok) if pair is not None else ("met" if ok else "NOT met")
-            if "within noise" in verdict:
-                noisy.add(id(row))
+            # Of this mark only: a row is judged by more than one target.
+            row.noisy = pair is not None and pair.holds(target)
+            if pair is not None and row.noisy:
+                verdict += f" (within noise: {pair.detail()})"
             row.targets.append(f"{tag} {verdict}")
             return ok
 
         def tilde(row: Row) -> str:
-            return " (within noise)" if id(row) in noisy else ""
+            return " (within noise)" if row.noisy else ""
 
-        def count_bad(bad: List[str], n: int) -> str:
-            quiet = sum(1 for b in bad if b.endswith("(within noise)"))
+        def count_bad(bad: List[Row], n: int) -> str:
+            quiet = sum(1 for r in bad if r.noisy)
             return f"NOT met ({len(bad)} of {n}" + (f"; {quiet} within noise)" if quiet else ")")
 
         # Baselines.
@@ -1088,9 +1089,9 @@ class Bench:
                         base = self.find("download", server, r.size, r.base_label)
                         res.append((mark(r, "T1" if kind == "path" else "T1+", r.ratio >= 1.0, base), r))
                 if res:
-                    bad = [f"{host_name[r.client.host]} {size_label(r.size)} {r.ratio:.2f}x{tilde(r)}"
-                           for ok, r in res if not ok]  # fmt: skip
-                    summary.append((title, server, "met" if not bad else count_bad(bad, len(res)),
+                    missed = [r for ok, r in res if not ok]
+                    bad = [f"{host_name[r.client.host]} {size_label(r.size)} {r.ratio:.2f}x{tilde(r)}" for r in missed]
+                    summary.append((title, server, "met" if not bad else count_bad(missed, len(res)),
                                     "; ".join(bad) or "all rows"))  # fmt: skip
 
         # T2: throttled parallelism 4 >= 3.5x sequential and >= aria2c -x4.
@@ -1149,7 +1150,7 @@ class Bench:
 
         # T5: Python and Go hosts >= 0.9 x the C host (same mode, server, size).
         for host in ("py", "go"):
-            bad, n = [], 0
+            bad, missed, n = [], [], 0
             for r in self.rows:
                 if r.client.host != host or not r.good or r.section not in ("download", "upload", "small"):
                     continue
@@ -1165,11 +1166,12 @@ class Bench:
                 n += 1
                 ratio = r.med() / c.med()
                 if not mark(r, f"T5 {ratio:.2f}xC", ratio >= 0.9, c, 0.9):
+                    missed.append(r)
                     bad.append(f"{r.section} {r.server} {size_label(r.size)} {r.client.kind}"
                                f"{' p' + str(r.client.parallel) if r.client.parallel > 1 else ''} {ratio:.2f}x{tilde(r)}")  # fmt: skip
             if n:
                 summary.append(("T5 host >= 0.9x the C host", host_name[host],
-                                "met" if not bad else count_bad(bad, n), "; ".join(bad) or "all rows"))  # fmt: skip
+                                "met" if not bad else count_bad(missed, n), "; ".join(bad) or "all rows"))  # fmt: skip
 
         # T6: 1,000 small downloads >= requests.Session.
         for r in self.rows:
