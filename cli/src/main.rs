@@ -26,7 +26,8 @@ options (environment variable in brackets):
   --token TOKEN                              [WXMEDIA_ACCESS_TOKEN]
   --id CORPID_OR_APPID --secret SECRET       [WXMEDIA_ID, WXMEDIA_SECRET]
   --redis redis://HOST:PORT                  [WXMEDIA_REDIS] share the token between processes
-  --chunk-size BYTES  --parallel N  --quiet
+  --chunk-size BYTES  --parallel N
+  --quiet                                    no progress bar, no \"saved\" line: only errors
 
 get writes to FILE atomically (resumable: run it again after a failure),
 or to standard output with -o -; without -o it saves under the server's
@@ -280,7 +281,9 @@ fn get(client: &Client, a: &mut Args, quiet: bool, cancel: Arc<AtomicBool>) -> R
                 },
             )?;
             progress.finish();
-            eprintln!("saved {} bytes to {path}", info.size.unwrap_or(0));
+            if !quiet {
+                eprintln!("saved {} bytes to {path}", info.size.unwrap_or(0));
+            }
             info
         }
         None => {
@@ -301,7 +304,9 @@ fn get(client: &Client, a: &mut Args, quiet: bool, cancel: Arc<AtomicBool>) -> R
                 .clone()
                 .unwrap_or_else(|| format!("{}.bin", wxmedia::range::query_encode(&media_id)));
             std::fs::rename(&tmp, &name).map_err(|e| Error::Io(format!("naming {name}: {e}")))?;
-            eprintln!("saved {} bytes to {name}", info.size.unwrap_or(0));
+            if !quiet {
+                eprintln!("saved {} bytes to {name}", info.size.unwrap_or(0));
+            }
             info
         }
     };

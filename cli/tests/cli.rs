@@ -68,6 +68,18 @@ fn upload_then_get_to_a_file_to_stdout_and_by_server_name() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read(dir.join("copy.bin")).expect("copy"), data);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("saved 300000 bytes to copy.bin"), "{said}");
+
+    // --quiet: the file, and not a word on success.
+    let out = wxmedia(&emu, &["--quiet", "get", &id, "-o", "quiet.bin"], &dir);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(dir.join("quiet.bin")).expect("quiet"), data);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = wxmedia(&emu, &["get", &id, "-o", "-"], &dir);
     assert!(out.status.success());
