@@ -889,7 +889,8 @@ class Bench:
 
     # ---- sections
 
-    def download_clients(self) -> List[Client]:
+    @staticmethod
+    def download_clients() -> List[Client]:
         cl: List[Client] = []
         for host in ("c", "py", "go"):
             cl += [wx(host, "path"), wx(host, "path", 4), wx(host, "sink"), wx(host, "sink", 4)]
@@ -919,14 +920,34 @@ class Bench:
 
             self.run_block("download", rows, ctx, runs, timeout=60 + size / (5e6), verify=self.verify_download)
 
+    @staticmethod
+    def upload_clients() -> List[Client]:
+        return [wx("c", "upload"), wx("py", "upload"), wx("go", "upload"), curl_upload()]
+
+    @staticmethod
+    def small_clients() -> List[Client]:
+        # The Go driver once more with GOMAXPROCS=2, beside the table's
+        # targets: pinned to one CPU, Go runs one P, and sysmon takes it from
+        # every cgo call over ~20 us (bench/FINDINGS.md, sixth session).
+        return [wx("c", "small"), wx("py", "small"), wx("go", "small"), wx("go", "small", env={"GOMAXPROCS": "2"}),
+                curl_keepalive(), requests_client("small")]  # fmt: skip
+
+    @staticmethod
+    def throttle_rows(size: int) -> List[Row]:
+        rows: List[Row] = []
+        for server in ("emu-throttled", "nginx-throttled"):
+            rows += [Row("throttled", server, size, wx("c", "path", p)) for p in (1, 2, 4, 8)]
+            rows += [Row("throttled", server, size, wx("c", "path", p, chunk=4 * MiB)) for p in (1, 4, 8)]
+        rows += [Row("throttled", "nginx-throttled", size, aria2c(p, "1M")) for p in (1, 2, 4, 8)]
+        return rows
+
     def section_upload(self, emu: Emulator, sizes: List[int]) -> None:
         shas = {}
         for size in sizes:
             shas[size] = self.make_file(f"up-{media_name(size)}.bin", size)
         for size in sizes:
             path = os.path.join(self.files, f"up-{media_name(size)}.bin")
-            clients = [wx("c", "upload"), wx("py", "upload"), wx("go", "upload"), curl_upload()]
-            rows = [Row("upload", "emu", size, c) for c in clients]
+            rows = [Row("upload", "emu", size, c) for c in self.upload_clients()]
 
             def ctx(row: Row, path: str = path, size: int = size) -> Ctx:
                 out = os.path.join(self.outdir, f"upload-{row.client.host}.json")
@@ -963,12 +984,7 @@ class Bench:
         name = media_name(size)
         self.expected_sha[("nginx", name)] = self.make_file(name, size)
         self.expected_sha[("emu", name)] = self.register(emu, name, size, seed=7)
-        # The Go driver once more with GOMAXPROCS=2, beside the table's
-        # targets: pinned to one CPU, Go runs one P, and sysmon takes it from
-        # every cgo call over ~20 us (bench/FINDINGS.md, sixth session).
-        clients = [wx("c", "small"), wx("py", "small"), wx("go", "small"), wx("go", "small", env={"GOMAXPROCS": "2"}),
-                   curl_keepalive(), requests_client("small")]  # fmt: skip
-        rows = [Row("small", srv, size, c) for srv in ("nginx", "emu") for c in clients]
+        rows = [Row("small", srv, size, c) for srv in ("nginx", "emu") for c in self.small_clients()]
 
         def ctx(row: Row) -> Ctx:
             if row.server == "emu":
@@ -995,17 +1011,7 @@ class Bench:
         self.expected_sha[("emu-throttled", name)] = self.register(emu, name, size, seed=3)
         emu.admin("POST", "reset")
         emu.admin("POST", "faults", {"kind": "throttle", "bytes_per_sec": bps, "count": 1000000, "media_id": name})
-        rows: List[Row] = []
-        for p in (1, 2, 4, 8):
-            rows.append(Row("throttled", "emu-throttled", size, wx("c", "path", p)))
-        for p in (1, 4, 8):
-            rows.append(Row("throttled", "emu-throttled", size, wx("c", "path", p, chunk=4 * MiB)))
-        for p in (1, 2, 4, 8):
-            rows.append(Row("throttled", "nginx-throttled", size, wx("c", "path", p)))
-        for p in (1, 4, 8):
-            rows.append(Row("throttled", "nginx-throttled", size, wx("c", "path", p, chunk=4 * MiB)))
-        for p in (1, 2, 4, 8):
-            rows.append(Row("throttled", "nginx-throttled", size, aria2c(p, "1M")))
+        rows = self.throttle_rows(size)
 
         def ctx(row: Row) -> Ctx:
             if row.server == "emu-throttled":
@@ -1301,9 +1307,7 @@ class Bench:
             "",
             "## Targets (reported, not asserted)",
             "",
-            "| target | scope | verdict | detail |",
-            "|---|---|---|---|",
-            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in summary],
+            *summary_table(summary),
             "",
         ]
         if self.quick:
@@ -1367,6 +1371,46 @@ class Bench:
         return 0
 
 
+def summary_table(summary: List[Tuple[str, str, str, str]]) -> List[str]:
+    return ["| target | scope | verdict | detail |", "|---|---|---|---|",
+            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in summary]]  # fmt: skip
+
+
+def rows_from_csv(path: str) -> List[Row]:
+    """The rows of a results CSV as the run that wrote it had them, but for
+    their notes (which no target reads): every run, with its round."""
+    clients = {c.label: c for c in Bench.download_clients() + Bench.upload_clients() + Bench.small_clients()}
+    clients.update((r.client.label, r.client) for r in Bench.throttle_rows(0))
+    rows: Dict[Tuple[str, str, int, str], Row] = {}
+    with open(path, newline="") as f:
+        for rec in csv.DictReader(f):
+            key = (rec["section"], rec["server"], int(rec["size"]), rec["client"])
+            row = rows.get(key)
+            if row is None:
+                client = clients.get(key[3])
+                if client is None:
+                    raise ValueError(f"{path}: a client this bench no longer runs: {key[3]!r}")
+                row = rows[key] = Row(key[0], key[1], key[2], client)
+            n = int(rec["run"])
+            row.runs.append(Run(ok=rec["ok"] == "1", nbytes=int(rec["bytes"]), secs=float(rec["secs"]),
+                                wall=float(rec["wall"]), user=float(rec["user"]), sys=float(rec["sys"]),
+                                rss_kb=int(rec["maxrss_kb"]), n=int(rec["n"]), msg=rec["msg"], round=n - 1))  # fmt: skip
+            row.wanted = max(row.wanted, n)
+    # In the order the bench makes them: that is the order verdicts list rows in.
+    lists = {"download": Bench.download_clients(), "upload": Bench.upload_clients(), "small": Bench.small_clients(),
+             "throttled": [r.client for r in Bench.throttle_rows(0)]}  # fmt: skip
+    place = {(sec, c.label): i for sec, cl in lists.items() for i, c in reversed(list(enumerate(cl)))}
+    servers = ["nginx", "emu", "emu-throttled", "nginx-throttled"]
+    return sorted(rows.values(), key=lambda r: (SECTIONS.index(r.section), r.size, servers.index(r.server),
+                                                place[(r.section, r.client.label)]))  # fmt: skip
+
+
+def judge(bench: "Bench", path: str) -> List[Tuple[str, str, str, str]]:
+    """Judges the runs of a results CSV by the targets as they are now."""
+    bench.rows = rows_from_csv(path)
+    return bench.evaluate()
+
+
 def parse_sections(text: str) -> List[str]:
     if text == "all":
         return list(SECTIONS)
@@ -1389,7 +1433,8 @@ def parse_sizes(text: str) -> List[int]:
     return out
 
 
-def main() -> int:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line, its defaults filled in (some depend on --quick)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1/20/256 MiB downloads, 3 runs, smaller throttled file")
     ap.add_argument("--runs", type=int, help="runs per row (default 5; quick 3)")
@@ -1415,12 +1460,22 @@ def main() -> int:
     ap.add_argument("--pin", type=parse_sections, default=["small"],
                     help="sections whose clients and servers run on separate CPUs (default small; all; none)")  # fmt: skip
     ap.add_argument("--keep-files", action="store_true", help="keep the generated files under WORKDIR/files")
-    a = ap.parse_args()
+    ap.add_argument("--judge", metavar="CSV", help="run nothing: judge the runs of a results CSV (from here or "
+                    "another machine) by the targets as they are now, and print the verdicts")  # fmt: skip
+    a = ap.parse_args(argv)
     if a.sizes is None:
         a.sizes = parse_sizes("1M,20M,256M" if a.quick else "1M,20M,256M,1G")
     a.throttle_size = (a.throttle_size or parse_sizes("128M" if a.quick else "256M"))[0]
     if a.budget is None:
         a.budget = 600.0 if a.quick else 1500.0
+    return a
+
+
+def main() -> int:
+    a = parse_args()
+    if a.judge:
+        print("\n".join(summary_table(judge(Bench(a), a.judge))))
+        return 0
     if not os.access(a.emulator, os.X_OK):
         sys.exit(f"bench: {a.emulator} is missing (make lib)")
     return Bench(a).main()

@@ -12,8 +12,11 @@
 #                           a venv with requests at bench/.venv
 #   BENCH_ARGS="--only download --sizes 20M" passes options to bench/run.py
 #   (see python3 bench/run.py --help).
+#   make bench-test         how runs become verdicts (bench/tests, no transfer):
+#                           part of `make test`
+#   python3 bench/run.py --judge RESULTS.csv   re-judges a run by the targets as they are
 
-.PHONY: bench bench-quick bench-deps bench-build
+.PHONY: bench bench-quick bench-deps bench-build bench-test
 
 BENCH_DIR := $(ROOT)/bench
 BENCH_BUILD := $(BENCH_DIR)/.build
@@ -77,3 +80,8 @@ bench: bench-deps bench-build
 
 bench-quick:
 	@$(MAKE) --no-print-directory -C $(ROOT) bench BENCH_QUICK=1
+
+# The statistics and verdicts of bench/run.py, on made-up and committed runs:
+# no server, no transfer, well under a second. py-install brings pytest.
+bench-test: py-install
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) $(BENCH_DIR)/tests

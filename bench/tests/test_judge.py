@@ -1,0 +1,147 @@
+"""The bench's statistics and verdicts (bench/run.py), without running a transfer.
+
+`make bench` is not part of `make test`: its figures depend on the machine.
+How it turns runs into verdicts does not, and is checked here: the paired
+interval, the targets' marks on runs made up for the purpose, and that
+`--judge` gives a committed run's published verdicts back.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BENCH))
+
+import run  # noqa: E402
+
+HEADER = ["section", "server", "size", "client", "run", "ok", "bytes", "secs", "wall", "user", "sys",
+          "maxrss_kb", "n", "mb_per_s", "msg"]  # fmt: skip
+SMALL = 100 * 1024
+COUNT = 1000
+
+
+def bench() -> run.Bench:
+    """A Bench as `run.py --judge` makes it (it runs nothing)."""
+    return run.Bench(run.parse_args(["--judge", "runs.csv"]))
+
+
+def small_runs(rows: Dict[str, Sequence[float]]) -> List[List[str]]:
+    """CSV lines of the small section (both servers): per client, its runs' seconds for COUNT downloads."""
+    out = []
+    for server in ("nginx", "emu"):
+        for label, secs in rows.items():
+            for i, s in enumerate(secs):
+                out.append(["small", server, str(SMALL), label, str(i + 1), "1", str(SMALL * COUNT), f"{s:.6f}",
+                            f"{s:.3f}", "0.05", "0.02", "9000", str(COUNT), f"{SMALL * COUNT / s / 1e6:.1f}", ""])  # fmt: skip
+    return out
+
+
+def judged(tmp_path: Path, lines: List[List[str]]) -> Tuple[List[Tuple[str, str, str, str]], run.Bench]:
+    """The summary of these runs, and the bench with its rows as the table shows them."""
+    path = tmp_path / "runs.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        w.writerows(lines)
+    b = bench()
+    return run.judge(b, str(path)), b
+
+
+def verdicts(tmp_path: Path, lines: List[List[str]]) -> List[Tuple[str, str, str, str]]:
+    return judged(tmp_path, lines)[0]
+
+
+def row(b: run.Bench, server: str, label: str) -> run.Row:
+    found = b.find("small", server, SMALL, label)
+    assert found is not None
+    return found
+
+
+def line(summary: List[Tuple[str, str, str, str]], target: str, scope: str) -> Tuple[str, str]:
+    for t, s, verdict, detail in summary:
+        if t.startswith(target) and s == scope:
+            return verdict, detail
+    raise AssertionError(f"no {target} for {scope} in {summary}")
+
+
+def test_paired_interval_is_the_sign_test_one() -> None:
+    # 21 rounds: P(Binomial(21, 1/2) <= 5) = 1.3 % and <= 6 is 3.9 %, so the
+    # 95 % interval runs from the 6th to the 16th smallest ratio.
+    ratios = [0.80 + 0.01 * i for i in range(21)]
+    p = run.Paired.of(list(reversed(ratios)))
+    assert (p.n, p.median, p.lo, p.hi) == (21, ratios[10], ratios[5], ratios[15])
+    # 7 rounds: no interval reaches 95 % (1/64 + 7/128 > 2.5 %): the whole range.
+    p = run.Paired.of([1.3, 0.9, 1.0, 1.1, 1.2, 0.8, 0.95])
+    assert (p.lo, p.median, p.hi) == (0.8, 1.0, 1.3)
+    assert p.holds(1.0) and p.holds(1.3) and not p.holds(0.8) and not p.holds(1.31)
+
+
+def test_a_steady_gap_is_not_met_and_a_noisy_one_is_within_noise(tmp_path: Path) -> None:
+    c = [0.100] * 21
+    steady = {
+        "wxmedia C small": c,
+        "wxmedia Python small": [0.125] * 21,  # 0.8x C every round
+        "wxmedia Go small": [0.105] * 21,  # 0.95x C
+        "requests.Session": [0.900] * 21,
+    }
+    summary = verdicts(tmp_path, small_runs(steady))
+    assert line(summary, "T5", "Python")[0].startswith("NOT met (2 of 2)")
+    assert "within noise" not in line(summary, "T5", "Python")[0]
+    assert line(summary, "T5", "Go") == ("met", "all rows")
+    verdict, detail = line(summary, "T6", "emu, Python")
+    assert verdict == "met" and detail.startswith("7.20x")
+
+    # Same medians, but round by round Python is ahead as often as behind:
+    # the rounds cannot tell, and the verdict says so.
+    noisy = dict(steady)
+    noisy["wxmedia Python small"] = [0.125] * 11 + [0.080] * 10
+    noisy["wxmedia C small"] = [0.100] * 11 + [0.125] * 10
+    summary, b = judged(tmp_path, small_runs(noisy))
+    verdict, detail = line(summary, "T5", "Python")
+    assert verdict == "NOT met (2 of 2; 2 within noise)", verdict
+    assert "0.80x (within noise)" in detail
+    # The table's row says it too, with the paired figures.
+    marks = row(b, "emu", "wxmedia Python small").targets
+    assert "T5 0.80xC NOT met (within noise: paired 0.80x, 95% CI 0.80-1.56)" in marks, marks
+
+
+def test_the_go_row_with_two_ps_is_beside_the_targets(tmp_path: Path) -> None:
+    rows = {
+        "wxmedia C small": [0.100] * 7,
+        "wxmedia Python small": [0.100] * 7,
+        "wxmedia Go small": [0.100] * 7,
+        "wxmedia Go small GOMAXPROCS=2": [0.500] * 7,  # far behind, but judged by no target
+        "requests.Session": [0.900] * 7,
+    }
+    summary, b = judged(tmp_path, small_runs(rows))
+    assert line(summary, "T5", "Go") == ("met", "all rows")
+    assert [s for t, s, _, _ in summary if t.startswith("T6")].count("emu, Go") == 1
+    aside = row(b, "emu", "wxmedia Go small GOMAXPROCS=2")
+    assert aside.targets == [] and aside.notes == ["0.20x wxmedia C small (beside the targets)"], aside
+
+
+def test_a_client_the_bench_does_not_run_is_refused(tmp_path: Path) -> None:
+    lines = small_runs({"wxmedia C small": [0.1], "wget": [0.2]})
+    with pytest.raises(ValueError, match="no longer runs: 'wget'"):
+        verdicts(tmp_path, lines)
+
+
+def test_judging_a_committed_run_gives_its_published_verdicts() -> None:
+    # The targets as they stand must judge the newest committed run as it was
+    # published. A deliberate change of a target's rule fails here: point
+    # this test at a run judged by the new rule.
+    results = sorted((BENCH / "results").glob("*-full.csv"))
+    newest = results[-1]
+    published = [ln for ln in newest.with_suffix(".md").read_text().splitlines() if ln.startswith("| T")]
+    out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--judge", str(newest)],
+                         check=True, capture_output=True, text=True, env=dict(os.environ)).stdout  # fmt: skip
+    judged = [ln for ln in out.splitlines() if ln.startswith("| T")]
+    assert judged == published
