@@ -1378,31 +1378,31 @@ def summary_table(summary: List[Tuple[str, str, str, str]]) -> List[str]:
 
 def rows_from_csv(path: str) -> List[Row]:
     """The rows of a results CSV as the run that wrote it had them, but for
-    their notes (which no target reads): every run, with its round."""
-    clients = {c.label: c for c in Bench.download_clients() + Bench.upload_clients() + Bench.small_clients()}
-    clients.update((r.client.label, r.client) for r in Bench.throttle_rows(0))
+    their notes (which no target reads): every run, with its round; in the
+    order the bench makes them, which is the order verdicts list rows in."""
+    lists = {"download": Bench.download_clients(), "upload": Bench.upload_clients(), "small": Bench.small_clients(),
+             "throttled": [r.client for r in Bench.throttle_rows(0)]}  # fmt: skip
+    known: Dict[Tuple[str, str], Tuple[int, Client]] = {}
+    for section, clients in lists.items():
+        for i, c in enumerate(clients):
+            known.setdefault((section, c.label), (i, c))  # throttled lists a client once per server
     rows: Dict[Tuple[str, str, int, str], Row] = {}
     with open(path, newline="") as f:
         for rec in csv.DictReader(f):
             key = (rec["section"], rec["server"], int(rec["size"]), rec["client"])
             row = rows.get(key)
             if row is None:
-                client = clients.get(key[3])
-                if client is None:
-                    raise ValueError(f"{path}: a client this bench no longer runs: {key[3]!r}")
-                row = rows[key] = Row(key[0], key[1], key[2], client)
+                if (key[0], key[3]) not in known:
+                    raise ValueError(f"{path}: a client this bench no longer runs in {key[0]}: {key[3]!r}")
+                row = rows[key] = Row(key[0], key[1], key[2], known[(key[0], key[3])][1])
             n = int(rec["run"])
             row.runs.append(Run(ok=rec["ok"] == "1", nbytes=int(rec["bytes"]), secs=float(rec["secs"]),
                                 wall=float(rec["wall"]), user=float(rec["user"]), sys=float(rec["sys"]),
                                 rss_kb=int(rec["maxrss_kb"]), n=int(rec["n"]), msg=rec["msg"], round=n - 1))  # fmt: skip
             row.wanted = max(row.wanted, n)
-    # In the order the bench makes them: that is the order verdicts list rows in.
-    lists = {"download": Bench.download_clients(), "upload": Bench.upload_clients(), "small": Bench.small_clients(),
-             "throttled": [r.client for r in Bench.throttle_rows(0)]}  # fmt: skip
-    place = {(sec, c.label): i for sec, cl in lists.items() for i, c in reversed(list(enumerate(cl)))}
     servers = ["nginx", "emu", "emu-throttled", "nginx-throttled"]
     return sorted(rows.values(), key=lambda r: (SECTIONS.index(r.section), r.size, servers.index(r.server),
-                                                place[(r.section, r.client.label)]))  # fmt: skip
+                                                known[(r.section, r.client.label)][0]))  # fmt: skip
 
 
 def judge(bench: "Bench", path: str) -> List[Tuple[str, str, str, str]]:

@@ -130,7 +130,11 @@ def test_the_go_row_with_two_ps_is_beside_the_targets(tmp_path: Path) -> None:
 
 def test_a_client_the_bench_does_not_run_is_refused(tmp_path: Path) -> None:
     lines = small_runs({"wxmedia C small": [0.1], "wget": [0.2]})
-    with pytest.raises(ValueError, match="no longer runs: 'wget'"):
+    with pytest.raises(ValueError, match="no longer runs in small: 'wget'"):
+        verdicts(tmp_path, lines)
+    # A client of another section, too.
+    lines = small_runs({"wxmedia C small": [0.1], "curl -o FILE": [0.2]})
+    with pytest.raises(ValueError, match="no longer runs in small: 'curl -o FILE'"):
         verdicts(tmp_path, lines)
 
 
