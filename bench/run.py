@@ -107,6 +107,9 @@ CLIENT_PIN: List[str] = []
 
 # The sections of a run, in order (--only and --pin name them).
 SECTIONS = ["download", "upload", "small", "throttled"]
+# The columns of a results CSV (one line a run), as write() makes them and --judge reads them.
+CSV_HEADER = ["section", "server", "size", "client", "run", "ok", "bytes", "secs", "wall", "user", "sys",
+              "maxrss_kb", "n", "mb_per_s", "msg"]  # fmt: skip
 
 
 def cpu_halves() -> Optional[Tuple[str, str]]:
@@ -615,8 +618,12 @@ class Row:
     skipped: str = ""
     targets: List[str] = field(default_factory=list)
     noisy: bool = False  # its latest target mark is one its paired rounds cannot tell (Paired)
-    base_label: str = ""
+    base: Optional["Row"] = field(default=None, repr=False)  # the row its ratio is over
     ratio: Optional[float] = None
+
+    @property
+    def base_label(self) -> str:
+        return self.base.client.label if self.base is not None else ""
 
     @property
     def good(self) -> List[Run]:
@@ -1076,7 +1083,7 @@ class Bench:
                     seq = r.client.label.replace(f" p{r.client.parallel}", "")
                 base = self.find("throttled", r.server, r.size, seq)
             if base is not None and r.good and base.med() > 0:
-                r.base_label, r.ratio = base.client.label, r.med() / base.med()
+                r.base, r.ratio = base, r.med() / base.med()
 
         dl_sizes = sorted({r.size for r in self.rows if r.section == "download"})
         big = dl_sizes[-1] if dl_sizes else 0
@@ -1092,8 +1099,7 @@ class Bench:
                 for r in self.rows:
                     if r.section == "download" and r.server == server and r.client.host in host_name \
                             and r.client.kind == kind and r.client.parallel == 1 and r.ratio is not None:
-                        base = self.find("download", server, r.size, r.base_label)
-                        res.append((mark(r, "T1" if kind == "path" else "T1+", r.ratio >= 1.0, base), r))
+                        res.append((mark(r, "T1" if kind == "path" else "T1+", r.ratio >= 1.0, r.base), r))
                 if res:
                     missed = [r for ok, r in res if not ok]
                     bad = [f"{host_name[r.client.host]} {size_label(r.size)} {r.ratio:.2f}x{tilde(r)}" for r in missed]
@@ -1140,7 +1146,7 @@ class Bench:
             if not ups:
                 continue
             bad = [f"{size_label(r.size)} {r.ratio:.2f}x{tilde(r)}" for r in ups if r.ratio is not None
-                   and not mark(r, "T4 speed", r.ratio >= 1.0, self.find("upload", r.server, r.size, r.base_label))]  # fmt: skip
+                   and not mark(r, "T4 speed", r.ratio >= 1.0, r.base)]  # fmt: skip
             rss = {r.size: r.rss_mib() for r in ups}
             growth = rss[max(rss)] - rss[min(rss)]
             flat = growth <= 4.0
@@ -1181,7 +1187,7 @@ class Bench:
 
         # T6: 1,000 small downloads >= requests.Session.
         for r in self.rows:
-            rq = self.find("small", r.server, r.size, "requests.Session")
+            rq = r.base  # requests.Session, the small section's baseline
             if r.section == "small" and r.client.host in host_name and r.ratio is not None and rq is not None \
                     and not r.client.aside:
                 ok = mark(r, "T6", r.ratio >= 1.0, rq)
@@ -1317,8 +1323,7 @@ class Bench:
             f.write(text + "\n")
         with open(base + ".csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["section", "server", "size", "client", "run", "ok", "bytes", "secs", "wall", "user", "sys",
-                        "maxrss_kb", "n", "mb_per_s", "msg"])  # fmt: skip
+            w.writerow(CSV_HEADER)
             w.writerows(self.csv_rows)
         return base
 

@@ -9,7 +9,6 @@ interval, the targets' marks on runs made up for the purpose, and that
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +21,6 @@ sys.path.insert(0, str(BENCH))
 
 import run  # noqa: E402
 
-HEADER = ["section", "server", "size", "client", "run", "ok", "bytes", "secs", "wall", "user", "sys",
-          "maxrss_kb", "n", "mb_per_s", "msg"]  # fmt: skip
 SMALL = 100 * 1024
 COUNT = 1000
 
@@ -49,7 +46,7 @@ def judged(tmp_path: Path, lines: List[List[str]]) -> Tuple[List[Tuple[str, str,
     path = tmp_path / "runs.csv"
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(HEADER)
+        w.writerow(run.CSV_HEADER)
         w.writerows(lines)
     b = bench()
     return run.judge(b, str(path)), b
@@ -146,6 +143,6 @@ def test_judging_a_committed_run_gives_its_published_verdicts() -> None:
     newest = results[-1]
     published = [ln for ln in newest.with_suffix(".md").read_text().splitlines() if ln.startswith("| T")]
     out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--judge", str(newest)],
-                         check=True, capture_output=True, text=True, env=dict(os.environ)).stdout  # fmt: skip
+                         check=True, capture_output=True, text=True).stdout
     judged = [ln for ln in out.splitlines() if ln.startswith("| T")]
     assert judged == published

@@ -198,8 +198,8 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
-    /// Where uploads are kept (a private directory, removed on drop; the
-    /// media dir instead with `--store-uploads`).
+    /// The private directory uploads are kept in, removed on drop (with
+    /// `--store-uploads` they go to the media dir instead, and stay).
     pub fn upload_dir(&self) -> &std::path::Path {
         &self.shared.upload_dir
     }
