@@ -128,6 +128,20 @@
 #define WXM_E_STATE -1012
 
 /**
+ * The shared token store (`wxm_config_set_token_store`) failed: unreachable,
+ * refused the credentials, read-only, or answered an error. The message names
+ * the store without its password.
+ */
+#define WXM_E_TOKEN_STORE -1013
+
+/**
+ * A request that creates something (an `upload_by_url` job) was sent but its
+ * answer was lost: whether it took effect is unknown, so it was not sent
+ * again. The message carries the job id when one is known.
+ */
+#define WXM_E_OUTCOME_UNKNOWN -1014
+
+/**
  * Job status: not submitted yet.
  */
 #define WXM_JOB_NONE 0

@@ -30,6 +30,14 @@ pub const WXM_E_NO_TOKEN: i32 = -1010;
 pub const WXM_E_PANIC: i32 = -1011;
 /// The handle cannot do this now: the transfer is already running on another thread, or has nothing to wait on.
 pub const WXM_E_STATE: i32 = -1012;
+/// The shared token store (`wxm_config_set_token_store`) failed: unreachable,
+/// refused the credentials, read-only, or answered an error. The message names
+/// the store without its password.
+pub const WXM_E_TOKEN_STORE: i32 = -1013;
+/// A request that creates something (an `upload_by_url` job) was sent but its
+/// answer was lost: whether it took effect is unknown, so it was not sent
+/// again. The message carries the job id when one is known.
+pub const WXM_E_OUTCOME_UNKNOWN: i32 = -1014;
 
 /// Every failure the library reports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +66,10 @@ pub enum Error {
     Panic(String),
     #[error("{0}")]
     State(String),
+    #[error("token store: {0}")]
+    TokenStore(String),
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// An errcode answered by WeChat, or the code WeChat would answer for a
     /// local rejection.
     #[error("errcode {code}: {msg}")]
@@ -80,6 +92,8 @@ impl Error {
             Error::NoToken => WXM_E_NO_TOKEN,
             Error::Panic(_) => WXM_E_PANIC,
             Error::State(_) => WXM_E_STATE,
+            Error::TokenStore(_) => WXM_E_TOKEN_STORE,
+            Error::OutcomeUnknown(_) => WXM_E_OUTCOME_UNKNOWN,
             Error::WeChat { code, .. } => *code,
         }
     }
@@ -108,6 +122,8 @@ impl Error {
             Error::Aborted(t) => Error::Aborted(f(&t)),
             Error::Panic(t) => Error::Panic(f(&t)),
             Error::State(t) => Error::State(f(&t)),
+            Error::TokenStore(t) => Error::TokenStore(f(&t)),
+            Error::OutcomeUnknown(t) => Error::OutcomeUnknown(f(&t)),
             Error::WeChat { code, msg } => Error::WeChat { code, msg: f(&msg) },
             e @ (Error::Cancelled | Error::NoToken) => e,
         }
@@ -153,6 +169,8 @@ pub fn strerror(code: i32) -> &'static str {
         WXM_E_NO_TOKEN => "no access_token or credentials configured",
         WXM_E_PANIC => "internal error (caught panic)",
         WXM_E_STATE => "the handle is busy or was cancelled",
+        WXM_E_TOKEN_STORE => "the shared token store failed (unreachable, refused, or read-only)",
+        WXM_E_OUTCOME_UNKNOWN => "a request that creates something lost its answer: outcome unknown, not repeated",
         -1 => "system busy, retry later",
         40001 => "invalid credential or access_token",
         40004 => "invalid media type",
@@ -240,6 +258,8 @@ mod tests {
             WXM_E_NO_TOKEN,
             WXM_E_PANIC,
             WXM_E_STATE,
+            WXM_E_TOKEN_STORE,
+            WXM_E_OUTCOME_UNKNOWN,
         ] {
             assert!(c <= -1000);
             assert_ne!(strerror(c), "unknown error code");

@@ -467,26 +467,7 @@ pub fn redact(e: Error, token: &str) -> Error {
             s
         }
     };
-    match e {
-        Error::InvalidArg(s) => Error::InvalidArg(clean(s)),
-        Error::Io(s) => Error::Io(clean(s)),
-        Error::Network(s) => Error::Network(clean(s)),
-        Error::Timeout(s) => Error::Timeout(clean(s)),
-        Error::Tls(s) => Error::Tls(clean(s)),
-        Error::HttpStatus { status, detail } => Error::HttpStatus {
-            status,
-            detail: clean(detail),
-        },
-        Error::Protocol(s) => Error::Protocol(clean(s)),
-        Error::Aborted(s) => Error::Aborted(clean(s)),
-        Error::Panic(s) => Error::Panic(clean(s)),
-        Error::State(s) => Error::State(clean(s)),
-        Error::WeChat { code, msg } => Error::WeChat {
-            code,
-            msg: clean(msg),
-        },
-        e @ (Error::Cancelled | Error::NoToken) => e,
-    }
+    e.map_text(|t| clean(t.to_string()))
 }
 
 /// Refuses a Content-Encoding other than identity: media requests never

@@ -13,18 +13,20 @@ import (
 // The library's own error codes (negative, at most -1000; the WXM_E_*
 // constants of wxmedia.h).
 const (
-	ErrInvalidArg = -1001 // NULL, bad UTF-8, out-of-range value, unknown platform
-	ErrIO         = -1002 // local file or sink-side I/O failed
-	ErrNetwork    = -1003 // connect refused, reset, DNS, short body after retries
-	ErrTimeout    = -1004 // connect or I/O timeout after retries
-	ErrTLS        = -1005 // TLS handshake or certificate failure
-	ErrHTTPStatus = -1006 // an HTTP status WeChat never answers, after retries
-	ErrProtocol   = -1007 // bad Content-Range, length mismatch, malformed answer
-	ErrAborted    = -1008 // a callback (writer, reader, progress) stopped the transfer
-	ErrCancelled  = -1009 // the transfer was cancelled (context done)
-	ErrNoToken    = -1010 // no access token and no credentials configured
-	ErrPanic      = -1011 // an internal panic was caught in the library (a bug)
-	ErrState      = -1012 // the handle cannot do that now (e.g. the Client is closed)
+	ErrInvalidArg     = -1001 // NULL, bad UTF-8, out-of-range value, unknown platform
+	ErrIO             = -1002 // local file or sink-side I/O failed
+	ErrNetwork        = -1003 // connect refused, reset, DNS, short body after retries
+	ErrTimeout        = -1004 // connect or I/O timeout after retries
+	ErrTLS            = -1005 // TLS handshake or certificate failure
+	ErrHTTPStatus     = -1006 // an HTTP status WeChat never answers, after retries
+	ErrProtocol       = -1007 // bad Content-Range, length mismatch, malformed answer
+	ErrAborted        = -1008 // a callback (writer, reader, progress) stopped the transfer
+	ErrCancelled      = -1009 // the transfer was cancelled (context done)
+	ErrNoToken        = -1010 // no access token and no credentials configured
+	ErrPanic          = -1011 // an internal panic was caught in the library (a bug)
+	ErrState          = -1012 // the handle cannot do that now (e.g. the Client is closed)
+	ErrTokenStore     = -1013 // the shared token store (Redis) failed: unreachable, refused, read-only
+	ErrOutcomeUnknown = -1014 // a job submission lost its answer: not repeated, outcome unknown
 )
 
 // Common WeChat errcodes. They pass through the library unchanged, and
@@ -136,6 +138,8 @@ func _() {
 	_ = x[ErrNoToken-C.WXM_E_NO_TOKEN]
 	_ = x[ErrPanic-C.WXM_E_PANIC]
 	_ = x[ErrState-C.WXM_E_STATE]
+	_ = x[ErrTokenStore-C.WXM_E_TOKEN_STORE]
+	_ = x[ErrOutcomeUnknown-C.WXM_E_OUTCOME_UNKNOWN]
 	_ = x[int(PlatformWeCom)-C.WXM_PLATFORM_WECOM]
 	_ = x[int(PlatformKF)-C.WXM_PLATFORM_KF]
 	_ = x[int(PlatformOfficial)-C.WXM_PLATFORM_OFFICIAL]

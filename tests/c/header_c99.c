@@ -47,7 +47,7 @@ int main(void)
                        WXM_E_NETWORK,   WXM_E_TIMEOUT,     WXM_E_TLS,
                        WXM_E_HTTP_STATUS, WXM_E_PROTOCOL,  WXM_E_ABORTED,
                        WXM_E_CANCELLED, WXM_E_NO_TOKEN,    WXM_E_PANIC,
-                       WXM_E_STATE};
+                       WXM_E_STATE,     WXM_E_TOKEN_STORE, WXM_E_OUTCOME_UNKNOWN};
     int32_t platforms[] = {WXM_PLATFORM_WECOM, WXM_PLATFORM_KF,
                            WXM_PLATFORM_OFFICIAL, WXM_PLATFORM_MINIPROGRAM};
     size_t i;

@@ -321,9 +321,10 @@ static void args_strerror_version(void)
     static const int32_t codes[] = {
         WXM_E_INVALID_ARG, WXM_E_IO,        WXM_E_NETWORK,   WXM_E_TIMEOUT,
         WXM_E_TLS,         WXM_E_HTTP_STATUS, WXM_E_PROTOCOL, WXM_E_ABORTED,
-        WXM_E_CANCELLED,   WXM_E_NO_TOKEN,  WXM_E_PANIC,     WXM_E_STATE};
+        WXM_E_CANCELLED,   WXM_E_NO_TOKEN,  WXM_E_PANIC,     WXM_E_STATE,
+        WXM_E_TOKEN_STORE, WXM_E_OUTCOME_UNKNOWN};
     static const int32_t others[] = {0, -1, 40001, 40007, 830002, 123456,
-                                     -999, -1013, -2000000000, 2000000000};
+                                     -999, -1015, -2000000000, 2000000000};
     size_t i, j;
     const char *v = wxm_version();
     unsigned a, b, c;

@@ -49,6 +49,10 @@ E_PANIC = -1011
 """An internal panic was caught at the boundary (a bug: please report it)."""
 E_STATE = -1012
 """The handle cannot do that now (a transfer run twice, a setter after run)."""
+E_TOKEN_STORE = -1013
+"""The shared token store (Redis) failed: unreachable, refused, read-only."""
+E_OUTCOME_UNKNOWN = -1014
+"""A job submission lost its answer: it was not repeated, its outcome is unknown."""
 
 LIBRARY_CODES: Dict[str, int] = {
     "WXM_OK": OK,
@@ -64,6 +68,8 @@ LIBRARY_CODES: Dict[str, int] = {
     "WXM_E_NO_TOKEN": E_NO_TOKEN,
     "WXM_E_PANIC": E_PANIC,
     "WXM_E_STATE": E_STATE,
+    "WXM_E_TOKEN_STORE": E_TOKEN_STORE,
+    "WXM_E_OUTCOME_UNKNOWN": E_OUTCOME_UNKNOWN,
 }
 """The header's ``WXM_*`` error-code macros by name (a test checks them)."""
 

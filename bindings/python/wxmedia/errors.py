@@ -103,6 +103,22 @@ class StateError(WxMediaError, RuntimeError):
     """``E_STATE`` (-1012): the handle cannot do that now."""
 
 
+class TokenStoreError(WxMediaError):
+    """``E_TOKEN_STORE`` (-1013): the shared token store (Redis) failed.
+
+    Unreachable, wrong or missing password, a read-only replica, or any
+    error reply; the message names the store without its password.
+    """
+
+
+class OutcomeUnknown(WxMediaError):
+    """``E_OUTCOME_UNKNOWN`` (-1014): a job submission lost its answer.
+
+    It was not sent again, since that could create a second job; the
+    message carries the jobid when one is known.
+    """
+
+
 class InternalError(WxMediaError):
     """``E_PANIC`` (-1011): the library caught an internal panic (a bug: please report it)."""
 
@@ -149,6 +165,8 @@ _BY_CODE: Dict[int, Type[WxMediaError]] = {
     ec.E_ABORTED: Aborted,
     ec.E_CANCELLED: Cancelled,
     ec.E_STATE: StateError,
+    ec.E_TOKEN_STORE: TokenStoreError,
+    ec.E_OUTCOME_UNKNOWN: OutcomeUnknown,
     ec.E_PANIC: InternalError,
     ec.INVALID_MEDIA_ID: InvalidMediaId,
     ec.MISSING_MEDIA_ID: InvalidMediaId,
