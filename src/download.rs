@@ -4,7 +4,8 @@
 use crate::client::{sleep_cancellable, Client};
 use crate::error::{Error, Result};
 use crate::http::{
-    check_cancel, classify, header_str, header_u64, map_io, map_ureq, CancelScope, MediaAnswer,
+    check_cancel, classify, header_str, header_u64, map_io, map_ureq, AnswerFrom, CancelScope,
+    MediaAnswer,
 };
 use crate::range::{
     check_partial, content_disposition_filename, next_request, parallel_chunk, parse_content_range,
@@ -385,17 +386,17 @@ fn fetch_once(
         )));
     }
     let reusable = keeps_connection(&response);
+    let from = match source {
+        Source::Api => AnswerFrom::Api,
+        Source::Url { .. } => AnswerFrom::VideoUrl,
+    };
     let answer = classify(
         response,
         crate::http::small_answer_deadline(client.config.io_timeout),
+        from,
     )?;
     match answer {
         MediaAnswer::VideoUrl(url) => {
-            if !matches!(source, Source::Api) {
-                return Err(Error::Protocol(
-                    "a video_url answered with another video_url".into(),
-                ));
-            }
             check_video_url(&url)?;
             lock(&shared.info).video_url = Some(url.clone());
             *lock(&shared.source) = Source::Url { url, hops: 0 };

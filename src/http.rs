@@ -529,30 +529,42 @@ pub enum MediaAnswer {
     VideoUrl(String),
 }
 
-fn is_jsonish(content_type: Option<&str>) -> bool {
-    match content_type {
-        None => true,
-        Some(ct) => {
-            let ct = ct.to_ascii_lowercase();
-            ct.starts_with("application/json")
-                || ct.starts_with("text/plain")
-                || ct.starts_with("text/json")
-                || ct.starts_with("text/html")
-        }
-    }
+/// Where a media/get answer came from: the API, or the URL a `video_url`
+/// answer named (a CDN, whose bodies carry no Content-Disposition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerFrom {
+    Api,
+    VideoUrl,
 }
 
-/// Decides by headers whether a media/get answer is a file, an errcode or a
-/// video URL. A file whose bytes happen to look like JSON stays a file when
-/// it carries Content-Disposition or a 206; only a bare, small, JSON-typed
-/// 200 is parsed, and it must arrive within `json_within`.
-pub fn classify(response: Response<Body>, json_within: Duration) -> Result<MediaAnswer> {
+/// A type no media is served as: JSON, or any text. Such an answer without
+/// Content-Disposition is an error or a video URL, never the media.
+fn json_or_text(content_type: &str) -> bool {
+    let ct = content_type.trim().to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence == "application/json" || essence.ends_with("+json") || essence.starts_with("text/")
+}
+
+/// Decides by headers (and, for an untyped API answer from byte 0, by its
+/// first byte) whether a media/get answer is a file, an errcode or a video
+/// URL. Content-Disposition makes it a file whatever its bytes (a `file`
+/// upload may itself be JSON). Without one, an answer typed as JSON or text,
+/// or an API answer whose body starts as JSON, is read up to
+/// `MAX_JSON_BODY` (within `json_within`) and becomes its errcode, or
+/// `Protocol` when it holds none: whatever its Content-Length, not one of
+/// its bytes is ever delivered as media.
+pub fn classify(
+    response: Response<Body>,
+    json_within: Duration,
+    from: AnswerFrom,
+) -> Result<MediaAnswer> {
     let status = response.status().as_u16();
     let headers = response.headers();
+    let disposition = headers.get("content-disposition").is_some();
     // WeCom sends the errcode in headers as well; trust it where present.
     if let Some(code) = header_str(headers, "error-code").and_then(|c| c.trim().parse::<i32>().ok())
     {
-        if code != 0 && headers.get("content-disposition").is_none() {
+        if code != 0 && !disposition {
             let msg = header_str(headers, "error-msg").unwrap_or("").to_string();
             let body =
                 read_small_body_within(response.into_body(), json_within).unwrap_or_default();
@@ -562,50 +574,38 @@ pub fn classify(response: Response<Body>, json_within: Duration) -> Result<Media
             };
         }
     }
-    if matches!(status, 200 | 206) {
-        check_identity_encoding(headers)?;
-    }
     match status {
-        206 => Ok(file(response, Vec::new())),
-        200 => {
-            let disposition = headers.get("content-disposition").is_some();
-            let ct = header_str(headers, "content-type");
-            let len = header_u64(headers, "content-length");
-            if disposition || !is_jsonish(ct) || len.is_some_and(|l| l > MAX_JSON_BODY) {
+        200 | 206 => {
+            check_identity_encoding(headers)?;
+            if disposition {
                 return Ok(file(response, Vec::new()));
             }
-            // Read a bounded head of the body to look for a JSON errcode.
-            let ct = ct.map(str::to_string);
+            let ct = header_str(headers, "content-type").map(str::to_string);
+            if ct.as_deref().is_some_and(json_or_text) {
+                let (_, body) = response.into_parts();
+                let head = read_answer(&mut body.into_reader(), Vec::new(), json_within)?;
+                return not_media(&head, ct.as_deref(), from);
+            }
+            // Bytes in the middle of a media can be anything: only an
+            // answer from byte 0 is looked at.
+            let from_zero = status == 200
+                || header_str(headers, "content-range")
+                    .and_then(|v| crate::range::parse_content_range(v).ok())
+                    .is_some_and(|cr| cr.start == 0);
+            if from != AnswerFrom::Api || !from_zero {
+                return Ok(file(response, Vec::new()));
+            }
             let (parts, body) = response.into_parts();
             let mut reader = body.into_reader();
-            let prefix = read_head(&mut reader, MAX_JSON_BODY, json_within)?;
-            if prefix.len() as u64 > MAX_JSON_BODY && ct.is_some() && len.is_none() {
-                // Typed as JSON or text, with neither Content-Disposition
-                // nor a length: an answer that never ends, not a file.
-                return Err(Error::Protocol(format!(
-                    "a {} answer without Content-Disposition or Content-Length ran past {MAX_JSON_BODY} bytes",
-                    ct.as_deref().unwrap_or("").chars().take(40).collect::<String>()
-                )));
-            }
-            if prefix.len() as u64 <= MAX_JSON_BODY {
-                if let Ok(serde_json::Value::Object(map)) =
-                    serde_json::from_slice::<serde_json::Value>(&prefix)
-                {
-                    if map.contains_key("errcode") || map.contains_key("video_url") {
-                        let map = parse_api_json(&prefix)?;
-                        if let Some(url) = map.get("video_url").and_then(|u| u.as_str()) {
-                            return Ok(MediaAnswer::VideoUrl(url.to_string()));
-                        }
-                        return Err(Error::Protocol(
-                            "JSON answer with errcode 0 and no media".into(),
-                        ));
-                    }
-                }
+            let head = read_until_json_start(&mut reader, json_within)?;
+            if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                let whole = read_answer(&mut reader, head, json_within)?;
+                return not_media(&whole, ct.as_deref(), from);
             }
             Ok(MediaAnswer::File {
                 status,
                 headers: Box::new(parts.headers),
-                prefix,
+                prefix: head,
                 reader,
             })
         }
@@ -623,6 +623,108 @@ pub fn classify(response: Response<Body>, json_within: Duration) -> Result<Media
                 .unwrap_or_default();
             Err(Error::HttpStatus { status, detail })
         }
+    }
+}
+
+/// Reads an answer that is not the media, after `head`: until it holds a
+/// whole JSON value, ends, or passes `MAX_JSON_BODY` (then one byte more, so
+/// the caller sees the excess). A complete JSON object ends the read even
+/// when the framing promises more (a Content-Length of 10^15), and bytes
+/// that were cut short are reported as such, not as media.
+fn read_answer(reader: &mut dyn Read, head: Vec<u8>, within: Duration) -> Result<Vec<u8>> {
+    let deadline = Instant::now() + within;
+    let mut buf = head;
+    let mut piece = [0u8; 8192];
+    let complete =
+        |b: &[u8]| !b.is_empty() && serde_json::from_slice::<serde_json::Value>(b).is_ok();
+    while (buf.len() as u64) <= MAX_JSON_BODY && !complete(&buf) {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout(format!(
+                "an answer that is not the media was still arriving after {} ms ({} bytes)",
+                within.as_millis(),
+                buf.len()
+            )));
+        }
+        let want = ((MAX_JSON_BODY + 1 - buf.len() as u64) as usize).min(piece.len());
+        match reader.read(&mut piece[..want]) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&piece[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel_error(&e) => {}
+            Err(e) => {
+                let e = map_io(e);
+                if buf.is_empty() || matches!(e, Error::Cancelled | Error::Aborted(_)) {
+                    return Err(e);
+                }
+                return Err(Error::Protocol(format!(
+                    "an answer that is not the media was cut short after {} bytes ({e})",
+                    buf.len()
+                )));
+            }
+        }
+    }
+    Ok(buf)
+}
+
+/// Reads until the body's first byte that is not white space (or its end,
+/// or `MAX_JSON_BODY` of white space), to tell JSON from media.
+fn read_until_json_start(reader: &mut dyn Read, within: Duration) -> Result<Vec<u8>> {
+    let deadline = Instant::now() + within;
+    let mut head = Vec::new();
+    let mut piece = [0u8; 4096];
+    while head.iter().all(u8::is_ascii_whitespace) && (head.len() as u64) <= MAX_JSON_BODY {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout(format!(
+                "an answer's first bytes were still arriving after {} ms",
+                within.as_millis()
+            )));
+        }
+        match reader.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&piece[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel_error(&e) => {}
+            Err(e) => return Err(map_io(e)),
+        }
+    }
+    Ok(head)
+}
+
+/// What an answer that is not the media says: its errcode, a video URL
+/// (from the API only), or a protocol error.
+fn not_media(body: &[u8], content_type: Option<&str>, from: AnswerFrom) -> Result<MediaAnswer> {
+    let what = || {
+        format!(
+            "an answer without Content-Disposition{}",
+            content_type.map_or(String::new(), |ct| format!(
+                " typed {:?}",
+                ct.chars().take(40).collect::<String>()
+            ))
+        )
+    };
+    if body.len() as u64 > MAX_JSON_BODY {
+        return Err(Error::Protocol(format!(
+            "{} ran past {MAX_JSON_BODY} bytes: it is not the media and holds no readable errcode",
+            what()
+        )));
+    }
+    let map = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(_)) => parse_api_json(body)?,
+        _ => {
+            return Err(Error::Protocol(format!(
+                "{} is not JSON ({} bytes): it is not the media",
+                what(),
+                body.len()
+            )))
+        }
+    };
+    match map.get("video_url").and_then(|u| u.as_str()) {
+        Some(url) if from == AnswerFrom::Api => Ok(MediaAnswer::VideoUrl(url.to_string())),
+        Some(_) => Err(Error::Protocol(
+            "a video_url answered with another video_url".into(),
+        )),
+        None => Err(Error::Protocol(format!(
+            "{} holds no errcode and no video_url: it is not the media",
+            what()
+        ))),
     }
 }
 
@@ -655,13 +757,19 @@ mod tests {
         for enc in ["gzip", "br", "x-gzip, identity", "deflate"] {
             let r = answer(206, &[("content-encoding", enc)], vec![0x1f, 0x8b]);
             assert!(
-                matches!(classify(r, Duration::from_secs(1)), Err(Error::Protocol(_))),
+                matches!(
+                    classify(r, Duration::from_secs(1), AnswerFrom::Api),
+                    Err(Error::Protocol(_))
+                ),
                 "{enc}"
             );
         }
         for enc in ["identity", " identity ", ""] {
             let r = answer(206, &[("content-encoding", enc)], vec![1, 2]);
-            assert!(classify(r, Duration::from_secs(1)).is_ok(), "{enc:?}");
+            assert!(
+                classify(r, Duration::from_secs(1), AnswerFrom::Api).is_ok(),
+                "{enc:?}"
+            );
         }
     }
 
@@ -673,13 +781,13 @@ mod tests {
         let big = vec![b' '; (MAX_JSON_BODY + 10) as usize];
         let r = answer(200, &[("content-type", "application/json")], big.clone());
         assert!(matches!(
-            classify(r, Duration::from_secs(5)),
+            classify(r, Duration::from_secs(5), AnswerFrom::Api),
             Err(Error::Protocol(_))
         ));
         // Untyped, or with a disposition: still a file.
         let r = answer(200, &[], big.clone());
         assert!(matches!(
-            classify(r, Duration::from_secs(5)),
+            classify(r, Duration::from_secs(5), AnswerFrom::Api),
             Ok(MediaAnswer::File { .. })
         ));
         let r = answer(
@@ -691,7 +799,7 @@ mod tests {
             big,
         );
         assert!(matches!(
-            classify(r, Duration::from_secs(5)),
+            classify(r, Duration::from_secs(5), AnswerFrom::Api),
             Ok(MediaAnswer::File { .. })
         ));
         let r = answer(
@@ -700,9 +808,110 @@ mod tests {
             br#"{"errcode":40007,"errmsg":"invalid media_id"}"#.to_vec(),
         );
         assert!(matches!(
-            classify(r, Duration::from_secs(5)),
+            classify(r, Duration::from_secs(5), AnswerFrom::Api),
             Err(Error::WeChat { code: 40007, .. })
         ));
+    }
+
+    #[test]
+    fn an_answer_without_disposition_typed_json_or_text_is_never_a_file() {
+        let sec = Duration::from_secs(5);
+        let errcode = br#"{"errcode":40007,"errmsg":"invalid media_id"}"#.to_vec();
+        // Whatever its declared length (absent, huge), a JSON or text type
+        // without Content-Disposition is read as an answer, not as media.
+        for (status, headers) in [
+            (200, vec![("content-type", "application/json")]),
+            (
+                200,
+                vec![
+                    ("content-type", "text/plain"),
+                    ("content-length", "1000000000000000"),
+                ],
+            ),
+            (
+                206,
+                vec![
+                    ("content-type", "application/json; charset=utf-8"),
+                    ("content-range", "bytes 1048576-2097151/9999999"),
+                ],
+            ),
+            (200, vec![("content-type", "application/problem+json")]),
+            (200, vec![("content-type", "text/html")]),
+        ] {
+            let r = answer(status, &headers, errcode.clone());
+            let got = classify(r, sec, AnswerFrom::Api);
+            assert!(
+                matches!(got, Err(Error::WeChat { code: 40007, .. })),
+                "{headers:?}"
+            );
+            // Not JSON, or JSON without an errcode: a protocol error.
+            for body in [&b"hello, not media"[..], b"{\"a\":1}", b"[1,2]"] {
+                let r = answer(status, &headers, body.to_vec());
+                let got = classify(r, sec, AnswerFrom::VideoUrl);
+                assert!(
+                    matches!(got, Err(Error::Protocol(_))),
+                    "{headers:?} {body:?}"
+                );
+            }
+        }
+        // Untyped, or typed as media, but starting as JSON from byte 0: the same.
+        for headers in [vec![], vec![("content-type", "application/octet-stream")]] {
+            let mut body = b"  \n".to_vec();
+            body.extend_from_slice(&errcode);
+            let r = answer(200, &headers, body);
+            let got = classify(r, sec, AnswerFrom::Api);
+            assert!(
+                matches!(got, Err(Error::WeChat { code: 40007, .. })),
+                "{headers:?}"
+            );
+            let r = answer(200, &headers, b"{not json".to_vec());
+            assert!(matches!(
+                classify(r, sec, AnswerFrom::Api),
+                Err(Error::Protocol(_))
+            ));
+        }
+        // A '{' in the middle of a media, or at the start of a CDN video, is media.
+        let r = answer(
+            206,
+            &[
+                ("content-type", "application/octet-stream"),
+                ("content-range", "bytes 16-31/64"),
+            ],
+            errcode.clone(),
+        );
+        assert!(matches!(
+            classify(r, sec, AnswerFrom::Api),
+            Ok(MediaAnswer::File { .. })
+        ));
+        let r = answer(200, &[("content-type", "video/mp4")], errcode.clone());
+        assert!(matches!(
+            classify(r, sec, AnswerFrom::VideoUrl),
+            Ok(MediaAnswer::File { .. })
+        ));
+        // A video_url is followed from the API only.
+        let video = br#"{"video_url":"http://127.0.0.1:1/v.mp4"}"#.to_vec();
+        let r = answer(200, &[("content-type", "text/plain")], video.clone());
+        assert!(matches!(
+            classify(r, sec, AnswerFrom::Api),
+            Ok(MediaAnswer::VideoUrl(_))
+        ));
+        let r = answer(200, &[("content-type", "text/plain")], video);
+        assert!(matches!(
+            classify(r, sec, AnswerFrom::VideoUrl),
+            Err(Error::Protocol(_))
+        ));
+        // Media bytes arrive whole after the look at byte 0.
+        let r = answer(200, &[], b"\x89PNG....".to_vec());
+        match classify(r, sec, AnswerFrom::Api) {
+            Ok(MediaAnswer::File {
+                prefix, mut reader, ..
+            }) => {
+                let mut rest = Vec::new();
+                reader.read_to_end(&mut rest).expect("rest");
+                assert_eq!([prefix, rest].concat(), b"\x89PNG....");
+            }
+            _ => panic!("a PNG without a type is media"),
+        }
     }
 
     /// Yields one byte per read, sleeping first: a trickling server.

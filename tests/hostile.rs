@@ -541,6 +541,117 @@ fn a_json_answer_that_never_ends_is_refused() {
 }
 
 #[test]
+fn an_answer_that_is_not_the_media_never_reaches_a_sink_or_a_part_file() {
+    // No Content-Disposition, typed JSON or text (or untyped but starting as
+    // JSON), whatever its framing says: huge length, chunked, endless.
+    let errcode = br#"{"errcode":40007,"errmsg":"invalid media_id"}"#;
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<(&'static str, String)>,
+        Vec<u8>,
+        bool,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "json, 10^15 length",
+            "200 OK",
+            vec![
+                ("Content-Type", "application/json".into()),
+                ("Content-Length", "1000000000000000".into()),
+            ],
+            errcode.to_vec(),
+            true,
+        ),
+        (
+            "text, chunked",
+            "200 OK",
+            vec![
+                ("Content-Type", "text/plain".into()),
+                ("Transfer-Encoding", "chunked".into()),
+            ],
+            format!(
+                "{:x}\r\n{}\r\n0\r\n\r\n",
+                errcode.len(),
+                String::from_utf8_lossy(errcode)
+            )
+            .into_bytes(),
+            true,
+        ),
+        (
+            "json 206, no length",
+            "206 Partial Content",
+            vec![
+                ("Content-Type", "application/json; charset=utf-8".into()),
+                ("Content-Range", "bytes 0-65535/1000000".into()),
+            ],
+            errcode.to_vec(),
+            true,
+        ),
+        (
+            "untyped, starts as JSON",
+            "200 OK",
+            vec![("Content-Length", (errcode.len() + 2).to_string())],
+            [&b"\r\n"[..], errcode].concat(),
+            true,
+        ),
+        (
+            "text that is not JSON, huge length",
+            "200 OK",
+            vec![
+                ("Content-Type", "text/html".into()),
+                ("Content-Length", "1000000000000000".into()),
+            ],
+            b"<html>gateway error</html>".to_vec(),
+            false,
+        ),
+        (
+            "json without errcode, endless",
+            "200 OK",
+            vec![("Content-Type", "application/json".into())],
+            [&b"{\"pad\":\""[..], &vec![b'a'; 4 << 20]].concat(),
+            false,
+        ),
+    ];
+    for (case, status, headers, body, has_errcode) in cases {
+        let (h, b) = (headers.clone(), body.clone());
+        let srv = RawServer::start(move |_req, s| respond(s, status, &h, &b));
+        let c = new_client(&Opts::new(&srv.base_url()));
+        let dir = tempdir("not-media");
+        let want: &[i32] = if has_errcode {
+            &[40007]
+        } else {
+            &[WXM_E_PROTOCOL]
+        };
+        let o = path_download(&c, "m", &dir.join("t"));
+        expect_failure(&o, want, &dir, "t", case);
+        // Nothing of it in a part file either.
+        let part = dir.join("t.wxmpart");
+        let kept = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(kept, 0, "{case}: {kept} bytes of a non-media answer kept");
+        for parallelism in [1u32, 4] {
+            let c = new_client(&Opts {
+                parallelism,
+                ..Opts::new(&srv.base_url())
+            });
+            let o = sink_download(&c, "m", 0, 64 << 20);
+            assert!(
+                want.contains(&o.rc),
+                "{case} p{parallelism}: {} {}",
+                o.rc,
+                o.errmsg
+            );
+            assert!(
+                o.data.is_empty(),
+                "{case}: a non-media answer reached the sink"
+            );
+            assert!(o.elapsed < BOUND, "{case}: {:?}", o.elapsed);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
 fn an_unrequested_content_encoding_is_refused() {
     // The client never sends Accept-Encoding; a server that compresses
     // anyway must not have its gzip bytes saved as the media.
