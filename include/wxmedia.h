@@ -63,6 +63,15 @@
 #define WXM_TOKEN_API_CLASSIC 2
 
 /**
+ * How many bytes of a kept part file are compared with the server's
+ * before resuming after them: a crash can leave zeros, stale blocks or
+ * another run's bytes past the last durable write, and a part file can be
+ * another media's; these bytes, just before the resume point, are where
+ * any of that shows.
+ */
+#define RESUME_OVERLAP (64 * 1024)
+
+/**
  * Success.
  */
 #define WXM_OK 0
@@ -562,8 +571,10 @@ const char *wxm_download_filename(const wxm_download *dl);
 const char *wxm_download_video_url(const wxm_download *dl);
 
 /**
- * The detail of the last failed run ("" after a success; NULL for a NULL
- * handle). Never contains an access_token or secret. Owned by the handle.
+ * The detail of the last failed run; after a success, "" or a note of what
+ * the library did to succeed (a kept part file that differed from the
+ * media and was downloaded again from byte 0). NULL for a NULL handle.
+ * Never contains an access_token or secret. Owned by the handle.
  *
  * # Safety
  * `dl` is NULL or a live download.

@@ -59,6 +59,14 @@ pub struct MediaInfo {
     pub content_type: Option<String>,
     pub filename: Option<String>,
     pub video_url: Option<String>,
+    /// `to_path`: the offset this run resumed from (0: from the start).
+    pub resumed_from: u64,
+    /// `to_path`: bytes of the part file compared with the server's before
+    /// resuming (the overlap that proves the kept prefix).
+    pub resume_verified: u64,
+    /// What the library had to do to succeed that a host may want to know:
+    /// a part file that failed its check and was downloaded again.
+    pub note: Option<String>,
 }
 
 /// Which API path serves the media.
@@ -100,6 +108,9 @@ pub struct DownloadOptions<'a> {
     pub media_id: &'a str,
     pub endpoint: Endpoint,
     pub start: u64,
+    /// Bytes before this offset go through `Sink::write` in order even in a
+    /// parallel download (a resume compares them with its part file).
+    pub in_order_until: u64,
     pub cancel: Arc<AtomicBool>,
 }
 
@@ -114,6 +125,11 @@ pub trait Sink {
     /// spliced into it from a pipe instead of passing through user space.
     fn piped_file(&self) -> Option<&std::fs::File> {
         None
+    }
+    /// `len` bytes were spliced into `piped_file` at its position (in
+    /// place of a `write`).
+    fn piped(&mut self, _len: u64) -> Result<()> {
+        Ok(())
     }
     fn progress(&mut self, _done: u64, _total: u64) -> Result<()> {
         Ok(())
@@ -166,7 +182,10 @@ impl Client {
                 let len = data.len() as u64;
                 match data {
                     Arrived::Bytes(bytes) => sink.write(off, bytes)?,
-                    Arrived::Piped(pipe) => drain_into_file(pipe, sink.piped_file(), None)?,
+                    Arrived::Piped(pipe) => {
+                        drain_into_file(pipe, sink.piped_file(), None)?;
+                        sink.piped(len)?;
+                    }
                 }
                 pos = off + len;
                 sink.progress(pos, total.unwrap_or(0))
@@ -179,6 +198,8 @@ impl Client {
                 .then(|| {
                     crate::range::align_down(opts.start)
                         .saturating_add(crate::range::parallel_first_request(chunk))
+                        // Whole 16-byte blocks: encrypted media refuse others.
+                        .max(opts.in_order_until.div_ceil(16).saturating_mul(16))
                 })
                 .filter(|&limit| limit > opts.start);
             fetch_span(
@@ -988,6 +1009,11 @@ impl PositionalWriter for FileWriter {
         Some(&self.file)
     }
     fn prefix_done(&self, end: u64) -> Result<()> {
+        // Only what is on disk is recorded: a crash may lose unsynced
+        // writes, or leave zeros or stale blocks in their place.
+        self.file
+            .sync_data()
+            .map_err(|e| Error::Io(format!("fdatasync of the temporary file: {e}")))?;
         let mut meta = lock(&self.meta);
         meta.complete = Some(end);
         meta.save(&self.meta_path)
@@ -1001,14 +1027,41 @@ impl PositionalWriter for FileWriter {
 /// about a tenth of the whole transfer time of a 1 MiB media (bench/FINDINGS.md).
 const RECORD_UP_FRONT_FROM: u64 = 4 * 1024 * 1024;
 
+/// How many bytes of a kept part file are compared with the server's
+/// before resuming after them: a crash can leave zeros, stale blocks or
+/// another run's bytes past the last durable write, and a part file can be
+/// another media's; these bytes, just before the resume point, are where
+/// any of that shows.
+pub const RESUME_OVERLAP: u64 = 64 * 1024;
+
+/// Why a kept part file was given up, to start again from byte 0.
+#[derive(Debug, Clone)]
+enum Restart {
+    /// The media's size differs from the one recorded with the part file.
+    SizeChanged,
+    /// Bytes before the resume point differ from the server's.
+    Mismatch { from: u64, to: u64 },
+}
+
 /// A sink that writes a file in order (the temporary file of `to_path`).
 struct FileSink<'a> {
     file: std::fs::File,
     meta_path: PathBuf,
     meta: PartMeta,
     resumed_from: u64,
+    /// Bytes before this offset are already in the file: compared, not written.
+    verify_until: u64,
+    /// Compared so far (from the start of the overlap).
+    verified: u64,
+    /// Offset of the next byte to write.
+    at: u64,
+    /// Everything before this is on disk (fdatasync) and recorded.
+    durable: u64,
+    /// Make the prefix durable and record it at least this often.
+    sync_every: u64,
     /// A record file exists (found at the start, or written since).
     recorded: bool,
+    restart: Option<Restart>,
     progress: &'a mut dyn FnMut(u64, u64) -> Result<()>,
 }
 
@@ -1018,45 +1071,96 @@ impl FileSink<'_> {
         self.recorded = true;
         Ok(())
     }
+
+    /// Syncs what was written and records it as the resumable prefix.
+    fn make_durable(&mut self) -> Result<()> {
+        let upto = self.at.max(self.durable);
+        self.file
+            .sync_data()
+            .map_err(|e| Error::Io(format!("fdatasync of the temporary file: {e}")))?;
+        self.meta.complete = Some(upto);
+        self.record()?;
+        self.durable = upto;
+        Ok(())
+    }
+
+    /// Compares `data` (the media's bytes at `offset`) with the part file.
+    fn verify(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut kept = vec![0u8; data.len()];
+        self.file
+            .read_exact_at(&mut kept, offset)
+            .map_err(|e| Error::Io(format!("reading back the temporary file: {e}")))?;
+        if kept != data {
+            let first = kept.iter().zip(data).position(|(a, b)| a != b).unwrap_or(0) as u64;
+            self.restart = Some(Restart::Mismatch {
+                from: offset + first,
+                to: self.verify_until,
+            });
+            return Err(Error::State("the part file differs from the media".into()));
+        }
+        self.verified += data.len() as u64;
+        Ok(())
+    }
 }
 
 impl Sink for FileSink<'_> {
     fn size_known(&mut self, size: u64) -> Result<()> {
         if let Some(prev) = self.meta.size {
             if prev != size && self.resumed_from > 0 {
-                return Err(Error::State("RESTART".into()));
+                self.restart = Some(Restart::SizeChanged);
+                return Err(Error::State("the media changed size".into()));
             }
         }
         self.meta.size = Some(size);
+        self.meta.complete = Some(self.durable);
         // A record found at the start is brought up to date whatever the size.
         if self.recorded || size >= RECORD_UP_FRONT_FROM {
             self.record()?;
         }
         Ok(())
     }
-    fn write(&mut self, _offset: u64, data: &[u8]) -> Result<()> {
+    fn write(&mut self, offset: u64, mut data: &[u8]) -> Result<()> {
+        if offset < self.verify_until {
+            let kept = ((self.verify_until - offset) as usize).min(data.len());
+            self.verify(offset, &data[..kept])?;
+            data = &data[kept..];
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
         self.file
             .write_all(data)
-            .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
+            .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))?;
+        self.piped(data.len() as u64)
+    }
+    fn piped(&mut self, len: u64) -> Result<()> {
+        self.at += len;
+        if self.at - self.durable >= self.sync_every && self.recorded {
+            self.make_durable()?;
+        }
+        Ok(())
     }
     fn piped_file(&self) -> Option<&std::fs::File> {
-        Some(&self.file)
+        // Bytes still to compare must come through `write`.
+        (self.verify_until == 0).then_some(&self.file)
     }
     fn progress(&mut self, done: u64, total: u64) -> Result<()> {
+        // The overlap being compared is not progress.
+        if done < self.verify_until {
+            return Ok(());
+        }
         (self.progress)(done, total)
     }
     fn positional(&mut self) -> Option<Arc<dyn PositionalWriter>> {
         let file = self.file.try_clone().ok()?;
-        // Until workers report, only what was written in order is verified.
-        let mut meta = self.meta.clone();
-        meta.complete = Some(self.file.stream_position().ok()?);
-        // Recorded before any hole can exist, so a crash never resumes past it.
-        meta.save(&self.meta_path).ok()?;
-        self.recorded = true;
+        // Until workers report, only what was written in order is verified,
+        // and it is made durable before it is recorded.
+        self.make_durable().ok()?;
         Some(Arc::new(FileWriter {
             file,
             meta_path: self.meta_path.clone(),
-            meta: Mutex::new(meta),
+            meta: Mutex::new(self.meta.clone()),
         }))
     }
 }
@@ -1067,8 +1171,9 @@ struct PartMeta {
     media_id: String,
     endpoint: String,
     size: Option<u64>,
-    /// Every byte before this offset is written. Absent: the file's length
-    /// tells (in-order writes leave no holes).
+    /// Every byte before this offset was on disk (fdatasync) when the
+    /// record was written. A record without it vouches for nothing: a
+    /// file's length is no evidence (a crash can extend it with zeros).
     complete: Option<u64>,
 }
 
@@ -1141,7 +1246,8 @@ impl Client {
         }
         let (part_path, meta_path) = part_paths(target);
         let endpoint_name = format!("{endpoint:?}");
-        let mut restarted = false;
+        // Why an earlier round of this call gave up the part file.
+        let mut restarted: Option<Restart> = None;
         loop {
             let mut meta = PartMeta {
                 media_id: media_id.to_string(),
@@ -1150,18 +1256,16 @@ impl Client {
                 complete: None,
             };
             let mut resume = 0;
-            let mut recorded = restarted;
-            if !restarted {
+            let mut recorded = restarted.is_some();
+            if restarted.is_none() {
                 let (found, prev) = PartMeta::load(&meta_path);
                 recorded = found;
                 if let Some(prev) = prev {
                     if prev.media_id == meta.media_id && prev.endpoint == meta.endpoint {
-                        resume = std::fs::metadata(&part_path).map(|m| m.len()).unwrap_or(0);
-                        // Parallel workers leave holes: only the recorded
-                        // prefix is known to be complete.
-                        if let Some(c) = prev.complete {
-                            resume = resume.min(c);
-                        }
+                        let len = std::fs::metadata(&part_path).map(|m| m.len()).unwrap_or(0);
+                        // Only the recorded, synced prefix counts; bytes past
+                        // it (garbage, zeros, a torn write) are cut off.
+                        resume = len.min(prev.complete.unwrap_or(0));
                         if prev.size.is_some_and(|s| resume > s) {
                             resume = 0;
                         }
@@ -1171,6 +1275,7 @@ impl Client {
             }
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
+                .read(true)
                 .write(true)
                 .truncate(false)
                 .open(&part_path)
@@ -1178,6 +1283,9 @@ impl Client {
             file.set_len(resume)
                 .and_then(|_| file.seek(SeekFrom::Start(resume)))
                 .map_err(|e| Error::Io(format!("preparing the temporary file: {e}")))?;
+            // The kept prefix is proven by fetching its last RESUME_OVERLAP
+            // bytes again (from a 16-byte boundary) and comparing them.
+            let overlap_from = crate::range::align_down(resume.saturating_sub(RESUME_OVERLAP));
             // The resume record is written once the size is known, before
             // the first byte (FileSink::size_known): until then the file
             // holds nothing a record could vouch for. Small media write it
@@ -1187,23 +1295,31 @@ impl Client {
                 meta_path: meta_path.clone(),
                 meta,
                 resumed_from: resume,
+                verify_until: resume,
+                verified: 0,
+                at: resume,
+                durable: resume,
+                sync_every: self.config.chunk_size,
                 recorded,
+                restart: None,
                 progress,
             };
             let opts = DownloadOptions {
                 media_id,
                 endpoint,
-                start: resume,
+                start: if resume > 0 { overlap_from } else { 0 },
+                in_order_until: resume,
                 cancel: cancel.clone(),
             };
             let result = self.download(&opts, &mut sink);
-            match result {
-                Err(Error::State(s)) if s == "RESTART" && !restarted => {
-                    // The media changed size since the partial file was written.
-                    restarted = true;
+            if let Some(why) = sink.restart.take() {
+                if restarted.is_none() {
+                    restarted = Some(why);
                     continue;
                 }
-                Ok(info) => {
+            }
+            match result {
+                Ok(mut info) => {
                     let size = info.size.unwrap_or(0);
                     let len = sink
                         .file
@@ -1219,6 +1335,17 @@ impl Client {
                         .sync_all()
                         .map_err(|e| Error::Io(format!("fsync: {e}")))?;
                     let recorded = sink.recorded;
+                    info.resumed_from = sink.resumed_from;
+                    info.resume_verified = sink.verified;
+                    info.note = restarted.map(|why| match why {
+                        Restart::SizeChanged => "the media changed size since the part file was \
+                            written: downloaded again from byte 0"
+                            .to_string(),
+                        Restart::Mismatch { from, to } => format!(
+                            "the part file differed from the media at byte {from} (of the \
+                             {to} kept): discarded, downloaded again from byte 0"
+                        ),
+                    });
                     drop(sink);
                     std::fs::rename(&part_path, target).map_err(|e| {
                         Error::Io(format!("renaming into {}: {e}", target.display()))
@@ -1254,11 +1381,12 @@ impl Client {
                         drop(sink);
                         let _ = std::fs::remove_file(&part_path);
                         let _ = std::fs::remove_file(&meta_path);
-                    } else if !sink.recorded && sink.meta.size.is_some() {
-                        // What was written is worth resuming: the size is
-                        // known and every byte is in order (a parallel
-                        // download recorded itself before its first hole).
-                        let _ = sink.record();
+                    } else if sink.meta.size.is_some() && sink.at > sink.durable {
+                        // What was written in order is worth resuming: made
+                        // durable, then recorded (a parallel download
+                        // recorded itself before its first hole, and its
+                        // workers record as chunks complete).
+                        let _ = sink.make_durable();
                     }
                     return Err(e);
                 }

@@ -263,6 +263,7 @@ fn get(client: &Client, a: &mut Args, quiet: bool, cancel: Arc<AtomicBool>) -> R
                 media_id: &media_id,
                 endpoint,
                 start: 0,
+                in_order_until: 0,
                 cancel,
             };
             let info = client.download(&opts, &mut sink)?;

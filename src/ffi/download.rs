@@ -305,7 +305,9 @@ impl wxm_download {
                 out.content_type = owned(&info.content_type);
                 out.filename = owned(&info.filename);
                 out.video_url = owned(&info.video_url);
-                out.errmsg = CString::default();
+                // A success may carry a note: a part file that failed its
+                // check and was downloaded again.
+                out.errmsg = info.note.as_deref().map(to_cstring).unwrap_or_default();
                 Ok(())
             }
             Err(e) => {
@@ -322,6 +324,7 @@ impl wxm_download {
             media_id: &self.media_id,
             endpoint: *lock(&self.endpoint),
             start: *lock(&self.start),
+            in_order_until: 0,
             cancel: self.cancel.clone(),
         }
     }
@@ -466,8 +469,10 @@ pub unsafe extern "C" fn wxm_download_video_url(dl: *const wxm_download) -> *con
     string_getter(dl, |o| opt_ptr(&o.video_url))
 }
 
-/// The detail of the last failed run ("" after a success; NULL for a NULL
-/// handle). Never contains an access_token or secret. Owned by the handle.
+/// The detail of the last failed run; after a success, "" or a note of what
+/// the library did to succeed (a kept part file that differed from the
+/// media and was downloaded again from byte 0). NULL for a NULL handle.
+/// Never contains an access_token or secret. Owned by the handle.
 ///
 /// # Safety
 /// `dl` is NULL or a live download.
