@@ -651,6 +651,11 @@ int32_t wxm_upload_set_progress(wxm_upload *up, wxm_progress_fn progress, void *
  * errcode, or a `WXM_E_*` (`WXM_E_IO` for an unreadable file or a reader
  * that ends early, `WXM_E_ABORTED`, `WXM_E_CANCELLED`, network codes).
  *
+ * Transient failures are retried (a reader only if it can be read again).
+ * An upload whose answer was lost is sent again, so it may create a second
+ * temporary media: nobody holds its media_id and WeChat drops it after 3
+ * days, which costs less than failing the upload.
+ *
  * # Safety
  * `up` is NULL or a live upload.
  */
@@ -784,6 +789,12 @@ int32_t wxm_url_upload_set_progress(wxm_url_upload *u, wxm_progress_fn progress,
  * Submits the job (validating locally first: type 40004, fields 40058,
  * platform 48001). Returns 0 with the jobid in `wxm_url_upload_jobid`, or
  * an errcode. Does nothing when a jobid is already set.
+ *
+ * The submission is never sent twice: it is retried only when it failed
+ * before leaving this host, or when WeChat answered an errcode (then no job
+ * exists). When the answer is lost after the request may have arrived, it
+ * returns `WXM_E_OUTCOME_UNKNOWN`: a job may exist, and submitting again
+ * could start a second one.
  *
  * # Safety
  * `u` is NULL or a live handle.

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::error::{scrub, Error, Result};
 use crate::http::{build_agent, HttpSettings};
 use crate::redis::RedisStore;
+use crate::retry::{Effect, Reached, Retry};
 use crate::token::{Origin, TokenSource};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
@@ -177,18 +178,19 @@ pub fn sleep_cancellable(d: Duration, cancel: &AtomicBool) -> Result<()> {
 }
 
 impl Client {
-    /// POSTs a JSON body to `cgi-bin/{path}` with the token, retrying
-    /// transient failures and refreshing a rejected token once; returns the
-    /// answer's fields (a non-zero errcode is an error).
+    /// POSTs a JSON body to `cgi-bin/{path}` with the token, and returns the
+    /// answer's fields (a non-zero errcode is an error). Failures are
+    /// retried as `effect` allows (`crate::retry`): a job submission is
+    /// never sent twice.
     pub fn call_api(
         &self,
-        path: &str,
+        path: &'static str,
         body: &serde_json::Value,
+        effect: Effect,
         cancel: &AtomicBool,
     ) -> Result<serde_json::Map<String, serde_json::Value>> {
         let payload = body.to_string();
-        let mut failures = 0u32;
-        let mut refreshed = false;
+        let mut retry = Retry::new(self, effect, path);
         loop {
             crate::http::check_cancel(cancel)?;
             let token = self.token()?;
@@ -197,12 +199,18 @@ impl Client {
                 self.config.base_url,
                 crate::range::query_encode(&token)
             );
+            let mut reached = Reached::Server;
             let attempt = self
                 .agent
                 .post(&url)
                 .header("Content-Type", "application/json")
                 .send(payload.as_bytes())
-                .map_err(crate::http::map_ureq)
+                .map_err(|e| {
+                    if crate::http::sent_nothing(&e) {
+                        reached = Reached::Nowhere;
+                    }
+                    crate::http::map_ureq(e)
+                })
                 .and_then(|response| {
                     let status = response.status().as_u16();
                     let bytes = crate::http::read_small_body(response.into_body())?;
@@ -213,21 +221,11 @@ impl Client {
                         });
                     }
                     crate::http::parse_api_json(&bytes)
-                });
+                })
+                .map_err(|e| crate::http::redact(e, &token));
             match attempt {
                 Ok(map) => return Ok(map),
-                Err(e) if e.is_token_rejected() && !refreshed => {
-                    refreshed = true;
-                    self.refresh_token(&token, e)?;
-                }
-                Err(e) if e.is_transient() => {
-                    failures += 1;
-                    if failures >= self.config.max_attempts {
-                        return Err(e);
-                    }
-                    sleep_cancellable(self.backoff(failures), cancel)?;
-                }
-                Err(e) => return Err(e),
+                Err(e) => retry.after_failure(e, reached, Some(&token), cancel)?,
             }
         }
     }

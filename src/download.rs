@@ -1,7 +1,7 @@
 //! The aligned Range downloader: sequential or parallel, into an in-order
 //! sink or a file (atomic and resumable).
 
-use crate::client::{sleep_cancellable, Client};
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::http::{
     check_cancel, classify, header_str, header_u64, map_io, map_ureq, AnswerFrom, CancelScope,
@@ -11,6 +11,7 @@ use crate::range::{
     check_partial, content_disposition_filename, next_request, parallel_chunk, parse_content_range,
     query_encode, ChunkPlan, Request,
 };
+use crate::retry::{Effect, Reached, Retry};
 use crate::tcp::Pipe;
 use crate::token::lock;
 use std::collections::BTreeMap;
@@ -249,9 +250,8 @@ fn fetch_span(
 ) -> Result<()> {
     let client = shared.client;
     let mut pos = from;
-    let mut failures = 0u32;
+    let mut retry = Retry::new(client, Effect::Reads, "media/get");
     let mut progress_mark = pos;
-    let mut refreshed_at: Option<u64> = None;
     // One read buffer for every request of this span, lent by the client.
     let mut lent = client.read_buffer();
     loop {
@@ -299,25 +299,10 @@ fn fetch_span(
             Ok(false) => {}
             Err(e) => {
                 if pos > progress_mark {
-                    failures = 0;
+                    retry.progressed();
                     progress_mark = pos;
                 }
-                if e.is_token_rejected() {
-                    if let (Some(used), true) = (used_token, refreshed_at != Some(pos)) {
-                        refreshed_at = Some(pos);
-                        client.refresh_token(&used, e)?;
-                        continue;
-                    }
-                    return Err(e);
-                }
-                if !e.is_transient() {
-                    return Err(e);
-                }
-                failures += 1;
-                if failures >= client.config.max_attempts {
-                    return Err(e);
-                }
-                sleep_cancellable(client.backoff(failures), cancel)?;
+                retry.after_failure(e, Reached::Server, used_token.as_deref(), cancel)?;
             }
         }
     }

@@ -254,7 +254,30 @@ impl Connector<()> for TlsAwareConnector {
         self.0
             .connect(details, chained)
             .map(|t| t.map(|t| Box::new(t) as Box<dyn Transport>))
-            .map_err(|e| mark_tls(e, https))
+            .map_err(|e| ureq::Error::Other(Box::new(BeforeSending(mark_tls(e, https)))))
+    }
+}
+
+/// A failure while connecting (resolving, TCP, the TLS handshake): no byte
+/// of the request left this host, so even a request that creates
+/// something may go again (`sent_nothing`).
+#[derive(Debug)]
+struct BeforeSending(ureq::Error);
+
+impl std::fmt::Display for BeforeSending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BeforeSending {}
+
+/// Whether a request failed before any of it was sent (see `BeforeSending`).
+pub fn sent_nothing(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Other(inner) => inner.is::<BeforeSending>(),
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::BadUri(_) => true,
+        _ => false,
     }
 }
 
@@ -341,6 +364,16 @@ pub fn map_ureq(e: ureq::Error) -> Error {
     if cancelled_here() {
         return Error::Cancelled;
     }
+    let e = match e {
+        ureq::Error::Other(inner) if inner.is::<BeforeSending>() => match inner.downcast() {
+            Ok(b) => {
+                let BeforeSending(e) = *b;
+                e
+            }
+            Err(other) => ureq::Error::Other(other),
+        },
+        e => e,
+    };
     let text = scrub(&e.to_string());
     match e {
         ureq::Error::Timeout(_) => Error::Timeout(text),

@@ -12,6 +12,7 @@ pub mod http;
 pub mod md5;
 pub mod range;
 pub mod redis;
+pub mod retry;
 pub mod tcp;
 pub mod token;
 pub mod upload;

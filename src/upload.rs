@@ -1,11 +1,12 @@
 //! The streaming multipart uploader and the local pre-validation that
 //! answers WeChat's own errcodes before a byte is sent.
 
-use crate::client::{sleep_cancellable, Client};
+use crate::client::Client;
 use crate::config::{Format, UploadRule};
 use crate::error::{Error, Result};
 use crate::http::{check_cancel, map_ureq, parse_api_json, read_small_body_within, CancelScope};
 use crate::range::query_encode;
+use crate::retry::{Effect, Reached, Retry};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -430,8 +431,12 @@ impl Client {
         let name = filename.map(str::to_string).unwrap_or(default_name);
         let prepared = prepare(rule, kind, pname, length, &head, &name)?;
 
-        let mut failures = 0u32;
-        let mut refreshed = false;
+        let what = if kind == "uploadimg" {
+            "media/uploadimg"
+        } else {
+            "media/upload"
+        };
+        let mut retry = Retry::new(self, Effect::CreatesMedia, what);
         let mut expect_continue = prepared.length >= EXPECT_CONTINUE_FROM;
         loop {
             check_cancel(&cancel)?;
@@ -464,25 +469,11 @@ impl Client {
                 expect_continue = false;
                 continue;
             }
-            if matches!(e, Error::Cancelled | Error::Aborted(_) | Error::Io(_)) {
+            // The local source failed, or the host stopped: nothing to retry.
+            if matches!(e, Error::Cancelled | Error::Aborted(_) | Error::Io(_)) || !data.rewind() {
                 return Err(e);
             }
-            let retry = if e.is_token_rejected() && !refreshed {
-                refreshed = true;
-                self.refresh_token(&token, e.clone())?;
-                true
-            } else if e.is_transient() {
-                failures += 1;
-                failures < self.config.max_attempts
-            } else {
-                false
-            };
-            if !retry || !data.rewind() {
-                return Err(e);
-            }
-            if e.is_transient() {
-                sleep_cancellable(self.backoff(failures), &cancel)?;
-            }
+            retry.after_failure(e, Reached::Server, Some(&token), &cancel)?;
         }
     }
 

@@ -5,6 +5,7 @@
 use crate::client::{sleep_cancellable, Client};
 use crate::error::{Error, Result};
 use crate::http::{check_cancel, CancelScope};
+use crate::retry::Effect;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,7 +86,7 @@ impl Client {
             "url": req.url,
             "md5": req.md5.to_ascii_lowercase(),
         });
-        let map = self.call_api("media/upload_by_url", &body, cancel)?;
+        let map = self.call_api("media/upload_by_url", &body, Effect::SubmitsJob, cancel)?;
         map.get("jobid")
             .and_then(|j| j.as_str())
             .filter(|j| !j.is_empty())
@@ -99,6 +100,7 @@ impl Client {
         let map = self.call_api(
             "media/get_upload_by_url_result",
             &serde_json::json!({ "jobid": jobid }),
+            Effect::Reads,
             cancel,
         )?;
         let detail = map.get("detail");

@@ -816,3 +816,60 @@ fn expired_media_answer_40007() {
     );
     assert_eq!(download_sink(&c, &id, 0).rc, 40007);
 }
+
+#[test]
+fn transfers_outlive_repeated_token_invalidations() {
+    // Many threads on one client while every token is invalidated, again
+    // and again: a transfer refreshes whenever it moved bytes since its
+    // last refresh, so none of them fails with 42001.
+    let emu = start(Platform::WeCom);
+    let size = 6 * 1024 * 1024 + 5;
+    let (id, want) = add_media(&emu, json!({"size": size, "seed": 31}));
+    fault(
+        &emu,
+        json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 1_500_000, "count": 100_000}),
+    );
+    let c = client(
+        &emu,
+        ClientOpts {
+            token: None,
+            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
+            chunk: 256 * 1024,
+            parallelism: 2,
+            attempts: 4,
+            backoff_ms: 10,
+            ..Default::default()
+        },
+    );
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (rounds, results) = std::thread::scope(|s| {
+        let invalidator = s.spawn(|| {
+            let mut rounds = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) && rounds < 12 {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                admin(&emu, "POST", "/__admin/expire_token", json!({"all": true}));
+                rounds += 1;
+            }
+            rounds
+        });
+        let workers: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| download_sink(&c, &id, 0)))
+            .collect();
+        let results: Vec<Got> = workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (invalidator.join().expect("invalidator"), results)
+    });
+    assert!(rounds >= 2, "tokens were invalidated {rounds} times");
+    for (i, got) in results.iter().enumerate() {
+        assert_eq!(got.rc, 0, "transfer {i}: {}", got.errmsg);
+        assert!(got.data == want, "transfer {i}: wrong bytes");
+    }
+    let fetches = stats(&emu)["token_fetches"].as_u64().unwrap_or(0);
+    assert!(
+        fetches >= 3,
+        "{fetches} token fetches for {rounds} invalidations"
+    );
+}

@@ -322,3 +322,29 @@ fn missing_source_and_bad_path() {
         wxm_upload_free(u);
     }
 }
+
+#[test]
+fn an_upload_whose_answer_is_lost_is_sent_again_and_may_create_a_second_media() {
+    // Documented: media/upload is repeated after a lost answer, since a
+    // second temporary media costs nothing (nobody references it, it
+    // expires in 3 days) while failing the upload would cost the host one.
+    let emu = start(Platform::WeCom);
+    let c = client(&emu, ClientOpts::default());
+    let dir = tempdir("up-lost");
+    let data = media_bytes(JPEG_HEAD, 200_000, 9);
+    let path = dir.join("lost.jpg");
+    std::fs::write(&path, &data).expect("write");
+    fault(
+        &emu,
+        json!({"kind": "drop_after_body", "endpoint": "media/upload"}),
+    );
+    let up = upload_path(&c, "image", &path, None);
+    assert_eq!(up.rc, 0, "{}", up.errmsg);
+    assert_eq!(uploads(&emu), 2, "sent again after the lost answer");
+    assert_eq!(
+        stats(&emu)["uploads"].as_u64(),
+        Some(2),
+        "the emulator stored both"
+    );
+    round_trip(&c, &up.media_id.expect("media_id"), &data);
+}

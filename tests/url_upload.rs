@@ -365,3 +365,80 @@ fn the_heartbeat_runs_during_a_wait_and_can_stop_it() {
         );
     }
 }
+
+#[test]
+fn a_submission_whose_answer_is_lost_is_not_sent_again() {
+    let emu = start(Platform::WeCom);
+    let c = client(&emu, ClientOpts::default());
+    let (url, _, local) = source(&emu, 64 * 1024, 11);
+    let jobs = |emu: &Emulator| -> u64 {
+        let j = &stats(emu)["jobs"];
+        ["processing", "done", "failed"]
+            .iter()
+            .map(|k| j[*k].as_u64().unwrap_or(0))
+            .sum()
+    };
+    // WeChat reads the submission, creates the job, and the answer is lost.
+    fault(
+        &emu,
+        json!({"kind": "drop_after_body", "endpoint": "media/upload_by_url"}),
+    );
+    let j = job(&c, "file", &url, "a.bin");
+    // SAFETY: live handle and strings.
+    let (rc, msg) = unsafe {
+        assert_eq!(
+            wxm_url_upload_set_md5_from_path(j.0, cs(local.to_str().expect("utf-8")).as_ptr()),
+            0
+        );
+        let rc = wxm_url_upload_run(j.0, 30_000);
+        (rc, s(wxm_url_upload_errmsg(j.0)).unwrap_or_default())
+    };
+    assert_eq!(rc, WXM_E_OUTCOME_UNKNOWN, "{msg}");
+    assert!(msg.contains("not sent again"), "{msg}");
+    assert!(!msg.contains(TOKEN), "{msg}");
+    let st = stats(&emu);
+    assert_eq!(
+        st["requests"]["media/upload_by_url"].as_u64(),
+        Some(1),
+        "sent twice: {st}"
+    );
+    assert_eq!(jobs(&emu), 1, "one job exists, as WeChat would have it");
+
+    // An answer that proves nothing was created (errcode -1, busy) is retried.
+    reset(&emu);
+    fault(
+        &emu,
+        json!({"kind": "errcode", "errcode": -1, "endpoint": "media/upload_by_url"}),
+    );
+    let j = job(&c, "file", &url, "b.bin");
+    // SAFETY: live handle and strings.
+    unsafe {
+        assert_eq!(
+            wxm_url_upload_set_md5_from_path(j.0, cs(local.to_str().expect("utf-8")).as_ptr()),
+            0
+        );
+        let rc = wxm_url_upload_run(j.0, 30_000);
+        assert_eq!(rc, 0, "{:?}", s(wxm_url_upload_errmsg(j.0)));
+    }
+    assert_eq!(
+        stats(&emu)["requests"]["media/upload_by_url"].as_u64(),
+        Some(2)
+    );
+
+    // Nothing left this host (no server at that port): tried again, and
+    // the failure is the network's, not an unknown outcome.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let c = client_at(&format!("http://127.0.0.1:{port}"), ClientOpts::default());
+    let j = job(&c, "file", &url, "c.bin");
+    // SAFETY: live handle and strings.
+    unsafe {
+        assert_eq!(
+            wxm_url_upload_set_md5_from_path(j.0, cs(local.to_str().expect("utf-8")).as_ptr()),
+            0
+        );
+        let rc = wxm_url_upload_run(j.0, 30_000);
+        assert_eq!(rc, WXM_E_NETWORK, "{:?}", s(wxm_url_upload_errmsg(j.0)));
+    }
+}

@@ -194,6 +194,11 @@ pub unsafe extern "C" fn wxm_upload_set_progress(
 /// errcode, or a `WXM_E_*` (`WXM_E_IO` for an unreadable file or a reader
 /// that ends early, `WXM_E_ABORTED`, `WXM_E_CANCELLED`, network codes).
 ///
+/// Transient failures are retried (a reader only if it can be read again).
+/// An upload whose answer was lost is sent again, so it may create a second
+/// temporary media: nobody holds its media_id and WeChat drops it after 3
+/// days, which costs less than failing the upload.
+///
 /// # Safety
 /// `up` is NULL or a live upload.
 #[no_mangle]

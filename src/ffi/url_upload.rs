@@ -310,6 +310,12 @@ pub unsafe extern "C" fn wxm_url_upload_set_progress(
 /// platform 48001). Returns 0 with the jobid in `wxm_url_upload_jobid`, or
 /// an errcode. Does nothing when a jobid is already set.
 ///
+/// The submission is never sent twice: it is retried only when it failed
+/// before leaving this host, or when WeChat answered an errcode (then no job
+/// exists). When the answer is lost after the request may have arrived, it
+/// returns `WXM_E_OUTCOME_UNKNOWN`: a job may exist, and submitting again
+/// could start a second one.
+///
 /// # Safety
 /// `u` is NULL or a live handle.
 #[no_mangle]

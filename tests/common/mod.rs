@@ -193,14 +193,16 @@ impl Default for ClientOpts {
 }
 
 pub fn client(emu: &Emulator, o: ClientOpts) -> TestClient {
+    client_at(&emu.base_url(), o)
+}
+
+/// A client of the server at `base_url` (for servers that are not the emulator).
+pub fn client_at(base_url: &str, o: ClientOpts) -> TestClient {
     // SAFETY: every pointer passed is live for the call; handles are freed once.
     unsafe {
         let cfg = wxm_config_new(o.platform);
         assert!(!cfg.is_null());
-        assert_eq!(
-            wxm_config_set_base_url(cfg, cs(&emu.base_url()).as_ptr()),
-            0
-        );
+        assert_eq!(wxm_config_set_base_url(cfg, cs(base_url).as_ptr()), 0);
         if let Some(t) = &o.token {
             assert_eq!(wxm_config_set_access_token(cfg, cs(t).as_ptr()), 0);
         }

@@ -73,6 +73,10 @@ pub enum FaultKind {
     ShortBody,
     IgnoreRange,
     Throttle,
+    /// Reads the request and acts on it (an upload is stored, a job is
+    /// submitted), then resets the connection before any answer: the
+    /// client cannot know what happened.
+    DropAfterBody,
 }
 
 impl FaultKind {
@@ -88,6 +92,7 @@ impl FaultKind {
             "short_body" => FaultKind::ShortBody,
             "ignore_range" => FaultKind::IgnoreRange,
             "throttle" => FaultKind::Throttle,
+            "drop_after_body" => FaultKind::DropAfterBody,
             _ => return None,
         })
     }

@@ -255,6 +255,13 @@ pub async fn route(req: Request<Incoming>, sh: Arc<Shared>, ctl: Arc<ConnCtl>) -
             )
         }
     };
+    if fault
+        .as_ref()
+        .is_some_and(|f| f.kind == FaultKind::DropAfterBody)
+    {
+        // The request was read and acted on; the answer never leaves.
+        ctl.aborted.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     apply_body_faults(resp, fault.as_ref(), token, sh, ctl)
 }
 

@@ -1,0 +1,215 @@
+//! One policy for repeating a request after a failure: whether it may go
+//! again at all (what it does on the server), after how long, and whether
+//! the access_token is refreshed first. The loops that send requests (media
+//! downloads, uploads, the JSON APIs) only ask it.
+
+use crate::client::{sleep_cancellable, Client};
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What a request does on the server: it decides whether a request whose
+/// answer was lost may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only (media/get, a job's result): always safe to repeat.
+    Reads,
+    /// Creates a temporary media (media/upload). Repeated after a lost
+    /// answer it may create a second one, which nobody references and which
+    /// expires after 3 days: accepted, and documented in the header.
+    CreatesMedia,
+    /// Submits a job (upload_by_url). Never sent again once it may have
+    /// reached the server, unless an answer proved that nothing was created;
+    /// it fails with `Error::OutcomeUnknown` instead.
+    SubmitsJob,
+}
+
+/// How far a failed attempt got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// Nothing left this host: resolving, connecting or the TLS handshake failed.
+    Nowhere,
+    /// The request may have reached the server.
+    Server,
+}
+
+/// More refreshes than this with no byte moved between them is a loop.
+const MAX_REFRESHES_WITHOUT_PROGRESS: u32 = 4;
+
+/// The retry state of one request sequence (a span of a download, an
+/// upload, an API call).
+pub struct Retry<'c> {
+    client: &'c Client,
+    effect: Effect,
+    /// What is being done, for messages ("upload_by_url").
+    what: &'static str,
+    /// Transient failures since the last progress.
+    failures: u32,
+    /// The token the last refresh fetched, while no byte has moved since.
+    refreshed_to: Option<String>,
+    refreshes_without_progress: u32,
+}
+
+impl<'c> Retry<'c> {
+    pub fn new(client: &'c Client, effect: Effect, what: &'static str) -> Retry<'c> {
+        Retry {
+            client,
+            effect,
+            what,
+            failures: 0,
+            refreshed_to: None,
+            refreshes_without_progress: 0,
+        }
+    }
+
+    /// The transfer moved bytes: failures count anew, and the token in use
+    /// has proved itself.
+    pub fn progressed(&mut self) {
+        self.failures = 0;
+        self.refreshed_to = None;
+        self.refreshes_without_progress = 0;
+    }
+
+    /// Decides after a failed attempt: `Ok(())` when the request may go
+    /// again (a token was refreshed, or the backoff slept), or the error to
+    /// give up with. `token` is the access_token the attempt used (None
+    /// for a URL that takes none, such as a video_url).
+    pub fn after_failure(
+        &mut self,
+        e: Error,
+        reached: Reached,
+        token: Option<&str>,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let answered_with_errcode = matches!(e, Error::WeChat { .. });
+        let would_repeat = e.is_token_rejected() || e.is_transient();
+        if would_repeat
+            && self.effect == Effect::SubmitsJob
+            && reached == Reached::Server
+            && !answered_with_errcode
+        {
+            return Err(Error::OutcomeUnknown(format!(
+                "{}: the request may have reached WeChat but its answer was lost ({e}); \
+                 it was not sent again, since that could submit a second job",
+                self.what
+            )));
+        }
+        if e.is_token_rejected() {
+            return self.refresh(e, token);
+        }
+        if !e.is_transient() {
+            return Err(e);
+        }
+        self.failures += 1;
+        if self.failures >= self.client.config.max_attempts {
+            return Err(e);
+        }
+        sleep_cancellable(self.client.backoff(self.failures), cancel)
+    }
+
+    /// WeChat rejected `used`. Refresh whenever the transfer moved bytes
+    /// since the last refresh, so a long transfer outlives any number of
+    /// invalidations; give up when the token the last refresh gave is
+    /// rejected before any byte moved, so it can never loop.
+    fn refresh(&mut self, rejection: Error, used: Option<&str>) -> Result<()> {
+        let Some(used) = used else {
+            return Err(rejection);
+        };
+        if self.refreshed_to.as_deref() == Some(used)
+            || self.refreshes_without_progress >= MAX_REFRESHES_WITHOUT_PROGRESS
+        {
+            return Err(rejection);
+        }
+        let fetches = &self.client.tokens.fetches;
+        let before = fetches.load(Ordering::Relaxed);
+        let token = self.client.refresh_token(used, rejection)?;
+        self.refreshes_without_progress += 1;
+        // A token another thread had already fetched may have been
+        // invalidated since; one fetched for this rejection is the newest
+        // there is, and its rejection is final.
+        let fetched = fetches.load(Ordering::Relaxed) > before;
+        self.refreshed_to = fetched.then_some(token);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Platform};
+
+    fn client(attempts: u32) -> Client {
+        let mut config = Config::new(Platform::WeCom);
+        config.set_retries(attempts, 0).expect("retries");
+        config.set_token("static-token-for-tests").expect("token");
+        Client::new(config).expect("client")
+    }
+
+    #[test]
+    fn a_job_submission_is_repeated_only_when_nothing_was_created() {
+        let c = client(4);
+        let stop = AtomicBool::new(false);
+        let lost = || Error::Network("connection reset".into());
+        let mut r = Retry::new(&c, Effect::SubmitsJob, "media/upload_by_url");
+        let e = r.after_failure(lost(), Reached::Server, None, &stop);
+        assert!(matches!(e, Err(Error::OutcomeUnknown(_))), "{e:?}");
+        // Nothing left this host, or WeChat answered an errcode: again.
+        assert!(r
+            .after_failure(lost(), Reached::Nowhere, None, &stop)
+            .is_ok());
+        let busy = Error::wechat(-1, "system busy");
+        assert!(r.after_failure(busy, Reached::Server, None, &stop).is_ok());
+        // The same failure of a request that only reads, or uploads a media.
+        for effect in [Effect::Reads, Effect::CreatesMedia] {
+            let mut r = Retry::new(&c, effect, "media/get");
+            assert!(r
+                .after_failure(lost(), Reached::Server, None, &stop)
+                .is_ok());
+        }
+        // A final failure stays what it is, whatever the effect.
+        let mut r = Retry::new(&c, Effect::SubmitsJob, "media/upload_by_url");
+        let e = r.after_failure(Error::wechat(40058, "bad"), Reached::Server, None, &stop);
+        assert!(matches!(e, Err(Error::WeChat { code: 40058, .. })));
+    }
+
+    #[test]
+    fn attempts_are_counted_from_the_last_progress() {
+        let c = client(3);
+        let stop = AtomicBool::new(false);
+        let mut r = Retry::new(&c, Effect::Reads, "media/get");
+        let timeout = || Error::Timeout("stalled".into());
+        assert!(r
+            .after_failure(timeout(), Reached::Server, None, &stop)
+            .is_ok());
+        assert!(r
+            .after_failure(timeout(), Reached::Server, None, &stop)
+            .is_ok());
+        r.progressed();
+        assert!(r
+            .after_failure(timeout(), Reached::Server, None, &stop)
+            .is_ok());
+        assert!(r
+            .after_failure(timeout(), Reached::Server, None, &stop)
+            .is_ok());
+        let e = r.after_failure(timeout(), Reached::Server, None, &stop);
+        assert!(matches!(e, Err(Error::Timeout(_))), "{e:?}");
+        // A cancel is seen in the backoff.
+        let mut r = Retry::new(&c, Effect::Reads, "media/get");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let e = r.after_failure(timeout(), Reached::Server, None, &stop);
+        assert!(matches!(e, Err(Error::Cancelled)), "{e:?}");
+    }
+
+    #[test]
+    fn a_rejected_static_token_is_final() {
+        let c = client(4);
+        let stop = AtomicBool::new(false);
+        let mut r = Retry::new(&c, Effect::Reads, "media/get");
+        let e = r.after_failure(
+            Error::wechat(42001, "expired"),
+            Reached::Server,
+            Some("static-token-for-tests"),
+            &stop,
+        );
+        assert!(matches!(e, Err(Error::WeChat { code: 42001, .. })), "{e:?}");
+    }
+}
