@@ -14,7 +14,7 @@ LIB_A := $(LIBDIR)/libwxmedia.a
 EMULATOR := $(LIBDIR)/wxmedia-emulator
 HEADER := $(ROOT)/include/wxmedia.h
 
-.PHONY: all lib demo test rust-test rust-lint header deps redis-deps
+.PHONY: all lib demo test rust-test rust-lint header deps redis-deps ureq-latest
 all: lib
 
 # The library (both kinds) and the emulator, in release mode.
@@ -35,7 +35,7 @@ redis-deps:
 demo: c-demo py-demo go-demo
 
 # Every test. Rust first (it also checks that include/wxmedia.h is current).
-test: deps rust-test c-test py-test go-test bench-test
+test: deps rust-test ureq-latest c-test py-test go-test bench-test
 
 rust-lint:
 	$(CARGO) fmt --all -- --check
@@ -43,6 +43,22 @@ rust-lint:
 
 rust-test: rust-lint
 	$(CARGO) test --workspace --locked
+
+# The newest ureq 3.x, whatever Cargo.lock pins: src/tcp.rs and src/http.rs
+# plug into its `unversioned` transport API (no semver promise), so an
+# update of the HTTP/TLS stack is a tested step. A copy of the tree, its own
+# target directory, the transport's tests.
+UREQ_LATEST := $(ROOT)/build/ureq-latest
+ureq-latest:
+	rm -rf $(UREQ_LATEST)/src-tree && mkdir -p $(UREQ_LATEST)/src-tree
+	cd $(ROOT) && git ls-files -z --cached --others --exclude-standard \
+	    | grep -zv '^bench/results/' | xargs -0 cp --parents -t $(UREQ_LATEST)/src-tree
+	cd $(UREQ_LATEST)/src-tree && sed -i 's/^ureq = { version = "[^"]*"/ureq = { version = "3"/' Cargo.toml \
+	    && grep -q '^ureq = { version = "3"' Cargo.toml \
+	    && $(CARGO) update -p ureq \
+	    && $(CARGO) tree -p wxmedia -i ureq --depth 0 \
+	    && CARGO_TARGET_DIR=$(UREQ_LATEST)/target $(CARGO) test -p wxmedia --lib \
+	        --test download --test hostile --test tls --test file_faults --test misuse
 
 # Regenerate the committed header from the sources.
 header:

@@ -17,9 +17,8 @@ pub struct Client {
     pub tokens: TokenSource,
     /// Read buffers of finished transfers, for the next ones: a fresh one is
     /// zeroed (and page-faulted in) on every download otherwise, a cost
-    /// that shows on small media. With each, the pipe its transfer spliced
-    /// through, if any.
-    read_buffers: Mutex<Vec<(Vec<u8>, Option<crate::tcp::Pipe>)>>,
+    /// that shows on small media.
+    read_buffers: Mutex<Vec<Vec<u8>>>,
 }
 
 /// Buffers kept per client: enough for one per worker of a parallel
@@ -29,8 +28,6 @@ const KEPT_READ_BUFFERS: usize = 8;
 /// A read buffer lent by the client, given back when dropped.
 pub struct ReadBuffer<'c> {
     pub buf: Vec<u8>,
-    /// For splicing into a file, made on first use.
-    pub pipe: Option<crate::tcp::Pipe>,
     client: &'c Client,
 }
 
@@ -38,13 +35,7 @@ impl Drop for ReadBuffer<'_> {
     fn drop(&mut self) {
         let mut kept = crate::token::lock(&self.client.read_buffers);
         if kept.len() < KEPT_READ_BUFFERS && !self.buf.is_empty() {
-            // A pipe still holding a failed transfer's bytes is closed.
-            let pipe = self
-                .pipe
-                .take()
-                .filter(crate::tcp::Pipe::is_empty)
-                .map(crate::tcp::Pipe::for_another_transfer);
-            kept.push((std::mem::take(&mut self.buf), pipe));
+            kept.push(std::mem::take(&mut self.buf));
         }
     }
 }
@@ -93,14 +84,10 @@ impl Client {
 
     /// A read buffer (empty if none is kept; the reader sizes it).
     pub fn read_buffer(&self) -> ReadBuffer<'_> {
-        let (buf, pipe) = crate::token::lock(&self.read_buffers)
+        let buf = crate::token::lock(&self.read_buffers)
             .pop()
             .unwrap_or_default();
-        ReadBuffer {
-            buf,
-            pipe,
-            client: self,
-        }
+        ReadBuffer { buf, client: self }
     }
 
     pub fn token(&self) -> Result<String> {

@@ -12,7 +12,6 @@ use crate::range::{
     query_encode, ChunkPlan, Request,
 };
 use crate::retry::{Effect, Reached, Retry};
-use crate::tcp::Pipe;
 use crate::token::lock;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -28,30 +27,7 @@ const SINK_SLICE: usize = 1024 * 1024;
 const MAX_REDIRECTS: u32 = 5;
 
 /// Receives verified bytes: (offset, data, total size when known).
-type Deliver<'a> = dyn FnMut(u64, Arrived<'_>, Option<u64>) -> Result<()> + 'a;
-
-/// Bytes handed to a `Deliver`.
-pub enum Arrived<'a> {
-    Bytes(&'a [u8]),
-    /// In a pipe, for a file sink to splice in (`Sink::piped_file`).
-    Piped(&'a mut Pipe),
-}
-
-impl Arrived<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Arrived::Bytes(b) => b.len(),
-            Arrived::Piped(p) => p.held(),
-        }
-    }
-}
-
-/// Moves piped bytes into a sink's file: at its position, or at `at`.
-fn drain_into_file(pipe: &mut Pipe, file: Option<&std::fs::File>, at: Option<u64>) -> Result<()> {
-    let file = file.ok_or_else(|| Error::Panic("piped bytes for a sink without a file".into()))?;
-    pipe.drain_into(file, at)
-        .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
-}
+type Deliver<'a> = dyn FnMut(u64, &[u8], Option<u64>) -> Result<()> + 'a;
 
 /// What the host learns about the media.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,16 +98,6 @@ pub trait Sink {
         Ok(())
     }
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<()>;
-    /// The file this sink writes in order, if it is one: bytes can then be
-    /// spliced into it from a pipe instead of passing through user space.
-    fn piped_file(&self) -> Option<&std::fs::File> {
-        None
-    }
-    /// `len` bytes were spliced into `piped_file` at its position (in
-    /// place of a `write`).
-    fn piped(&mut self, _len: u64) -> Result<()> {
-        Ok(())
-    }
     fn progress(&mut self, _done: u64, _total: u64) -> Result<()> {
         Ok(())
     }
@@ -145,10 +111,6 @@ pub trait Sink {
 /// Writes at offsets, from worker threads.
 pub trait PositionalWriter: Send + Sync {
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
-    /// As `Sink::piped_file`, written at offsets.
-    fn piped_file(&self) -> Option<&std::fs::File> {
-        None
-    }
     /// Every byte before `end` is written (for the resume record).
     fn prefix_done(&self, end: u64) -> Result<()>;
 }
@@ -170,9 +132,8 @@ impl Client {
         let parallel = self.config.parallelism > 1;
         let mut size_reported = false;
         let mut pos = opts.start;
-        let piped = sink.piped_file().is_some();
         {
-            let mut deliver = |off: u64, data: Arrived, total: Option<u64>| -> Result<()> {
+            let mut deliver = |off: u64, data: &[u8], total: Option<u64>| -> Result<()> {
                 if !size_reported {
                     if let Some(t) = total {
                         sink.size_known(t)?;
@@ -180,15 +141,8 @@ impl Client {
                     }
                 }
                 debug_assert_eq!(off, pos);
-                let len = data.len() as u64;
-                match data {
-                    Arrived::Bytes(bytes) => sink.write(off, bytes)?,
-                    Arrived::Piped(pipe) => {
-                        drain_into_file(pipe, sink.piped_file(), None)?;
-                        sink.piped(len)?;
-                    }
-                }
-                pos = off + len;
+                sink.write(off, data)?;
+                pos = off + data.len() as u64;
                 sink.progress(pos, total.unwrap_or(0))
             };
             // Sequentially, the whole file; in parallel, the first chunk alone
@@ -203,14 +157,7 @@ impl Client {
                         .max(opts.in_order_until.div_ceil(16).saturating_mul(16))
                 })
                 .filter(|&limit| limit > opts.start);
-            fetch_span(
-                &shared,
-                &opts.cancel,
-                opts.start,
-                first_limit,
-                piped,
-                &mut deliver,
-            )?;
+            fetch_span(&shared, &opts.cancel, opts.start, first_limit, &mut deliver)?;
         }
         let total = shared.total().unwrap_or(pos);
         if !size_reported {
@@ -238,14 +185,12 @@ impl Client {
 
 /// Fetches `[from, limit)` (to the end when `limit` is None), retrying and
 /// resuming at the first byte not yet delivered. `deliver` sees each byte
-/// once, in order; in pipes when `piped` (it writes a file) and the
-/// connection allows.
+/// once, in order.
 fn fetch_span(
     shared: &Shared,
     cancel: &AtomicBool,
     from: u64,
     limit: Option<u64>,
-    piped: bool,
     deliver: &mut Deliver,
 ) -> Result<()> {
     let client = shared.client;
@@ -271,17 +216,13 @@ fn fetch_span(
         }
         let req = next_request(pos, client.config.chunk_size, end);
         let mut used_token = None;
-        let scratch = Scratch {
-            buf: &mut lent.buf,
-            pipe: piped.then_some(&mut lent.pipe),
-        };
         let result = fetch_once(
             shared,
             &req,
             end,
             &mut pos,
             &mut used_token,
-            scratch,
+            &mut lent.buf,
             deliver,
         )
         .map_err(|e| {
@@ -308,12 +249,6 @@ fn fetch_span(
     }
 }
 
-/// A span's read buffer, and its pipe when the sink takes bytes by splice.
-struct Scratch<'s> {
-    buf: &'s mut Vec<u8>,
-    pipe: Option<&'s mut Option<Pipe>>,
-}
-
 fn media_url(shared: &Shared, token: &str) -> String {
     let path = match shared.endpoint {
         Endpoint::Media => "media/get",
@@ -336,10 +271,9 @@ fn fetch_once(
     span_end: Option<u64>,
     pos: &mut u64,
     used_token: &mut Option<String>,
-    scratch: Scratch,
+    buf: &mut Vec<u8>,
     deliver: &mut Deliver,
 ) -> Result<bool> {
-    let Scratch { buf, pipe } = scratch;
     let client = shared.client;
     let source = lock(&shared.source).clone();
     let url = match &source {
@@ -351,7 +285,6 @@ fn fetch_once(
         }
         Source::Url { url, .. } => url.clone(),
     };
-    crate::tcp::forget_plain_connection();
     let response = client
         .agent
         .get(&url)
@@ -391,7 +324,6 @@ fn fetch_once(
             total.map_or("unknown".into(), |t| t.to_string())
         )));
     }
-    let reusable = keeps_connection(&response);
     let from = match source {
         Source::Api => AnswerFrom::Api,
         Source::Url { .. } => AnswerFrom::VideoUrl,
@@ -416,16 +348,6 @@ fn fetch_once(
         } => {
             let content_length = header_u64(&headers, "content-length");
             // A body framed by Content-Length alone can be read past ureq.
-            let direct = match content_length {
-                Some(len) if headers.get("transfer-encoding").is_none() => crate::tcp::plain_body()
-                    .map(|body| Direct {
-                        body,
-                        body_len: len,
-                        reusable,
-                        pipe,
-                    }),
-                _ => None,
-            };
             let known_total = shared.total();
             {
                 let mut info = lock(&shared.info);
@@ -450,7 +372,6 @@ fn fetch_once(
                 stream_body(
                     prefix,
                     &mut reader,
-                    direct,
                     Framing {
                         body_start: req.start,
                         max_len: body_len,
@@ -491,7 +412,6 @@ fn fetch_once(
                 let got = stream_body(
                     prefix,
                     &mut reader,
-                    direct,
                     Framing {
                         body_start: 0,
                         max_len: want,
@@ -512,35 +432,6 @@ fn fetch_once(
     }
 }
 
-/// Whether the server keeps the connection open after this answer, as
-/// HTTP/1.1 says (ureq's own rule for its pool): not after
-/// `Connection: close`, nor after an HTTP/1.0 answer without keep-alive.
-fn keeps_connection(response: &ureq::http::Response<ureq::Body>) -> bool {
-    let connection = header_str(response.headers(), "connection").map(str::to_ascii_lowercase);
-    if connection.as_deref().is_some_and(|v| v.contains("close")) {
-        return false;
-    }
-    response.version() != ureq::http::Version::HTTP_10
-        || connection.is_some_and(|v| v.contains("keep-alive"))
-}
-
-/// A plain-http answer's body, readable straight from the socket.
-struct Direct<'p> {
-    body: crate::tcp::PlainBody,
-    /// Its Content-Length.
-    body_len: u64,
-    /// The server keeps the connection open after this answer.
-    reusable: bool,
-    /// Where a pipe for splicing the body into a file sink is kept (None:
-    /// the sink wants bytes in memory).
-    pipe: Option<&'p mut Option<Pipe>>,
-}
-
-/// Read past ureq only when at least this much of the body is left once
-/// ureq's buffer is drained: below it the saved copy is not worth a read
-/// more (a small answer's tail arrives with its head anyway).
-const DIRECT_FROM: u64 = 16 * 1024;
-
 /// Where an answer's body sits in the file, and how much of it to read.
 struct Framing {
     /// The file offset of the body's first byte.
@@ -558,11 +449,9 @@ struct Framing {
 /// those at and after `*pos` (and, when limited, before `max_len` bytes).
 /// Returns the number of body bytes read; a body shorter than `expected` is
 /// an error (after the bytes read were delivered, so a retry resumes).
-#[allow(clippy::too_many_arguments)]
 fn stream_body(
     prefix: Vec<u8>,
     reader: &mut dyn Read,
-    direct: Option<Direct>,
     framing: Framing,
     pos: &mut u64,
     total: Option<u64>,
@@ -583,7 +472,7 @@ fn stream_body(
         if chunk_end > *pos && *at < chunk_end {
             let from = (*pos).max(*at);
             let slice = &data[(from - *at) as usize..(chunk_end - *at) as usize];
-            deliver(from, Arrived::Bytes(slice), total)?;
+            deliver(from, slice, total)?;
             *pos = chunk_end;
         }
         *at += len;
@@ -612,60 +501,16 @@ fn stream_body(
             other => return other,
         }
     };
-    // Read past ureq up to the body's end on the wire, never beyond it.
-    let mut direct = direct.and_then(|d| {
-        let wire_end = body_start.saturating_add(d.body_len);
-        (wire_end >= end).then_some((d, wire_end))
-    });
-    // Once a direct read was made, ureq must not read this body again.
-    let mut went_direct = false;
     while at < end {
-        let mut want = ((end - at).min(buf.len() as u64)) as usize;
-        let read = match &mut direct {
-            Some((d, wire_end)) => {
-                let left = *wire_end - at;
-                let buffered = (d.body.buffered() as u64).min(left);
-                if went_direct || (buffered == 0 && left >= DIRECT_FROM) {
-                    went_direct = true;
-                    // Wanted bytes (none to skip) for a file: socket to
-                    // pipe to file, never through user space.
-                    let slot = d.pipe.as_deref_mut().filter(|_| at == *pos);
-                    if let Some(pipe) = slot.and_then(Pipe::ready) {
-                        let room = usize::try_from(end - at).unwrap_or(usize::MAX);
-                        let n = d.body.splice_into(pipe, room).map_err(map_io)?;
-                        if n == 0 {
-                            break;
-                        }
-                        deliver(at, Arrived::Piped(pipe), total)?;
-                        at += n as u64;
-                        *pos = at;
-                        continue;
-                    }
-                    d.body.read(&mut buf[..want])
-                } else {
-                    if buffered > 0 && left - buffered >= DIRECT_FROM {
-                        // Drain ureq's buffer without letting it read on.
-                        want = want.min(buffered as usize);
-                    }
-                    read_some(reader, &mut buf[..want])
-                }
-            }
-            None => read_some(reader, &mut buf[..want]),
-        };
-        let n = match read {
+        let want = ((end - at).min(buf.len() as u64)) as usize;
+        let n = match read_some(reader, &mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => return Err(map_io(e)),
         };
         handle(&buf[..n], &mut at, pos, deliver)?;
     }
-    if went_direct {
-        if let Some((d, wire_end)) = &direct {
-            if at == *wire_end && d.reusable {
-                d.body.finished();
-            }
-        }
-    } else if whole && at == end {
+    if whole && at == end {
         // Expected to answer 0: the body's end, which frees the connection.
         let _ = read_some(reader, &mut buf[..1]);
     }
@@ -779,25 +624,21 @@ fn fetch_parallel(
                     let (start, end) = chunks.get(idx);
                     let from = start.max(pos);
                     let mut piece = fresh();
-                    let result =
-                        fetch_span(shared, halt, from, Some(end), false, &mut |_, d, _| {
-                            let Arrived::Bytes(mut d) = d else {
-                                return Err(Error::Panic("piped bytes for a memory sink".into()));
-                            };
-                            while !d.is_empty() {
-                                let room = SINK_SLICE - piece.len();
-                                let (now, rest) = d.split_at(d.len().min(room));
-                                piece.extend_from_slice(now);
-                                d = rest;
-                                if piece.len() == SINK_SLICE {
-                                    let full = std::mem::replace(&mut piece, fresh());
-                                    if tx.send(Piece::Data(idx, full)).is_err() {
-                                        return Err(Error::Cancelled);
-                                    }
+                    let result = fetch_span(shared, halt, from, Some(end), &mut |_, mut d, _| {
+                        while !d.is_empty() {
+                            let room = SINK_SLICE - piece.len();
+                            let (now, rest) = d.split_at(d.len().min(room));
+                            piece.extend_from_slice(now);
+                            d = rest;
+                            if piece.len() == SINK_SLICE {
+                                let full = std::mem::replace(&mut piece, fresh());
+                                if tx.send(Piece::Data(idx, full)).is_err() {
+                                    return Err(Error::Cancelled);
                                 }
                             }
-                            Ok(())
-                        });
+                        }
+                        Ok(())
+                    });
                     let sent = match result {
                         Ok(()) => {
                             let last = (!piece.is_empty())
@@ -904,24 +745,12 @@ fn fetch_positional(
                         return;
                     }
                     let (start, end) = chunks.get(idx);
-                    let result = fetch_span(
-                        shared,
-                        halt,
-                        start.max(pos),
-                        Some(end),
-                        writer.piped_file().is_some(),
-                        &mut |off, d, _| {
-                            let len = d.len() as u64;
-                            match d {
-                                Arrived::Bytes(bytes) => writer.write_at(off, bytes)?,
-                                Arrived::Piped(pipe) => {
-                                    drain_into_file(pipe, writer.piped_file(), Some(off))?
-                                }
-                            }
-                            written.fetch_add(len, Ordering::Relaxed);
+                    let result =
+                        fetch_span(shared, halt, start.max(pos), Some(end), &mut |off, d, _| {
+                            writer.write_at(off, d)?;
+                            written.fetch_add(d.len() as u64, Ordering::Relaxed);
                             Ok(())
-                        },
-                    );
+                        });
                     let failed = result.is_err();
                     if tx.send((idx, result)).is_err() || failed {
                         return;
@@ -989,9 +818,6 @@ impl PositionalWriter for FileWriter {
         self.file
             .write_all_at(data, offset)
             .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))
-    }
-    fn piped_file(&self) -> Option<&std::fs::File> {
-        Some(&self.file)
     }
     fn prefix_done(&self, end: u64) -> Result<()> {
         // Only what is on disk is recorded: a crash may lose unsynced
@@ -1117,18 +943,11 @@ impl Sink for FileSink<'_> {
         self.file
             .write_all(data)
             .map_err(|e| Error::Io(format!("writing the temporary file: {e}")))?;
-        self.piped(data.len() as u64)
-    }
-    fn piped(&mut self, len: u64) -> Result<()> {
-        self.at += len;
+        self.at += data.len() as u64;
         if self.at - self.durable >= self.sync_every && self.recorded {
             self.make_durable()?;
         }
         Ok(())
-    }
-    fn piped_file(&self) -> Option<&std::fs::File> {
-        // Bytes still to compare must come through `write`.
-        (self.verify_until == 0).then_some(&self.file)
     }
     fn progress(&mut self, done: u64, total: u64) -> Result<()> {
         // The overlap being compared is not progress.

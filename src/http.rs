@@ -229,7 +229,7 @@ type WxChain = ChainedConnector<
 
 fn wx_chain() -> WxChain {
     ().chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
+        .chain(TcpConnector)
         .chain(RustlsConnector::default())
 }
 

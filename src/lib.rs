@@ -4,6 +4,12 @@
 //! The core (`range`, `token`, `download`, `upload`) knows nothing of C;
 //! `ffi` knows nothing of HTTP.
 
+// Supported and tested: Linux (x86_64; the transport uses Linux socket
+// options and mmap). Anything else fails here rather than in an untested
+// branch.
+#[cfg(not(target_os = "linux"))]
+compile_error!("wxmedia supports Linux only");
+
 pub mod client;
 pub mod config;
 pub mod download;

@@ -75,7 +75,7 @@ fn chunks_and_transfers_reuse_keep_alive_connections() {
 /// pool: every request of these downloads, to a sink and to a file, goes
 /// over one connection, and every byte is right.
 #[test]
-fn bodies_read_past_ureq_leave_their_connection_reusable() {
+fn bodies_read_to_their_end_leave_their_connection_reusable() {
     let emu = start(Platform::WeCom);
     let (id, want) = add_media(&emu, json!({"size": 3 * 1024 * 1024 + 5, "seed": 23}));
     let (small, small_want) = add_media(&emu, json!({"size": 100 * 1024, "seed": 24}));
@@ -111,10 +111,10 @@ fn bodies_read_past_ureq_leave_their_connection_reusable() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A connection that fails in the middle of a body read past ureq is never
+/// A connection that fails in the middle of a body is never
 /// parked for reuse: the retry resumes on a new one, with the right bytes.
 #[test]
-fn a_connection_cut_during_a_direct_read_is_not_reused() {
+fn a_connection_cut_mid_body_is_not_reused() {
     let emu = start(Platform::WeCom);
     let (c, id, want) = media_cut_mid_body(&emu, 25);
     let got = download_sink(&c, &id, 0);
@@ -129,10 +129,10 @@ fn a_connection_cut_during_a_direct_read_is_not_reused() {
     assert_eq!(stats(&emu)["connections_opened"].as_u64(), Some(2));
 }
 
-/// A server that stops sending in the middle of a body read past ureq
+/// A server that stops sending in the middle of a body
 /// meets the io timeout there too.
 #[test]
-fn a_stall_during_a_direct_read_times_out() {
+fn a_stall_mid_body_times_out() {
     let emu = start(Platform::WeCom);
     let (id, _) = add_media(&emu, json!({"size": 1024 * 1024, "seed": 26}));
     let c = client(

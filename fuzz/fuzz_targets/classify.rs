@@ -1,13 +1,14 @@
 //! Response classification: a media/get answer built from fuzz input
 //! (status, headers, body) is a file, a video_url or an error, never a
-//! panic, and a file's bytes are the body's.
+//! panic; a file's bytes are the body's, and an answer without
+//! Content-Disposition typed as JSON or text is never a file.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;
 use std::time::Duration;
 use ureq::http::Response;
 use ureq::Body;
-use wxmedia::http::{classify, MediaAnswer};
+use wxmedia::http::{classify, AnswerFrom, MediaAnswer};
 
 const STATUSES: [u16; 8] = [200, 206, 416, 302, 404, 500, 503, 204];
 const NAMES: [&str; 8] = [
@@ -42,10 +43,27 @@ fuzz_target!(|data: &[u8]| {
     let Ok(resp) = b.body(Body::builder().data(body.to_vec())) else {
         return;
     };
-    match classify(resp, Duration::from_secs(5)) {
+    let from = if sel & 0x80 == 0 {
+        AnswerFrom::Api
+    } else {
+        AnswerFrom::VideoUrl
+    };
+    let typed_text = resp.headers().get("content-disposition").is_none()
+        && resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                let t = t.trim().to_ascii_lowercase();
+                let essence = t.split(';').next().unwrap_or("").trim();
+                essence.starts_with("text/") || essence == "application/json"
+            });
+    let error_code = resp.headers().get("error-code").is_some();
+    match classify(resp, Duration::from_secs(5), from) {
         Ok(MediaAnswer::File {
             prefix, mut reader, ..
         }) => {
+            assert!(!typed_text || error_code, "a JSON/text answer became a file");
             let mut rest = Vec::new();
             let _ = reader.read_to_end(&mut rest);
             let mut all = prefix;

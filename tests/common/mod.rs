@@ -349,7 +349,7 @@ pub fn download_path(c: &TestClient, media_id: &str, path: &std::path::Path) -> 
 
 /// A 2 MiB media fetched in one request by a new client, whose connection
 /// the emulator resets once, just past 1 MiB of body: (client, id, bytes).
-/// The same cut for every way of taking the body (sink, splice, ...).
+/// The same cut for every way of taking the body (sink, file, ...).
 pub fn media_cut_mid_body(emu: &Emulator, seed: u64) -> (TestClient, String, Vec<u8>) {
     let (id, want) = add_media(
         emu,

@@ -1,11 +1,10 @@
-//! `to_path` over plain http moves body bytes from the socket to the file
-//! inside the kernel (socket → pipe → file, src/tcp.rs `Pipe`). These tests
-//! hold it to what reads guarantee: the same bytes, the same failures, the
-//! same resumption, and no descriptor left once the client is freed.
+//! `to_path` and the faults of its file and connection: bytes cut mid-body,
+//! a stall, a cancel, parallel workers at their offsets, a file that
+//! refuses bytes. The file ends byte-identical or the call fails cleanly and
+//! the next one resumes. (These once held the plain-http splice path to what
+//! reads guarantee; that path is gone, the guarantees stay.)
 //!
-//! They run one at a time (`SERIAL`): one counts the process's pipes and
-//! another lowers its file-size limit.
-#![cfg(target_os = "linux")]
+//! They run one at a time (`SERIAL`): one lowers the file-size limit.
 
 mod common;
 use common::*;
@@ -19,17 +18,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Pipes this process has open.
-fn open_pipes() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("pipe:"))
-        })
-        .count()
 }
 
 fn big_chunks(emu: &Emulator, more: ClientOpts) -> TestClient {
@@ -47,33 +35,28 @@ fn read(path: &Path) -> Vec<u8> {
 }
 
 #[test]
-fn file_downloads_go_through_one_pipe_that_the_client_closes() {
+fn downloads_reuse_one_connection() {
     let _one = serial();
     let emu = start(Platform::WeCom);
     let (id, want) = add_media(&emu, json!({"size": 3 * 1024 * 1024 + 5, "seed": 31}));
-    let before = open_pipes();
     let c = big_chunks(&emu, ClientOpts::default());
-    let dir = tempdir("splice-pipes");
+    let dir = tempdir("file-rounds");
     for round in 0..3 {
         let target = dir.join(format!("r{round}.bin"));
         let (rc, msg) = download_path(&c, &id, &target);
         assert_eq!(rc, 0, "{msg}");
         assert!(read(&target) == want, "round {round}: file differs");
     }
-    // One pipe, kept for the client's next transfers; one connection.
-    assert_eq!(open_pipes(), before + 2, "a pipe's two ends, kept");
     assert_eq!(stats(&emu)["connections_opened"].as_u64(), Some(1));
-    drop(c);
-    assert_eq!(open_pipes(), before, "freed with the client");
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn a_connection_cut_while_splicing_resumes_with_the_right_bytes() {
+fn a_connection_cut_mid_body_resumes_with_the_right_bytes() {
     let _one = serial();
     let emu = start(Platform::WeCom);
     let (c, id, want) = media_cut_mid_body(&emu, 32);
-    let dir = tempdir("splice-cut");
+    let dir = tempdir("file-cut");
     let target = dir.join("cut.bin");
     let (rc, msg) = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
@@ -88,7 +71,7 @@ fn a_connection_cut_while_splicing_resumes_with_the_right_bytes() {
 }
 
 #[test]
-fn a_stall_while_splicing_times_out_and_the_next_call_resumes() {
+fn a_stall_mid_body_times_out_and_the_next_call_resumes() {
     let _one = serial();
     let emu = start(Platform::WeCom);
     let size = 2 * 1024 * 1024u64;
@@ -106,7 +89,7 @@ fn a_stall_while_splicing_times_out_and_the_next_call_resumes() {
         &emu,
         json!({"kind": "stall", "after_bytes": 1536 * 1024, "ms": 5000, "media_id": id, "count": 1}),
     );
-    let dir = tempdir("splice-stall");
+    let dir = tempdir("file-stall");
     let target = dir.join("stall.bin");
     let t0 = Instant::now();
     let (rc, msg) = download_path(&c, &id, &target);
@@ -124,7 +107,7 @@ fn a_stall_while_splicing_times_out_and_the_next_call_resumes() {
 }
 
 #[test]
-fn a_cancel_while_splicing_is_prompt_and_loses_nothing() {
+fn a_cancel_mid_body_is_prompt_and_loses_nothing() {
     let _one = serial();
     let emu = start(Platform::WeCom);
     let size = 4 * 1024 * 1024u64;
@@ -134,7 +117,7 @@ fn a_cancel_while_splicing_is_prompt_and_loses_nothing() {
         &emu,
         json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 2_000_000, "count": 100}),
     );
-    let dir = tempdir("splice-cancel");
+    let dir = tempdir("file-cancel");
     let target = dir.join("cancel.bin");
     let (rc, took) = to_path_cancelled_after(&c, &id, &target, 600);
     assert_eq!(rc, WXM_E_CANCELLED);
@@ -152,7 +135,7 @@ fn a_cancel_while_splicing_is_prompt_and_loses_nothing() {
 }
 
 #[test]
-fn parallel_workers_splice_at_their_offsets() {
+fn parallel_workers_write_at_their_offsets() {
     let _one = serial();
     let emu = start(Platform::WeCom);
     let (id, want) = add_media(&emu, json!({"size": 6 * 1024 * 1024 + 7, "seed": 35}));
@@ -167,7 +150,7 @@ fn parallel_workers_splice_at_their_offsets() {
         &emu,
         json!({"kind": "reset", "media_id": id, "after_bytes": 300_001, "count": 3}),
     );
-    let dir = tempdir("splice-parallel");
+    let dir = tempdir("file-parallel");
     let target = dir.join("p.bin");
     let (rc, msg) = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
@@ -207,8 +190,8 @@ impl Drop for FileSizeLimit {
     }
 }
 
-/// A file that cannot take the bytes fails the call with an io error;
-/// what the pipe still held is dropped, never written into the next file.
+/// A file that cannot take the bytes fails the call with an io error, and
+/// nothing of it reaches the next file.
 #[test]
 fn a_file_that_refuses_bytes_fails_cleanly_and_the_next_download_is_whole() {
     let _one = serial();
@@ -216,7 +199,7 @@ fn a_file_that_refuses_bytes_fails_cleanly_and_the_next_download_is_whole() {
     let (id, want) = add_media(&emu, json!({"size": 3 * 1024 * 1024, "seed": 36}));
     let (other, other_want) = add_media(&emu, json!({"size": 2 * 1024 * 1024 + 9, "seed": 37}));
     let c = big_chunks(&emu, ClientOpts::default());
-    let dir = tempdir("splice-efbig");
+    let dir = tempdir("file-efbig");
     let target = dir.join("big.bin");
     {
         let _limit = FileSizeLimit::lower_to(1024 * 1024 + 512 * 1024);
