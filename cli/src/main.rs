@@ -194,11 +194,14 @@ enum Command {
         /// image, voice, video, file, thumb or uploadimg
         #[arg(value_name = "TYPE")]
         kind: String,
-        /// The file to upload
+        /// The file to upload, or - for standard input (with --length and --filename)
         file: PathBuf,
         /// The name WeChat shows [default: FILE's name]
         #[arg(long, value_name = "NAME")]
         filename: Option<String>,
+        /// Bytes to read from standard input (the multipart body is sized up front)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        length: Option<u64>,
     },
     /// Have WeChat fetch a URL (WeCom, kf: 6 bytes to 200M, Range support
     /// needed) and wait for the job; print {"jobid", "media_id", "created_at"}.
@@ -433,9 +436,28 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
             kind,
             file,
             filename,
+            length,
         } => {
+            let stdin = file.as_os_str() == "-";
+            match (stdin, length, &filename) {
+                (true, None, _) => return Err(Failure::usage("upload from - needs --length")),
+                (true, _, None) => return Err(Failure::usage("upload from - needs --filename")),
+                (false, Some(_), _) => {
+                    return Err(Failure::usage("--length is for standard input (FILE -)"))
+                }
+                _ => {}
+            }
             let client = client(&g)?;
-            upload(&client, &g, &kind, file, filename.as_deref(), cancel)
+            let file = if stdin { None } else { Some(file) };
+            upload(
+                &client,
+                &g,
+                &kind,
+                file,
+                length,
+                filename.as_deref(),
+                cancel,
+            )
         }
         Command::UploadByUrl {
             kind,
@@ -746,25 +768,32 @@ fn get(client: &Client, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>) ->
     }))
 }
 
+/// Uploads `file`, or `length` bytes of standard input when `file` is None.
 fn upload(
     client: &Client,
     g: &Global,
     kind: &str,
-    file: PathBuf,
+    file: Option<PathBuf>,
+    length: Option<u64>,
     filename: Option<&str>,
     cancel: Arc<AtomicBool>,
 ) -> Outcome {
     let mut progress = Progress::new(g.quiet);
-    let r = client.upload(
-        kind,
-        UploadSource::Path(file),
-        filename,
-        cancel,
-        &mut |d, t| {
-            progress.update(d, t);
-            Ok(())
+    let mut stdin = std::io::stdin().lock();
+    let mut read = |buf: &mut [u8]| -> wxmedia::Result<usize> {
+        std::io::Read::read(&mut stdin, buf).map_err(|e| Error::Io(format!("standard input: {e}")))
+    };
+    let source = match file {
+        Some(path) => UploadSource::Path(path),
+        None => UploadSource::Reader {
+            read: &mut read,
+            length: length.unwrap_or(0),
         },
-    )?;
+    };
+    let r = client.upload(kind, source, filename, cancel, &mut |d, t| {
+        progress.update(d, t);
+        Ok(())
+    })?;
     progress.finish();
     Ok(match &r.url {
         Some(url) => serde_json::json!({"ok": true, "type": r.kind, "url": url}),

@@ -260,6 +260,20 @@ fn each_failure_class_has_its_exit_code_and_one_json_object() {
             "usage",
             -1001,
         ),
+        failing(
+            "stdin without --length",
+            &["upload", "file", "-", "--filename", "a"],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "--length with a file",
+            &["upload", "file", "tiny.txt", "--length", "3"],
+            2,
+            "usage",
+            -1001,
+        ),
         failing("bad shell", &["completions", "tcsh"], 2, "usage", -1001),
         // Network: nothing listening, and an HTTP status WeChat never uses.
         failing(
@@ -502,6 +516,36 @@ fn every_command_prints_one_json_object_with_json() {
     assert_eq!(again["media_id"], by_url);
     let out = wxmedia(&s.emu, &["get", by_url, "-o", "-"], &s.dir, &[]);
     assert_eq!(out.stdout, pattern(200_000, 13));
+
+    // upload from standard input, sized with a suffix.
+    let data = pattern(20 * 1024, 3);
+    let mut child = command(
+        &s.emu,
+        &[
+            "upload",
+            "--json",
+            "file",
+            "-",
+            "--length",
+            "20K",
+            "--filename",
+            "in.bin",
+        ],
+        &s.dir,
+        &[],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &data).expect("feed");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let stdin_id = v["media_id"].as_str().expect("media_id");
+    let out = wxmedia(&s.emu, &["get", stdin_id, "-o", "-"], &s.dir, &[]);
+    assert_eq!(out.stdout, data);
 
     // completions: a script per shell, and the same as JSON.
     for (shell, mark) in [
