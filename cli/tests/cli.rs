@@ -714,3 +714,71 @@ fn ctrl_c_cancels_with_130_and_the_download_resumes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(std::fs::read(s.dir.join("big.bin")).expect("big"), s.media);
 }
+
+#[test]
+fn a_progress_bar_on_a_terminal_and_none_elsewhere() {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let dir = TempDir::new("tty");
+    let s = setup("tty", &dir);
+    s.emu
+        .admin_post(
+            "faults",
+            &json!({"kind": "throttle", "bytes_per_sec": 400_000, "count": 10}),
+        )
+        .expect("throttle");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors into the two ints; the name,
+    // termios and winsize pointers may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            OwnedFd::from_raw_fd(slave),
+        )
+    };
+    let mut cmd = command(
+        &s.emu,
+        &["--chunk-size", "64K", "get", &s.media_id, "-o", "p.bin"],
+        &s.dir,
+        &[],
+    );
+    cmd.stdout(Stdio::null()).stderr(Stdio::from(slave));
+    let mut child = cmd.spawn().expect("spawn");
+    drop(cmd); // our copy of the terminal's slave side: EOF when the child ends
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Reading the master ends with EIO once the child has closed the slave.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().expect("wait").success());
+    let bar = text(&seen);
+    assert!(
+        bar.contains("\r[") && bar.contains("100.0%") && bar.contains("saved 300000 bytes"),
+        "{bar}"
+    );
+    assert!(bar.matches('%').count() >= 3, "redrawn as it goes: {bar}");
+    assert_eq!(std::fs::read(s.dir.join("p.bin")).expect("p"), s.media);
+
+    // Not a terminal: no bar.
+    let out = wxmedia(&s.emu, &["get", &s.media_id, "-o", "q.bin"], &s.dir, &[]);
+    assert!(
+        out.status.success() && !text(&out.stderr).contains('%'),
+        "{}",
+        text(&out.stderr)
+    );
+}
