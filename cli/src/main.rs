@@ -511,21 +511,18 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
 }
 
 /// Parses a byte count with an optional K, M or G suffix (powers of 1024;
-/// `KiB`, `KB` and a trailing `B` are read the same way).
+/// `KiB` and `KB` are read the same way, and a bare `B` means bytes).
 fn parse_size(s: &str) -> Result<u64, String> {
     let bad = || format!("{s:?} is not a size: give bytes, or a number with K, M or G (20M)");
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(digits);
     let n: u64 = number.parse().map_err(|_| bad())?;
-    let unit = unit.trim_start().to_ascii_lowercase();
-    let unit = unit.strip_suffix('b').unwrap_or(&unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let shift = match unit {
-        "" if !t.ends_with(['i', 'I']) => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
+    let shift = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
         _ => return Err(bad()),
     };
     n.checked_mul(1u64 << shift)
@@ -836,6 +833,44 @@ fn wait_job(client: &Client, jobid: &str, timeout: Duration, cancel: &Arc<Atomic
         }
         JobStatus::Processing => {
             Err(Error::Timeout(format!("job {jobid} still processing")).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_and_without_suffixes() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("16", 16),
+            ("512K", 512 << 10),
+            ("512k", 512 << 10),
+            ("64KiB", 64 << 10),
+            ("20M", 20 << 20),
+            ("20 MB", 20 << 20),
+            ("20mib", 20 << 20),
+            ("1G", 1 << 30),
+            ("3GiB", 3 << 30),
+            ("100B", 100),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for text in [
+            "",
+            "M",
+            "1.5M",
+            "20X",
+            "-1",
+            "5i",
+            "5ib",
+            "1T",
+            "K20",
+            "18014398509481984G",
+        ] {
+            assert!(parse_size(text).is_err(), "{text}");
         }
     }
 }

@@ -180,6 +180,21 @@ fn each_failure_class_has_its_exit_code_and_one_json_object() {
             301019,
         ),
         failing(
+            "job still processing at --timeout",
+            &[
+                "upload-by-url",
+                "video",
+                &video_url,
+                "--local",
+                "clip.mp4",
+                "--timeout",
+                "0",
+            ],
+            3,
+            "network",
+            -1004,
+        ),
+        failing(
             "errcode from the server",
             &["get", id, "-o", "e.bin"],
             1,
@@ -359,6 +374,15 @@ fn each_failure_class_has_its_exit_code_and_one_json_object() {
         assert_eq!(v["errcode"], case.errcode, "{what}: {v}");
         assert_eq!(v["exit_code"], case.exit, "{what}");
         assert!(!v["message"].as_str().unwrap_or("").is_empty(), "{what}");
+        if what.starts_with("job") {
+            // Submitted: the job goes on, and its id says how to find it.
+            let jobid = v["jobid"].as_str().unwrap_or("");
+            assert!(!jobid.is_empty(), "{what}: {v}");
+            assert!(
+                stderr.contains(&format!("--jobid {jobid}")),
+                "{what}: {stderr}"
+            );
+        }
         for secret in [TOKEN, SECRET] {
             assert!(
                 !stdout.contains(secret) && !stderr.contains(secret),
@@ -385,24 +409,6 @@ fn each_failure_class_has_its_exit_code_and_one_json_object() {
     ] {
         assert!(!s.dir.join(name).exists(), "{name}");
     }
-    // The failed job's id, to look it up: in the JSON as well.
-    let out = wxmedia(
-        &s.emu,
-        &[
-            "upload-by-url",
-            "--json",
-            "video",
-            &video_url,
-            "--filename",
-            "c.mp4",
-            "--md5",
-            &zeros,
-        ],
-        &s.dir,
-        &[],
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(v["jobid"].as_str().is_some_and(|j| !j.is_empty()), "{v}");
 }
 
 #[test]
