@@ -170,9 +170,7 @@ pub fn strerror(code: i32) -> &'static str {
         WXM_E_PANIC => "internal error (caught panic)",
         WXM_E_STATE => "the handle is busy or was cancelled",
         WXM_E_TOKEN_STORE => "the shared token store failed (unreachable, refused, or read-only)",
-        WXM_E_OUTCOME_UNKNOWN => {
-            "a request that creates something lost its answer: outcome unknown, not repeated"
-        }
+        WXM_E_OUTCOME_UNKNOWN => "a request that creates something lost its answer: outcome unknown, not repeated",
         -1 => "system busy, retry later",
         40001 => "invalid credential or access_token",
         40004 => "invalid media type",
