@@ -1,9 +1,9 @@
-# Go host (bindings/go): the cgo package `wxmedia`, cmd/wxmedia and its demo.
+# Go host (bindings/go): the cgo package `wxmedia` and its demo (examples/demo).
 #   make go-lib           build the library and copy libwxmedia.a + wxmedia.h into bindings/go
 #   make go-vet           go vet
 #   make go-test          go vet, then go test -race against the emulator
 #   make go-demo          upload a file to a fresh emulator and download it back in Range chunks
-#   make go-static-check  build cmd/wxmedia and check that it needs no libwxmedia.so
+#   make go-static-check  build the demo and check that it needs no libwxmedia.so
 
 GO ?= go
 GO_DIR := $(ROOT)/bindings/go
@@ -38,17 +38,17 @@ go-test: go-vet
 
 go-demo: go-lib
 	@set -euo pipefail; cd $(GO_DIR); \
-	$(GO) build -o $(GO_BIN)/wxmedia ./cmd/wxmedia; \
+	$(GO) build -o $(GO_BIN)/wxmedia-demo ./examples/demo; \
 	coproc EMU { exec $(EMULATOR) --listen 127.0.0.1:0 --access-token $(GO_DEMO_TOKEN); }; \
 	trap 'kill $$EMU_PID 2>/dev/null; wait $$EMU_PID 2>/dev/null || true' EXIT; \
 	read -r -t 15 addr <&"$${EMU[0]}" || { echo "go-demo: the emulator did not start" >&2; exit 1; }; \
 	echo "emulator on $$addr"; \
-	$(GO_BIN)/wxmedia demo -base-url "http://$$addr" -token $(GO_DEMO_TOKEN)
+	$(GO_BIN)/wxmedia-demo -base-url "http://$$addr" -token $(GO_DEMO_TOKEN)
 
 go-static-check: go-lib
-	cd $(GO_DIR) && $(GO) build -o $(GO_BIN)/wxmedia ./cmd/wxmedia
-	@if ldd $(GO_BIN)/wxmedia | grep -q libwxmedia; then \
-	  echo "FAIL: $(GO_BIN)/wxmedia needs libwxmedia.so:"; ldd $(GO_BIN)/wxmedia; exit 1; fi
-	@ldd $(GO_BIN)/wxmedia
-	@$(GO_BIN)/wxmedia version
-	@echo "OK: $(GO_BIN)/wxmedia links libwxmedia statically"
+	cd $(GO_DIR) && $(GO) build -o $(GO_BIN)/wxmedia-demo ./examples/demo
+	@if ldd $(GO_BIN)/wxmedia-demo | grep -q libwxmedia; then \
+	  echo "FAIL: $(GO_BIN)/wxmedia-demo needs libwxmedia.so:"; ldd $(GO_BIN)/wxmedia-demo; exit 1; fi
+	@ldd $(GO_BIN)/wxmedia-demo
+	@$(GO_BIN)/wxmedia-demo -version
+	@echo "OK: $(GO_BIN)/wxmedia-demo links libwxmedia statically"

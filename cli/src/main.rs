@@ -1,101 +1,584 @@
 //! `wxmedia`: WeChat temporary media from the command line.
 //!
-//! Exit status: 0 on success, 2 for a usage error, 1 for any other failure,
-//! with `wxmedia: errcode N: message` on stderr (N is WeChat's errcode or a
-//! WXM_E_* code, as the C ABI returns it).
+//! Arguments are parsed by clap (derive): it gives `--version`, per-command
+//! `--help`, `--`, environment fallbacks and shell completions
+//! (clap_complete) from one declaration, where a hand parser had none of
+//! them. Transfers are the library's own `Client` calls; this file only
+//! turns arguments into them and their results into output and exit codes.
 
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wxmedia::download::{DownloadOptions, Endpoint, MediaInfo, Sink};
 use wxmedia::upload::UploadSource;
-use wxmedia::url_upload::UrlUpload;
+use wxmedia::url_upload::{JobStatus, UrlUpload};
 use wxmedia::{Client, Config, Error, Platform};
 
-const USAGE: &str = "usage:
-  wxmedia [OPTIONS] get MEDIA_ID [-o FILE|-] [--hd-voice]
-  wxmedia [OPTIONS] upload TYPE FILE [--filename NAME]
-  wxmedia [OPTIONS] upload-by-url TYPE URL --filename NAME (--md5 HEX | --local FILE) [--timeout SECS]
-  wxmedia [OPTIONS] upload-by-url --jobid JOBID [--timeout SECS]
+/// Exit status by class of failure. The README's "Command line" section
+/// repeats this table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// WeChat answered an errcode (or the library refused locally with the
+    /// errcode WeChat would answer), including a failed upload-by-url job.
+    WeChat = 1,
+    /// Bad arguments or flags, or no token/credentials configured.
+    Usage = 2,
+    /// Network: connection, timeout, TLS, an HTTP status WeChat never uses,
+    /// a protocol violation, an answer lost after the request was sent.
+    Network = 3,
+    /// Local files: unreadable input, unwritable output, output exists.
+    LocalIo = 4,
+    /// The shared token store (`--redis`) failed.
+    TokenStore = 5,
+    /// A bug in wxmedia (a caught panic, a handle in the wrong state).
+    Internal = 70,
+    /// Interrupted by Ctrl-C (SIGINT), as shells report 128 + 2.
+    Cancelled = 130,
+}
 
-options (environment variable in brackets):
-  --platform wecom|kf|official|miniprogram   [WXMEDIA_PLATFORM, default wecom]
-  --base-url URL                             [WXMEDIA_BASE_URL, default the platform's API host]
-  --token TOKEN                              [WXMEDIA_ACCESS_TOKEN]
-  --id CORPID_OR_APPID --secret SECRET       [WXMEDIA_ID, WXMEDIA_SECRET]
-  --redis redis://HOST:PORT                  [WXMEDIA_REDIS] share the token between processes
-  --chunk-size BYTES  --parallel N
-  --quiet                                    no progress bar, no \"saved\" line: only errors
-
-get writes to FILE atomically (resumable: run it again after a failure),
-or to standard output with -o -; without -o it saves under the server's
-filename in the current directory.";
-
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(args) {
-        Ok(()) => {}
-        Err(Failure::Usage(msg)) => {
-            eprintln!("wxmedia: {msg}\n\n{USAGE}");
-            std::process::exit(2);
+impl Class {
+    fn of(e: &Error) -> Class {
+        match e {
+            Error::WeChat { .. } => Class::WeChat,
+            Error::InvalidArg(_) | Error::NoToken => Class::Usage,
+            Error::Network(_)
+            | Error::Timeout(_)
+            | Error::Tls(_)
+            | Error::HttpStatus { .. }
+            | Error::Protocol(_)
+            | Error::OutcomeUnknown(_) => Class::Network,
+            // Our callbacks stop a transfer only when stdout or a file fails.
+            Error::Io(_) | Error::Aborted(_) => Class::LocalIo,
+            Error::TokenStore(_) => Class::TokenStore,
+            Error::Cancelled => Class::Cancelled,
+            Error::Panic(_) | Error::State(_) => Class::Internal,
         }
-        Err(Failure::Api(e)) => {
-            eprintln!("wxmedia: errcode {}: {}", e.code(), e);
-            std::process::exit(1);
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Class::WeChat => "wechat",
+            Class::Usage => "usage",
+            Class::Network => "network",
+            Class::LocalIo => "local_io",
+            Class::TokenStore => "token_store",
+            Class::Internal => "internal",
+            Class::Cancelled => "cancelled",
         }
     }
 }
 
-enum Failure {
-    Usage(String),
-    Api(Error),
+const AFTER_HELP: &str = "\
+Sizes take a K, M or G suffix (powers of 1024): 512K, 20M, 1G.
+A media_id that starts with '-' goes after '--':  wxmedia get -o a.bin -- -abc
+
+Exit status:
+    0    success
+    1    WeChat errcode (the server's, or the one WeChat would answer), a failed job
+    2    usage: bad arguments, no token or credentials
+    3    network: connection, timeout, TLS, unexpected HTTP status, protocol
+    4    local I/O: a file cannot be read or written, or the output exists (--force)
+    5    token store (--redis) failed
+    70   internal error (please report it)
+    130  cancelled by Ctrl-C (SIGINT)
+On failure stderr has one line `wxmedia: errcode N: message` (N as the C ABI
+returns it: WeChat's errcode, or a WXM_E_* code); with --json, stdout has
+{\"ok\": false, \"errcode\": N, \"message\": ..., \"class\": ..., \"exit_code\": ...}.";
+
+#[derive(Parser)]
+#[command(
+    name = "wxmedia",
+    version,
+    about = "WeChat / WeCom temporary media (临时素材): get, upload, upload-by-url",
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes, before or after the command's name.
+#[derive(Args)]
+#[command(next_help_heading = "Global options")]
+struct Global {
+    /// Which API: wecom (企业微信), kf (微信客服), official (公众号), miniprogram (小程序)
+    #[arg(long, global = true, env = "WXMEDIA_PLATFORM", value_enum, default_value_t = PlatformArg::Wecom)]
+    platform: PlatformArg,
+    /// API host, e.g. an emulator's http://127.0.0.1:PORT [default: the platform's]
+    #[arg(long, global = true, env = "WXMEDIA_BASE_URL", value_name = "URL")]
+    base_url: Option<String>,
+    /// A static access_token
+    #[arg(
+        long,
+        global = true,
+        env = "WXMEDIA_ACCESS_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// corpid or appid, to fetch tokens with --secret [env WXMEDIA_CORPID, WXMEDIA_APPID also read]
+    #[arg(
+        long,
+        global = true,
+        env = "WXMEDIA_ID",
+        visible_aliases = ["corpid", "appid"],
+        value_name = "CORPID_OR_APPID"
+    )]
+    id: Option<String>,
+    /// corpsecret or appsecret (the environment keeps it out of `ps`)
+    #[arg(long, global = true, env = "WXMEDIA_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Share the token between processes through Redis (redis://[:PASSWORD@]HOST:PORT[/DB])
+    #[arg(
+        long,
+        global = true,
+        env = "WXMEDIA_REDIS",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    redis: Option<String>,
+    /// Bytes per Range request: a multiple of 16, at most 20M [default: 20M]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    chunk_size: Option<u64>,
+    /// Connections per download, 1 to 64 [default: 1]
+    #[arg(long, global = true, visible_alias = "parallelism", value_name = "N")]
+    parallel: Option<u32>,
+    /// No progress bar and no "saved" line: only errors
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Print one JSON object on stdout, on success and on failure
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlatformArg {
+    Wecom,
+    Kf,
+    Official,
+    Miniprogram,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download a media: to FILE atomically (resumable: run it again after a
+    /// failure), to stdout with `-o -`, or without -o under the server's
+    /// filename in the current directory.
+    Get {
+        /// The media_id (after `--` when it starts with '-')
+        #[arg(value_name = "MEDIA_ID")]
+        media_id: String,
+        /// Output file, or - for standard output
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<String>,
+        /// Replace an existing output file
+        #[arg(long)]
+        force: bool,
+        /// HD voice (Official Account speex, media/get/jssdk)
+        #[arg(long)]
+        hd_voice: bool,
+        /// Start at this byte offset (with -o -; a file resumes by itself)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "output")]
+        start: Option<u64>,
+    },
+    /// Upload FILE as TYPE (image, voice, video, file, thumb; uploadimg for a
+    /// permanent image URL) and print {"type", "media_id", "created_at"}.
+    Upload {
+        /// image, voice, video, file, thumb or uploadimg
+        #[arg(value_name = "TYPE")]
+        kind: String,
+        /// The file to upload, or - for standard input (with --length and --filename)
+        file: PathBuf,
+        /// The name WeChat shows [default: FILE's name]
+        #[arg(long, value_name = "NAME")]
+        filename: Option<String>,
+        /// Bytes to read from standard input (the multipart body is sized up front)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        length: Option<u64>,
+    },
+    /// Have WeChat fetch a URL (WeCom, kf: 6 bytes to 200M, Range support
+    /// needed) and wait for the job; print {"jobid", "media_id", "created_at"}.
+    UploadByUrl {
+        /// video or file
+        #[arg(value_name = "TYPE", required_unless_present = "jobid")]
+        kind: Option<String>,
+        /// An http(s) URL that serves the file with Range support
+        #[arg(value_name = "URL", required_unless_present = "jobid")]
+        url: Option<String>,
+        /// The name WeChat shows [default: the name of --local]
+        #[arg(long, value_name = "NAME", conflicts_with = "jobid")]
+        filename: Option<String>,
+        /// MD5 of the file at URL, in hex
+        #[arg(long, value_name = "HEX", conflicts_with_all = ["local", "jobid"])]
+        md5: Option<String>,
+        /// A local copy of the file at URL, for its MD5 and size
+        #[arg(long, value_name = "FILE", conflicts_with = "jobid")]
+        local: Option<PathBuf>,
+        /// Wait for a job submitted before, instead of submitting one
+        #[arg(long, value_name = "JOBID")]
+        jobid: Option<String>,
+        /// Seconds to wait for the job (it goes on after; wait again with --jobid)
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Print a completion script: wxmedia completions bash > /etc/bash_completion.d/wxmedia
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A failure as the user sees it: one errcode, one message, one class.
+struct Failure {
+    errcode: i32,
+    class: Class,
+    message: String,
+    /// An upload-by-url job already submitted: it goes on without us.
+    jobid: Option<String>,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            errcode: wxmedia::error::WXM_E_INVALID_ARG,
+            class: Class::Usage,
+            message: message.into(),
+            jobid: None,
+        }
+    }
+
+    fn local_io(message: impl Into<String>) -> Failure {
+        Failure {
+            errcode: wxmedia::error::WXM_E_IO,
+            class: Class::LocalIo,
+            message: message.into(),
+            jobid: None,
+        }
+    }
+
+    fn with_jobid(mut self, jobid: &str) -> Failure {
+        self.jobid = Some(jobid.to_string());
+        self
+    }
 }
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        Failure::Api(e)
+        let errcode = e.code();
+        let class = Class::of(&e);
+        // The errcode is printed once, by `report`: a WeChat error's text is
+        // its errmsg alone, where its Display would repeat "errcode N:".
+        let message = match e {
+            Error::WeChat { msg, .. } => msg,
+            other => other.to_string(),
+        };
+        Failure {
+            errcode,
+            class,
+            message,
+            jobid: None,
+        }
     }
 }
 
-struct Args {
-    rest: Vec<String>,
-}
+/// A command's result: the JSON object printed on success.
+type Outcome = Result<serde_json::Value, Failure>;
 
-impl Args {
-    /// Takes `--name VALUE` (or `--name=VALUE`) out of the arguments.
-    fn take(&mut self, name: &str) -> Result<Option<String>, Failure> {
-        let eq = format!("{name}=");
-        if let Some(i) = self.rest.iter().position(|a| a == name) {
-            if i + 1 >= self.rest.len() {
-                return Err(Failure::Usage(format!("{name} needs a value")));
+fn main() {
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_sigint(&cancel);
+    let raw: Vec<String> = std::env::args().collect();
+    // Known before parsing, so that a usage error can be JSON too.
+    let json = raw
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&raw) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
             }
-            let v = self.rest.remove(i + 1);
-            self.rest.remove(i);
-            return Ok(Some(v));
-        }
-        if let Some(i) = self.rest.iter().position(|a| a.starts_with(&eq)) {
-            let v = self.rest.remove(i)[eq.len()..].to_string();
-            return Ok(Some(v));
-        }
-        Ok(None)
-    }
-
-    fn flag(&mut self, name: &str) -> bool {
-        match self.rest.iter().position(|a| a == name) {
-            Some(i) => {
-                self.rest.remove(i);
-                true
+            if json {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("usage error");
+                print_failure_json(&Failure::usage(
+                    first.strip_prefix("error: ").unwrap_or(first),
+                ));
             }
-            None => false,
+            // clap prints the error with a usage line and exits 2.
+            e.exit();
+        }
+    };
+    let json = cli.global.json;
+    let outcome = run(cli, cancel);
+    match outcome {
+        Ok(value) => {
+            if json || !value.is_null() {
+                println!("{value}");
+            }
+        }
+        Err(f) => {
+            eprintln!("wxmedia: errcode {}: {}", f.errcode, f.message);
+            if let Some(jobid) = &f.jobid {
+                eprintln!(
+                    "wxmedia: job {jobid} goes on; wait for it with: wxmedia upload-by-url --jobid {jobid}"
+                );
+            }
+            if f.class == Class::Usage {
+                eprintln!("Run 'wxmedia --help' for usage.");
+            }
+            if json {
+                print_failure_json(&f);
+            }
+            std::process::exit(f.class as i32);
         }
     }
 }
 
-fn env_or(a: &mut Args, flag: &str, var: &str) -> Result<Option<String>, Failure> {
-    Ok(a.take(flag)?
-        .or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty())))
+fn print_failure_json(f: &Failure) {
+    let mut v = serde_json::json!({
+        "ok": false,
+        "errcode": f.errcode,
+        "message": f.message,
+        "class": f.class.name(),
+        "exit_code": f.class as i32,
+    });
+    if let Some(jobid) = &f.jobid {
+        v["jobid"] = jobid.clone().into();
+    }
+    println!("{v}");
+}
+
+/// Where SIGINT finds the cancel flag: set once, from an `Arc` leaked for
+/// the life of the process, so the handler only does an atomic load and store.
+static SIGINT_CANCEL: AtomicPtr<AtomicBool> = AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    let flag = SIGINT_CANCEL.load(Ordering::SeqCst);
+    if !flag.is_null() {
+        // SAFETY: the pointer came from Arc::into_raw and is never released,
+        // so it stays valid; AtomicBool::store is async-signal-safe.
+        unsafe { (*flag).store(true, Ordering::SeqCst) };
+    }
+    // A second Ctrl-C ends the process at once, as users expect.
+    // SAFETY: signal() is async-signal-safe; SIG_DFL is a valid disposition.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+}
+
+/// Ctrl-C cancels the transfer (the library notices within 100 ms), so a
+/// download to a file keeps its resumable part and the exit code says why.
+fn install_sigint(cancel: &Arc<AtomicBool>) {
+    SIGINT_CANCEL.store(
+        Arc::into_raw(Arc::clone(cancel)).cast_mut(),
+        Ordering::SeqCst,
+    );
+    let handler: extern "C" fn(libc::c_int) = on_sigint;
+    // SAFETY: the handler only touches an atomic and calls signal(), both
+    // async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+}
+
+fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
+    let g = cli.global;
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "wxmedia", &mut script);
+            if g.json {
+                let script = String::from_utf8_lossy(&script).into_owned();
+                return Ok(
+                    serde_json::json!({"ok": true, "shell": shell.to_string(), "script": script}),
+                );
+            }
+            std::io::stdout()
+                .write_all(&script)
+                .map_err(|e| Failure::local_io(format!("standard output: {e}")))?;
+            Ok(serde_json::Value::Null)
+        }
+        Command::Get {
+            media_id,
+            output,
+            force,
+            hd_voice,
+            start,
+        } => {
+            let endpoint = if hd_voice {
+                Endpoint::Jssdk
+            } else {
+                Endpoint::Media
+            };
+            let req = GetRequest {
+                media_id,
+                output,
+                force,
+                endpoint,
+                start,
+            };
+            let client = client(&g)?;
+            get(&client, &g, req, cancel)
+        }
+        Command::Upload {
+            kind,
+            file,
+            filename,
+            length,
+        } => {
+            let stdin = file.as_os_str() == "-";
+            match (stdin, length, &filename) {
+                (true, None, _) => return Err(Failure::usage("upload from - needs --length")),
+                (true, _, None) => return Err(Failure::usage("upload from - needs --filename")),
+                (false, Some(_), _) => {
+                    return Err(Failure::usage("--length is for standard input (FILE -)"))
+                }
+                _ => {}
+            }
+            let client = client(&g)?;
+            let file = if stdin { None } else { Some(file) };
+            upload(
+                &client,
+                &g,
+                &kind,
+                file,
+                length,
+                filename.as_deref(),
+                cancel,
+            )
+        }
+        Command::UploadByUrl {
+            kind,
+            url,
+            filename,
+            md5,
+            local,
+            jobid,
+            timeout,
+        } => {
+            let client = client(&g)?;
+            let jobid = match jobid {
+                Some(j) => j,
+                None => {
+                    let (Some(kind), Some(url)) = (kind, url) else {
+                        return Err(Failure::usage("upload-by-url needs TYPE and URL"));
+                    };
+                    let filename = match (filename, &local) {
+                        (Some(f), _) => f,
+                        (None, Some(l)) => l
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .ok_or_else(|| Failure::usage("--local names no file"))?,
+                        (None, None) => {
+                            return Err(Failure::usage("upload-by-url needs --filename"))
+                        }
+                    };
+                    let md5 = match (md5, local) {
+                        (Some(m), None) => m,
+                        (None, Some(local)) => md5_of_local(&local)?,
+                        _ => return Err(Failure::usage("give one of --md5 or --local")),
+                    };
+                    let req = UrlUpload {
+                        scene: 1,
+                        kind,
+                        filename,
+                        url,
+                        md5,
+                    };
+                    let jobid = client.upload_by_url_submit(&req, &cancel)?;
+                    if !g.quiet && !g.json {
+                        eprintln!("jobid {jobid}: waiting for WeChat to fetch the URL");
+                    }
+                    jobid
+                }
+            };
+            wait_job(&client, &jobid, Duration::from_secs(timeout), &cancel)
+                .map_err(|f| f.with_jobid(&jobid))
+        }
+    }
+}
+
+/// Parses a byte count with an optional K, M or G suffix (powers of 1024;
+/// `KiB` and `KB` are read the same way, and a bare `B` means bytes).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a size: give bytes, or a number with K, M or G (20M)");
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn client(g: &Global) -> Result<Client, Failure> {
+    let platform = match g.platform {
+        PlatformArg::Wecom => Platform::WeCom,
+        PlatformArg::Kf => Platform::Kf,
+        PlatformArg::Official => Platform::Official,
+        PlatformArg::Miniprogram => Platform::MiniProgram,
+    };
+    let mut cfg = Config::new(platform);
+    if let Some(url) = nonempty(&g.base_url) {
+        cfg.set_base_url(url)?;
+    }
+    let token = nonempty(&g.token);
+    if let Some(t) = token {
+        cfg.set_token(t)?;
+    }
+    // The Python and Go command lines read these; kept as fallbacks.
+    let id = nonempty(&g.id).map(str::to_string).or_else(|| {
+        ["WXMEDIA_CORPID", "WXMEDIA_APPID"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+    });
+    match (id, nonempty(&g.secret)) {
+        (Some(id), Some(secret)) => cfg.set_credentials(&id, secret)?,
+        (None, None) => {}
+        // A token alone is enough: an id or secret left in the environment
+        // beside it is not a mistake worth refusing.
+        _ if token.is_some() => {}
+        _ => return Err(Failure::usage("--id and --secret go together")),
+    }
+    if let Some(r) = nonempty(&g.redis) {
+        wxmedia::redis::parse_url(r)?;
+        cfg.token_store = Some(r.to_string());
+    }
+    if let Some(n) = g.chunk_size {
+        cfg.set_chunk_size(n)?;
+    }
+    if let Some(n) = g.parallel {
+        cfg.set_parallelism(n)?;
+    }
+    if cfg.access_token.is_none() && cfg.credentials.is_none() {
+        return Err(Failure::usage(
+            "no access token: give --token or --id/--secret (or WXMEDIA_ACCESS_TOKEN, or WXMEDIA_ID and WXMEDIA_SECRET)",
+        ));
+    }
+    Ok(Client::new(cfg)?)
+}
+
+/// An empty environment variable counts as unset.
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
 }
 
 fn is_tty(fd: i32) -> bool {
@@ -112,10 +595,11 @@ struct Progress {
 
 impl Progress {
     fn new(quiet: bool) -> Progress {
+        let now = Instant::now();
         Progress {
             enabled: !quiet && is_tty(2),
-            started: Instant::now(),
-            last: Instant::now() - Duration::from_secs(1),
+            started: now,
+            last: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
         }
     }
 
@@ -128,11 +612,11 @@ impl Progress {
         let rate = done as f64 / secs / 1e6;
         let line = if total > 0 {
             let pct = done as f64 * 100.0 / total as f64;
-            let filled = (pct / 100.0 * 30.0) as usize;
+            let filled = ((pct / 100.0 * 30.0) as usize).min(30);
             format!(
                 "\r[{}{}] {pct:5.1}% {done}/{total} bytes {rate:.1} MB/s",
-                "#".repeat(filled.min(30)),
-                " ".repeat(30 - filled.min(30))
+                "#".repeat(filled),
+                " ".repeat(30 - filled)
             )
         } else {
             format!("\r{done} bytes {rate:.1} MB/s")
@@ -144,82 +628,6 @@ impl Progress {
         if self.enabled {
             eprintln!();
         }
-    }
-}
-
-fn client(a: &mut Args) -> Result<(Client, bool), Failure> {
-    let platform = match env_or(a, "--platform", "WXMEDIA_PLATFORM")?.as_deref() {
-        None | Some("wecom") => Platform::WeCom,
-        Some("kf") => Platform::Kf,
-        Some("official") => Platform::Official,
-        Some("miniprogram") => Platform::MiniProgram,
-        Some(other) => return Err(Failure::Usage(format!("unknown platform {other:?}"))),
-    };
-    let mut cfg = Config::new(platform);
-    if let Some(url) = env_or(a, "--base-url", "WXMEDIA_BASE_URL")? {
-        cfg.set_base_url(&url)?;
-    }
-    if let Some(t) = env_or(a, "--token", "WXMEDIA_ACCESS_TOKEN")? {
-        cfg.set_token(&t)?;
-    }
-    let id = env_or(a, "--id", "WXMEDIA_ID")?;
-    let secret = env_or(a, "--secret", "WXMEDIA_SECRET")?;
-    match (id, secret) {
-        (Some(id), Some(secret)) => cfg.set_credentials(&id, &secret)?,
-        (None, None) => {}
-        _ => return Err(Failure::Usage("--id and --secret go together".into())),
-    }
-    if let Some(r) = env_or(a, "--redis", "WXMEDIA_REDIS")? {
-        wxmedia::redis::parse_url(&r)?;
-        cfg.token_store = Some(r);
-    }
-    if let Some(c) = a.take("--chunk-size")? {
-        let n = c
-            .parse()
-            .map_err(|_| Failure::Usage("--chunk-size takes a number of bytes".into()))?;
-        cfg.set_chunk_size(n)?;
-    }
-    if let Some(p) = a.take("--parallel")? {
-        let n = p
-            .parse()
-            .map_err(|_| Failure::Usage("--parallel takes a number".into()))?;
-        cfg.set_parallelism(n)?;
-    }
-    if cfg.access_token.is_none() && cfg.credentials.is_none() {
-        return Err(Failure::Usage(
-            "no access token: give --token or --id/--secret (or their environment variables)"
-                .into(),
-        ));
-    }
-    let quiet = a.flag("--quiet");
-    Ok((Client::new(cfg)?, quiet))
-}
-
-fn run(args: Vec<String>) -> Result<(), Failure> {
-    if args.iter().any(|a| a == "-h" || a == "--help") || args.is_empty() {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    let mut a = Args { rest: args };
-    let (client, quiet) = client(&mut a)?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let command = if a.rest.is_empty() {
-        return Err(Failure::Usage("no command".into()));
-    } else {
-        a.rest.remove(0)
-    };
-    match command.as_str() {
-        "get" => get(&client, &mut a, quiet, cancel),
-        "upload" => upload(&client, &mut a, quiet, cancel),
-        "upload-by-url" => upload_by_url(&client, &mut a, cancel),
-        other => Err(Failure::Usage(format!("unknown command {other:?}"))),
-    }
-}
-
-fn no_extra(a: &Args) -> Result<(), Failure> {
-    match a.rest.first() {
-        Some(x) => Err(Failure::Usage(format!("unexpected argument {x:?}"))),
-        None => Ok(()),
     }
 }
 
@@ -240,41 +648,63 @@ impl Sink for StdoutSink<'_> {
     }
 }
 
-fn get(client: &Client, a: &mut Args, quiet: bool, cancel: Arc<AtomicBool>) -> Result<(), Failure> {
-    let out = a.take("-o")?.or(a.take("--output")?);
-    let endpoint = if a.flag("--hd-voice") {
-        Endpoint::Jssdk
-    } else {
-        Endpoint::Media
-    };
-    if a.rest.is_empty() {
-        return Err(Failure::Usage("get needs a MEDIA_ID".into()));
+struct GetRequest {
+    media_id: String,
+    output: Option<String>,
+    force: bool,
+    endpoint: Endpoint,
+    start: Option<u64>,
+}
+
+/// Refuses to replace `path` unless `--force`. `to_path` renames over its
+/// target, so this is checked before the transfer starts.
+fn refuse_existing(path: &Path, force: bool) -> Result<(), Failure> {
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(Failure::local_io(format!(
+            "{} exists: not overwritten (--force replaces it)",
+            path.display()
+        )));
     }
-    let media_id = a.rest.remove(0);
-    no_extra(a)?;
-    let mut progress = Progress::new(quiet);
-    let info: MediaInfo = match out.as_deref() {
+    Ok(())
+}
+
+fn get(client: &Client, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>) -> Outcome {
+    let media_id = req.media_id.as_str();
+    let mut progress = Progress::new(g.quiet);
+    let say_saved = !g.quiet && !g.json;
+    if req.start.is_some() && req.output.as_deref() != Some("-") {
+        return Err(Failure::usage(
+            "--start is for -o -: a download to a file resumes by itself",
+        ));
+    }
+    let (info, path): (MediaInfo, Option<String>) = match req.output.as_deref() {
         Some("-") => {
+            if g.json {
+                return Err(Failure::usage(
+                    "--json prints on stdout, where -o - writes the media: give -o FILE",
+                ));
+            }
             let mut sink = StdoutSink {
                 out: std::io::stdout().lock(),
                 progress,
             };
             let opts = DownloadOptions {
-                media_id: &media_id,
-                endpoint,
-                start: 0,
+                media_id,
+                endpoint: req.endpoint,
+                start: req.start.unwrap_or(0),
                 in_order_until: 0,
                 cancel,
             };
             let info = client.download(&opts, &mut sink)?;
             sink.progress.finish();
-            info
+            (info, None)
         }
         Some(path) => {
+            refuse_existing(Path::new(path), req.force)?;
             let info = client.download_to_path(
-                &media_id,
-                endpoint,
-                &PathBuf::from(path),
+                media_id,
+                req.endpoint,
+                Path::new(path),
                 cancel,
                 &mut |d, t| {
                     progress.update(d, t);
@@ -282,140 +712,166 @@ fn get(client: &Client, a: &mut Args, quiet: bool, cancel: Arc<AtomicBool>) -> R
                 },
             )?;
             progress.finish();
-            if !quiet {
-                eprintln!("saved {} bytes to {path}", info.size.unwrap_or(0));
-            }
-            info
+            (info, Some(path.to_string()))
         }
         None => {
-            // The server's name, known only after the first answer: fetch
-            // into a name from the media_id, then rename.
-            let tmp = PathBuf::from(format!(
-                ".wxmedia-{}",
-                wxmedia::range::query_encode(&media_id)
-            ));
+            // The server's name is known only after the first answer: fetch
+            // into a name made from the media_id, then rename.
+            let encoded = wxmedia::range::query_encode(media_id);
+            let tmp = PathBuf::from(format!(".wxmedia-{encoded}"));
             let info =
-                client.download_to_path(&media_id, endpoint, &tmp, cancel, &mut |d, t| {
+                client.download_to_path(media_id, req.endpoint, &tmp, cancel, &mut |d, t| {
                     progress.update(d, t);
                     Ok(())
                 })?;
             progress.finish();
+            // The library already keeps only a safe last path component;
+            // this keeps the rename inside the current directory regardless.
             let name = info
                 .filename
-                .clone()
-                .unwrap_or_else(|| format!("{}.bin", wxmedia::range::query_encode(&media_id)));
-            std::fs::rename(&tmp, &name).map_err(|e| Error::Io(format!("naming {name}: {e}")))?;
-            if !quiet {
-                eprintln!("saved {} bytes to {name}", info.size.unwrap_or(0));
+                .as_deref()
+                .and_then(|n| Path::new(n).file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| format!("{encoded}.bin"));
+            if let Err(f) = refuse_existing(Path::new(&name), req.force) {
+                return Err(Failure {
+                    message: format!("{}; the media is in {}", f.message, tmp.display()),
+                    ..f
+                });
             }
-            info
+            std::fs::rename(&tmp, &name)
+                .map_err(|e| Failure::local_io(format!("naming {name}: {e}")))?;
+            (info, Some(name))
         }
     };
-    if let Some(url) = &info.video_url {
-        eprintln!("video_url: {url}");
+    if let Some(p) = &path {
+        if say_saved {
+            eprintln!("saved {} bytes to {p}", info.size.unwrap_or(0));
+        }
     }
-    Ok(())
+    if !g.json {
+        if let Some(url) = &info.video_url {
+            eprintln!("video_url: {url}");
+        }
+        return Ok(serde_json::Value::Null);
+    }
+    Ok(serde_json::json!({
+        "ok": true,
+        "media_id": media_id,
+        "path": path,
+        "size": info.size,
+        "content_type": info.content_type,
+        "filename": info.filename,
+        "video_url": info.video_url,
+    }))
 }
 
+/// Uploads `file`, or `length` bytes of standard input when `file` is None.
 fn upload(
     client: &Client,
-    a: &mut Args,
-    quiet: bool,
+    g: &Global,
+    kind: &str,
+    file: Option<PathBuf>,
+    length: Option<u64>,
+    filename: Option<&str>,
     cancel: Arc<AtomicBool>,
-) -> Result<(), Failure> {
-    let filename = a.take("--filename")?;
-    if a.rest.len() != 2 {
-        return Err(Failure::Usage("upload needs TYPE and FILE".into()));
-    }
-    let kind = a.rest.remove(0);
-    let path = PathBuf::from(a.rest.remove(0));
-    let mut progress = Progress::new(quiet);
-    let r = client.upload(
-        &kind,
-        UploadSource::Path(path),
-        filename.as_deref(),
-        cancel,
-        &mut |d, t| {
-            progress.update(d, t);
-            Ok(())
+) -> Outcome {
+    let mut progress = Progress::new(g.quiet);
+    let mut stdin = std::io::stdin().lock();
+    let mut read = |buf: &mut [u8]| -> wxmedia::Result<usize> {
+        std::io::Read::read(&mut stdin, buf).map_err(|e| Error::Io(format!("standard input: {e}")))
+    };
+    let source = match file {
+        Some(path) => UploadSource::Path(path),
+        None => UploadSource::Reader {
+            read: &mut read,
+            length: length.unwrap_or(0),
         },
-    )?;
+    };
+    let r = client.upload(kind, source, filename, cancel, &mut |d, t| {
+        progress.update(d, t);
+        Ok(())
+    })?;
     progress.finish();
-    match &r.url {
-        Some(url) => println!("{}", serde_json::json!({"type": r.kind, "url": url})),
-        None => println!(
-            "{}",
-            serde_json::json!({"type": r.kind, "media_id": r.media_id, "created_at": r.created_at})
-        ),
-    }
-    Ok(())
+    Ok(match &r.url {
+        Some(url) => serde_json::json!({"ok": true, "type": r.kind, "url": url}),
+        None => serde_json::json!({
+            "ok": true,
+            "type": r.kind,
+            "media_id": r.media_id,
+            "created_at": r.created_at,
+        }),
+    })
 }
 
-fn upload_by_url(client: &Client, a: &mut Args, cancel: Arc<AtomicBool>) -> Result<(), Failure> {
-    let timeout = match a.take("--timeout")? {
-        Some(t) => Duration::from_secs(
-            t.parse()
-                .map_err(|_| Failure::Usage("--timeout takes seconds".into()))?,
-        ),
-        None => Duration::from_secs(600),
-    };
-    let jobid = match a.take("--jobid")? {
-        Some(j) => j,
-        None => {
-            let filename = a
-                .take("--filename")?
-                .ok_or_else(|| Failure::Usage("upload-by-url needs --filename".into()))?;
-            let md5 = match (a.take("--md5")?, a.take("--local")?) {
-                (Some(m), None) => m,
-                (None, Some(local)) => {
-                    let (hex, size) = wxmedia::md5::hex_of_file(std::path::Path::new(&local))
-                        .map_err(|e| Error::Io(format!("reading {local}: {e}")))?;
-                    if !(wxmedia::url_upload::MIN_SIZE..=wxmedia::url_upload::MAX_SIZE)
-                        .contains(&size)
-                    {
-                        return Err(Error::wechat(
-                            45001,
-                            format!("{local} has {size} bytes; 6 to 200 MB allowed"),
-                        )
-                        .into());
-                    }
-                    hex
-                }
-                _ => return Err(Failure::Usage("give one of --md5 or --local".into())),
-            };
-            if a.rest.len() != 2 {
-                return Err(Failure::Usage("upload-by-url needs TYPE and URL".into()));
-            }
-            let kind = a.rest.remove(0);
-            let url = a.rest.remove(0);
-            let req = UrlUpload {
-                scene: 1,
-                kind,
-                filename,
-                url,
-                md5,
-            };
-            let jobid = client.upload_by_url_submit(&req, &cancel)?;
-            eprintln!("jobid {jobid}: waiting for WeChat to fetch the URL");
-            jobid
-        }
-    };
-    no_extra(a)?;
-    let (media_id, created_at) = match client.upload_by_url_wait(&jobid, timeout, &cancel)? {
-        wxmedia::url_upload::JobStatus::Done {
+/// The MD5 WeChat will check, and the size limits it will apply.
+fn md5_of_local(local: &Path) -> Result<String, Failure> {
+    let (hex, size) = wxmedia::md5::hex_of_file(local)
+        .map_err(|e| Failure::local_io(format!("reading {}: {e}", local.display())))?;
+    if !(wxmedia::url_upload::MIN_SIZE..=wxmedia::url_upload::MAX_SIZE).contains(&size) {
+        return Err(Error::wechat(
+            45001,
+            format!("{} has {size} bytes; 6 to 200 MB allowed", local.display()),
+        )
+        .into());
+    }
+    Ok(hex)
+}
+
+fn wait_job(client: &Client, jobid: &str, timeout: Duration, cancel: &Arc<AtomicBool>) -> Outcome {
+    match client.upload_by_url_wait(jobid, timeout, cancel)? {
+        JobStatus::Done {
             media_id,
             created_at,
-        } => (media_id, created_at),
-        wxmedia::url_upload::JobStatus::Failed { errcode, errmsg } => {
-            return Err(Error::wechat(errcode, format!("job {jobid} failed: {errmsg}")).into())
+        } => Ok(serde_json::json!({
+            "ok": true,
+            "jobid": jobid,
+            "media_id": media_id,
+            "created_at": created_at,
+        })),
+        JobStatus::Failed { errcode, errmsg } => {
+            Err(Error::wechat(errcode, format!("job {jobid} failed: {errmsg}")).into())
         }
-        wxmedia::url_upload::JobStatus::Processing => {
-            return Err(Error::Timeout(format!("job {jobid} still processing")).into())
+        JobStatus::Processing => {
+            Err(Error::Timeout(format!("job {jobid} still processing")).into())
         }
-    };
-    println!(
-        "{}",
-        serde_json::json!({"jobid": jobid, "media_id": media_id, "created_at": created_at})
-    );
-    Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_and_without_suffixes() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("16", 16),
+            ("512K", 512 << 10),
+            ("512k", 512 << 10),
+            ("64KiB", 64 << 10),
+            ("20M", 20 << 20),
+            ("20 MB", 20 << 20),
+            ("20mib", 20 << 20),
+            ("1G", 1 << 30),
+            ("3GiB", 3 << 30),
+            ("100B", 100),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for text in [
+            "",
+            "M",
+            "1.5M",
+            "20X",
+            "-1",
+            "5i",
+            "5ib",
+            "1T",
+            "K20",
+            "18014398509481984G",
+        ] {
+            assert!(parse_size(text).is_err(), "{text}");
+        }
+    }
 }

@@ -1,189 +1,790 @@
-//! The `wxmedia` command, run as a user would, against the emulator.
+//! The `wxmedia` command, run as a user would, against the emulator: one
+//! table of failures (each exit-code class, with `--json` parsed), one of
+//! successes (each command with `--json`), then Ctrl-C and the plain-text
+//! forms users and scripts already rely on.
 
-use std::process::Command;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 use wxmedia_emulator::{Emulator, Options};
 
 const TOKEN: &str = "cli-test-token-0001";
+const CORPID: &str = "cli-corp";
+const SECRET: &str = "cli-secret-do-not-print";
+const DASH_ID: &str = "-dash.bin";
 
-fn emulator() -> Emulator {
-    Emulator::start(Options {
+struct Setup {
+    emu: Emulator,
+    dir: PathBuf,
+    media: Vec<u8>,
+    media_id: String,
+    _media_dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("wxmedia-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("dir");
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pattern(n: u32, mul: u32) -> Vec<u8> {
+    (0..n).map(|i| (i.wrapping_mul(mul) % 251) as u8).collect()
+}
+
+/// An emulator whose media dir holds a media named `-dash.bin`, and one
+/// uploaded media of 300 000 bytes.
+fn setup(tag: &str, dir: &TempDir) -> Setup {
+    let media_dir = TempDir::new(&format!("{tag}-media"));
+    std::fs::write(media_dir.0.join(DASH_ID), pattern(5000, 7)).expect("dash media");
+    let emu = Emulator::start(Options {
         access_tokens: vec![TOKEN.into()],
+        corpid: CORPID.into(),
+        secret: SECRET.into(),
+        media_dir: Some(media_dir.0.clone()),
         ..Options::default()
     })
-    .expect("emulator")
+    .expect("emulator");
+    let media = pattern(300_000, 31);
+    std::fs::write(dir.0.join("报告.pdf"), &media).expect("write");
+    let out = wxmedia(&emu, &["upload", "file", "报告.pdf"], &dir.0, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let media_id = answer["media_id"].as_str().expect("media_id").to_string();
+    assert!(answer["created_at"].as_i64().unwrap_or(0) > 0);
+    Setup {
+        emu,
+        dir: dir.0.clone(),
+        media,
+        media_id,
+        _media_dir: media_dir,
+    }
 }
 
-fn wxmedia(emu: &Emulator, args: &[&str], dir: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wxmedia"))
-        .args(args)
-        .current_dir(dir)
-        .env("WXMEDIA_BASE_URL", emu.base_url())
-        .env("WXMEDIA_ACCESS_TOKEN", TOKEN)
-        .env_remove("WXMEDIA_ID")
-        .env_remove("WXMEDIA_SECRET")
-        .output()
-        .expect("wxmedia runs")
+fn command(emu: &Emulator, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wxmedia"));
+    c.args(args).current_dir(dir);
+    for v in [
+        "WXMEDIA_ID",
+        "WXMEDIA_SECRET",
+        "WXMEDIA_CORPID",
+        "WXMEDIA_APPID",
+        "WXMEDIA_PLATFORM",
+        "WXMEDIA_REDIS",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("WXMEDIA_BASE_URL", emu.base_url())
+        .env("WXMEDIA_ACCESS_TOKEN", TOKEN);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
 }
 
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("wxmedia-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("dir");
-    d
+fn wxmedia(emu: &Emulator, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    command(emu, args, dir, env).output().expect("wxmedia runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A loopback port with nothing listening on it.
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+struct Failing {
+    what: &'static str,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    /// Queued on the emulator just before the run.
+    fault: Option<Value>,
+    exit: i32,
+    class: &'static str,
+    errcode: i64,
+}
+
+fn failing(
+    what: &'static str,
+    args: &[&str],
+    exit: i32,
+    class: &'static str,
+    errcode: i64,
+) -> Failing {
+    Failing {
+        what,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
+        fault: None,
+        exit,
+        class,
+        errcode,
+    }
 }
 
 #[test]
-fn upload_then_get_to_a_file_to_stdout_and_by_server_name() {
-    let emu = emulator();
-    let dir = tempdir("roundtrip");
-    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 256) as u8).collect();
-    std::fs::write(dir.join("报告.pdf"), &data).expect("write");
-    let out = wxmedia(&emu, &["upload", "file", "报告.pdf"], &dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-    let id = answer["media_id"].as_str().expect("media_id").to_string();
-    assert!(answer["created_at"].as_i64().unwrap_or(0) > 0);
+fn each_failure_class_has_its_exit_code_and_one_json_object() {
+    let dir = TempDir::new("fail");
+    let s = setup("fail", &dir);
+    let id = s.media_id.as_str();
+    std::fs::write(s.dir.join("tiny.txt"), b"abc").expect("write");
+    std::fs::write(s.dir.join("exists.bin"), b"keep me").expect("write");
+    std::fs::write(s.dir.join("clip.mp4"), pattern(200_000, 13)).expect("write");
+    let video_url = format!("{}/__video/{id}", s.emu.base_url());
+    let dead = format!("http://127.0.0.1:{}", dead_port());
+    let zeros = "0".repeat(32);
 
-    let out = wxmedia(
-        &emu,
+    let mut table = vec![
+        // WeChat errcodes, one per command that talks to WeChat.
+        failing(
+            "unknown media",
+            &["get", "no-such-media", "-o", "x.bin"],
+            1,
+            "wechat",
+            40007,
+        ),
+        failing(
+            "file too small",
+            &["upload", "file", "tiny.txt"],
+            1,
+            "wechat",
+            40006,
+        ),
+        failing(
+            "job fails on MD5",
+            &[
+                "upload-by-url",
+                "video",
+                &video_url,
+                "--filename",
+                "c.mp4",
+                "--md5",
+                &zeros,
+            ],
+            1,
+            "wechat",
+            301019,
+        ),
+        failing(
+            "job still processing at --timeout",
+            &[
+                "upload-by-url",
+                "video",
+                &video_url,
+                "--local",
+                "clip.mp4",
+                "--timeout",
+                "0",
+            ],
+            3,
+            "network",
+            -1004,
+        ),
+        failing(
+            "errcode from the server",
+            &["get", id, "-o", "e.bin"],
+            1,
+            "wechat",
+            48001,
+        ),
+        // Usage: clap's own errors and the library's argument checks.
+        failing("unknown command", &["frobnicate"], 2, "usage", -1001),
+        failing("get without MEDIA_ID", &["get"], 2, "usage", -1001),
+        failing(
+            "unknown platform",
+            &["--platform", "mars", "get", "x"],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "upload without FILE",
+            &["upload", "file"],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "bad size suffix",
+            &["--chunk-size", "20X", "get", id],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "chunk not a multiple of 16",
+            &["--chunk-size", "100", "get", id],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "chunk above 20M",
+            &["--chunk-size", "21M", "get", id],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "dash media_id without --",
+            &["get", "-o", "d.bin", DASH_ID],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "--json with -o -",
+            &["get", id, "-o", "-"],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "--start to a file",
+            &["get", id, "-o", "s.bin", "--start", "16"],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "md5 and local",
+            &[
+                "upload-by-url",
+                "video",
+                &video_url,
+                "--md5",
+                &zeros,
+                "--local",
+                "clip.mp4",
+            ],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "stdin without --length",
+            &["upload", "file", "-", "--filename", "a"],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing(
+            "--length with a file",
+            &["upload", "file", "tiny.txt", "--length", "3"],
+            2,
+            "usage",
+            -1001,
+        ),
+        failing("bad shell", &["completions", "tcsh"], 2, "usage", -1001),
+        // Network: nothing listening, and an HTTP status WeChat never uses.
+        failing(
+            "connection refused",
+            &["--base-url", &dead, "get", id, "-o", "n.bin"],
+            3,
+            "network",
+            -1003,
+        ),
+        failing("HTTP 404", &["get", id, "-o", "h.bin"], 3, "network", -1006),
+        // Local I/O.
+        failing(
+            "output exists",
+            &["get", id, "-o", "exists.bin"],
+            4,
+            "local_io",
+            -1002,
+        ),
+        failing(
+            "no such directory",
+            &["get", id, "-o", "nowhere/x.bin"],
+            4,
+            "local_io",
+            -1002,
+        ),
+        failing(
+            "no such input",
+            &["upload", "file", "missing.bin"],
+            4,
+            "local_io",
+            -1002,
+        ),
+        failing(
+            "unreadable --local",
+            &[
+                "upload-by-url",
+                "video",
+                &video_url,
+                "--local",
+                "missing.mp4",
+            ],
+            4,
+            "local_io",
+            -1002,
+        ),
+    ];
+    for case in table.iter_mut() {
+        match case.what {
+            "errcode from the server" => {
+                case.fault = Some(json!({"kind": "errcode", "errcode": 48001}))
+            }
+            "HTTP 404" => case.fault = Some(json!({"kind": "http_status", "status": 404})),
+            _ => {}
+        }
+    }
+    let no_token = Failing {
+        env: vec![("WXMEDIA_ACCESS_TOKEN", String::new())],
+        ..failing("no token", &["get", id], 2, "usage", -1001)
+    };
+    table.push(no_token);
+
+    for case in &table {
+        if let Some(f) = &case.fault {
+            s.emu.admin_post("faults", f).expect("fault");
+        }
+        let mut args = vec!["--json"];
+        args.extend(case.args.iter().map(String::as_str));
+        let env: Vec<(&str, &str)> = case.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = wxmedia(&s.emu, &args, &s.dir, &env);
+        let stdout = text(&out.stdout);
+        let stderr = text(&out.stderr);
+        let what = case.what;
+        assert_eq!(out.status.code(), Some(case.exit), "{what}: {stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{what}: one JSON object on stdout: {stdout}"
+        );
+        let v: Value = serde_json::from_str(lines[0]).expect("JSON");
+        assert_eq!(v["ok"], false, "{what}");
+        assert_eq!(v["class"], case.class, "{what}: {v}");
+        assert_eq!(v["errcode"], case.errcode, "{what}: {v}");
+        assert_eq!(v["exit_code"], case.exit, "{what}");
+        assert!(!v["message"].as_str().unwrap_or("").is_empty(), "{what}");
+        if what.starts_with("job") {
+            // Submitted: the job goes on, and its id says how to find it.
+            let jobid = v["jobid"].as_str().unwrap_or("");
+            assert!(!jobid.is_empty(), "{what}: {v}");
+            assert!(
+                stderr.contains(&format!("--jobid {jobid}")),
+                "{what}: {stderr}"
+            );
+        }
+        for secret in [TOKEN, SECRET] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{what}: {stderr}"
+            );
+        }
+        if case.class != "usage" {
+            // The errcode once: `wxmedia: errcode N: message`, not "errcode N: errcode N:".
+            let code = case.errcode.to_string();
+            assert!(
+                stderr.contains(&format!("wxmedia: errcode {code}: ")),
+                "{what}: {stderr}"
+            );
+            let said = format!("errcode {code}");
+            assert_eq!(stderr.matches(&said).count(), 1, "{what}: {stderr}");
+        }
+    }
+    assert_eq!(
+        std::fs::read(s.dir.join("exists.bin")).expect("kept"),
+        b"keep me"
+    );
+    for name in [
+        "x.bin", "e.bin", "n.bin", "h.bin", "r.bin", "d.bin", "s.bin",
+    ] {
+        assert!(!s.dir.join(name).exists(), "{name}");
+    }
+}
+
+#[test]
+fn every_command_prints_one_json_object_with_json() {
+    let dir = TempDir::new("ok");
+    let s = setup("ok", &dir);
+    let id = s.media_id.as_str();
+    let run = |args: &[&str], env: &[(&str, &str)]| -> Value {
+        let out = wxmedia(&s.emu, args, &s.dir, env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{args:?}: {stdout}");
+        let v: Value = serde_json::from_str(&stdout).expect("JSON");
+        assert_eq!(v["ok"], true, "{args:?}: {v}");
+        v
+    };
+
+    // get, with sizes in suffixes: 64K chunks are 65536-byte Range requests.
+    s.emu.admin_post("reset", &json!({})).expect("reset");
+    let v = run(
         &[
             "--chunk-size",
-            "65536",
+            "64K",
             "--parallel",
             "3",
+            "--json",
             "get",
-            &id,
+            id,
             "-o",
             "copy.bin",
         ],
-        &dir,
+        &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(std::fs::read(dir.join("copy.bin")).expect("copy"), data);
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("saved 300000 bytes to copy.bin"), "{said}");
-
-    // --quiet: the file, and not a word on success.
-    let out = wxmedia(&emu, &["--quiet", "get", &id, "-o", "quiet.bin"], &dir);
-    assert!(out.status.success());
-    assert_eq!(std::fs::read(dir.join("quiet.bin")).expect("quiet"), data);
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let out = wxmedia(&emu, &["get", &id, "-o", "-"], &dir);
-    assert!(out.status.success());
-    assert_eq!(out.stdout, data);
-
-    let out = wxmedia(&emu, &["get", &id], &dir.join("."));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(v["size"], 300_000);
+    assert_eq!(v["path"], "copy.bin");
+    assert_eq!(v["media_id"], id);
+    assert_eq!(v["filename"], "报告.pdf");
     assert_eq!(
-        std::fs::read(dir.join("报告.pdf")).expect("by server name"),
-        data
+        std::fs::read(s.dir.join("copy.bin")).expect("copy"),
+        s.media
     );
-    let _ = std::fs::remove_dir_all(dir);
-}
+    let stats = s.emu.admin_get("stats").expect("stats");
+    let spans: Vec<u64> = stats["ranges"]
+        .as_array()
+        .expect("ranges")
+        .iter()
+        .filter(|r| r["media_id"] == id)
+        .filter_map(|r| Some(r["end"].as_u64()? - r["start"].as_u64()? + 1))
+        .collect();
+    assert_eq!(spans.iter().max(), Some(&65536), "{spans:?}");
 
-#[test]
-fn errcodes_and_usage_errors_as_exit_information() {
-    let emu = emulator();
-    let dir = tempdir("errors");
-    let out = wxmedia(&emu, &["get", "no-such-media", "-o", "x.bin"], &dir);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("errcode 40007"), "{err}");
-    assert!(!err.contains(TOKEN), "{err}");
-    assert!(!dir.join("x.bin").exists());
+    // --force replaces, and options after the command are read the same.
+    std::fs::write(s.dir.join("old.bin"), b"old").expect("write");
+    run(
+        &[
+            "get",
+            id,
+            "-o",
+            "old.bin",
+            "--force",
+            "--json",
+            "--parallelism",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(std::fs::read(s.dir.join("old.bin")).expect("old"), s.media);
 
-    std::fs::write(dir.join("tiny.txt"), b"abc").expect("write");
-    let out = wxmedia(&emu, &["upload", "file", "tiny.txt"], &dir);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("errcode 40006"));
+    // `--` ends options: a media_id that starts with '-'.
+    let v = run(&["--json", "get", "-o", "dash.bin", "--", DASH_ID], &[]);
+    assert_eq!(v["media_id"], DASH_ID);
+    assert_eq!(
+        std::fs::read(s.dir.join("dash.bin")).expect("dash"),
+        pattern(5000, 7)
+    );
 
-    for bad in [
-        &["frobnicate"][..],
-        &["get"],
-        &["--platform", "mars", "get", "x"],
-        &["upload", "file"],
-    ] {
-        let out = wxmedia(&emu, bad, &dir);
-        assert_eq!(out.status.code(), Some(2), "{bad:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
+    // Credentials from the environment, old and new spellings.
+    for var in ["WXMEDIA_ID", "WXMEDIA_CORPID"] {
+        let env = [
+            (var, CORPID),
+            ("WXMEDIA_SECRET", SECRET),
+            ("WXMEDIA_ACCESS_TOKEN", ""),
+        ];
+        let out = format!("cred-{var}.bin");
+        run(&["get", id, "-o", &out, "--json"], &env);
+        assert_eq!(std::fs::read(s.dir.join(&out)).expect("cred"), s.media);
     }
-    let _ = std::fs::remove_dir_all(dir);
-}
 
-#[test]
-fn upload_by_url_with_md5_from_a_local_copy() {
-    let emu = emulator();
-    let dir = tempdir("byurl");
-    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 256) as u8).collect();
-    std::fs::write(dir.join("clip.mp4"), &data).expect("write");
-    let out = wxmedia(&emu, &["upload", "file", "clip.mp4"], &dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let url = format!(
-        "{}/__video/{}",
-        emu.base_url(),
-        answer["media_id"].as_str().expect("id")
-    );
-    let out = wxmedia(
-        &emu,
+    // upload (JSON with or without --json), upload-by-url, then --jobid.
+    std::fs::write(s.dir.join("clip.mp4"), pattern(200_000, 13)).expect("write");
+    let up = run(&["--json", "upload", "file", "clip.mp4"], &[]);
+    assert_eq!(up["type"], "file");
+    let clip_id = up["media_id"].as_str().expect("media_id");
+    let url = format!("{}/__video/{clip_id}", s.emu.base_url());
+    let job = run(
         &[
             "upload-by-url",
+            "--json",
             "video",
             &url,
-            "--filename",
-            "c.mp4",
             "--local",
             "clip.mp4",
             "--timeout",
             "30",
         ],
-        &dir,
+        &[],
+    );
+    let jobid = job["jobid"].as_str().expect("jobid");
+    let by_url = job["media_id"].as_str().expect("media_id");
+    let again = run(&["upload-by-url", "--json", "--jobid", jobid], &[]);
+    assert_eq!(again["media_id"], by_url);
+    let out = wxmedia(&s.emu, &["get", by_url, "-o", "-"], &s.dir, &[]);
+    assert_eq!(out.stdout, pattern(200_000, 13));
+
+    // upload from standard input, sized with a suffix.
+    let data = pattern(20 * 1024, 3);
+    let mut child = command(
+        &s.emu,
+        &[
+            "upload",
+            "--json",
+            "file",
+            "-",
+            "--length",
+            "20K",
+            "--filename",
+            "in.bin",
+        ],
+        &s.dir,
+        &[],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &data).expect("feed");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let stdin_id = v["media_id"].as_str().expect("media_id");
+    let out = wxmedia(&s.emu, &["get", stdin_id, "-o", "-"], &s.dir, &[]);
+    assert_eq!(out.stdout, data);
+
+    // completions: a script per shell, and the same as JSON.
+    for (shell, mark) in [
+        ("bash", "_wxmedia()"),
+        ("zsh", "#compdef wxmedia"),
+        ("fish", "complete -c wxmedia"),
+    ] {
+        let out = wxmedia(&s.emu, &["completions", shell], &s.dir, &[]);
+        assert!(out.status.success());
+        let script = text(&out.stdout);
+        assert!(
+            script.contains(mark) && script.contains("upload-by-url"),
+            "{shell}: {script}"
+        );
+        let v = run(&["completions", shell, "--json"], &[]);
+        assert_eq!(v["script"], script.as_str());
+    }
+}
+
+#[test]
+fn version_help_and_plain_text_output() {
+    let dir = TempDir::new("plain");
+    let s = setup("plain", &dir);
+    let id = s.media_id.as_str();
+
+    let out = wxmedia(&s.emu, &["--version"], &s.dir, &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("wxmedia {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = wxmedia(&s.emu, &["--help"], &s.dir, &[]);
+    let help = text(&out.stdout);
+    assert!(out.status.success());
+    for word in [
+        "Exit status",
+        "130",
+        "token store",
+        "WXMEDIA_ACCESS_TOKEN",
+        "completions",
+    ] {
+        assert!(help.contains(word), "{word}: {help}");
+    }
+    for (cmd, flag) in [
+        ("get", "--force"),
+        ("upload", "--filename"),
+        ("upload-by-url", "--jobid"),
+        ("completions", "<SHELL>"),
+    ] {
+        let out = wxmedia(&s.emu, &[cmd, "--help"], &s.dir, &[]);
+        assert!(out.status.success(), "{cmd}");
+        assert!(
+            text(&out.stdout).contains(flag),
+            "{cmd} --help: {}",
+            text(&out.stdout)
+        );
+    }
+
+    // Without --json: a "saved" line, nothing with --quiet, bytes on -o -.
+    let out = wxmedia(&s.emu, &["get", id, "-o", "copy.bin"], &s.dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains("saved 300000 bytes to copy.bin"));
+    let out = wxmedia(
+        &s.emu,
+        &["--quiet", "get", id, "-o", "quiet.bin"],
+        &s.dir,
+        &[],
     );
     assert!(
-        out.status.success(),
+        out.status.success() && out.stderr.is_empty(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        text(&out.stderr)
     );
-    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let id = job["media_id"].as_str().expect("media_id");
-    let out = wxmedia(&emu, &["get", id, "-o", "-"], &dir);
-    assert_eq!(out.stdout, data);
-    // A wrong MD5 is the job's errcode.
+    assert_eq!(
+        std::fs::read(s.dir.join("quiet.bin")).expect("quiet"),
+        s.media
+    );
+    let out = wxmedia(&s.emu, &["get", id, "-o", "-"], &s.dir, &[]);
+    assert_eq!(out.stdout, s.media);
     let out = wxmedia(
-        &emu,
-        &[
-            "upload-by-url",
-            "video",
-            &url,
-            "--filename",
-            "c.mp4",
-            "--md5",
-            &"0".repeat(32),
-        ],
-        &dir,
+        &s.emu,
+        &["get", id, "-o", "-", "--start", "1K"],
+        &s.dir,
+        &[],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("errcode 301019"));
-    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(out.stdout, &s.media[1024..]);
+
+    // No -o: the server's name; a second time it is there and kept.
+    std::fs::remove_file(s.dir.join("报告.pdf")).expect("rm");
+    let out = wxmedia(&s.emu, &["get", id], &s.dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(s.dir.join("报告.pdf")).expect("by name"),
+        s.media
+    );
+    std::fs::write(s.dir.join("报告.pdf"), b"mine").expect("write");
+    let out = wxmedia(&s.emu, &["get", id], &s.dir, &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(s.dir.join("报告.pdf")).expect("kept"),
+        b"mine"
+    );
+    let out = wxmedia(&s.emu, &["get", id, "--force"], &s.dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(s.dir.join("报告.pdf")).expect("replaced"),
+        s.media
+    );
+
+    // A usage error shows the usage.
+    let out = wxmedia(&s.emu, &["get"], &s.dir, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("Usage: wxmedia get"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_with_130_and_the_download_resumes() {
+    let dir = TempDir::new("sigint");
+    let s = setup("sigint", &dir);
+    let id = s.media_id.as_str();
+    s.emu
+        .admin_post(
+            "faults",
+            &json!({"kind": "throttle", "bytes_per_sec": 20_000, "count": 100}),
+        )
+        .expect("throttle");
+    let mut child = command(
+        &s.emu,
+        &["--json", "--chunk-size", "64K", "get", id, "-o", "big.bin"],
+        &s.dir,
+        &[],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    // Let it download a chunk or so, into the resumable part file.
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill() with a child's pid and SIGINT has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "Ctrl-C not seen");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(status.code(), Some(130), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["class"], "cancelled");
+    assert_eq!(v["errcode"], -1009);
+    assert!(!s.dir.join("big.bin").exists());
+    let part = s.dir.join("big.bin.wxmpart");
+    assert!(part.exists(), "the part file stays for a resume");
+
+    s.emu.admin_post("reset", &json!({})).expect("reset");
+    let out = wxmedia(&s.emu, &["get", id, "-o", "big.bin"], &s.dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(s.dir.join("big.bin")).expect("big"), s.media);
+}
+
+#[test]
+fn a_progress_bar_on_a_terminal_and_none_elsewhere() {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let dir = TempDir::new("tty");
+    let s = setup("tty", &dir);
+    s.emu
+        .admin_post(
+            "faults",
+            &json!({"kind": "throttle", "bytes_per_sec": 400_000, "count": 10}),
+        )
+        .expect("throttle");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors into the two ints; the name,
+    // termios and winsize pointers may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            OwnedFd::from_raw_fd(slave),
+        )
+    };
+    let mut cmd = command(
+        &s.emu,
+        &["--chunk-size", "64K", "get", &s.media_id, "-o", "p.bin"],
+        &s.dir,
+        &[],
+    );
+    cmd.stdout(Stdio::null()).stderr(Stdio::from(slave));
+    let mut child = cmd.spawn().expect("spawn");
+    drop(cmd); // our copy of the terminal's slave side: EOF when the child ends
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Reading the master ends with EIO once the child has closed the slave.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().expect("wait").success());
+    let bar = text(&seen);
+    assert!(
+        bar.contains("\r[") && bar.contains("100.0%") && bar.contains("saved 300000 bytes"),
+        "{bar}"
+    );
+    assert!(bar.matches('%').count() >= 3, "redrawn as it goes: {bar}");
+    assert_eq!(std::fs::read(s.dir.join("p.bin")).expect("p"), s.media);
+
+    // Not a terminal: no bar.
+    let out = wxmedia(&s.emu, &["get", &s.media_id, "-o", "q.bin"], &s.dir, &[]);
+    assert!(
+        out.status.success() && !text(&out.stderr).contains('%'),
+        "{}",
+        text(&out.stderr)
+    );
 }
