@@ -8,15 +8,15 @@ use crate::http::{
     MediaAnswer,
 };
 use crate::range::{
-    check_partial, content_disposition_filename, next_request, parallel_chunk, parse_content_range,
-    query_encode, ChunkPlan, Request,
+    check_partial, content_disposition_filename, next_request, parse_content_range, query_encode,
+    ChunkCursor, Request,
 };
 use crate::retry::{Effect, Reached, Retry};
 use crate::token::lock;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -170,12 +170,8 @@ impl Client {
             )));
         }
         if pos < total {
-            match sink.positional() {
-                Some(writer) => {
-                    fetch_positional(&shared, &opts.cancel, pos, total, &*writer, sink)?
-                }
-                None => fetch_parallel(&shared, &opts.cancel, pos, total, sink)?,
-            }
+            let writer = sink.positional();
+            fetch_parallel(&shared, &opts.cancel, pos, total, sink, writer.as_deref())?;
         }
         let mut info = lock(&shared.info).clone();
         info.size = Some(total);
@@ -558,35 +554,51 @@ fn resolve_location(base: &str, location: &str) -> Result<String> {
 
 /// What a parallel download's worker tells the calling thread.
 enum Piece {
-    /// The next bytes of chunk `idx` (at most `SINK_SLICE`).
+    /// The next bytes of chunk `idx` (at most `SINK_SLICE`), for a sink
+    /// fed in order.
     Data(usize, Vec<u8>),
-    /// Chunk `idx` is complete.
-    Done(usize),
+    /// Chunk `idx`, which ends at the offset given, is complete (delivered,
+    /// or written at its offsets).
+    Done(usize, u64),
     Failed(Error),
 }
 
-/// Fetches the chunks of `[pos, total)` with up to `parallelism` requests in
-/// flight; the sink still sees them in order, on this thread. Workers hand
-/// over their bytes in pieces as they arrive: the chunk the sink needs next
-/// streams straight through, and only chunks that arrive ahead of it wait in
-/// memory (at most `parallelism` chunks, as workers stay within that window).
+/// Fetches `[pos, total)` with up to `parallelism` requests in flight, one
+/// chunk per request, from a shared cursor that makes the last chunks
+/// smaller so the connections finish together.
+///
+/// With `writer` (a file), workers write each chunk at its offsets as it
+/// arrives: memory stays at one read buffer per worker. Without, they hand
+/// their bytes over in pieces and this thread feeds `sink` in order: the
+/// chunk it needs next streams straight through, and only chunks that
+/// arrive ahead of it wait in memory (at most `parallelism` chunks: workers
+/// stay within that window). Either way progress, and a file's resume
+/// record, follow this thread.
 fn fetch_parallel(
     shared: &Shared,
     cancel: &AtomicBool,
     pos: u64,
     total: u64,
     sink: &mut dyn Sink,
+    writer: Option<&dyn PositionalWriter>,
 ) -> Result<()> {
     let config = &shared.client.config;
-    let chunk = parallel_chunk(total - pos, config.parallelism, config.chunk_size);
-    let chunks = ChunkPlan::new(pos, total, chunk);
-    let workers = (shared.client.config.parallelism as usize).min(chunks.len());
-    let window = shared.client.config.parallelism as usize;
-    let next_chunk = AtomicUsize::new(0);
-    // Index of the next chunk the sink needs; workers stay within a window of it.
+    let cursor = Mutex::new(ChunkCursor::new(
+        pos,
+        total,
+        config.chunk_size,
+        config.parallelism,
+    ));
+    let window = config.parallelism as usize;
+    let workers = (config.parallelism as usize)
+        .min(lock(&cursor).most_chunks())
+        .max(1);
+    // Index of the next chunk the sink needs: in-order workers stay within
+    // a window of it.
     let delivered = Mutex::new(0usize);
     let moved = Condvar::new();
     let halt = Arc::new(AtomicBool::new(false));
+    let written = std::sync::atomic::AtomicU64::new(0);
     let (tx, rx) = mpsc::channel::<Piece>();
     // Delivered pieces' buffers, reused: no fresh (page-faulting) memory per piece.
     let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
@@ -594,8 +606,8 @@ fn fetch_parallel(
     std::thread::scope(|s| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (chunks, next_chunk, delivered, moved, halt, pool) =
-                (&chunks, &next_chunk, &delivered, &moved, &halt, &pool);
+            let (cursor, delivered, moved, halt, pool, written) =
+                (&cursor, &delivered, &moved, &halt, &pool, &written);
             s.spawn(move || {
                 let _scope = CancelScope::enter(halt);
                 let fresh = || {
@@ -605,11 +617,11 @@ fn fetch_parallel(
                     b
                 };
                 loop {
-                    let idx = next_chunk.fetch_add(1, Ordering::SeqCst);
-                    if idx >= chunks.len() {
+                    // Taken in order: chunk `idx` is the idx-th of the file.
+                    let Some((idx, start, end)) = lock(cursor).take() else {
                         return;
-                    }
-                    {
+                    };
+                    if writer.is_none() {
                         let mut d = lock(delivered);
                         while idx >= *d + window && !halt.load(Ordering::Relaxed) {
                             d = moved
@@ -621,29 +633,37 @@ fn fetch_parallel(
                     if halt.load(Ordering::Relaxed) {
                         return;
                     }
-                    let (start, end) = chunks.get(idx);
-                    let from = start.max(pos);
-                    let mut piece = fresh();
-                    let result = fetch_span(shared, halt, from, Some(end), &mut |_, mut d, _| {
-                        while !d.is_empty() {
-                            let room = SINK_SLICE - piece.len();
-                            let (now, rest) = d.split_at(d.len().min(room));
-                            piece.extend_from_slice(now);
-                            d = rest;
-                            if piece.len() == SINK_SLICE {
-                                let full = std::mem::replace(&mut piece, fresh());
-                                if tx.send(Piece::Data(idx, full)).is_err() {
+                    let mut piece = Vec::new();
+                    let result =
+                        fetch_span(shared, halt, start, Some(end), &mut |off, mut d, _| {
+                            if let Some(w) = writer {
+                                w.write_at(off, d)?;
+                                written.fetch_add(d.len() as u64, Ordering::Relaxed);
+                                return Ok(());
+                            }
+                            while !d.is_empty() {
+                                if piece.capacity() == 0 {
+                                    piece = fresh();
+                                }
+                                let room = SINK_SLICE - piece.len();
+                                let (now, rest) = d.split_at(d.len().min(room));
+                                piece.extend_from_slice(now);
+                                d = rest;
+                                if piece.len() == SINK_SLICE
+                                    && tx
+                                        .send(Piece::Data(idx, std::mem::take(&mut piece)))
+                                        .is_err()
+                                {
                                     return Err(Error::Cancelled);
                                 }
                             }
-                        }
-                        Ok(())
-                    });
+                            Ok(())
+                        });
                     let sent = match result {
                         Ok(()) => {
                             let last = (!piece.is_empty())
                                 .then(|| tx.send(Piece::Data(idx, std::mem::take(&mut piece))));
-                            last.unwrap_or(Ok(())).is_ok() && tx.send(Piece::Done(idx)).is_ok()
+                            last.unwrap_or(Ok(())).is_ok() && tx.send(Piece::Done(idx, end)).is_ok()
                         }
                         Err(e) => {
                             let _ = tx.send(Piece::Failed(e));
@@ -659,137 +679,61 @@ fn fetch_parallel(
         drop(tx);
 
         let outcome = (|| -> Result<()> {
-            // Pieces of chunks ahead of `next`, and whether each is complete.
-            let mut ahead: BTreeMap<usize, (Vec<Vec<u8>>, bool)> = BTreeMap::new();
+            // Chunks ahead of `next`: their pieces so far, and their end once complete.
+            let mut ahead: BTreeMap<usize, (Vec<Vec<u8>>, Option<u64>)> = BTreeMap::new();
             let mut next = 0usize;
             let mut at = pos;
-            let mut deliver = |data: Vec<u8>, at: &mut u64| -> Result<()> {
+            let mut reported = u64::MAX;
+            let deliver = |sink: &mut dyn Sink, data: Vec<u8>, at: &mut u64| -> Result<()> {
                 sink.write(*at, &data)?;
                 *at += data.len() as u64;
                 lock(&pool).push(data);
-                sink.progress(*at, total)
+                Ok(())
             };
-            while next < chunks.len() {
+            while at < total {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
-                let mut finished = false;
                 match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(Piece::Data(idx, data)) if idx == next => deliver(data, &mut at)?,
+                    Ok(Piece::Data(idx, data)) if idx == next => {
+                        deliver(&mut *sink, data, &mut at)?
+                    }
                     Ok(Piece::Data(idx, data)) => ahead.entry(idx).or_default().0.push(data),
-                    Ok(Piece::Done(idx)) if idx == next => finished = true,
-                    Ok(Piece::Done(idx)) => ahead.entry(idx).or_default().1 = true,
+                    Ok(Piece::Done(idx, end)) => ahead.entry(idx).or_default().1 = Some(end),
                     Ok(Piece::Failed(e)) => return Err(e),
                     Err(mpsc::RecvTimeoutError::Timeout) => crate::http::heartbeat()?,
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         return Err(Error::Panic("download workers stopped early".into()));
                     }
                 }
-                while finished {
-                    let (start, end) = chunks.get(next);
-                    if at != end || start.max(pos) > end {
+                // The next chunks, as far as they are complete (a chunk
+                // that became next may have arrived in part or whole).
+                let before = next;
+                while let Some((pieces, done)) = ahead.get_mut(&next) {
+                    for data in pieces.drain(..) {
+                        deliver(&mut *sink, data, &mut at)?;
+                    }
+                    let Some(end) = *done else { break };
+                    ahead.remove(&next);
+                    next += 1;
+                    if writer.is_some() {
+                        at = end;
+                    } else if at != end {
                         return Err(Error::Protocol("chunk length mismatch".into()));
                     }
-                    next += 1;
-                    *lock(&delivered) = next;
-                    moved.notify_all();
-                    // The new next chunk may have arrived, in part or whole.
-                    finished = false;
-                    if let Some((pieces, done)) = ahead.remove(&next) {
-                        for data in pieces {
-                            deliver(data, &mut at)?;
-                        }
-                        finished = done;
-                    }
-                }
-            }
-            Ok(())
-        })();
-        if outcome.is_err() {
-            halt.store(true, Ordering::Relaxed);
-            moved.notify_all();
-        }
-        outcome
-    })
-}
-
-/// Like `fetch_parallel`, for a sink that writes at offsets: each worker
-/// writes its chunk as it arrives, so memory stays at one read buffer per
-/// worker. Progress and the resume record follow the contiguous prefix.
-fn fetch_positional(
-    shared: &Shared,
-    cancel: &AtomicBool,
-    pos: u64,
-    total: u64,
-    writer: &dyn PositionalWriter,
-    sink: &mut dyn Sink,
-) -> Result<()> {
-    let config = &shared.client.config;
-    let chunk = parallel_chunk(total - pos, config.parallelism, config.chunk_size);
-    let chunks = ChunkPlan::new(pos, total, chunk);
-    let workers = (shared.client.config.parallelism as usize).min(chunks.len());
-    let next_chunk = AtomicUsize::new(0);
-    let written = std::sync::atomic::AtomicU64::new(0);
-    let halt = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel::<(usize, Result<()>)>();
-
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            let tx = tx.clone();
-            let (chunks, next_chunk, halt, written) = (&chunks, &next_chunk, &halt, &written);
-            s.spawn(move || {
-                let _scope = CancelScope::enter(halt);
-                loop {
-                    let idx = next_chunk.fetch_add(1, Ordering::SeqCst);
-                    if idx >= chunks.len() || halt.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let (start, end) = chunks.get(idx);
-                    let result =
-                        fetch_span(shared, halt, start.max(pos), Some(end), &mut |off, d, _| {
-                            writer.write_at(off, d)?;
-                            written.fetch_add(d.len() as u64, Ordering::Relaxed);
-                            Ok(())
-                        });
-                    let failed = result.is_err();
-                    if tx.send((idx, result)).is_err() || failed {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(tx);
-
-        let outcome = (|| -> Result<()> {
-            // Chunks finished beyond `next` (not one flag per chunk: the
-            // server controls how many chunks there are).
-            let mut done = std::collections::BTreeSet::new();
-            let mut next = 0usize;
-            let mut reported = u64::MAX;
-            while next < chunks.len() {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(Error::Cancelled);
-                }
-                match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok((idx, Ok(()))) => {
-                        done.insert(idx);
-                    }
-                    Ok((_, Err(e))) => return Err(e),
-                    Err(mpsc::RecvTimeoutError::Timeout) => crate::http::heartbeat()?,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        if !done.contains(&next) {
-                            return Err(Error::Panic("download workers stopped early".into()));
-                        }
-                    }
-                }
-                let before = next;
-                while next < chunks.len() && done.remove(&next) {
-                    next += 1;
                 }
                 if next > before {
-                    writer.prefix_done(chunks.get(next - 1).1)?;
+                    *lock(&delivered) = next;
+                    moved.notify_all();
+                    if let Some(w) = writer {
+                        w.prefix_done(at)?;
+                    }
                 }
-                let now = pos + written.load(Ordering::Relaxed);
+                // Written at offsets, progress counts every byte on disk.
+                let now = match writer {
+                    Some(_) => pos + written.load(Ordering::Relaxed),
+                    None => at,
+                };
                 if now != reported {
                     reported = now;
                     sink.progress(now, total)?;
@@ -799,6 +743,7 @@ fn fetch_positional(
         })();
         if outcome.is_err() {
             halt.store(true, Ordering::Relaxed);
+            moved.notify_all();
         }
         outcome
     })

@@ -11,17 +11,6 @@ pub fn align_down(x: u64) -> u64 {
     x & !(ALIGN - 1)
 }
 
-/// Chunk size for `parallelism` workers sharing `remaining` bytes: small
-/// enough that every worker gets several chunks (so none idles at the end
-/// and the first answers come early), never above the configured `chunk`,
-/// a multiple of 16, and not so small that requests dominate.
-pub fn parallel_chunk(remaining: u64, parallelism: u32, chunk: u64) -> u64 {
-    const FLOOR: u64 = 256 * 1024;
-    let share = remaining.div_ceil(u64::from(parallelism.max(1)) * 4);
-    let aligned = share.div_ceil(ALIGN).saturating_mul(ALIGN);
-    aligned.max(FLOOR).min(chunk)
-}
-
 /// The first request of a parallel download only needs to tell the size;
 /// keep it short so the workers start early.
 pub fn parallel_first_request(chunk: u64) -> u64 {
@@ -69,62 +58,71 @@ impl Request {
     }
 }
 
-/// The chunks `[start, end)` that cover `[from, size)` when the size is known,
-/// each starting at a multiple of `chunk` from the aligned `from`.
-pub fn plan(from: u64, size: u64, chunk: u64) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut at = align_down(from);
-    while at < size {
-        let end = at.saturating_add(chunk).min(size);
-        out.push((at, end));
-        at = end;
+/// The chunks of a parallel download, handed out one at a time to the
+/// workers. Full-size chunks first; toward the end each is a share of what
+/// is left (a `2 × parallelism`-th), so the last ones are small and the
+/// connections finish together instead of one carrying a long last chunk
+/// alone. Computed as taken: a server controls the size, and a plan of a
+/// 2^62-byte "media" must never be built in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkCursor {
+    /// Where the next chunk starts (16-aligned, but for the first).
+    next: u64,
+    end: u64,
+    /// The largest chunk: the configured one, or less so that every
+    /// worker gets several chunks of a small media.
+    most: u64,
+    parallelism: u64,
+    taken: usize,
+}
+
+impl ChunkCursor {
+    /// No chunk is smaller than this (but the media's last): below it,
+    /// requests would dominate.
+    const FLOOR: u64 = 256 * 1024;
+
+    /// How many chunks there can be at most: no more workers are needed.
+    pub fn most_chunks(&self) -> usize {
+        let smallest = Self::FLOOR.min(self.most).max(1);
+        usize::try_from(self.end.saturating_sub(self.next).div_ceil(smallest)).unwrap_or(usize::MAX)
     }
-    out
-}
 
-/// The same chunks as `plan`, computed on demand: a server controls the
-/// size, and a plan of a 2^62-byte "media" must not be built in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkPlan {
-    first: u64,
-    size: u64,
-    chunk: u64,
-    count: u64,
-}
-
-impl ChunkPlan {
-    /// `chunk` is a valid chunk size (non-zero).
-    pub fn new(from: u64, size: u64, chunk: u64) -> ChunkPlan {
-        let chunk = chunk.max(1);
-        let first = align_down(from);
-        let count = if first >= size {
-            0
-        } else {
-            (size - first).div_ceil(chunk)
-        };
-        ChunkPlan {
-            first,
-            size,
-            chunk,
-            count,
+    /// Chunks of `[from, end)`; `chunk` is a valid chunk size.
+    pub fn new(from: u64, end: u64, chunk: u64, parallelism: u32) -> ChunkCursor {
+        let parallelism = u64::from(parallelism.max(1));
+        let share = end.saturating_sub(from).div_ceil(parallelism * 4);
+        let most = share
+            .div_ceil(ALIGN)
+            .saturating_mul(ALIGN)
+            .max(Self::FLOOR)
+            .min(chunk.max(ALIGN));
+        ChunkCursor {
+            next: from,
+            end,
+            most,
+            parallelism,
+            taken: 0,
         }
     }
 
-    /// How many chunks (saturating on a 32-bit target).
-    pub fn len(&self) -> usize {
-        usize::try_from(self.count).unwrap_or(usize::MAX)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Chunk `i` (< `len()`) as `[start, end)`.
-    pub fn get(&self, i: usize) -> (u64, u64) {
-        let start = self
-            .first
-            .saturating_add((i as u64).saturating_mul(self.chunk));
-        (start, start.saturating_add(self.chunk).min(self.size))
+    /// The next chunk: `(its index, start, end)`, or None when all are taken.
+    pub fn take(&mut self) -> Option<(usize, u64, u64)> {
+        if self.next >= self.end {
+            return None;
+        }
+        // A share of what is left, within [FLOOR, most].
+        let share = (self.end - self.next).div_ceil(self.parallelism * 2);
+        let size = share.clamp(Self::FLOOR.min(self.most), self.most);
+        // Ends on a 16-byte boundary (encrypted media need whole blocks)
+        // or at the media's end, leaving no sliver under 16 bytes behind.
+        let mut stop = align_down(self.next.saturating_add(size));
+        if stop >= self.end || self.end - stop < ALIGN {
+            stop = self.end;
+        }
+        let chunk = (self.taken, self.next, stop);
+        self.next = stop;
+        self.taken += 1;
+        Some(chunk)
     }
 }
 
@@ -402,75 +400,58 @@ mod tests {
         }
     }
 
+    fn chunks(from: u64, end: u64, chunk: u64, p: u32) -> Vec<(usize, u64, u64)> {
+        let mut c = ChunkCursor::new(from, end, chunk, p);
+        std::iter::from_fn(|| c.take()).collect()
+    }
+
     #[test]
-    fn parallel_chunks_are_aligned_and_bounded() {
-        for remaining in [0u64, 1, 1000, 5 << 20, 100 << 20, 1 << 40] {
-            for p in [1u32, 2, 4, 8, 64] {
-                for chunk in [16u64, 4096, 1 << 20, MAX_CHUNK] {
-                    let c = parallel_chunk(remaining, p, chunk);
-                    assert!(
-                        c <= chunk && c > 0 && c % 16 == 0,
-                        "{remaining} {p} {chunk}: {c}"
-                    );
+    fn chunks_cover_exactly_aligned_and_bounded() {
+        for end in [0u64, 1, 15, 16, 17, 1000, 4097, 5 << 20, 100 << 20 | 5] {
+            for chunk in [16u64, 64, 4096, 1 << 20, MAX_CHUNK] {
+                for from in [0u64, 16, 33, 5000] {
+                    for p in [1u32, 2, 4, 8] {
+                        let all = chunks(from, end, chunk, p);
+                        let mut at = from;
+                        for (i, (idx, s, e)) in all.iter().enumerate() {
+                            assert_eq!((*idx, *s), (i, at), "{from} {end} {chunk} {p}");
+                            assert!(e > s && e - s <= chunk.max(16) + 15, "{s} {e}");
+                            assert!(*e == end || e % 16 == 0, "{s} {e}");
+                            at = *e;
+                        }
+                        assert_eq!(at, from.max(end).min(end.max(from)), "{from} {end}");
+                        if from >= end {
+                            assert!(all.is_empty());
+                        }
+                    }
                 }
             }
         }
-        // 128 MiB over 4 workers: 8 MiB chunks, four per worker.
-        assert_eq!(parallel_chunk(128 << 20, 4, MAX_CHUNK), 8 << 20);
-        assert_eq!(parallel_chunk(1 << 30, 4, MAX_CHUNK), MAX_CHUNK);
         assert_eq!(parallel_first_request(MAX_CHUNK), 1 << 20);
         assert_eq!(parallel_first_request(4096), 4096);
     }
 
     #[test]
-    fn plan_covers_exactly() {
-        for size in [0u64, 1, 15, 16, 17, 100, 1000] {
-            for chunk in [16u64, 32, 64] {
-                for from in [0u64, 5, 16, 33] {
-                    let p = plan(from, size, chunk);
-                    let mut at = align_down(from);
-                    for (s, e) in &p {
-                        assert_eq!(*s, at);
-                        assert!(e - s <= chunk && *e > *s);
-                        assert!(s % 16 == 0);
-                        assert!((e - s) % 16 == 0 || *e == size);
-                        at = *e;
-                    }
-                    if align_down(from) < size {
-                        assert_eq!(at, size);
-                    } else {
-                        assert!(p.is_empty());
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn chunk_plan_matches_plan_and_stays_small() {
-        for size in [0u64, 1, 15, 16, 17, 100, 1000, 4097] {
-            for chunk in [16u64, 32, 64, 4096] {
-                for from in [0u64, 5, 16, 33, 999, 5000] {
-                    let lazy = ChunkPlan::new(from, size, chunk);
-                    let eager = plan(from, size, chunk);
-                    assert_eq!(lazy.len(), eager.len(), "{from} {size} {chunk}");
-                    assert_eq!(lazy.is_empty(), eager.is_empty());
-                    for (i, c) in eager.iter().enumerate() {
-                        assert_eq!(lazy.get(i), *c, "{from} {size} {chunk} #{i}");
-                    }
-                }
-            }
-        }
+    fn the_last_chunks_shrink_so_connections_finish_together() {
+        // 512 MiB at 4 connections with 20 MiB chunks: 25.6 full chunks
+        // would leave one connection alone with the last of them.
+        let all = chunks(0, 512 << 20, MAX_CHUNK, 4);
+        let sizes: Vec<u64> = all.iter().map(|(_, s, e)| e - s).collect();
+        assert_eq!(sizes[0], MAX_CHUNK);
+        assert!(sizes.windows(2).all(|w| w[1] <= w[0]), "{sizes:?}");
+        let tail: u64 = sizes.iter().rev().take(4).sum();
+        assert!(tail < 8 << 20, "the last four chunks hold {tail} bytes");
+        // A small media still gives every worker several chunks.
+        let all = chunks(0, 4 << 20, MAX_CHUNK, 4);
+        assert!(all.len() >= 12, "{}", all.len());
         // Regression (hostile server, issue 8): a 206 claiming a total of
-        // 2^62 bytes made a parallel download build a 2^46-entry plan and
-        // die of memory. The lazy plan is a few words whatever the size.
-        let p = ChunkPlan::new(65536, 1 << 62, 65536);
-        assert_eq!(p.len() as u64, (1u64 << 62) / 65536 - 1);
-        assert_eq!(p.get(0), (65536, 131072));
-        assert_eq!(p.get(p.len() - 1), ((1 << 62) - 65536, 1 << 62));
-        let p = ChunkPlan::new(u64::MAX - 3, u64::MAX, MAX_CHUNK);
-        assert_eq!(p.len(), 1);
-        assert_eq!(p.get(0), (align_down(u64::MAX - 3), u64::MAX));
+        // 2^62 bytes made a parallel download build a 2^46-entry plan; the
+        // cursor is a few words, whatever the size.
+        let mut c = ChunkCursor::new(65536, 1 << 62, 65536, 4);
+        assert_eq!(c.take(), Some((0, 65536, 131072)));
+        let mut c = ChunkCursor::new(u64::MAX - 3, u64::MAX, MAX_CHUNK, 4);
+        assert_eq!(c.take(), Some((0, u64::MAX - 3, u64::MAX)));
+        assert_eq!(c.take(), None);
     }
 
     #[test]
