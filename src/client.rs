@@ -149,21 +149,6 @@ fn pseudo_random() -> u64 {
     h.finish()
 }
 
-/// Sleeps `d`, waking early (with `Cancelled`) when `cancel` is set.
-pub fn sleep_cancellable(d: Duration, cancel: &AtomicBool) -> Result<()> {
-    let end = std::time::Instant::now() + d;
-    loop {
-        crate::http::check_cancel(cancel)?;
-        let now = std::time::Instant::now();
-        if now >= end {
-            return Ok(());
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(50)));
-        // A host's heartbeat (Python's Ctrl-C) also reaches a retry's pause.
-        crate::http::heartbeat()?;
-    }
-}
-
 impl Client {
     /// POSTs a JSON body to `cgi-bin/{path}` with the token, and returns the
     /// answer's fields (a non-zero errcode is an error). Failures are
@@ -179,7 +164,7 @@ impl Client {
         let payload = body.to_string();
         let mut retry = Retry::new(self, effect, path);
         loop {
-            crate::http::check_cancel(cancel)?;
+            crate::cancel::check_cancel(cancel)?;
             let token = self.token()?;
             let url = format!(
                 "{}/cgi-bin/{path}?access_token={}",

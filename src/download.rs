@@ -1,12 +1,10 @@
 //! The aligned Range downloader: sequential or parallel, into an in-order
 //! sink or a file (atomic and resumable).
 
+use crate::cancel::{check_cancel, heartbeat, stop_of, CancelScope};
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::http::{
-    check_cancel, classify, header_str, header_u64, map_io, map_ureq, AnswerFrom, CancelScope,
-    MediaAnswer,
-};
+use crate::http::{classify, header_str, header_u64, map_io, map_ureq, AnswerFrom, MediaAnswer};
 use crate::range::{
     check_partial, content_disposition_filename, next_request, parse_content_range, query_encode,
     ChunkCursor, Request,
@@ -488,10 +486,7 @@ fn stream_body(
     }
     let read_some = |reader: &mut dyn Read, buf: &mut [u8]| loop {
         match reader.read(buf) {
-            Err(e)
-                if e.kind() == std::io::ErrorKind::Interrupted
-                    && !crate::http::is_cancel_error(&e) =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stop_of(&e).is_none() => {
                 continue
             }
             other => return other,
@@ -701,7 +696,7 @@ fn fetch_parallel(
                     Ok(Piece::Data(idx, data)) => ahead.entry(idx).or_default().0.push(data),
                     Ok(Piece::Done(idx, end)) => ahead.entry(idx).or_default().1 = Some(end),
                     Ok(Piece::Failed(e)) => return Err(e),
-                    Err(mpsc::RecvTimeoutError::Timeout) => crate::http::heartbeat()?,
+                    Err(mpsc::RecvTimeoutError::Timeout) => heartbeat()?,
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         return Err(Error::Panic("download workers stopped early".into()));
                     }

@@ -2,13 +2,12 @@
 //! every transfer), a transport wrapper that makes blocking reads
 //! cancellable, and the classification of media/get answers.
 
+use crate::cancel::{
+    cancel_error, cancelled_here, heartbeat, host_stop, host_stop_error, stop_of, Stop, CANCEL_POLL,
+};
 use crate::error::{scrub, Error, Result};
 use crate::tcp::TcpConnector;
-use std::cell::RefCell;
 use std::io::Read;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::http::{HeaderMap, Response};
 use ureq::unversioned::resolver::DefaultResolver;
@@ -18,107 +17,8 @@ use ureq::unversioned::transport::{
 };
 use ureq::Body;
 
-/// How often a blocked read wakes to look at the cancel flag: a cancel is
-/// honoured within about this long, even while the server stalls.
-pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(100);
 /// Upper bound on a JSON answer (errcode, token, upload result, video_url).
 pub const MAX_JSON_BODY: u64 = 64 * 1024;
-
-thread_local! {
-    /// The cancel flag of the transfer running on this thread. Pooled
-    /// connections outlive transfers, so the transport looks the flag up at
-    /// each read rather than holding one.
-    static CURRENT_CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
-}
-
-/// Marks this thread as working for a transfer until dropped.
-pub struct CancelScope {
-    previous: Option<Arc<AtomicBool>>,
-}
-
-impl CancelScope {
-    pub fn enter(flag: &Arc<AtomicBool>) -> CancelScope {
-        let previous = CURRENT_CANCEL.with(|c| c.replace(Some(flag.clone())));
-        CancelScope { previous }
-    }
-}
-
-impl Drop for CancelScope {
-    fn drop(&mut self) {
-        let prev = self.previous.take();
-        CURRENT_CANCEL.with(|c| *c.borrow_mut() = prev);
-    }
-}
-
-/// A host's heartbeat: called on the transfer's own thread whenever a wait
-/// wakes without news (about every `CANCEL_POLL`); an error stops the
-/// transfer with it.
-pub type Heartbeat = Rc<dyn Fn() -> Result<()>>;
-
-thread_local! {
-    /// The heartbeat of the transfer running on this thread (its calling
-    /// thread only: workers of a parallel download have none).
-    static CURRENT_HEARTBEAT: RefCell<Option<Heartbeat>> = const { RefCell::new(None) };
-    /// Why the heartbeat stopped the transfer, until the error is mapped.
-    static HOST_STOP: RefCell<Option<Error>> = const { RefCell::new(None) };
-}
-
-/// Installs a heartbeat on this thread until dropped.
-pub struct HeartbeatScope {
-    previous: Option<Heartbeat>,
-}
-
-impl HeartbeatScope {
-    pub fn enter(beat: Heartbeat) -> HeartbeatScope {
-        let previous = CURRENT_HEARTBEAT.with(|c| c.replace(Some(beat)));
-        HOST_STOP.with(|s| s.borrow_mut().take());
-        HeartbeatScope { previous }
-    }
-}
-
-impl Drop for HeartbeatScope {
-    fn drop(&mut self) {
-        let prev = self.previous.take();
-        CURRENT_HEARTBEAT.with(|c| *c.borrow_mut() = prev);
-        HOST_STOP.with(|s| s.borrow_mut().take());
-    }
-}
-
-/// Calls this thread's heartbeat, if any. Waits of the library's own (the
-/// parallel download's calling thread) call it between polls.
-pub fn heartbeat() -> Result<()> {
-    // Cloned out first: the host's callback may start another transfer.
-    let beat = CURRENT_HEARTBEAT.with(|c| c.borrow().clone());
-    match beat {
-        Some(beat) => beat(),
-        None => Ok(()),
-    }
-}
-
-const HOST_STOP_MARK: &str = "wxmedia transfer stopped by a host callback";
-
-/// The transport's form of a heartbeat's error: an I/O error that is not
-/// retried; `map_io` gives back the original.
-pub(crate) fn host_stop_error(e: Error) -> ureq::Error {
-    HOST_STOP.with(|s| *s.borrow_mut() = Some(e));
-    ureq::Error::Io(std::io::Error::other(HOST_STOP_MARK))
-}
-
-pub(crate) fn cancelled_here() -> bool {
-    CURRENT_CANCEL.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::Relaxed))
-    })
-}
-
-const CANCEL_MARK: &str = "wxmedia transfer cancelled";
-
-/// Whether an I/O error is our transport's cancel (as opposed to a plain
-/// EINTR, which is retried).
-pub fn is_cancel_error(e: &std::io::Error) -> bool {
-    e.to_string().contains(CANCEL_MARK)
-}
 
 /// Wraps the outermost transport (TLS or TCP) and splits every wait for
 /// input into short slices, so a cancel from another thread is seen within
@@ -209,13 +109,6 @@ fn mark_tls(e: ureq::Error, tls: bool) -> ureq::Error {
         }
         other => other,
     }
-}
-
-pub(crate) fn cancel_error() -> ureq::Error {
-    ureq::Error::Io(std::io::Error::new(
-        std::io::ErrorKind::Interrupted,
-        CANCEL_MARK,
-    ))
 }
 
 /// ureq's default chain with our TCP transport: a CONNECT proxy (which
@@ -386,13 +279,11 @@ pub fn map_ureq(e: ureq::Error) -> Error {
 }
 
 pub fn map_io(e: std::io::Error) -> Error {
-    if cancelled_here() || is_cancel_error(&e) {
-        return Error::Cancelled;
-    }
-    if e.kind() == std::io::ErrorKind::Other && e.to_string() == HOST_STOP_MARK {
-        return HOST_STOP
-            .with(|s| s.borrow_mut().take())
-            .unwrap_or_else(|| Error::Aborted("stopped by a host callback".into()));
+    match stop_of(&e) {
+        Some(Stop::Cancelled) => return Error::Cancelled,
+        Some(Stop::Host) => return host_stop(),
+        None if cancelled_here() => return Error::Cancelled,
+        None => {}
     }
     if e.get_ref().is_some_and(|r| r.is::<ureq::Error>()) {
         if let Some(Ok(u)) = e.into_inner().map(|b| b.downcast::<ureq::Error>()) {
@@ -407,14 +298,6 @@ pub fn map_io(e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Error::Timeout(text),
         _ => Error::Network(text),
-    }
-}
-
-pub fn check_cancel(flag: &AtomicBool) -> Result<()> {
-    if flag.load(Ordering::Relaxed) {
-        Err(Error::Cancelled)
-    } else {
-        Ok(())
     }
 }
 
@@ -458,7 +341,7 @@ fn read_head(reader: &mut dyn Read, cap: u64, within: Duration) -> Result<Vec<u8
         match reader.read(&mut piece[..want]) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&piece[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel_error(&e) => {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stop_of(&e).is_none() => {
                 continue
             }
             Err(e) => return Err(map_io(e)),
@@ -682,7 +565,7 @@ fn read_answer(reader: &mut dyn Read, head: Vec<u8>, within: Duration) -> Result
         match reader.read(&mut piece[..want]) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&piece[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel_error(&e) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stop_of(&e).is_none() => {}
             Err(e) => {
                 let e = map_io(e);
                 if buf.is_empty() || matches!(e, Error::Cancelled | Error::Aborted(_)) {
@@ -714,7 +597,7 @@ fn read_until_json_start(reader: &mut dyn Read, within: Duration) -> Result<Vec<
         match reader.read(&mut piece) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&piece[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !is_cancel_error(&e) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stop_of(&e).is_none() => {}
             Err(e) => return Err(map_io(e)),
         }
     }

@@ -10,6 +10,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("wxmedia supports Linux only");
 
+pub mod cancel;
 pub mod client;
 pub mod config;
 pub mod download;

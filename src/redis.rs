@@ -353,10 +353,10 @@ impl RedisStore {
             }
             std::thread::sleep(Duration::from_millis(50));
             // The transfer that waits can still be cancelled or stopped.
-            if crate::http::cancelled_here() {
+            if crate::cancel::cancelled_here() {
                 return Err(Error::Cancelled);
             }
-            crate::http::heartbeat()?;
+            crate::cancel::heartbeat()?;
         }
     }
 

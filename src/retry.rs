@@ -3,7 +3,8 @@
 //! the access_token is refreshed first. The loops that send requests (media
 //! downloads, uploads, the JSON APIs) only ask it.
 
-use crate::client::{sleep_cancellable, Client};
+use crate::cancel::sleep_cancellable;
+use crate::client::Client;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 

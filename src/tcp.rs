@@ -10,7 +10,7 @@
 //! cancellable wrapper), and the test command also builds against the
 //! newest ureq 3.x.
 
-use crate::http::{cancel_error, cancelled_here, heartbeat, host_stop_error, CANCEL_POLL};
+use crate::cancel::{cancel_error, cancelled_here, heartbeat, host_stop_error, CANCEL_POLL};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Weak};

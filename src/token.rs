@@ -112,10 +112,10 @@ impl TokenSource {
                 Ok(g) => return Ok(g),
                 Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) => {
-                    if crate::http::cancelled_here() {
+                    if crate::cancel::cancelled_here() {
                         return Err(Error::Cancelled);
                     }
-                    crate::http::heartbeat()?;
+                    crate::cancel::heartbeat()?;
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }

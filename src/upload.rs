@@ -1,10 +1,11 @@
 //! The streaming multipart uploader and the local pre-validation that
 //! answers WeChat's own errcodes before a byte is sent.
 
+use crate::cancel::{check_cancel, CancelScope};
 use crate::client::Client;
 use crate::config::{Format, UploadRule};
 use crate::error::{Error, Result};
-use crate::http::{check_cancel, map_ureq, parse_api_json, read_small_body_within, CancelScope};
+use crate::http::{map_ureq, parse_api_json, read_small_body_within};
 use crate::range::query_encode;
 use crate::retry::{Effect, Reached, Retry};
 use std::io::{Read, Seek, SeekFrom};

@@ -2,9 +2,9 @@
 //! file of up to 200 MiB from a URL that supports Range, and the host polls
 //! for the job's result.
 
-use crate::client::{sleep_cancellable, Client};
+use crate::cancel::{check_cancel, sleep_cancellable, CancelScope};
+use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::http::{check_cancel, CancelScope};
 use crate::retry::Effect;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -4,10 +4,10 @@ use super::boundary::{
     arg_ref, arg_str, free_handle, guard, guard_ptr, guard_void, opt_ptr, read_handle, to_cstring,
 };
 use super::{owned, wxm_client};
+use crate::cancel::HeartbeatScope;
 use crate::client::Client;
 use crate::download::{DownloadOptions, Endpoint, MediaInfo, Sink};
 use crate::error::{Error, Result};
-use crate::http::HeartbeatScope;
 use crate::token::lock;
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
