@@ -215,23 +215,17 @@ pub fn check_partial(
     Ok(())
 }
 
-/// Percent-decodes `%XX` sequences; None on a malformed escape.
+/// Percent-decodes `%XX` sequences; None on a malformed escape (which
+/// the crate would pass through as text).
 fn percent_decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = b.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(h).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    let malformed = b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !b
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    (!malformed).then(|| percent_encoding::percent_decode(b).collect())
 }
 
 /// Bytes to text: UTF-8 when valid (WeChat sends raw UTF-8), else Latin-1.
@@ -354,17 +348,16 @@ pub fn safe_filename(name: &str) -> Option<String> {
     }
 }
 
+/// What a query-string value escapes: all but RFC 3986's unreserved.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes a query-string value (RFC 3986 unreserved kept).
 pub fn query_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]

@@ -380,19 +380,8 @@ pub unsafe extern "C" fn wxm_client_free(client: *mut wxm_client) {
 /// and WeChat's common errcodes. Never NULL; never freed by the host.
 #[no_mangle]
 pub extern "C" fn wxm_strerror(errcode: i32) -> *const c_char {
-    use once_cell::sync::Lazy;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    // One leaked C string per distinct text: a small, fixed set.
-    static TEXTS: Lazy<Mutex<HashMap<&'static str, &'static CStr>>> =
-        Lazy::new(|| Mutex::new(HashMap::new()));
     boundary::guard_value(c"unknown error code".as_ptr(), || {
-        let text = crate::error::strerror(errcode);
-        let mut map = crate::token::lock(&TEXTS);
-        let c = map
-            .entry(text)
-            .or_insert_with(|| Box::leak(boundary::to_cstring(text).into_boxed_c_str()));
-        c.as_ptr()
+        crate::error::strerror_c(errcode).as_ptr()
     })
 }
 
