@@ -19,9 +19,12 @@ use std::time::{Duration, Instant};
 
 /// Receives the media's bytes, in order: `offset` is where `data` starts in
 /// the file, contiguous and strictly increasing from the start offset.
-/// `len` may be 0 only for an empty media. Called only on the thread that
-/// called `wxm_download_to_sink`, never concurrently. Return 0 to go on,
-/// anything else to stop the transfer with `WXM_E_ABORTED`.
+/// `len` may be 0 only for an empty media. `data` is the library's buffer,
+/// valid only during this call: copy what you keep. Called only on the
+/// thread that called `wxm_download_to_sink`, never concurrently, even in
+/// a parallel download. Return 0 to go on, anything else to stop the
+/// transfer with `WXM_E_ABORTED`. The callback rules of the header's
+/// preamble apply.
 pub type wxm_sink_fn = Option<
     unsafe extern "C" fn(user_data: *mut c_void, offset: u64, data: *const u8, len: usize) -> i32,
 >;
@@ -31,8 +34,9 @@ pub type wxm_sink_fn = Option<
 /// calling thread: at most about every 10 ms while bytes flow, always for
 /// the last byte, and about every 100 ms with unchanged figures while the
 /// transfer waits (a stalled server, a slow answer), so a host can stop a
-/// stalled transfer from its own thread. Return 0 to go on, anything else
-/// to stop with `WXM_E_ABORTED`.
+/// stalled transfer from its own thread. Never called from the library's
+/// worker threads. Return 0 to go on, anything else to stop with
+/// `WXM_E_ABORTED`. The callback rules of the header's preamble apply.
 pub type wxm_progress_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, done: u64, total: u64) -> i32>;
 
@@ -289,7 +293,8 @@ impl wxm_download {
         }
         if self.running.swap(true, Ordering::AcqRel) {
             return Err(Error::State(
-                "this download is already running on another thread".into(),
+                "this download is already running (on another thread, or this is its own callback)"
+                    .into(),
             ));
         }
         let result = f(self);

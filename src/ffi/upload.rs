@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 /// (nothing is cut silently). Called on the thread that called
 /// `wxm_upload_run`, never concurrently. A reader upload is retried only if
 /// the failure came before the reader was read past its first 16 bytes.
+/// `buf` is valid only during the call. The callback rules of the header's
+/// preamble apply.
 pub type wxm_read_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, buf: *mut u8, cap: usize) -> i64>;
 
@@ -212,7 +214,8 @@ pub unsafe extern "C" fn wxm_upload_run(up: *mut wxm_upload) -> i32 {
         }
         if u.running.swap(true, Ordering::AcqRel) {
             return Err(Error::State(
-                "this upload is already running on another thread".into(),
+                "this upload is already running (on another thread, or this is its own callback)"
+                    .into(),
             ));
         }
         let result = u.run_once(source);
