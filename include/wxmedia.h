@@ -27,9 +27,9 @@
  *  - Re-entry. A callback must not free the handle whose run called it
  *    (the token provider: the transfer that needs the token): that is
  *    undefined behaviour. Running that handle again from its own callback
- *    is refused with WXM_E_STATE (WXM_E_CANCELLED once it is cancelled)
+ *    is refused with WXM_E_STATE, as from another thread while it runs,
  *    and the running call goes on unaffected. A token provider must not
- *    run a transfer of its own client: that would wait for the provider
+ *    run a transfer of its own client: that may wait for the provider
  *    itself until cancelled. Calling wxm_*_cancel on the handle from its
  *    own callback is allowed, as from any thread.
  *  - Unwinding. C++ exceptions, longjmp and any other non-local exit must

@@ -287,17 +287,19 @@ impl Sink for CSink<'_> {
 
 impl wxm_download {
     /// Runs one transfer, records what it learnt, and returns the code.
+    /// A run while one is going on is refused first, touching nothing.
     fn run(&self, f: impl FnOnce(&Self) -> Result<MediaInfo>) -> Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return self.finish(Err(Error::Cancelled));
-        }
         if self.running.swap(true, Ordering::AcqRel) {
             return Err(Error::State(
                 "this download is already running (on another thread, or this is its own callback)"
                     .into(),
             ));
         }
-        let result = f(self);
+        let result = if self.cancel.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            f(self)
+        };
         self.running.store(false, Ordering::Release);
         self.finish(result)
     }

@@ -203,28 +203,35 @@ pub unsafe extern "C" fn wxm_upload_run(up: *mut wxm_upload) -> i32 {
     guard(|| {
         // SAFETY: the caller passes NULL or a live upload.
         let u = unsafe { arg_ref(up, "upload") }?;
-        if u.cancel.load(Ordering::Relaxed) {
-            return u.finish(Err(Error::Cancelled));
-        }
-        let source = lock(&u.source).clone();
-        if matches!(source, Source::None) {
-            return Err(Error::InvalidArg(
-                "no source: call wxm_upload_set_path or wxm_upload_set_reader first".into(),
-            ));
-        }
+        // A run while one is going on is refused first, touching nothing.
         if u.running.swap(true, Ordering::AcqRel) {
             return Err(Error::State(
                 "this upload is already running (on another thread, or this is its own callback)"
                     .into(),
             ));
         }
-        let result = u.run_once(source);
+        let rc = u.run_checked();
         u.running.store(false, Ordering::Release);
-        u.finish(result)
+        rc
     })
 }
 
 impl wxm_upload {
+    /// One run, the handle marked running.
+    fn run_checked(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return self.finish(Err(Error::Cancelled));
+        }
+        let source = lock(&self.source).clone();
+        if matches!(source, Source::None) {
+            return Err(Error::InvalidArg(
+                "no source: call wxm_upload_set_path or wxm_upload_set_reader first".into(),
+            ));
+        }
+        let result = self.run_once(source);
+        self.finish(result)
+    }
+
     fn run_once(&self, source: Source) -> Result<UploadResult> {
         let progress = *lock(&self.progress);
         super::download::with_progress(progress, |report| self.run_with(source, report))

@@ -223,7 +223,7 @@ static void cb_provider_finalizer(void)
 typedef struct {
     wxm_download *d;
     vsink inner;
-    int tries;
+    int tries, cancel_first;
     int32_t rc;
 } reentry_sink;
 
@@ -232,6 +232,7 @@ static int32_t reentering_sink(void *user_data, uint64_t offset,
 {
     reentry_sink *r = (reentry_sink *)user_data;
     if (r->tries++ == 0) {
+        if (r->cancel_first) wxm_download_cancel(r->d);
         vsink other;
         vsink_init(&other, 0, 0);
         r->rc = wxm_download_to_sink(r->d, vsink_fn, &other);
@@ -298,6 +299,18 @@ static void cb_reentry_is_refused(void)
           (unsigned long long)rs.inner.bytes);
     CHECK(strcmp(wxm_download_errmsg(rs.d), "") == 0, "errmsg \"%s\" after a success",
           wxm_download_errmsg(rs.d));
+    vsink_done(&rs.inner);
+    wxm_download_free(rs.d);
+
+    /* Cancelled from its own sink: running again is still WXM_E_STATE (the
+     * refusal comes first), and the cancel stops the run. */
+    memset(&rs, 0, sizeof rs);
+    rs.d = wxm_download_new(client, "cb-re");
+    REQUIRE(rs.d != NULL);
+    rs.cancel_first = 1;
+    vsink_init(&rs.inner, 42, 0);
+    CHECK_RC(wxm_download_to_sink(rs.d, reentering_sink, &rs), WXM_E_CANCELLED);
+    CHECK_RC(rs.rc, WXM_E_STATE);
     vsink_done(&rs.inner);
     wxm_download_free(rs.d);
 
