@@ -405,7 +405,10 @@ class Client:
             threads), never twice at once for one client; if it raises, the
             transfer fails with :class:`TokenError` whose ``__cause__`` is your
             exception (raise a :class:`WxMediaError` with a positive errcode to
-            fail with that errcode instead).
+            fail with that errcode instead).  Transfers still running after
+            :meth:`close` may call it; the library releases it once the client
+            is closed and its last transfer has ended (the client keeps no
+            other reference to it).
         token_store: ``redis://[[user]:password@]host[:port][/db]``: share one
             token per app between processes through Redis (with credentials).
         base_url: the API host, e.g. ``"http://127.0.0.1:8080"`` for the emulator
