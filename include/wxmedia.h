@@ -317,7 +317,8 @@ extern "C" {
 wxm_config *wxm_config_new(int32_t platform);
 
 /**
- * Releases a configuration. NULL is accepted and ignored.
+ * Releases a configuration. NULL is accepted and ignored. When no client
+ * holds its token provider, the provider's `free_fn` runs here.
  *
  * # Safety
  * `cfg` is NULL or a configuration from `wxm_config_new`, freed once.
@@ -496,6 +497,9 @@ int32_t wxm_client_set_access_token(const wxm_client *client, const char *token)
 /**
  * Releases the host's reference to a client. Transfers created from it
  * keep their own reference and stay usable. NULL is accepted and ignored.
+ * When nothing else holds its token provider (the config freed, no
+ * transfer left), the provider's `free_fn` runs here (see
+ * `wxm_config_set_token_provider`).
  *
  * # Safety
  * `client` is NULL or a client from `wxm_client_new`, freed once.
@@ -646,6 +650,8 @@ const char *wxm_download_errmsg(const wxm_download *dl);
 
 /**
  * Releases a download (not while it runs). NULL is ignored.
+ * When it drops the last reference to a client, the token provider's
+ * `free_fn` runs here (see `wxm_config_set_token_provider`).
  *
  * # Safety
  * `dl` is NULL or a download from `wxm_download_new`, freed once, not running.
@@ -774,6 +780,8 @@ const char *wxm_upload_errmsg(const wxm_upload *up);
 
 /**
  * Releases an upload (not while it runs). NULL is ignored.
+ * When it drops the last reference to a client, the token provider's
+ * `free_fn` runs here (see `wxm_config_set_token_provider`).
  *
  * # Safety
  * `up` is NULL or an upload from `wxm_upload_new`, freed once, not running.
@@ -923,6 +931,8 @@ const char *wxm_url_upload_errmsg(const wxm_url_upload *u);
 
 /**
  * Releases the handle (not while it runs). NULL is ignored.
+ * When it drops the last reference to a client, the token provider's
+ * `free_fn` runs here (see `wxm_config_set_token_provider`).
  *
  * # Safety
  * `u` is NULL or a handle from `wxm_url_upload_new`, freed once.

@@ -484,6 +484,8 @@ pub unsafe extern "C" fn wxm_download_errmsg(dl: *const wxm_download) -> *const 
 }
 
 /// Releases a download (not while it runs). NULL is ignored.
+/// When it drops the last reference to a client, the token provider's
+/// `free_fn` runs here (see `wxm_config_set_token_provider`).
 ///
 /// # Safety
 /// `dl` is NULL or a download from `wxm_download_new`, freed once, not running.

@@ -47,7 +47,8 @@ pub extern "C" fn wxm_config_new(platform: i32) -> *mut wxm_config {
     })
 }
 
-/// Releases a configuration. NULL is accepted and ignored.
+/// Releases a configuration. NULL is accepted and ignored. When no client
+/// holds its token provider, the provider's `free_fn` runs here.
 ///
 /// # Safety
 /// `cfg` is NULL or a configuration from `wxm_config_new`, freed once.
@@ -437,6 +438,9 @@ pub unsafe extern "C" fn wxm_client_set_access_token(
 
 /// Releases the host's reference to a client. Transfers created from it
 /// keep their own reference and stay usable. NULL is accepted and ignored.
+/// When nothing else holds its token provider (the config freed, no
+/// transfer left), the provider's `free_fn` runs here (see
+/// `wxm_config_set_token_provider`).
 ///
 /// # Safety
 /// `client` is NULL or a client from `wxm_client_new`, freed once.

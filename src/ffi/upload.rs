@@ -379,6 +379,8 @@ pub unsafe extern "C" fn wxm_upload_errmsg(up: *const wxm_upload) -> *const c_ch
 }
 
 /// Releases an upload (not while it runs). NULL is ignored.
+/// When it drops the last reference to a client, the token provider's
+/// `free_fn` runs here (see `wxm_config_set_token_provider`).
 ///
 /// # Safety
 /// `up` is NULL or an upload from `wxm_upload_new`, freed once, not running.

@@ -431,6 +431,8 @@ pub unsafe extern "C" fn wxm_url_upload_errmsg(u: *const wxm_url_upload) -> *con
 }
 
 /// Releases the handle (not while it runs). NULL is ignored.
+/// When it drops the last reference to a client, the token provider's
+/// `free_fn` runs here (see `wxm_config_set_token_provider`).
 ///
 /// # Safety
 /// `u` is NULL or a handle from `wxm_url_upload_new`, freed once.
