@@ -252,8 +252,8 @@ typedef struct wxm_url_upload wxm_url_upload;
  * library starts for that download (all joined before the run returns).
  * Never after the last run that can call it has returned. While it runs,
  * other transfers of the client that need a token wait for it, so it must
- * not run a transfer of the same client itself (that would wait for
- * itself until cancelled).
+ * not run a transfer of the same client itself (that may wait for the
+ * provider itself until cancelled).
  */
 typedef int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len);
 

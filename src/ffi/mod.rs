@@ -146,8 +146,8 @@ pub unsafe extern "C" fn wxm_config_set_token_api(cfg: *mut wxm_config, api: i32
 /// library starts for that download (all joined before the run returns).
 /// Never after the last run that can call it has returned. While it runs,
 /// other transfers of the client that need a token wait for it, so it must
-/// not run a transfer of the same client itself (that would wait for
-/// itself until cancelled).
+/// not run a transfer of the same client itself (that may wait for the
+/// provider itself until cancelled).
 pub type wxm_token_provider_fn = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
