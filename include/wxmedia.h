@@ -10,7 +10,38 @@
  * Strings returned by getters are owned by the handle: valid until it is
  * freed or run again; hosts copy them. A client is thread-safe; a transfer
  * runs on one thread at a time and may be cancelled from any thread.
- * Callbacks run only on the thread that started the transfer.
+ *
+ * Callback rules (as libcurl states its own):
+ *  - Threads. The sink (wxm_sink_fn), reader (wxm_read_fn) and progress
+ *    (wxm_progress_fn) callbacks run only on the thread that called the
+ *    handle's run function (wxm_download_to_sink / _to_path,
+ *    wxm_upload_run, wxm_url_upload_submit / _wait / _run), one at a time,
+ *    and only during that call. The token provider (wxm_token_provider_fn)
+ *    runs on that thread too or, in a download with parallelism > 1, on one
+ *    of the worker threads the library starts for that download (joined
+ *    before the run returns); single-flight per client. A free_fn
+ *    (wxm_free_fn) runs on the thread whose wxm_* call drops the library's
+ *    last reference to its user_data: any thread the host uses.
+ *  - Buffers. `data` passed to a sink and `buf` passed to a reader or a
+ *    token provider are valid only during that call.
+ *  - Re-entry. A callback must not free the handle whose run called it
+ *    (the token provider: the transfer that needs the token): that is
+ *    undefined behaviour. Running that handle again from its own callback
+ *    is refused with WXM_E_STATE, as from another thread while it runs,
+ *    and the running call goes on unaffected. A token provider must not
+ *    run a transfer of its own client: that may wait for the provider
+ *    itself until cancelled. Calling wxm_*_cancel on the handle from its
+ *    own callback is allowed, as from any thread.
+ *  - Unwinding. C++ exceptions, longjmp and any other non-local exit must
+ *    not cross a callback: catch them inside and return the stop value.
+ *  - Lifetime of user_data. Per-handle callbacks borrow their user_data:
+ *    it must stay valid while a run of that handle can call them, and the
+ *    host may free it once that run returned (or the handle is freed),
+ *    since the library calls them nowhere else. The token provider's
+ *    user_data is shared by a config, its clients and their transfers, so
+ *    the host cannot see its last use: the library owns it and calls the
+ *    free_fn given to wxm_config_set_token_provider exactly once after that
+ *    last use.
  */
 
 #ifndef WXMEDIA_H
@@ -117,7 +148,7 @@
 #define WXM_E_ABORTED -1008
 
 /**
- * The transfer was cancelled with `wxm_download_cancel` / `wxm_upload_cancel`.
+ * The call was cancelled with `wxm_download_cancel`, `wxm_upload_cancel` or `wxm_url_upload_cancel`.
  */
 #define WXM_E_CANCELLED -1009
 
@@ -132,7 +163,7 @@
 #define WXM_E_PANIC -1011
 
 /**
- * The handle cannot do this now: the transfer is already running on another thread, or has nothing to wait on.
+ * The handle cannot do this now: it is already running (on another thread, or the call came from one of its own callbacks), or has nothing to wait on.
  */
 #define WXM_E_STATE -1012
 
@@ -217,14 +248,32 @@ typedef struct wxm_url_upload wxm_url_upload;
  * Supplies access_tokens from the host's own token service: write the
  * token (visible ASCII, no NUL needed) into `buf` (room for `cap` bytes),
  * store its length in `*len`, and return 0. `force_refresh` is non-zero
- * when WeChat rejected the previous token (40001/40014/42001): return a
- * new one. A non-zero return stops the transfer: a positive value is
- * returned to the host as that errcode, anything else as `WXM_E_NO_TOKEN`.
- * Called single-flight (never concurrently for one client) when a token is
- * first needed and after a rejection, on whichever thread needs it —
- * including the library's worker threads of a parallel download.
+ * when WeChat rejected the previous token (40001, 40014, 42001 or 41001):
+ * return a new one. A non-zero return stops the transfer that needed the
+ * token: a positive value is returned to the host as that errcode,
+ * anything else as `WXM_E_NO_TOKEN`.
+ *
+ * Called single-flight (never concurrently for one client) when a token
+ * is first needed and after a rejection, inside a transfer's run function
+ * (`wxm_download_to_sink`/`_to_path`, `wxm_upload_run`,
+ * `wxm_url_upload_submit`/`_wait`/`_run`): on the thread that called it
+ * or, in a download with parallelism > 1, on one of the worker threads the
+ * library starts for that download (all joined before the run returns).
+ * Never after the last run that can call it has returned. While it runs,
+ * other transfers of the client that need a token wait for it, so it must
+ * not run a transfer of the same client itself (that may wait for the
+ * provider itself until cancelled).
  */
 typedef int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len);
+
+/**
+ * Releases a host's `user_data` once the library holds it no more (a
+ * finalizer, as wasmtime's C API has). Called exactly once, on whichever
+ * thread makes the call that drops the library's last reference: that may
+ * be any thread the host calls `wxm_*_free` or a setter from. It must not
+ * call `wxm_*` functions on the handle being freed.
+ */
+typedef void (*wxm_free_fn)(void *user_data);
 
 /**
  * Reports progress: `done` bytes of the media are with the host (counting
@@ -232,17 +281,21 @@ typedef int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh,
  * calling thread: at most about every 10 ms while bytes flow, always for
  * the last byte, and about every 100 ms with unchanged figures while the
  * transfer waits (a stalled server, a slow answer), so a host can stop a
- * stalled transfer from its own thread. Return 0 to go on, anything else
- * to stop with `WXM_E_ABORTED`.
+ * stalled transfer from its own thread. Never called from the library's
+ * worker threads. Return 0 to go on, anything else to stop with
+ * `WXM_E_ABORTED`. The callback rules of the header's preamble apply.
  */
 typedef int32_t (*wxm_progress_fn)(void *user_data, uint64_t done, uint64_t total);
 
 /**
  * Receives the media's bytes, in order: `offset` is where `data` starts in
  * the file, contiguous and strictly increasing from the start offset.
- * `len` may be 0 only for an empty media. Called only on the thread that
- * called `wxm_download_to_sink`, never concurrently. Return 0 to go on,
- * anything else to stop the transfer with `WXM_E_ABORTED`.
+ * `len` may be 0 only for an empty media. `data` is the library's buffer,
+ * valid only during this call: copy what you keep. Called only on the
+ * thread that called `wxm_download_to_sink`, never concurrently, even in
+ * a parallel download. Return 0 to go on, anything else to stop the
+ * transfer with `WXM_E_ABORTED`. The callback rules of the header's
+ * preamble apply.
  */
 typedef int32_t (*wxm_sink_fn)(void *user_data, uint64_t offset, const uint8_t *data, size_t len);
 
@@ -254,6 +307,8 @@ typedef int32_t (*wxm_sink_fn)(void *user_data, uint64_t offset, const uint8_t *
  * (nothing is cut silently). Called on the thread that called
  * `wxm_upload_run`, never concurrently. A reader upload is retried only if
  * the failure came before the reader was read past its first 16 bytes.
+ * `buf` is valid only during the call. The callback rules of the header's
+ * preamble apply.
  */
 typedef int64_t (*wxm_read_fn)(void *user_data, uint8_t *buf, size_t cap);
 
@@ -271,7 +326,8 @@ extern "C" {
 wxm_config *wxm_config_new(int32_t platform);
 
 /**
- * Releases a configuration. NULL is accepted and ignored.
+ * Releases a configuration. NULL is accepted and ignored. When no client
+ * holds its token provider, the provider's `free_fn` runs here.
  *
  * # Safety
  * `cfg` is NULL or a configuration from `wxm_config_new`, freed once.
@@ -324,14 +380,33 @@ int32_t wxm_config_set_token_api(wxm_config *cfg, int32_t api);
 
 /**
  * Uses `provider` (see `wxm_token_provider_fn`) for tokens instead of
- * credentials; `user_data` must stay valid, and usable from any thread,
- * for the life of every client made from this config. A NULL provider
- * removes it. Returns 0 or `WXM_E_INVALID_ARG`.
+ * credentials. `user_data` is handed back to it as is, and must be usable
+ * from any thread.
+ *
+ * Ownership: the library takes `user_data` in every case, whatever this
+ * returns. `free_fn(user_data)` (if `free_fn` is not NULL) is called
+ * exactly once, after the last call of `provider`, when nothing can call
+ * it any more: when this config is freed or its provider replaced (by
+ * another call of this setter) while no client was made from it, or else
+ * when the last of those holders is gone — the config, and every client
+ * made from it (a client lives until `wxm_client_free` and the free of
+ * the last transfer created from it, since transfers hold the client). So
+ * it may run inside `wxm_config_free`, this setter, `wxm_client_free`,
+ * `wxm_download_free`, `wxm_upload_free` or `wxm_url_upload_free`, on the
+ * thread that called it. A host that keeps no reference count of its
+ * own frees `user_data` there.
+ *
+ * A NULL `provider` removes the provider (the previous one's `free_fn`
+ * runs as above); `free_fn(user_data)` is then called before this returns.
+ * When this fails (`cfg` NULL: `WXM_E_INVALID_ARG`), `free_fn(user_data)`
+ * is also called before it returns, so the host never has to clean up.
+ * Returns 0 or `WXM_E_INVALID_ARG`.
  *
  * # Safety
- * `cfg` is NULL or live; `provider` and `user_data` follow the contract above.
+ * `cfg` is NULL or live; `provider`, `user_data` and `free_fn` follow the
+ * contract above.
  */
-int32_t wxm_config_set_token_provider(wxm_config *cfg, wxm_token_provider_fn provider, void *user_data);
+int32_t wxm_config_set_token_provider(wxm_config *cfg, wxm_token_provider_fn provider, void *user_data, wxm_free_fn free_fn);
 
 /**
  * Shares one access_token per app between every process (and machine)
@@ -431,6 +506,9 @@ int32_t wxm_client_set_access_token(const wxm_client *client, const char *token)
 /**
  * Releases the host's reference to a client. Transfers created from it
  * keep their own reference and stay usable. NULL is accepted and ignored.
+ * When nothing else holds its token provider (the config freed, no
+ * transfer left), the provider's `free_fn` runs here (see
+ * `wxm_config_set_token_provider`).
  *
  * # Safety
  * `client` is NULL or a client from `wxm_client_new`, freed once.
@@ -583,6 +661,8 @@ const char *wxm_download_errmsg(const wxm_download *dl);
 
 /**
  * Releases a download (not while it runs). NULL is ignored.
+ * When it drops the last reference to a client, the token provider's
+ * `free_fn` runs here (see `wxm_config_set_token_provider`).
  *
  * # Safety
  * `dl` is NULL or a download from `wxm_download_new`, freed once, not running.
@@ -716,6 +796,8 @@ const char *wxm_upload_errmsg(const wxm_upload *up);
 
 /**
  * Releases an upload (not while it runs). NULL is ignored.
+ * When it drops the last reference to a client, the token provider's
+ * `free_fn` runs here (see `wxm_config_set_token_provider`).
  *
  * # Safety
  * `up` is NULL or an upload from `wxm_upload_new`, freed once, not running.
@@ -871,6 +953,8 @@ const char *wxm_url_upload_errmsg(const wxm_url_upload *u);
 
 /**
  * Releases the handle (not while it runs). NULL is ignored.
+ * When it drops the last reference to a client, the token provider's
+ * `free_fn` runs here (see `wxm_config_set_token_provider`).
  *
  * # Safety
  * `u` is NULL or a handle from `wxm_url_upload_new`, freed once.

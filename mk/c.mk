@@ -49,7 +49,7 @@ C_EXAMPLE_BINS := $(addprefix $(C_BUILD)/examples/,$(C_EXAMPLES))
 
 C_TEST_SRCS := $(addprefix $(ROOT)/tests/c/,harness.c test_args.c \
                test_download.c test_upload.c test_cancel.c test_threads.c \
-               test_errors.c)
+               test_errors.c test_callbacks.c)
 C_TEST_BINS := $(C_BUILD)/test/wxm_ctest-shared-asan \
                $(C_BUILD)/test/wxm_ctest-static-asan \
                $(C_BUILD)/test/wxm_ctest-shared-plain

@@ -22,13 +22,13 @@ pub const WXM_E_HTTP_STATUS: i32 = -1006;
 pub const WXM_E_PROTOCOL: i32 = -1007;
 /// A host callback (sink, reader or progress) asked to stop.
 pub const WXM_E_ABORTED: i32 = -1008;
-/// The transfer was cancelled with `wxm_download_cancel` / `wxm_upload_cancel`.
+/// The call was cancelled with `wxm_download_cancel`, `wxm_upload_cancel` or `wxm_url_upload_cancel`.
 pub const WXM_E_CANCELLED: i32 = -1009;
 /// No access_token is available: neither a token nor credentials were configured.
 pub const WXM_E_NO_TOKEN: i32 = -1010;
 /// A bug inside the library was caught at the C boundary (a Rust panic). Please report it.
 pub const WXM_E_PANIC: i32 = -1011;
-/// The handle cannot do this now: the transfer is already running on another thread, or has nothing to wait on.
+/// The handle cannot do this now: it is already running (on another thread, or the call came from one of its own callbacks), or has nothing to wait on.
 pub const WXM_E_STATE: i32 = -1012;
 /// The shared token store (`wxm_config_set_token_store`) failed: unreachable,
 /// refused the credentials, read-only, or answered an error. The message names

@@ -17,7 +17,9 @@ struct Cached {
 }
 
 /// A host's token provider: called with `force_refresh` when the previous
-/// token was rejected.
+/// token was rejected. Every holder (a config, a client, hence each of its
+/// transfers) keeps a clone; the closure is dropped with the last one,
+/// which is when the C ABI's `free_fn` releases the host's data.
 #[derive(Clone)]
 pub struct ProviderFn(pub Arc<dyn Fn(bool) -> Result<String> + Send + Sync>);
 

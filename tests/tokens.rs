@@ -63,7 +63,10 @@ fn provider_client(
             wxm_config_set_base_url(cfg, cs(&emu.base_url()).as_ptr()),
             0
         );
-        assert_eq!(wxm_config_set_token_provider(cfg, f, st as *mut c_void), 0);
+        assert_eq!(
+            wxm_config_set_token_provider(cfg, f, st as *mut c_void, None),
+            0
+        );
         assert_eq!(wxm_config_set_chunk_size(cfg, 16 * 1024), 0);
         assert_eq!(wxm_config_set_parallelism(cfg, 3), 0);
         let mut c = std::ptr::null_mut();

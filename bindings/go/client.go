@@ -142,10 +142,16 @@ const (
 // it (a finalizer does so too if it is forgotten). Transfers already running
 // keep their own reference and finish normally after Close.
 type Client struct {
-	mu       sync.Mutex
-	ptr      *C.wxm_client
-	running  int            // calls between acquire and release
-	provider *tokenProvider // nil without Config.TokenProvider
+	mu     sync.Mutex
+	ptr    *C.wxm_client // freed by Close, or by the last release after it
+	closed bool
+	// Calls between acquire and release, which use ptr: Close leaves its
+	// free to the last of them.
+	running int
+	// nil without Config.TokenProvider. The library owns its handle and
+	// releases it after its last call (wxmgoTokenFree); kept here only to
+	// wrap the provider's last error.
+	provider *tokenProvider
 }
 
 // NewClient creates a Client from cfg.
@@ -170,8 +176,9 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.TokenProvider != nil {
 		provider = newTokenProvider(cfg.TokenProvider)
 	}
+	// The library owns the provider's handle from configure on: freeing
+	// conf releases it when no client was made.
 	if err := configure(conf, &cfg, provider); err != nil {
-		provider.release()
 		return nil, err
 	}
 	ptr, err := callLocked(func() (*C.wxm_client, C.int32_t) {
@@ -180,7 +187,6 @@ func NewClient(cfg Config) (*Client, error) {
 		return out, rc
 	})
 	if err != nil {
-		provider.release()
 		return nil, err
 	}
 	c := &Client{ptr: ptr, provider: provider}
@@ -191,6 +197,7 @@ func NewClient(cfg Config) (*Client, error) {
 // configure applies the non-zero fields of cfg.
 func configure(conf *C.wxm_config, cfg *Config, provider *tokenProvider) error {
 	s := &setter{}
+	// First, so that it is always called: the library then owns the handle.
 	if provider != nil {
 		s.call("TokenProvider", func() C.int32_t {
 			return C.wxmgo_config_set_token_provider(conf, C.uintptr_t(provider.handle))
@@ -327,24 +334,29 @@ func (c *Client) SetAccessToken(token string) error {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ptr != nil {
-		C.wxm_client_free(c.ptr)
-		c.ptr = nil
+	if !c.closed {
+		c.closed = true
 		runtime.SetFinalizer(c, nil)
 		if c.running == 0 {
-			c.provider.release()
+			c.free()
 		}
 	}
 	return nil
 }
 
+// free releases the host's reference to the library's client (transfers
+// hold their own). Called with c.mu held.
+func (c *Client) free() {
+	C.wxm_client_free(c.ptr)
+	c.ptr = nil
+}
+
 // acquire returns the client pointer and counts a running call until
-// release: the TokenProvider must outlive every transfer, which may still
-// need a token after Close.
+// release, so that a concurrent Close cannot free the pointer in use.
 func (c *Client) acquire() (*C.wxm_client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ptr == nil {
+	if c.closed {
 		return nil, &Error{Code: ErrState, Message: "the Client is closed"}
 	}
 	c.running++
@@ -356,8 +368,8 @@ func (c *Client) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.running--
-	if c.ptr == nil && c.running == 0 {
-		c.provider.release()
+	if c.closed && c.running == 0 {
+		c.free()
 	}
 }
 

@@ -45,8 +45,13 @@ static int32_t wxmgo_token(void *user_data, int32_t force_refresh, char *buf, si
 	return wxmgoToken((uintptr_t)user_data, force_refresh, buf, cap, len);
 }
 
+static void wxmgo_token_free(void *user_data) {
+	wxmgoTokenFree((uintptr_t)user_data);
+}
+
+/* From this call on the library owns the handle: wxmgo_token_free deletes it. */
 int32_t wxmgo_config_set_token_provider(wxm_config *cfg, uintptr_t handle) {
-	return wxm_config_set_token_provider(cfg, wxmgo_token, (void *)handle);
+	return wxm_config_set_token_provider(cfg, wxmgo_token, (void *)handle, wxmgo_token_free);
 }
 
 wxm_download *wxmgo_download_new(const wxm_client *c, const char *media_id, size_t len) {

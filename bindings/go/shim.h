@@ -1,7 +1,8 @@
 /* C side of the Go callbacks: the trampolines in shim.c hand the library a
  * plain C function and pass the transfer's handle (handles.go) or the
  * TokenProvider's runtime/cgo.Handle through user_data as an integer, so C
- * never holds a Go pointer. */
+ * never holds a Go pointer. The library deletes the TokenProvider's handle
+ * itself, through its free_fn, once it can call the provider no more. */
 #ifndef WXMEDIA_GO_SHIM_H
 #define WXMEDIA_GO_SHIM_H
 #include <stdint.h>

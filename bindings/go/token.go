@@ -14,8 +14,10 @@ import (
 	"unsafe"
 )
 
-// tokenProvider is the Go side of Config.TokenProvider: the library holds
-// its cgo.Handle for the life of the client and of every transfer.
+// tokenProvider is the Go side of Config.TokenProvider. The library owns
+// its cgo.Handle from wxm_config_set_token_provider on, and deletes it
+// through wxmgoTokenFree (its free_fn) once nothing can call the provider:
+// the config, the Client and every transfer of the Client are gone.
 type tokenProvider struct {
 	fn     TokenProvider
 	handle cgo.Handle
@@ -28,14 +30,6 @@ func newTokenProvider(fn TokenProvider) *tokenProvider {
 	p := &tokenProvider{fn: fn}
 	p.handle = cgo.NewHandle(p)
 	return p
-}
-
-// release deletes the handle once the library can no longer call it (nil
-// is ignored).
-func (p *tokenProvider) release() {
-	if p != nil {
-		p.handle.Delete()
-	}
 }
 
 func (p *tokenProvider) lastError() error {
@@ -60,6 +54,15 @@ func (p *tokenProvider) token(force bool, capacity int) (tok string, err error) 
 		err = fmt.Errorf("wxmedia: TokenProvider returned %d bytes, more than the %d a token may have", len(tok), capacity)
 	}
 	return tok, err
+}
+
+// wxmgoTokenFree is the provider's free_fn: called by the library exactly
+// once, after its last call of the provider, on whichever thread dropped
+// the library's last reference.
+//
+//export wxmgoTokenFree
+func wxmgoTokenFree(h C.uintptr_t) {
+	cgo.Handle(h).Delete()
 }
 
 //export wxmgoToken

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	wxmedia "github.com/wxmedia/wxmedia/bindings/go"
 	"github.com/wxmedia/wxmedia/bindings/go/internal/emutest"
@@ -111,9 +113,11 @@ func TestTokenProviderAfterClose(t *testing.T) {
 	// after Close. (Only plain calls in a callback: t.Fatal must not run there.)
 	var once sync.Once
 	var armErr error
+	releasedAtClose := true
 	closeFirst := wxmedia.WithProgress(func(int64, int64) {
 		once.Do(func() {
 			c.Close()
+			releasedAtClose = wxmedia.ProviderReleased(c)
 			armErr = postJSON(e.BaseURL+"/__admin/faults", fault{Kind: "token_expire", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](1000)})
 		})
 	})
@@ -129,6 +133,81 @@ func TestTokenProviderAfterClose(t *testing.T) {
 	}
 	if got := svc.forces(); fmt.Sprint(got) != "[false true]" {
 		t.Errorf("provider calls %v, want a forced refresh after Close", got)
+	}
+	if releasedAtClose {
+		t.Error("the provider's handle was released while a transfer could still call it")
+	}
+	if !wxmedia.ProviderReleased(c) {
+		t.Error("the provider's handle outlived the Client and its transfers")
+	}
+}
+
+// The library releases the provider's handle (its free_fn) when the Client
+// is closed, also when several goroutines use and close it at once, and
+// when NewClient fails after the provider was set.
+func TestTokenProviderReleased(t *testing.T) {
+	e := getEmulator(t, wxmedia.PlatformWeCom)
+	svc := &tokenService{t: t, e: e}
+	meta := e.AddMedia(t, mediaSpec{Filename: "p.bin", Size: 200_000, Seed: 24})
+
+	c, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wxmedia.ProviderReleased(c) {
+		t.Fatal("released before Close")
+	}
+	c.Close()
+	if !wxmedia.ProviderReleased(c) {
+		t.Fatal("not released by Close")
+	}
+
+	for round := 0; round < 5; round++ {
+		c, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide, ChunkSize: 32 << 10, Parallelism: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Some start after Close: those fail with ErrState.
+				if _, err := c.Download(context.Background(), meta.MediaID, io.Discard); err != nil {
+					var we *wxmedia.Error
+					if !errors.As(err, &we) || we.Code != wxmedia.ErrState {
+						t.Errorf("download: %v", err)
+					}
+				}
+			}()
+		}
+		c.Close()
+		wg.Wait()
+		if !wxmedia.ProviderReleased(c) {
+			t.Fatalf("round %d: not released once Close and the transfers are done", round)
+		}
+	}
+
+	// No Client to ask: the provider's closure must become garbage.
+	collected := make(chan struct{})
+	func() {
+		canary := new(int)
+		runtime.SetFinalizer(canary, func(*int) { close(collected) })
+		provide := func(force bool) (string, error) { _ = canary; return svc.provide(force) }
+		if _, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: provide, CAFile: "/nonexistent/ca.pem"}); err == nil {
+			t.Fatal("NewClient accepted a missing CA file")
+		}
+	}()
+	for i := 0; ; i++ {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		if i == 500 {
+			t.Fatal("the provider of a failed NewClient was never released")
+		}
 	}
 }
 

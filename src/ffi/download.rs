@@ -19,9 +19,12 @@ use std::time::{Duration, Instant};
 
 /// Receives the media's bytes, in order: `offset` is where `data` starts in
 /// the file, contiguous and strictly increasing from the start offset.
-/// `len` may be 0 only for an empty media. Called only on the thread that
-/// called `wxm_download_to_sink`, never concurrently. Return 0 to go on,
-/// anything else to stop the transfer with `WXM_E_ABORTED`.
+/// `len` may be 0 only for an empty media. `data` is the library's buffer,
+/// valid only during this call: copy what you keep. Called only on the
+/// thread that called `wxm_download_to_sink`, never concurrently, even in
+/// a parallel download. Return 0 to go on, anything else to stop the
+/// transfer with `WXM_E_ABORTED`. The callback rules of the header's
+/// preamble apply.
 pub type wxm_sink_fn = Option<
     unsafe extern "C" fn(user_data: *mut c_void, offset: u64, data: *const u8, len: usize) -> i32,
 >;
@@ -31,8 +34,9 @@ pub type wxm_sink_fn = Option<
 /// calling thread: at most about every 10 ms while bytes flow, always for
 /// the last byte, and about every 100 ms with unchanged figures while the
 /// transfer waits (a stalled server, a slow answer), so a host can stop a
-/// stalled transfer from its own thread. Return 0 to go on, anything else
-/// to stop with `WXM_E_ABORTED`.
+/// stalled transfer from its own thread. Never called from the library's
+/// worker threads. Return 0 to go on, anything else to stop with
+/// `WXM_E_ABORTED`. The callback rules of the header's preamble apply.
 pub type wxm_progress_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, done: u64, total: u64) -> i32>;
 
@@ -283,16 +287,19 @@ impl Sink for CSink<'_> {
 
 impl wxm_download {
     /// Runs one transfer, records what it learnt, and returns the code.
+    /// A run while one is going on is refused first, touching nothing.
     fn run(&self, f: impl FnOnce(&Self) -> Result<MediaInfo>) -> Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return self.finish(Err(Error::Cancelled));
-        }
         if self.running.swap(true, Ordering::AcqRel) {
             return Err(Error::State(
-                "this download is already running on another thread".into(),
+                "this download is already running (on another thread, or this is its own callback)"
+                    .into(),
             ));
         }
-        let result = f(self);
+        let result = if self.cancel.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            f(self)
+        };
         self.running.store(false, Ordering::Release);
         self.finish(result)
     }
@@ -482,6 +489,8 @@ pub unsafe extern "C" fn wxm_download_errmsg(dl: *const wxm_download) -> *const 
 }
 
 /// Releases a download (not while it runs). NULL is ignored.
+/// When it drops the last reference to a client, the token provider's
+/// `free_fn` runs here (see `wxm_config_set_token_provider`).
 ///
 /// # Safety
 /// `dl` is NULL or a download from `wxm_download_new`, freed once, not running.

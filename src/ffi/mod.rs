@@ -47,7 +47,8 @@ pub extern "C" fn wxm_config_new(platform: i32) -> *mut wxm_config {
     })
 }
 
-/// Releases a configuration. NULL is accepted and ignored.
+/// Releases a configuration. NULL is accepted and ignored. When no client
+/// holds its token provider, the provider's `free_fn` runs here.
 ///
 /// # Safety
 /// `cfg` is NULL or a configuration from `wxm_config_new`, freed once.
@@ -132,12 +133,21 @@ pub unsafe extern "C" fn wxm_config_set_token_api(cfg: *mut wxm_config, api: i32
 /// Supplies access_tokens from the host's own token service: write the
 /// token (visible ASCII, no NUL needed) into `buf` (room for `cap` bytes),
 /// store its length in `*len`, and return 0. `force_refresh` is non-zero
-/// when WeChat rejected the previous token (40001/40014/42001): return a
-/// new one. A non-zero return stops the transfer: a positive value is
-/// returned to the host as that errcode, anything else as `WXM_E_NO_TOKEN`.
-/// Called single-flight (never concurrently for one client) when a token is
-/// first needed and after a rejection, on whichever thread needs it —
-/// including the library's worker threads of a parallel download.
+/// when WeChat rejected the previous token (40001, 40014, 42001 or 41001):
+/// return a new one. A non-zero return stops the transfer that needed the
+/// token: a positive value is returned to the host as that errcode,
+/// anything else as `WXM_E_NO_TOKEN`.
+///
+/// Called single-flight (never concurrently for one client) when a token
+/// is first needed and after a rejection, inside a transfer's run function
+/// (`wxm_download_to_sink`/`_to_path`, `wxm_upload_run`,
+/// `wxm_url_upload_submit`/`_wait`/`_run`): on the thread that called it
+/// or, in a download with parallelism > 1, on one of the worker threads the
+/// library starts for that download (all joined before the run returns).
+/// Never after the last run that can call it has returned. While it runs,
+/// other transfers of the client that need a token wait for it, so it must
+/// not run a transfer of the same client itself (that may wait for the
+/// provider itself until cancelled).
 pub type wxm_token_provider_fn = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -148,56 +158,117 @@ pub type wxm_token_provider_fn = Option<
     ) -> i32,
 >;
 
+/// Releases a host's `user_data` once the library holds it no more (a
+/// finalizer, as wasmtime's C API has). Called exactly once, on whichever
+/// thread makes the call that drops the library's last reference: that may
+/// be any thread the host calls `wxm_*_free` or a setter from. It must not
+/// call `wxm_*` functions on the handle being freed.
+pub type wxm_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// A host's `user_data` owned by the library: its `free_fn` runs when this
+/// is dropped, i.e. exactly once and after the last use of `user_data`.
+struct HostData {
+    user_data: usize,
+    free_fn: wxm_free_fn,
+}
+
+impl Drop for HostData {
+    fn drop(&mut self) {
+        if let Some(free) = self.free_fn {
+            // SAFETY: the host's finalizer with its own user_data; Drop runs
+            // once, and only when nothing can call the callback any more.
+            unsafe { free(self.user_data as *mut c_void) }
+        }
+    }
+}
+
 /// Uses `provider` (see `wxm_token_provider_fn`) for tokens instead of
-/// credentials; `user_data` must stay valid, and usable from any thread,
-/// for the life of every client made from this config. A NULL provider
-/// removes it. Returns 0 or `WXM_E_INVALID_ARG`.
+/// credentials. `user_data` is handed back to it as is, and must be usable
+/// from any thread.
+///
+/// Ownership: the library takes `user_data` in every case, whatever this
+/// returns. `free_fn(user_data)` (if `free_fn` is not NULL) is called
+/// exactly once, after the last call of `provider`, when nothing can call
+/// it any more: when this config is freed or its provider replaced (by
+/// another call of this setter) while no client was made from it, or else
+/// when the last of those holders is gone — the config, and every client
+/// made from it (a client lives until `wxm_client_free` and the free of
+/// the last transfer created from it, since transfers hold the client). So
+/// it may run inside `wxm_config_free`, this setter, `wxm_client_free`,
+/// `wxm_download_free`, `wxm_upload_free` or `wxm_url_upload_free`, on the
+/// thread that called it. A host that keeps no reference count of its
+/// own frees `user_data` there.
+///
+/// A NULL `provider` removes the provider (the previous one's `free_fn`
+/// runs as above); `free_fn(user_data)` is then called before this returns.
+/// When this fails (`cfg` NULL: `WXM_E_INVALID_ARG`), `free_fn(user_data)`
+/// is also called before it returns, so the host never has to clean up.
+/// Returns 0 or `WXM_E_INVALID_ARG`.
 ///
 /// # Safety
-/// `cfg` is NULL or live; `provider` and `user_data` follow the contract above.
+/// `cfg` is NULL or live; `provider`, `user_data` and `free_fn` follow the
+/// contract above.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_config_set_token_provider(
     cfg: *mut wxm_config,
     provider: wxm_token_provider_fn,
     user_data: *mut c_void,
+    free_fn: wxm_free_fn,
 ) -> i32 {
-    let user_data = user_data as usize;
+    // Owned from here: dropped (free_fn called) on every path that does not
+    // hand it to the provider, a failure included.
+    let data = HostData {
+        user_data: user_data as usize,
+        free_fn,
+    };
     // SAFETY: forwarded pointer contract of this function.
     unsafe {
-        with_config(cfg, |c| {
-            c.token_provider = provider.map(|f| {
-                ProviderFn(Arc::new(move |force: bool| -> Result<String> {
-                    let mut buf = vec![0u8; 4096];
-                    let mut len = 0usize;
-                    // SAFETY: the host's provider, with our live buffer, its
-                    // capacity and a live out-parameter; the host promised
-                    // user_data stays valid and thread-safe.
-                    let rc = f(
-                        user_data as *mut c_void,
-                        i32::from(force),
-                        buf.as_mut_ptr() as *mut c_char,
-                        buf.len(),
-                        &mut len,
-                    );
-                    if rc > 0 {
-                        return Err(Error::wechat(rc, "the token provider failed"));
-                    }
-                    if rc != 0 {
-                        return Err(Error::NoToken);
-                    }
-                    if len == 0 || len > buf.len() {
-                        return Err(Error::Protocol(format!(
-                            "the token provider reported a length of {len}"
-                        )));
-                    }
-                    buf.truncate(len);
-                    String::from_utf8(buf)
-                        .map_err(|_| Error::Protocol("the token provider gave non-UTF-8".into()))
-                }))
-            });
+        with_config(cfg, move |c| {
+            c.token_provider = provider.map(|f| host_provider(f, data));
             Ok(())
         })
     }
+}
+
+/// The core's provider for a host's callback. The closure owns `data`, so
+/// `free_fn` runs when the last clone of the `ProviderFn` is dropped.
+fn host_provider(
+    f: unsafe extern "C" fn(*mut c_void, i32, *mut c_char, usize, *mut usize) -> i32,
+    data: HostData,
+) -> ProviderFn {
+    ProviderFn(Arc::new(move |force: bool| -> Result<String> {
+        // The whole `data`, not just its field (closures capture fields
+        // apart): the closure must own it, or free_fn would run at once.
+        let data = &data;
+        let mut buf = vec![0u8; 4096];
+        let mut len = 0usize;
+        // SAFETY: the host's provider, with our live buffer, its capacity
+        // and a live out-parameter; user_data is alive (not yet finalized,
+        // since `data` is) and the host promised it is thread-safe.
+        let rc = unsafe {
+            f(
+                data.user_data as *mut c_void,
+                i32::from(force),
+                buf.as_mut_ptr() as *mut c_char,
+                buf.len(),
+                &mut len,
+            )
+        };
+        if rc > 0 {
+            return Err(Error::wechat(rc, "the token provider failed"));
+        }
+        if rc != 0 {
+            return Err(Error::NoToken);
+        }
+        if len == 0 || len > buf.len() {
+            return Err(Error::Protocol(format!(
+                "the token provider reported a length of {len}"
+            )));
+        }
+        buf.truncate(len);
+        String::from_utf8(buf)
+            .map_err(|_| Error::Protocol("the token provider gave non-UTF-8".into()))
+    }))
 }
 
 /// Shares one access_token per app between every process (and machine)
@@ -367,6 +438,9 @@ pub unsafe extern "C" fn wxm_client_set_access_token(
 
 /// Releases the host's reference to a client. Transfers created from it
 /// keep their own reference and stay usable. NULL is accepted and ignored.
+/// When nothing else holds its token provider (the config freed, no
+/// transfer left), the provider's `free_fn` runs here (see
+/// `wxm_config_set_token_provider`).
 ///
 /// # Safety
 /// `client` is NULL or a client from `wxm_client_new`, freed once.

@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 /// (nothing is cut silently). Called on the thread that called
 /// `wxm_upload_run`, never concurrently. A reader upload is retried only if
 /// the failure came before the reader was read past its first 16 bytes.
+/// `buf` is valid only during the call. The callback rules of the header's
+/// preamble apply.
 pub type wxm_read_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, buf: *mut u8, cap: usize) -> i64>;
 
@@ -206,27 +208,35 @@ pub unsafe extern "C" fn wxm_upload_run(up: *mut wxm_upload) -> i32 {
     guard(|| {
         // SAFETY: the caller passes NULL or a live upload.
         let u = unsafe { arg_ref(up, "upload") }?;
-        if u.cancel.load(Ordering::Relaxed) {
-            return u.finish(Err(Error::Cancelled));
+        // A run while one is going on is refused first, touching nothing.
+        if u.running.swap(true, Ordering::AcqRel) {
+            return Err(Error::State(
+                "this upload is already running (on another thread, or this is its own callback)"
+                    .into(),
+            ));
         }
-        let source = lock(&u.source).clone();
+        let rc = u.run_checked();
+        u.running.store(false, Ordering::Release);
+        rc
+    })
+}
+
+impl wxm_upload {
+    /// One run, the handle marked running.
+    fn run_checked(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return self.finish(Err(Error::Cancelled));
+        }
+        let source = lock(&self.source).clone();
         if matches!(source, Source::None) {
             return Err(Error::InvalidArg(
                 "no source: call wxm_upload_set_path or wxm_upload_set_reader first".into(),
             ));
         }
-        if u.running.swap(true, Ordering::AcqRel) {
-            return Err(Error::State(
-                "this upload is already running on another thread".into(),
-            ));
-        }
-        let result = u.run_once(source);
-        u.running.store(false, Ordering::Release);
-        u.finish(result)
-    })
-}
+        let result = self.run_once(source);
+        self.finish(result)
+    }
 
-impl wxm_upload {
     fn run_once(&self, source: Source) -> Result<UploadResult> {
         let progress = *lock(&self.progress);
         super::download::with_progress(progress, |report| self.run_with(source, report))
@@ -374,6 +384,8 @@ pub unsafe extern "C" fn wxm_upload_errmsg(up: *const wxm_upload) -> *const c_ch
 }
 
 /// Releases an upload (not while it runs). NULL is ignored.
+/// When it drops the last reference to a client, the token provider's
+/// `free_fn` runs here (see `wxm_config_set_token_provider`).
 ///
 /// # Safety
 /// `up` is NULL or an upload from `wxm_upload_new`, freed once, not running.

@@ -44,6 +44,9 @@ pub struct wxm_url_upload {
     state: Mutex<State>,
     cancel: Arc<AtomicBool>,
     progress: Mutex<Option<Callback<wxm_progress_fn>>>,
+    /// Set while `_submit`, `_wait` or `_run` runs: another call (from
+    /// another thread, or from the heartbeat itself) gets `WXM_E_STATE`.
+    running: AtomicBool,
 }
 
 /// Creates an upload by URL of `type` ("video" or "file") fetched by WeChat
@@ -84,6 +87,7 @@ pub unsafe extern "C" fn wxm_url_upload_new(
             }),
             cancel: Arc::new(AtomicBool::new(false)),
             progress: Mutex::new(None),
+            running: AtomicBool::new(false),
         })))
     })
 }
@@ -196,10 +200,19 @@ pub unsafe extern "C" fn wxm_url_upload_set_jobid(
 }
 
 impl wxm_url_upload {
-    /// Runs `f` with the host's heartbeat (if set) called by the library's waits.
-    fn heartbeat(&self, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    /// Runs `f` with the host's heartbeat (if set) called by the library's
+    /// waits, and records its outcome; one call at a time.
+    fn exclusive(&self, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return Err(Error::State(
+                "this upload by URL is already running (on another thread, or this is its own callback)"
+                    .into(),
+            ));
+        }
         let cb = *lock(&self.progress);
-        with_progress(cb, |_| f())
+        let r = with_progress(cb, |_| f());
+        self.running.store(false, Ordering::Release);
+        self.record(r)
     }
 
     fn record(&self, result: Result<()>) -> Result<()> {
@@ -323,8 +336,7 @@ pub unsafe extern "C" fn wxm_url_upload_submit(u: *mut wxm_url_upload) -> i32 {
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        let r = u.heartbeat(|| u.submit());
-        u.record(r)
+        u.exclusive(|| u.submit())
     })
 }
 
@@ -340,8 +352,7 @@ pub unsafe extern "C" fn wxm_url_upload_wait(u: *mut wxm_url_upload, timeout_ms:
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        let r = u.heartbeat(|| u.wait(timeout_ms));
-        u.record(r)
+        u.exclusive(|| u.wait(timeout_ms))
     })
 }
 
@@ -354,8 +365,7 @@ pub unsafe extern "C" fn wxm_url_upload_run(u: *mut wxm_url_upload, timeout_ms: 
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        let r = u.heartbeat(|| u.submit().and_then(|_| u.wait(timeout_ms)));
-        u.record(r)
+        u.exclusive(|| u.submit().and_then(|_| u.wait(timeout_ms)))
     })
 }
 
@@ -427,6 +437,8 @@ pub unsafe extern "C" fn wxm_url_upload_errmsg(u: *const wxm_url_upload) -> *con
 }
 
 /// Releases the handle (not while it runs). NULL is ignored.
+/// When it drops the last reference to a client, the token provider's
+/// `free_fn` runs here (see `wxm_config_set_token_provider`).
 ///
 /// # Safety
 /// `u` is NULL or a handle from `wxm_url_upload_new`, freed once.

@@ -910,7 +910,8 @@ static int leak_canary(void)
 
 static const test_case *const g_suites[] = {args_tests,   download_tests,
                                             upload_tests, cancel_tests,
-                                            error_tests,  thread_tests};
+                                            error_tests,  thread_tests,
+                                            callback_tests};
 
 static int selected(const char *name, int argc, char **argv, int first)
 {

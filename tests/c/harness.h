@@ -36,6 +36,7 @@ extern const test_case cancel_tests[];
 extern const test_case args_tests[];
 extern const test_case thread_tests[];
 extern const test_case error_tests[];
+extern const test_case callback_tests[];
 
 /* Record a failure of the current test: "file:line: cond: message". */
 void t_fail(const char *file, int line, const char *cond, const char *fmt, ...)

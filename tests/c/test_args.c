@@ -76,7 +76,7 @@ static void args_null_config_client(void)
     CHECK_RC(wxm_config_set_ca_file(NULL, "/etc/ssl/certs/ca-certificates.crt"),
              WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_token_api(NULL, WXM_TOKEN_API_DEFAULT), WXM_E_INVALID_ARG);
-    CHECK_RC(wxm_config_set_token_provider(NULL, dummy_provider, NULL),
+    CHECK_RC(wxm_config_set_token_provider(NULL, dummy_provider, NULL, NULL),
              WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_token_store(NULL, "redis://127.0.0.1:6379"),
              WXM_E_INVALID_ARG);
@@ -96,8 +96,8 @@ static void args_null_config_client(void)
     CHECK_RC(wxm_config_set_token_api(cfg, 99), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_token_api(cfg, WXM_TOKEN_API_DEFAULT), WXM_OK);
     /* A NULL provider removes the provider. */
-    CHECK_RC(wxm_config_set_token_provider(cfg, dummy_provider, NULL), WXM_OK);
-    CHECK_RC(wxm_config_set_token_provider(cfg, NULL, NULL), WXM_OK);
+    CHECK_RC(wxm_config_set_token_provider(cfg, dummy_provider, NULL, NULL), WXM_OK);
+    CHECK_RC(wxm_config_set_token_provider(cfg, NULL, NULL, NULL), WXM_OK);
     /* Bad UTF-8. */
     CHECK_RC(wxm_config_set_base_url(cfg, BAD_UTF8), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_access_token(cfg, BAD_UTF8), WXM_E_INVALID_ARG);

@@ -282,7 +282,7 @@ static wxm_client *provider_client(provider *p)
         wxm_config_set_chunk_size(cfg, 64 * KiB) != WXM_OK ||
         wxm_config_set_parallelism(cfg, 4) != WXM_OK ||
         wxm_config_set_retries(cfg, 1, 10) != WXM_OK ||
-        wxm_config_set_token_provider(cfg, provide, p) != WXM_OK ||
+        wxm_config_set_token_provider(cfg, provide, p, NULL) != WXM_OK ||
         wxm_client_new(cfg, &client) != WXM_OK)
         client = NULL;
     wxm_config_free(cfg);

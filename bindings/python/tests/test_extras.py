@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import threading
+import weakref
 from typing import List
 
 import pytest
@@ -83,14 +85,86 @@ def test_token_provider_must_be_callable() -> None:
         wxmedia.Client("wecom", token_provider="token")  # type: ignore[arg-type]
 
 
-def test_token_provider_released_with_the_client(emu: Emulator) -> None:
+def test_token_provider_released_by_the_library_with_the_client(emu: Emulator) -> None:
+    """The library's free_fn drops the provider: no leak once the client is closed."""
     from wxmedia._transfer import PROVIDERS
 
+    media = emu.add_media(size=1000, seed=8)
+
+    def provider(force_refresh: bool) -> str:
+        return TOKEN
+
+    alive = weakref.ref(provider)
     before = len(PROVIDERS)
-    c = make_client(emu, access_token=None, token_provider=lambda force: TOKEN)
-    assert len(PROVIDERS) == before + 1
+    c = make_client(emu, access_token=None, token_provider=provider)
+    del provider
+    gc.collect()
+    assert alive() is not None and len(PROVIDERS) == before + 1  # the library holds it
+    data, _ = c.download_bytes(media["media_id"])
+    assert sha256(data) == media["sha256"]
     c.close()
+    gc.collect()
+    assert alive() is None
     assert len(PROVIDERS) == before
+    del c
+    gc.collect()
+    assert len(PROVIDERS) == before
+
+
+def test_token_provider_released_when_no_client_is_made(emu: Emulator, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from wxmedia._transfer import PROVIDERS
+
+    def provider(force_refresh: bool) -> str:
+        return TOKEN
+
+    alive = weakref.ref(provider)
+    before = len(PROVIDERS)
+    with pytest.raises(wxmedia.InvalidArgument):
+        make_client(emu, access_token=None, token_provider=provider, ca_file=tmp_path / "missing.pem")
+    del provider
+    gc.collect()
+    assert alive() is None and len(PROVIDERS) == before
+
+
+def test_token_provider_outlives_close_while_a_transfer_needs_it(emu: Emulator) -> None:
+    """A transfer running when the client is closed still asks the provider for a new token;
+    the provider is released only when that transfer ends (no use after free)."""
+    from wxmedia._transfer import PROVIDERS
+
+    media = emu.add_media(size=512 * 1024, seed=9)
+    emu.add_token("outlive-token-1")
+    calls: List[bool] = []
+
+    def provider(force_refresh: bool) -> str:
+        calls.append(force_refresh)
+        return "outlive-token-2" if force_refresh else "outlive-token-1"
+
+    alive = weakref.ref(provider)
+    before = len(PROVIDERS)
+    started, closed = threading.Event(), threading.Event()
+
+    def progress(done: int, total: object) -> None:
+        if done and not started.is_set():
+            started.set()
+            assert closed.wait(10)
+
+    c = make_client(emu, access_token=None, token_provider=provider, chunk_size=64 * 1024)
+    del provider
+    result: List[bytes] = []
+    t = threading.Thread(target=lambda: result.append(c.download_bytes(media["media_id"], progress=progress)[0]))
+    t.start()
+    assert started.wait(10)
+    c.close()
+    emu.expire_token("outlive-token-1")  # the next chunk answers 42001
+    emu.add_token("outlive-token-2")
+    gc.collect()
+    assert alive() is not None and len(PROVIDERS) == before + 1  # the running transfer holds it
+    closed.set()
+    t.join(30)
+    assert result and sha256(result[0]) == media["sha256"]
+    assert calls == [False, True]  # asked again after close()
+    gc.collect()
+    assert alive() is None and len(PROVIDERS) == before
 
 
 def test_token_store_url_is_validated() -> None:

@@ -93,12 +93,15 @@ READ_FN = CFUNCTYPE(c_int64, c_void_p, c_void_p, c_size_t)
 
 TOKEN_PROVIDER_FN = CFUNCTYPE(c_int32, c_void_p, c_int32, c_void_p, c_size_t, POINTER(c_size_t))
 """``int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len)``"""
+FREE_FN = CFUNCTYPE(None, c_void_p)
+"""``void (*wxm_free_fn)(void *user_data)``"""
 
 CALLBACK_TYPES: Dict[str, Any] = {
     "wxm_sink_fn": SINK_FN,
     "wxm_progress_fn": PROGRESS_FN,
     "wxm_read_fn": READ_FN,
     "wxm_token_provider_fn": TOKEN_PROVIDER_FN,
+    "wxm_free_fn": FREE_FN,
 }
 
 # --- every function of the header -------------------------------------------------
@@ -110,7 +113,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_config_set_access_token": (c_int32, [ConfigP, c_char_p]),
     "wxm_config_set_credentials": (c_int32, [ConfigP, c_char_p, c_char_p]),
     "wxm_config_set_token_api": (c_int32, [ConfigP, c_int32]),
-    "wxm_config_set_token_provider": (c_int32, [ConfigP, TOKEN_PROVIDER_FN, c_void_p]),
+    "wxm_config_set_token_provider": (c_int32, [ConfigP, TOKEN_PROVIDER_FN, c_void_p, FREE_FN]),
     "wxm_config_set_token_store": (c_int32, [ConfigP, c_char_p]),
     "wxm_config_set_chunk_size": (c_int32, [ConfigP, c_uint64]),
     "wxm_config_set_parallelism": (c_int32, [ConfigP, c_uint32]),

@@ -218,9 +218,14 @@ class TokenProvider:
     threads), single-flight per client, so its failure cannot be stashed on
     one transfer: it is kept here and every transfer that then fails with
     ``E_NO_TOKEN`` raises :class:`TokenError` *from* it.
+
+    :data:`PROVIDERS` holds the only strong reference, from
+    ``wxm_config_set_token_provider`` until the library's ``free_fn``
+    (:data:`TOKEN_FREE_TRAMPOLINE`) says that nothing can call it any more:
+    the config, the client and every transfer of the client are gone.
     """
 
-    __slots__ = ("fn", "error", "calls")
+    __slots__ = ("fn", "error", "calls", "__weakref__")
 
     def __init__(self, fn: Callable[[bool], str]) -> None:
         self.fn = fn
@@ -229,7 +234,7 @@ class TokenProvider:
 
 
 PROVIDERS: Registry[TokenProvider] = Registry()
-"""Token providers of live clients."""
+"""Token providers the library may still call (its ``user_data``), until its ``free_fn``."""
 
 
 # The trampolines look transfers up with the registry dict's own ``get`` (no
@@ -343,11 +348,44 @@ def _token_impl(user_data: Optional[int], force_refresh: int, buf: Optional[int]
         return errcodes.E_NO_TOKEN
 
 
+_release_provider = PROVIDERS._items.pop
+
+
+def _token_free_impl(user_data: Optional[int]) -> None:
+    """The library's ``free_fn``: it holds the provider no more (runs once, on any thread).
+
+    It runs inside whichever ``wxm_*_free`` dropped the library's last
+    reference, which may be a ``__del__`` called by the garbage collector
+    while this thread holds the registry's lock: hence the dict's own
+    ``pop`` (atomic under the GIL), not :meth:`Registry.remove`.
+    """
+    try:
+        _release_provider(user_data, None)  # type: ignore[arg-type]
+    except BaseException:  # noqa: B902 - nothing may escape into ctypes; at shutdown the module may be gone
+        pass
+
+
 SINK_TRAMPOLINE = _ffi.SINK_FN(_sink_impl)
 BYTES_SINK_TRAMPOLINE = _ffi.SINK_FN(_bytes_sink_impl)
 TOKEN_TRAMPOLINE = _ffi.TOKEN_PROVIDER_FN(_token_impl)
+TOKEN_FREE_TRAMPOLINE = _ffi.FREE_FN(_token_free_impl)
 PROGRESS_TRAMPOLINE = _ffi.PROGRESS_FN(_progress_impl)
 READ_TRAMPOLINE = _ffi.READ_FN(_read_impl)
+
+
+def _keep_forever(obj: Any) -> None:
+    """One reference that is never dropped, not even when modules are torn down at exit.
+
+    The library may call a trampoline from a ``wxm_*_free`` run by a
+    ``__del__`` late in interpreter shutdown; the C thunk must still exist then.
+    """
+    incref = _pythonapi("Py_IncRef", None, (ctypes.py_object,))
+    if incref is not None:
+        incref(obj)
+
+
+_keep_forever(TOKEN_TRAMPOLINE)
+_keep_forever(TOKEN_FREE_TRAMPOLINE)
 
 
 class CancelToken:
@@ -588,3 +626,4 @@ def call_on_main(transfer: Transfer, fn: Callable[..., int], *args: Any) -> int:
             guard.interrupted = False
         raise KeyboardInterrupt
     return rc
+

@@ -10,6 +10,7 @@ import math
 import os
 import stat
 import threading
+import weakref
 from typing import IO, Any, Callable, Mapping, NamedTuple, Optional, Tuple, Union
 
 from . import _ffi, _transfer
@@ -21,6 +22,7 @@ from ._transfer import (
     REGISTRY,
     BYTES_SINK_TRAMPOLINE,
     SINK_TRAMPOLINE,
+    TOKEN_FREE_TRAMPOLINE,
     TOKEN_TRAMPOLINE,
     BytesTransfer,
     CancelToken,
@@ -403,7 +405,10 @@ class Client:
             threads), never twice at once for one client; if it raises, the
             transfer fails with :class:`TokenError` whose ``__cause__`` is your
             exception (raise a :class:`WxMediaError` with a positive errcode to
-            fail with that errcode instead).
+            fail with that errcode instead).  Transfers still running after
+            :meth:`close` may call it; the library releases it once the client
+            is closed and its last transfer has ended (the client keeps no
+            other reference to it).
         token_store: ``redis://[[user]:password@]host[:port][/db]``: share one
             token per app between processes through Redis (with credentials).
         base_url: the API host, e.g. ``"http://127.0.0.1:8080"`` for the emulator
@@ -453,9 +458,9 @@ class Client:
         self._ptr: Optional[Any] = None
         self._addr: Optional[int] = None  # the same handle as an int, for _ffi.fast
         self._lock = threading.Lock()
-        self._active = 0
-        self._provider: Optional[TokenProvider] = None
-        self._provider_key: Optional[int] = None
+        # Weak: the library owns the provider (PROVIDERS, until its free_fn);
+        # kept here only to chain a provider's exception to the error it caused.
+        self._provider: Optional["weakref.ref[TokenProvider]"] = None
         self.platform = _platform(platform)
         self.base_url = base_url
         self.cancel_on_interrupt = bool(cancel_on_interrupt)
@@ -477,9 +482,16 @@ class Client:
             if token_provider is not None:
                 if not callable(token_provider):
                     raise TypeError("token_provider must be callable as token_provider(force_refresh) -> str")
-                self._provider = TokenProvider(token_provider)
-                self._provider_key = PROVIDERS.add(self._provider)
-                _check(lib.wxm_config_set_token_provider(cfg, TOKEN_TRAMPOLINE, self._provider_key))
+                provider = TokenProvider(token_provider)
+                self._provider = weakref.ref(provider)
+                # From here the library owns the entry: its free_fn removes it
+                # once the config, this client and its transfers are all gone
+                # (at once if this call fails).
+                key = PROVIDERS.add(provider)
+                del provider
+                _check(
+                    lib.wxm_config_set_token_provider(cfg, TOKEN_TRAMPOLINE, key, TOKEN_FREE_TRAMPOLINE)
+                )
             if token_store is not None:
                 _check(lib.wxm_config_set_token_store(cfg, _cstr(token_store, "token_store")))
             if token_api is not None:
@@ -524,9 +536,6 @@ class Client:
                 _raise_for(ec.E_PANIC, "wxm_client_new reported success but gave no client")
             self._ptr = out
             self._addr = _ffi.address(out)
-        except BaseException:
-            self._release_provider()
-            raise
         finally:
             lib.wxm_config_free(cfg)
 
@@ -540,27 +549,12 @@ class Client:
         with self._lock:
             ptr, self._ptr = self._ptr, None
             self._addr = None
-            idle = self._active == 0
         if ptr is not None:
             lib.wxm_client_free(ptr)
-        if idle:
-            self._release_provider()
-
-    def _release_provider(self) -> None:
-        key, self._provider_key = self._provider_key, None
-        if key is not None:
-            PROVIDERS.remove(key)
-
-    def _end(self) -> None:
-        with self._lock:
-            self._active -= 1
-            release = self._active == 0 and self._ptr is None
-        if release:
-            self._release_provider()
 
     def _fail(self, rc: int, errmsg: Callable[[Any], Optional[bytes]], h: Any) -> None:
         """Raise for a failed transfer, chaining a token provider's exception when it caused it."""
-        p = self._provider
+        p = self._provider() if self._provider is not None else None
         cause = p.error if p is not None else None
         if cause is not None and (rc == ec.E_NO_TOKEN or rc == getattr(cause, "errcode", None)):
             detail = _ffi.decode(errmsg(h)) or _ffi.strerror(rc)
@@ -607,8 +601,6 @@ class Client:
             h = new(self._live(), arg)
             if not h:
                 detail = _ffi.last_errmsg()  # same thread, right after the call
-            else:
-                self._active += 1  # balanced by _end() once the handle is freed
         if not h:
             _raise_for(ec.E_INVALID_ARG, detail)
         return h
@@ -755,7 +747,7 @@ class Client:
         """One download, to ``path`` or into ``transfer``'s sink through ``sink_trampoline``.
 
         The hot path of every small download, so written flat: handles are ints
-        (``_ffi.fast``), and what ``_new_handle``/``_end`` do is inlined.
+        (``_ffi.fast``), and what ``_new_handle`` does is inlined.
         """
         key = _next_key()  # Registry.add without its lock: each step is atomic under the GIL
         _transfers[key] = transfer
@@ -766,9 +758,7 @@ class Client:
                 if client is None:
                     raise StateError(ec.E_STATE, "the client is closed")
                 h = _download_new(client, media)
-                if h:
-                    self._active += 1  # balanced once the handle is freed
-                else:
+                if not h:
                     detail = _ffi.last_errmsg()  # same thread, right after the call
             if not h:
                 _raise_for(ec.E_INVALID_ARG, detail)
@@ -819,11 +809,6 @@ class Client:
         finally:
             _transfers.pop(key, None)
             _download_free(h)
-            with lock:
-                self._active -= 1
-                release = self._active == 0 and self._ptr is None
-            if release:
-                self._release_provider()
 
     # --- upload --------------------------------------------------------------------
     def upload(
@@ -930,7 +915,6 @@ class Client:
         finally:
             REGISTRY.remove(key)
             lib.wxm_upload_free(h)
-            self._end()
 
     # --- asynchronous upload by URL (WeCom, kf) --------------------------------------
     def upload_by_url(
@@ -993,8 +977,6 @@ class Client:
             h = lib.wxm_url_upload_new(self._live(), *args)
             if not h:
                 detail = _ffi.last_errmsg()
-            else:
-                self._active += 1
         if not h:
             _raise_for(ec.E_INVALID_ARG, detail)
         return h
@@ -1055,7 +1037,6 @@ class Client:
             if key is not None:
                 REGISTRY.remove(key)
             lib.wxm_url_upload_free(h)
-            self._end()
 
 
 def type_name(obj: Any) -> str:
