@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::error::{scrub, Error, Result};
 use crate::http::{build_agent, HttpSettings};
 use crate::redis::RedisStore;
-use crate::retry::{Effect, Reached, Retry};
+use crate::retry::{Attempt, Effect, Reached, Retry};
 use crate::token::{Origin, TokenSource};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
@@ -162,17 +162,18 @@ impl Client {
         cancel: &AtomicBool,
     ) -> Result<serde_json::Map<String, serde_json::Value>> {
         let payload = body.to_string();
-        let mut retry = Retry::new(self, effect, path);
-        loop {
-            crate::cancel::check_cancel(cancel)?;
-            let token = self.token()?;
+        Retry::new(self, effect, path).run(cancel, |_| {
+            let token = match self.token() {
+                Ok(t) => t,
+                Err(e) => return Attempt::Final(e),
+            };
             let url = format!(
                 "{}/cgi-bin/{path}?access_token={}",
                 self.config.base_url,
                 crate::range::query_encode(&token)
             );
             let mut reached = Reached::Server;
-            let attempt = self
+            let answer = self
                 .agent
                 .post(&url)
                 .header("Content-Type", "application/json")
@@ -193,13 +194,17 @@ impl Client {
                         });
                     }
                     crate::http::parse_api_json(&bytes)
-                })
-                .map_err(|e| crate::http::redact(e, &token));
-            match attempt {
-                Ok(map) => return Ok(map),
-                Err(e) => retry.after_failure(e, reached, Some(&token), cancel)?,
+                });
+            match answer {
+                Ok(map) => Attempt::Done(map),
+                Err(e) => Attempt::Failed {
+                    // Servers quote requests back: never let the token through.
+                    error: crate::http::redact(e, &token),
+                    reached,
+                    token: Some(token),
+                },
             }
-        }
+        })
     }
 }
 

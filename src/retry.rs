@@ -3,7 +3,7 @@
 //! the access_token is refreshed first. The loops that send requests (media
 //! downloads, uploads, the JSON APIs) only ask it.
 
-use crate::cancel::sleep_cancellable;
+use crate::cancel::{check_cancel, sleep_cancellable};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,24 @@ pub enum Reached {
     Nowhere,
     /// The request may have reached the server.
     Server,
+}
+
+/// What one attempt of a request came to.
+pub enum Attempt<T> {
+    Done(T),
+    /// Not a failure: go on at once (a download's next range, a redirect,
+    /// an upload sent again without `Expect`).
+    Again,
+    /// Failed: the policy decides whether to go again.
+    Failed {
+        error: Error,
+        reached: Reached,
+        /// The access_token the attempt used, if any.
+        token: Option<String>,
+    },
+    /// Failed in a way no repetition can mend (a reader that cannot be
+    /// read again).
+    Final(Error),
 }
 
 /// More refreshes than this with no byte moved between them is a loop.
@@ -62,6 +80,28 @@ impl<'c> Retry<'c> {
         }
     }
 
+    /// The one retry loop: runs `attempt` until it is done or the policy
+    /// gives up, checking the cancel flag before each attempt.
+    pub fn run<T>(
+        &mut self,
+        cancel: &AtomicBool,
+        mut attempt: impl FnMut(&mut Self) -> Attempt<T>,
+    ) -> Result<T> {
+        loop {
+            check_cancel(cancel)?;
+            match attempt(self) {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Again => {}
+                Attempt::Failed {
+                    error,
+                    reached,
+                    token,
+                } => self.after_failure(error, reached, token.as_deref(), cancel)?,
+                Attempt::Final(e) => return Err(e),
+            }
+        }
+    }
+
     /// The transfer moved bytes: failures count anew, and the token in use
     /// has proved itself.
     pub fn progressed(&mut self) {
@@ -74,7 +114,7 @@ impl<'c> Retry<'c> {
     /// again (a token was refreshed, or the backoff slept), or the error to
     /// give up with. `token` is the access_token the attempt used (None
     /// for a URL that takes none, such as a video_url).
-    pub fn after_failure(
+    fn after_failure(
         &mut self,
         e: Error,
         reached: Reached,
