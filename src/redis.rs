@@ -85,6 +85,11 @@ pub fn parse_url(url: &str) -> Result<StoreUrl> {
     let scheme = if tls { "rediss" } else { "redis" };
     let name = format!("{scheme}://{user}{host}:{port}/{db}");
     let password = settings.password().map(str::to_string);
+    // Operators see who holds the connection in CLIENT LIST.
+    let settings = settings
+        .clone()
+        .set_lib_name("wxmedia", env!("CARGO_PKG_VERSION"));
+    let info = info.set_redis_settings(settings);
     Ok(StoreUrl {
         info,
         name,
