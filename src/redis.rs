@@ -24,10 +24,14 @@ const UNLOCK_SCRIPT: &str =
 
 /// A parsed store URL: what to connect to, and how to name it in messages.
 pub struct StoreUrl {
+    /// Where to connect, without AUTH, SELECT or CLIENT SETINFO: those are
+    /// sent by `RedisStore::connect` (see there).
     info: ConnectionInfo,
     /// `redis://user@host:port/db`: never the password.
     pub name: String,
+    username: Option<String>,
     password: Option<String>,
+    db: i64,
     tls: bool,
 }
 
@@ -84,16 +88,16 @@ pub fn parse_url(url: &str) -> Result<StoreUrl> {
         .unwrap_or_default();
     let scheme = if tls { "rediss" } else { "redis" };
     let name = format!("{scheme}://{user}{host}:{port}/{db}");
+    let username = settings.username().map(str::to_string);
     let password = settings.password().map(str::to_string);
-    // Operators see who holds the connection in CLIENT LIST.
-    let settings = settings
-        .clone()
-        .set_lib_name("wxmedia", env!("CARGO_PKG_VERSION"));
-    let info = info.set_redis_settings(settings);
+    let info =
+        info.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name());
     Ok(StoreUrl {
         info,
         name,
+        username,
         password,
+        db,
         tls,
     })
 }
@@ -168,7 +172,10 @@ fn tls_roots_pem(ca_file: Option<&str>) -> Result<Vec<u8>> {
 pub struct RedisStore {
     client: redis::Client,
     name: String,
+    username: Option<String>,
     password: Option<String>,
+    db: i64,
+    tls: bool,
     key: String,
     lock_key: String,
     connect_timeout: Duration,
@@ -207,7 +214,10 @@ impl RedisStore {
         Ok(RedisStore {
             client,
             name: url.name,
+            username: url.username,
             password: url.password,
+            db: url.db,
+            tls: url.tls,
             key: format!("wxmedia:token:{}", s.namespace),
             lock_key: format!("wxmedia:token-lock:{}", s.namespace),
             connect_timeout: s.connect_timeout,
@@ -245,12 +255,40 @@ impl RedisStore {
 
     /// A new connection for each `obtain`: tokens are fetched rarely, and a
     /// store that went away is then seen at once, not through a dead socket.
+    ///
+    /// The connect timeout bounds TCP, the TLS handshake, AUTH and SELECT
+    /// together. They are sent here, one at a time, rather than by the
+    /// crate's set-up pipeline: after a first timeout that pipeline waits
+    /// again for each of its remaining answers.
     fn connect(&self) -> Result<redis::Connection> {
-        // The connect timeout bounds TCP, TLS and the AUTH/SELECT exchange.
-        let conn = self
+        let deadline = Instant::now() + self.connect_timeout;
+        let mut conn = self
             .client
             .get_connection_with_timeout(self.connect_timeout)
             .map_err(|e| self.failure("connecting", e, self.connect_timeout))?;
+        let mut setup = |doing: &str, cmd: &redis::Cmd| -> Result<()> {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            conn.set_read_timeout(Some(left))
+                .and_then(|_| conn.set_write_timeout(Some(left)))
+                .and_then(|_| cmd.query::<()>(&mut conn))
+                .map_err(|e| self.failure(doing, e, self.connect_timeout))
+        };
+        if let Some(pw) = &self.password {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = &self.username {
+                auth.arg(user);
+            }
+            setup("AUTH", auth.arg(pw))?;
+        }
+        if self.db != 0 {
+            setup("SELECT", redis::cmd("SELECT").arg(self.db))?;
+        }
+        if self.tls && self.password.is_none() && self.db == 0 {
+            // The handshake happens with the first command: make it this one.
+            setup("TLS handshake", &redis::cmd("PING"))?;
+        }
         conn.set_read_timeout(Some(self.command_timeout))
             .and_then(|_| conn.set_write_timeout(Some(self.command_timeout)))
             .map_err(|e| self.fail("setting timeouts", e))?;

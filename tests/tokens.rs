@@ -412,7 +412,7 @@ fn requirepass_right_wrong_and_missing_password() {
     };
     let wrong = store_client(&emu, &format!("redis://:wrong-pw@127.0.0.1:{p}/0"), opts());
     let msg = expect_store_error(&wrong, &id, &format!("redis://127.0.0.1:{p}/0"));
-    assert!(msg.to_lowercase().contains("authentication"), "{msg}");
+    assert!(msg.contains("WRONGPASS"), "{msg}");
     let none = store_client(&emu, &format!("redis://127.0.0.1:{p}"), opts());
     let msg = expect_store_error(&none, &id, &format!("redis://127.0.0.1:{p}/0"));
     assert!(msg.contains("NOAUTH"), "{msg}");
@@ -643,9 +643,11 @@ fn an_unreachable_or_silent_store_fails_within_its_timeout() {
     );
     let t0 = std::time::Instant::now();
     let msg = expect_store_error(&c, &id, &format!("redis://127.0.0.1:{port}/3"));
+    // One timeout, not one per command of the connection's set-up.
+    let took = t0.elapsed();
     assert!(
-        t0.elapsed() >= std::time::Duration::from_millis(900),
-        "{msg}"
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(3),
+        "{took:?}: {msg}"
     );
     assert!(msg.contains("no answer within 1000 ms"), "{msg}");
     assert_eq!(stats(&emu)["token_fetches"].as_u64(), Some(0));
