@@ -489,6 +489,41 @@ fn a_read_only_replica_and_a_cluster_that_is_down_are_errors() {
     assert_eq!(stats(&emu)["token_fetches"].as_u64(), Some(0));
 }
 
+/// A cluster node that sends every key elsewhere: a server on loopback
+/// that answers each command with a MOVED redirection.
+#[test]
+fn a_moved_redirection_is_an_error() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {
+                    if conn.write_all(b"-MOVED 3999 127.0.0.1:7002\r\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let emu = start(Platform::WeCom);
+    let (id, _) = add_media(&emu, json!({"size": 5000, "seed": 13}));
+    let c = store_client(
+        &emu,
+        &format!("redis://127.0.0.1:{port}"),
+        StoreOpts {
+            timeouts: QUICK,
+            ..Default::default()
+        },
+    );
+    let msg = expect_store_error(&c, &id, &format!("redis://127.0.0.1:{port}/0"));
+    assert!(msg.to_lowercase().contains("moved"), "{msg}");
+    assert_eq!(stats(&emu)["token_fetches"].as_u64(), Some(0));
+}
+
 /// A CA and a leaf for 127.0.0.1, as PEM files: (ca, cert, key).
 fn test_pki(dir: &std::path::Path) -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
