@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::error::{scrub, Error, Result};
 use crate::http::{build_agent, HttpSettings};
-use crate::redis::RedisStore;
+use crate::redis::{RedisStore, StoreSettings};
 use crate::retry::{Attempt, Effect, Reached, Retry};
 use crate::token::{Origin, TokenSource};
 use std::sync::atomic::AtomicBool;
@@ -64,7 +64,14 @@ impl Client {
                     crate::config::TokenApi::GetToken => "corp",
                     _ => "app",
                 };
-                Some(RedisStore::new(url, &format!("{kind}:{id}"))?)
+                Some(RedisStore::new(&StoreSettings {
+                    url,
+                    namespace: &format!("{kind}:{id}"),
+                    connect_timeout: config.token_store_connect_timeout,
+                    command_timeout: config.token_store_command_timeout,
+                    ca_file: config.ca_file.as_deref(),
+                    allow_local_fetch: config.token_store_fallback,
+                })?)
             }
             (Some(_), None) => {
                 return Err(Error::InvalidArg(

@@ -190,6 +190,11 @@ pub struct Config {
     pub token_provider: Option<crate::token::ProviderFn>,
     /// `redis://…`: share one token per app between processes.
     pub token_store: Option<String>,
+    /// Bounds of the token store's connect (TCP, TLS, AUTH) and of each command.
+    pub token_store_connect_timeout: Duration,
+    pub token_store_command_timeout: Duration,
+    /// Whether a failing token store lets the client fetch tokens alone.
+    pub token_store_fallback: bool,
 }
 
 impl Config {
@@ -214,6 +219,9 @@ impl Config {
             },
             token_provider: None,
             token_store: None,
+            token_store_connect_timeout: Duration::from_secs(5),
+            token_store_command_timeout: Duration::from_secs(5),
+            token_store_fallback: false,
         }
     }
 
@@ -278,6 +286,19 @@ impl Config {
         }
         self.connect_timeout = Duration::from_millis(connect_ms.into());
         self.io_timeout = Duration::from_millis(io_ms.into());
+        Ok(())
+    }
+
+    pub fn set_token_store_timeouts(&mut self, connect_ms: u32, command_ms: u32) -> Result<()> {
+        for ms in [connect_ms, command_ms] {
+            if ms == 0 || ms > 600_000 {
+                return Err(Error::InvalidArg(format!(
+                    "token store timeout {ms} ms must be between 1 and 600000"
+                )));
+            }
+        }
+        self.token_store_connect_timeout = Duration::from_millis(connect_ms.into());
+        self.token_store_command_timeout = Duration::from_millis(command_ms.into());
         Ok(())
     }
 
@@ -417,5 +438,9 @@ mod tests {
         assert!(c.set_limit("file", 1 << 30).is_ok());
         assert_eq!(c.upload_rule("file").map(|r| r.limit), Some(1 << 30));
         assert!(Platform::MiniProgram.upload_rule("voice").is_none());
+        assert!(c.set_token_store_timeouts(0, 1).is_err());
+        assert!(c.set_token_store_timeouts(1, 600_001).is_err());
+        assert!(c.set_token_store_timeouts(250, 1000).is_ok());
+        assert_eq!(c.token_store_command_timeout, Duration::from_millis(1000));
     }
 }

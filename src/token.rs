@@ -56,6 +56,16 @@ pub struct TokenSource {
     pub fetches: AtomicU64,
 }
 
+impl TokenSource {
+    /// Times a failing token store made this client fetch alone (0
+    /// without a store).
+    pub fn store_fallbacks(&self) -> u64 {
+        self.store
+            .as_ref()
+            .map_or(0, |s| s.fallbacks.load(Ordering::Relaxed))
+    }
+}
+
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
@@ -182,11 +192,12 @@ impl TokenSource {
                 (t, far_future())
             }
             (Origin::WeChat { .. }, Some(store)) => {
-                let mut fetch_error = None;
+                // A token fetched before the store failed (storing it, or
+                // releasing the lock) is used rather than fetched again.
+                let mut fetched = None;
                 let shared = store.obtain(rejected, &mut |force| {
-                    self.fetch_wechat(agent, base_url, force).inspect_err(|e| {
-                        fetch_error = Some(e.clone());
-                    })
+                    self.fetch_wechat(agent, base_url, force)
+                        .inspect(|t| fetched = Some(t.clone()))
                 });
                 match shared {
                     Ok(entry) => {
@@ -195,10 +206,18 @@ impl TokenSource {
                             .saturating_sub(crate::redis::now_secs_pub());
                         (entry.token, Instant::now() + Duration::from_secs(left))
                     }
-                    // WeChat refused: that is the answer.
-                    Err(e) if fetch_error.is_some() => return Err(e),
-                    // The store is unreachable: go on alone rather than stop.
-                    Err(_) => self.fetch_local(agent, base_url, force)?,
+                    // Only a failing store may fall back, and only when the
+                    // host chose it: on the Official Account every local
+                    // fetch invalidates the other processes' tokens.
+                    Err(Error::TokenStore(_)) if store.allow_local_fetch => {
+                        store.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        match fetched {
+                            Some((token, expires_in)) => (token, refresh_instant(expires_in)),
+                            None => self.fetch_local(agent, base_url, force)?,
+                        }
+                    }
+                    // WeChat's refusal, a cancel, or the store's failure.
+                    Err(e) => return Err(e),
                 }
             }
             (Origin::WeChat { .. }, None) => self.fetch_local(agent, base_url, force)?,
@@ -217,12 +236,7 @@ impl TokenSource {
         force: bool,
     ) -> Result<(String, Instant)> {
         let (token, expires_in) = self.fetch_wechat(agent, base_url, force)?;
-        // Renew ahead of expiry: 5 minutes, or a tenth of a short lifetime.
-        let margin = (expires_in / 10).min(300);
-        Ok((
-            token,
-            Instant::now() + Duration::from_secs(expires_in.saturating_sub(margin)),
-        ))
+        Ok((token, refresh_instant(expires_in)))
     }
 
     /// One request to WeChat's token endpoint: (token, expires_in seconds).
@@ -296,6 +310,13 @@ impl TokenSource {
             .unwrap_or(7200);
         Ok((token, expires_in))
     }
+}
+
+/// When to renew a token that lives `expires_in` seconds: 5 minutes
+/// ahead, or a tenth of a short lifetime.
+fn refresh_instant(expires_in: u64) -> Instant {
+    let margin = (expires_in / 10).min(300);
+    Instant::now() + Duration::from_secs(expires_in.saturating_sub(margin))
 }
 
 /// A poisoned lock only means another thread panicked while holding it; the
