@@ -2,7 +2,7 @@
 //! source, shared by every transfer and thread.
 
 use crate::config::Config;
-use crate::error::{scrub, Error, Result};
+use crate::error::{Error, Result};
 use crate::http::{build_agent, HttpSettings};
 use crate::redis::{RedisStore, StoreSettings};
 use crate::retry::{Attempt, Effect, Reached, Retry};
@@ -111,25 +111,14 @@ impl Client {
             .refresh_after_rejection(&self.agent, &self.config.base_url, used)
     }
 
-    /// A message fit for a host: no access_token, no secret.
+    /// A message fit for a host: no access_token, no secret (`crate::scrub`).
     pub fn clean_message(&self, msg: &str) -> String {
-        let mut s = scrub(msg);
-        if let Some(secret) = self.tokens.secret() {
-            if !secret.is_empty() {
-                s = s.replace(secret, "***");
-            }
-        }
-        if let Some(token) = self.tokens.peek() {
-            if token.len() >= 8 {
-                s = s.replace(&token, "***");
-            }
-        }
-        s
+        self.tokens.secrets.clean(msg)
     }
 
     /// The error with its text made fit for a host (see `clean_message`).
     pub fn clean_error(&self, e: Error) -> Error {
-        e.map_text(|t| self.clean_message(t))
+        self.tokens.secrets.clean_error(e)
     }
 
     /// Exponential backoff with jitter for attempt `n` (1-based), capped.
@@ -205,8 +194,7 @@ impl Client {
             match answer {
                 Ok(map) => Attempt::Done(map),
                 Err(e) => Attempt::Failed {
-                    // Servers quote requests back: never let the token through.
-                    error: crate::http::redact(e, &token),
+                    error: e,
                     reached,
                     token: Some(token),
                 },

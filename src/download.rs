@@ -221,11 +221,7 @@ fn fetch_span(
             Ok(true) => Attempt::Done(()),
             Ok(false) => Attempt::Again,
             Err(e) => Attempt::Failed {
-                // Servers quote requests back: never let the token through.
-                error: match &used_token {
-                    Some(t) => crate::http::redact(e, t),
-                    None => e,
-                },
+                error: e,
                 reached: Reached::Server,
                 token: used_token,
             },

@@ -20,6 +20,7 @@ pub mod md5;
 pub mod range;
 pub mod redis;
 pub mod retry;
+pub mod scrub;
 pub mod tcp;
 pub mod token;
 pub mod upload;

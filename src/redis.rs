@@ -235,7 +235,12 @@ impl RedisStore {
         LOCK_TTL + self.command_timeout
     }
 
-    /// A store failure, named by the store and never quoting its password.
+    /// The store's password, for the client's scrubber (`crate::scrub`).
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// A store failure, named by the store (never by its password).
     fn fail(&self, doing: &str, e: RedisError) -> Error {
         self.failure(doing, e, self.command_timeout)
     }
@@ -246,11 +251,7 @@ impl RedisStore {
         } else {
             e.to_string()
         };
-        let mut text = format!("{} ({doing}): {why}", self.name);
-        if let Some(pw) = self.password.as_deref().filter(|p| !p.is_empty()) {
-            text = text.replace(pw, "***");
-        }
-        Error::TokenStore(text)
+        Error::TokenStore(format!("{} ({doing}): {why}", self.name))
     }
 
     /// A new connection for each `obtain`: tokens are fetched rarely, and a

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, read_small_body};
 use crate::range::query_encode;
 use crate::redis::RedisStore;
+use crate::scrub::Secrets;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,6 +55,9 @@ pub struct TokenSource {
     refreshing: Mutex<()>,
     /// Fetches from WeChat or the provider, for tests and diagnostics.
     pub fetches: AtomicU64,
+    /// What messages must never show: the secret, the store's password,
+    /// and every token this source handed out lately.
+    pub secrets: Secrets,
 }
 
 impl TokenSource {
@@ -72,7 +76,24 @@ fn far_future() -> Instant {
 
 impl TokenSource {
     pub fn new(token: Option<String>, origin: Origin, store: Option<RedisStore>) -> TokenSource {
+        let secrets = Secrets::new(
+            [
+                match &origin {
+                    Origin::WeChat { secret, .. } => Some(secret.clone()),
+                    _ => None,
+                },
+                store
+                    .as_ref()
+                    .and_then(|s| s.password().map(str::to_string)),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        if let Some(t) = &token {
+            secrets.remember_token(t);
+        }
         TokenSource {
+            secrets,
             origin,
             store,
             current: Mutex::new(token.map(|t| Cached {
@@ -89,20 +110,8 @@ impl TokenSource {
         !matches!(self.origin, Origin::Static)
     }
 
-    /// The secret, so messages can be scrubbed of it.
-    pub fn secret(&self) -> Option<&str> {
-        match &self.origin {
-            Origin::WeChat { secret, .. } => Some(secret),
-            _ => None,
-        }
-    }
-
-    /// The token in use now, if any, without fetching (to scrub messages).
-    pub fn peek(&self) -> Option<String> {
-        lock(&self.current).as_ref().map(|c| c.token.clone())
-    }
-
     pub fn set(&self, token: String) {
+        self.secrets.remember_token(&token);
         *lock(&self.current) = Some(Cached {
             token,
             refresh_at: far_future(),
@@ -222,6 +231,7 @@ impl TokenSource {
             }
             (Origin::WeChat { .. }, None) => self.fetch_local(agent, base_url, force)?,
         };
+        self.secrets.remember_token(&token);
         *lock(&self.current) = Some(Cached {
             token: token.clone(),
             refresh_at,
@@ -296,8 +306,9 @@ impl TokenSource {
                 },
                 other => other,
             })
-            // A token endpoint may quote the secret back ("corpsecret is …").
-            .map_err(|e| http::redact(e, secret))?;
+            // A token endpoint may quote the secret back ("corpsecret is
+            // …"): `secrets` cleans it out at the boundary.
+            ?;
         let token = map
             .get("access_token")
             .and_then(|t| t.as_str())

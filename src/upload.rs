@@ -449,8 +449,7 @@ impl Client {
             };
             let e = match self.send_once(kind, options, &prepared, &mut data, &cancel, progress) {
                 Ok(r) => return retry::Attempt::Done(r),
-                // Servers quote requests back: never let the token through.
-                Err(e) => crate::http::redact(e, &token),
+                Err(e) => e,
             };
             // 417 Expectation Failed: a server (or proxy) that will not
             // do `Expect`; it read no body, so the same one goes again
