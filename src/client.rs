@@ -5,11 +5,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::{build_agent, HttpSettings};
 use crate::redis::{RedisStore, StoreSettings};
-use crate::retry::{Attempt, Effect, Reached, Retry};
 use crate::token::{Origin, TokenSource};
-use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
-use std::time::Duration;
 
 pub struct Client {
     pub config: Config,
@@ -33,7 +30,7 @@ pub struct ReadBuffer<'c> {
 
 impl Drop for ReadBuffer<'_> {
     fn drop(&mut self) {
-        let mut kept = crate::token::lock(&self.client.read_buffers);
+        let mut kept = crate::sync::lock(&self.client.read_buffers);
         if kept.len() < KEPT_READ_BUFFERS && !self.buf.is_empty() {
             kept.push(std::mem::take(&mut self.buf));
         }
@@ -61,7 +58,7 @@ impl Client {
         let store = match (&config.token_store, &config.credentials) {
             (Some(url), Some((id, _))) => {
                 let kind = match config.token_api {
-                    crate::config::TokenApi::GetToken => "corp",
+                    crate::auth::TokenApi::GetToken => "corp",
                     _ => "app",
                 };
                 Some(RedisStore::new(&StoreSettings {
@@ -91,7 +88,7 @@ impl Client {
 
     /// A read buffer (empty if none is kept; the reader sizes it).
     pub fn read_buffer(&self) -> ReadBuffer<'_> {
-        let buf = crate::token::lock(&self.read_buffers)
+        let buf = crate::sync::lock(&self.read_buffers)
             .pop()
             .unwrap_or_default();
         ReadBuffer { buf, client: self }
@@ -119,87 +116,6 @@ impl Client {
     /// The error with its text made fit for a host (see `clean_message`).
     pub fn clean_error(&self, e: Error) -> Error {
         self.tokens.secrets.clean_error(e)
-    }
-
-    /// Exponential backoff with jitter for attempt `n` (1-based), capped.
-    pub fn backoff(&self, n: u32) -> Duration {
-        let base = self.config.backoff.as_millis() as u64;
-        let exp = base.saturating_mul(1u64 << n.saturating_sub(1).min(10));
-        let capped = exp.min(10_000);
-        // Jitter in [50%, 150%) so that parallel workers and processes spread out.
-        let jitter = 50 + (pseudo_random() % 100);
-        Duration::from_millis(capped * jitter / 100)
-    }
-}
-
-/// Cheap per-call randomness for jitter; not for anything secret.
-fn pseudo_random() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-impl Client {
-    /// POSTs a JSON body to `cgi-bin/{path}` with the token, and returns the
-    /// answer's fields (a non-zero errcode is an error). Failures are
-    /// retried as `effect` allows (`crate::retry`): a job submission is
-    /// never sent twice.
-    pub fn call_api(
-        &self,
-        path: &'static str,
-        body: &serde_json::Value,
-        effect: Effect,
-        cancel: &AtomicBool,
-    ) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let payload = body.to_string();
-        Retry::new(self, effect, path).run(cancel, |_| {
-            let token = match self.token() {
-                Ok(t) => t,
-                Err(e) => return Attempt::Final(e),
-            };
-            let url = format!(
-                "{}/cgi-bin/{path}?access_token={}",
-                self.config.base_url,
-                crate::range::query_encode(&token)
-            );
-            let mut reached = Reached::Server;
-            let answer = self
-                .agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .send(payload.as_bytes())
-                .map_err(|e| {
-                    if crate::http::sent_nothing(&e) {
-                        reached = Reached::Nowhere;
-                    }
-                    crate::http::map_ureq(e)
-                })
-                .and_then(|response| {
-                    let status = response.status().as_u16();
-                    let bytes = crate::http::read_small_body(response.into_body())?;
-                    if status != 200 {
-                        return Err(Error::HttpStatus {
-                            status,
-                            detail: path.to_string(),
-                        });
-                    }
-                    crate::http::parse_api_json(&bytes)
-                });
-            match answer {
-                Ok(map) => Attempt::Done(map),
-                Err(e) => Attempt::Failed {
-                    error: e,
-                    reached,
-                    token: Some(token),
-                },
-            }
-        })
     }
 }
 

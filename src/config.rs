@@ -1,6 +1,7 @@
 //! Platforms, their defaults and per-type upload limits, and the client
 //! configuration a host builds before creating a client.
 
+use crate::auth::{check_token, ProviderFn, TokenApi};
 use crate::error::{Error, Result};
 use crate::range::{valid_chunk_size, MAX_CHUNK};
 use std::collections::BTreeMap;
@@ -24,17 +25,6 @@ pub const WXM_TOKEN_API_STABLE: i32 = 1;
 pub const WXM_TOKEN_API_CLASSIC: i32 = 2;
 
 const MIB: u64 = 1024 * 1024;
-
-/// Which endpoint issues tokens from credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenApi {
-    /// `cgi-bin/gettoken?corpid&corpsecret` (WeCom, kf).
-    GetToken,
-    /// `cgi-bin/stable_token` (Official Account, Mini Program).
-    Stable,
-    /// `cgi-bin/token?grant_type=client_credential` (Official Account, Mini Program).
-    Classic,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
@@ -187,7 +177,7 @@ pub struct Config {
     pub limits: BTreeMap<String, u64>,
     pub ca_file: Option<String>,
     pub token_api: TokenApi,
-    pub token_provider: Option<crate::token::ProviderFn>,
+    pub token_provider: Option<ProviderFn>,
     /// `redis://…`: share one token per app between processes.
     pub token_store: Option<String>,
     /// Bounds of the token store's connect (TCP, TLS, AUTH) and of each command.
@@ -374,17 +364,6 @@ fn valid_authority(a: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         && port.is_none_or(valid_port)
-}
-
-pub fn check_token(token: &str) -> Result<()> {
-    // WeChat tokens are at most 512 visible ASCII characters; anything else
-    // would corrupt the request line.
-    if token.is_empty() || token.len() > 2048 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::InvalidArg(
-            "access_token must be 1 to 2048 visible ASCII characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::range::{
     ChunkCursor, Request,
 };
 use crate::retry::{Attempt, Effect, Reached, Retry};
-use crate::token::lock;
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -10,6 +10,8 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("wxmedia supports Linux only");
 
+pub mod api;
+pub mod auth;
 pub mod cancel;
 pub mod client;
 pub mod config;
@@ -21,6 +23,7 @@ pub mod range;
 pub mod redis;
 pub mod retry;
 pub mod scrub;
+pub mod sync;
 pub mod tcp;
 pub mod token;
 pub mod upload;

@@ -315,7 +315,7 @@ impl RedisStore {
                 expires_at: v.get("expires_at")?.as_u64()?,
             })
         })();
-        Ok(entry.filter(|e| crate::config::check_token(&e.token).is_ok()))
+        Ok(entry.filter(|e| crate::auth::check_token(&e.token).is_ok()))
     }
 
     fn write(&self, conn: &mut redis::Connection, token: &str, expires_in: u64) -> Result<Entry> {

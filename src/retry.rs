@@ -7,6 +7,7 @@ use crate::cancel::{check_cancel, sleep_cancellable};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// What a request does on the server: it decides whether a request whose
 /// answer was lost may be sent again.
@@ -144,7 +145,7 @@ impl<'c> Retry<'c> {
         if self.failures >= self.client.config.max_attempts {
             return Err(e);
         }
-        sleep_cancellable(self.client.backoff(self.failures), cancel)
+        sleep_cancellable(backoff(self.client.config.backoff, self.failures), cancel)
     }
 
     /// WeChat rejected `used`. Refresh whenever the transfer moved bytes
@@ -171,6 +172,29 @@ impl<'c> Retry<'c> {
         self.refreshed_to = fetched.then_some(token);
         Ok(())
     }
+}
+
+/// Exponential backoff with jitter for attempt `n` (1-based), capped.
+fn backoff(base: Duration, n: u32) -> Duration {
+    let base = base.as_millis() as u64;
+    let exp = base.saturating_mul(1u64 << n.saturating_sub(1).min(10));
+    let capped = exp.min(10_000);
+    // Jitter in [50%, 150%) so that parallel workers and processes spread out.
+    let jitter = 50 + (pseudo_random() % 100);
+    Duration::from_millis(capped * jitter / 100)
+}
+
+/// Cheap per-call randomness for jitter; not for anything secret.
+fn pseudo_random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish()
 }
 
 #[cfg(test)]

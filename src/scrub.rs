@@ -64,7 +64,7 @@ impl Secrets {
         if token.len() < SHORTEST_TOKEN {
             return;
         }
-        let mut kept = crate::token::lock(&self.tokens);
+        let mut kept = crate::sync::lock(&self.tokens);
         if kept.iter().any(|t| t == token) {
             return;
         }
@@ -77,7 +77,7 @@ impl Secrets {
     /// `text` fit for a host: no credential pair, no secret of this client.
     pub fn clean(&self, text: &str) -> String {
         let mut s = pairs(text);
-        let tokens = crate::token::lock(&self.tokens).clone();
+        let tokens = crate::sync::lock(&self.tokens).clone();
         for secret in self.fixed.iter().chain(tokens.iter()) {
             let encoded = crate::range::query_encode(secret);
             if s.contains(secret.as_str()) || s.contains(&encoded) {

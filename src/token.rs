@@ -1,33 +1,21 @@
 //! access_token sources: a static token the host sets (and may rotate), or
 //! credentials with a cache and a single-flight refresh.
 
-use crate::config::TokenApi;
+use crate::auth::{check_token, ProviderFn, TokenApi};
 use crate::error::{Error, Result};
 use crate::http::{self, read_small_body};
 use crate::range::query_encode;
 use crate::redis::RedisStore;
 use crate::scrub::Secrets;
+use crate::sync::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 struct Cached {
     token: String,
     /// Refresh when this passes: shortly before WeChat's expiry.
     refresh_at: Instant,
-}
-
-/// A host's token provider: called with `force_refresh` when the previous
-/// token was rejected. Every holder (a config, a client, hence each of its
-/// transfers) keeps a clone; the closure is dropped with the last one,
-/// which is when the C ABI's `free_fn` releases the host's data.
-#[derive(Clone)]
-pub struct ProviderFn(pub Arc<dyn Fn(bool) -> Result<String> + Send + Sync>);
-
-impl std::fmt::Debug for ProviderFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProviderFn")
-    }
 }
 
 /// Where new tokens come from.
@@ -195,7 +183,7 @@ impl TokenSource {
             (Origin::Provider(p), _) => {
                 self.fetches.fetch_add(1, Ordering::Relaxed);
                 let t = (p.0)(force)?;
-                crate::config::check_token(&t).map_err(|_| {
+                check_token(&t).map_err(|_| {
                     Error::Protocol("the token provider gave an invalid token".into())
                 })?;
                 (t, far_future())
@@ -312,7 +300,7 @@ impl TokenSource {
         let token = map
             .get("access_token")
             .and_then(|t| t.as_str())
-            .filter(|t| crate::config::check_token(t).is_ok())
+            .filter(|t| check_token(t).is_ok())
             .ok_or_else(|| Error::Protocol("token answer without a usable access_token".into()))?
             .to_string();
         let expires_in = map
@@ -328,10 +316,4 @@ impl TokenSource {
 fn refresh_instant(expires_in: u64) -> Instant {
     let margin = (expires_in / 10).min(300);
     Instant::now() + Duration::from_secs(expires_in.saturating_sub(margin))
-}
-
-/// A poisoned lock only means another thread panicked while holding it; the
-/// data (a token) is still consistent, so go on with it.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

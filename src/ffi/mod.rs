@@ -7,10 +7,10 @@ pub mod download;
 pub mod upload;
 pub mod url_upload;
 
+use crate::auth::ProviderFn;
 use crate::client::Client;
 use crate::config::{Config, Platform};
 use crate::error::{Error, Result};
-use crate::token::ProviderFn;
 use boundary::{arg_mut, arg_ref, arg_str, free_handle, guard, guard_ptr};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Arc;
@@ -496,7 +496,7 @@ pub unsafe extern "C" fn wxm_client_set_access_token(
         let c = unsafe { arg_ref(client, "client") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let t = unsafe { arg_str(token, "token") }?;
-        crate::config::check_token(t)?;
+        crate::auth::check_token(t)?;
         c.inner.tokens.set(t.to_string());
         Ok(())
     })
