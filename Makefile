@@ -37,7 +37,7 @@ redis-deps:
 demo: c-demo py-demo go-demo
 
 # Every test. Rust first (it also checks that include/wxmedia.h is current).
-test: deps rust-test c-test py-test go-test bench-test dist-test
+test: deps rust-test c-test cpp-test py-test go-test bench-test dist-test
 
 rust-lint:
 	$(CARGO) fmt --all -- --check

@@ -79,10 +79,12 @@ if "[dev-dependencies]" in text or 'members = ["."]' not in text:
     sys.exit("dist.sh: could not trim Cargo.toml for the sdist")
 open(sys.argv[2], "w", encoding="utf-8").write(text)
 EOF
-(cd "$py" && "$DIST_PY" -m build --sdist --no-isolation --outdir "$DIST/python" . >/dev/null)
-(cd "$py" && WXMEDIA_PREBUILT_LIB="$stage/bin/$real" WXMEDIA_PREBUILT_EMULATOR="$stage/bin/wxmedia-emulator" \
+# setuptools is chatty: its output goes to a log, shown only on failure.
+pylog="$stage/python-build.log"
+(cd "$py" && "$DIST_PY" -m build --sdist --no-isolation --outdir "$DIST/python" . &&
+    WXMEDIA_PREBUILT_LIB="$stage/bin/$real" WXMEDIA_PREBUILT_EMULATOR="$stage/bin/wxmedia-emulator" \
     "$DIST_PY" -m build --wheel --no-isolation --outdir "$DIST/python" \
-    -C--build-option=--plat-name="$WHEEL_PLAT" . >/dev/null)
+    -C--build-option=--plat-name="$WHEEL_PLAT" .) >"$pylog" 2>&1 || { cat "$pylog" >&2; exit 1; }
 
 # ---- 5. Go: a module whose packages carry the prebuilt archive and emulator
 # (go mod vendor keeps only Go package folders, so each folder that holds

@@ -105,7 +105,7 @@ no_rust() {
 step "the test PATH has no cargo and no rustc" no_rust
 
 # ---- Python ---------------------------------------------------------------------------
-unzip -q -o "$WHEEL" -d "$work/wheel"
+"$PYBIN" -m zipfile -e "$WHEEL" "$work/wheel"  # (unzip may not be installed)
 wheel_tag() {
     local show
     show=$("$DIST_PY" -m auditwheel show "$WHEEL" | tr '\n' ' ' | tr -s ' ')
@@ -190,14 +190,16 @@ step "tarball binaries need no glibc above $GLIBC" check_glibc "$P/lib/libwxmedi
 
 c_cmake() {
     local s="$work/cmake-src" b="$work/cmake-build"
-    mkdir -p "$s" && cp "$ROOT/tests/dist/cmake-consumer/CMakeLists.txt" "$ROOT/examples/c/demo.c" "$s/" || return 1
-    as_user cmake -S "$s" -B "$b" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_C_COMPILER="$CCBIN" >/dev/null || return 1
+    mkdir -p "$s" && cp "$ROOT"/tests/dist/cmake-consumer/{CMakeLists.txt,hpp_demo.cpp} "$ROOT/examples/c/demo.c" "$s/" || return 1
+    as_user cmake -S "$s" -B "$b" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_C_COMPILER="$CCBIN" \
+        -DCMAKE_CXX_COMPILER="$CXXBIN" >/dev/null || return 1
     as_user cmake --build "$b" || return 1
     if ldd "$b/demo_static" | grep -q libwxmedia; then echo "demo_static needs libwxmedia.so"; return 1; fi
     ldd "$b/demo_shared" | grep -q "$P/lib/libwxmedia.so.$SOVERSION" || { ldd "$b/demo_shared"; return 1; }
-    cd "$work" && as_user "$b/demo_shared" "$BASE_URL" "$TOKEN" && as_user "$b/demo_static" "$BASE_URL" "$TOKEN"
+    cd "$work" && as_user "$b/demo_shared" "$BASE_URL" "$TOKEN" && as_user "$b/demo_static" "$BASE_URL" "$TOKEN" && \
+        as_user "$b/hpp_demo" "$BASE_URL" "$TOKEN"
 }
-step "CMake find_package(wxmedia CONFIG): shared and static demos transfer" c_cmake
+step "CMake find_package(wxmedia CONFIG): shared, static and C++ (wxmedia.hpp) demos transfer" c_cmake
 
 c_pkgconfig() {
     local flags libdir
