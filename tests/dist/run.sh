@@ -144,8 +144,8 @@ py_install() {
 }
 step "wheel in a fresh venv: upload + ranged download against the emulator" py_install
 py_fixture() {
-    mkdir -p "$work/pyproj" && cp "$ROOT/tests/dist/test_wheel_example.py" "$work/pyproj/" || return 1
-    cd "$work/pyproj" && as_user "$work/venv/bin/python" -m pytest -q -p no:cacheprovider test_wheel_example.py
+    mkdir -p "$work/pyproj" && cp "$ROOT/tests/dist/test_wheel_example.py" "$ROOT/tests/dist/conftest.py" "$work/pyproj/" || return 1
+    cd "$work/pyproj" && as_user "$work/venv/bin/python" -m pytest -q -p no:cacheprovider -W error test_wheel_example.py
 }
 step "wxmedia.testing: the example test, on the bundled emulator" py_fixture
 

@@ -1,12 +1,11 @@
 """The example test wxmedia.testing documents, run against an installed wheel
-by tests/dist/run.sh (outside the repository, no cargo on PATH)."""
+by tests/dist/run.sh (outside the repository, no cargo on PATH), beside
+tests/dist/conftest.py, which enables the fixture as the docs say."""
 
 from pathlib import Path
 
 import wxmedia
 from wxmedia.testing import Emulator
-
-pytest_plugins = ["wxmedia.testing"]
 
 
 def test_round_trip(wxmedia_emulator: Emulator, tmp_path: Path) -> None:

@@ -72,21 +72,28 @@ class Emulator:
     def __init__(self, platform: str = "wecom", token: str = TOKEN, extra_args: Sequence[str] = ()) -> None:
         self.platform = platform
         self.token = token
+        exe = emulator_path()
         self._log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(
-            [str(emulator_path()), "--listen", "127.0.0.1:0", "--platform", platform, "--access-token", token,
-             *extra_args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [str(exe), "--listen", "127.0.0.1:0", "--platform", platform, "--access-token", token,
+                 *extra_args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+            )
+        except BaseException:
+            self._log.close()
+            raise
         assert self._proc.stdout is not None
         # The emulator prints its bound address as its first line.
         ready, _, _ = select.select([self._proc.stdout], [], [], 30)
         line = self._proc.stdout.readline().decode().strip() if ready else ""
         if not line.startswith("127.0.0.1:"):
             self.stop()
-            raise RuntimeError(f"wxmedia-emulator did not start: {self.logs()[-2000:]}")
+            logs = self.logs()
+            self._log.close()
+            raise RuntimeError(f"wxmedia-emulator did not start: {logs[-2000:]}")
         self.address = line
         self.base_url = f"http://{line}"
 
