@@ -200,6 +200,14 @@ c_cmake() {
         as_user "$b/hpp_demo" "$BASE_URL" "$TOKEN"
 }
 step "CMake find_package(wxmedia CONFIG): shared, static and C++ (wxmedia.hpp) demos transfer" c_cmake
+c_cmake_version() {
+    # Before 1.0 another minor may break the ABI: find_package(wxmedia 0.<minor+1>) must not take this one.
+    local s="$work/cmake-ver" next="${VERSION%%.*}.$(( $(echo "$VERSION" | cut -d. -f2) + 1 ))"
+    mkdir -p "$s" && printf 'cmake_minimum_required(VERSION 3.14)\nproject(v NONE)\nfind_package(wxmedia %s CONFIG REQUIRED)\n' "$next" > "$s/CMakeLists.txt"
+    if as_user cmake -S "$s" -B "$s/b" -DCMAKE_PREFIX_PATH="$P"; then echo "find_package(wxmedia $next) accepted $VERSION"; return 1; fi
+    return 0
+}
+step "CMake: find_package(wxmedia <next minor>) refuses $VERSION" c_cmake_version
 
 c_pkgconfig() {
     local flags libdir
