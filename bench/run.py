@@ -388,7 +388,7 @@ NGINX_HTTPS = """\
 NGINX_STREAM = """\
 stream {{
     # One line a connection, when it closes: the rows count the connections
-    # each client opened (a new connection starts with a new unthrottled second).
+    # each client opened (under proxy_download_rate each starts with a free second).
     log_format wxbench '$bytes_sent $session_time';
     access_log {prefix}/stream.log wxbench;
     server {{
@@ -1499,7 +1499,7 @@ class Bench:
             ok = mark(r, f"H1 {ratio:.2f}x curl+sync", ratio >= 1.2, cs, 1.2)
             summary.append((f"H1 https {size_label(big)} to_path >= 1.2x curl -o FILE && sync FILE", name,
                             "met" if ok else "NOT met",
-                            f"{ratio:.2f}x{tilde(r)} ({r.med():.0f} vs {cs.med():.0f} MB/s)"))  # fmt: skip
+                            f"{ratio:.2f}x ({r.med():.0f} vs {cs.med():.0f} MB/s){tilde(r)}"))  # fmt: skip
 
         # H2: a discarding sink >= 1.0x `curl -o /dev/null`, at <= 0.8x its CPU seconds per GB.
         null = self.find("download", srv, big, "curl -o /dev/null")
@@ -1529,7 +1529,7 @@ class Bench:
                 ok = mark(r, f"H3 {ratio:.2f}x aria2c", ratio >= 1.0, a)
                 summary.append((f"H3 https throttled per connection p{p} >= aria2c -x{p}", f"{size_label(r.size)}, C",
                                 "met" if ok else "NOT met",
-                                f"{ratio:.2f}x{tilde(r)} ({r.med():.1f} vs {a.med():.1f} MB/s)"))  # fmt: skip
+                                f"{ratio:.2f}x ({r.med():.1f} vs {a.med():.1f} MB/s){tilde(r)}"))  # fmt: skip
 
         # H4: upload >= 1.0x curl -F, through the TLS proxy.
         for host, name in host_name.items():
@@ -1656,7 +1656,11 @@ class Bench:
             "included. `x baseline`: the row's median over the baseline's median (download: `curl -o FILE`, sinks "
             "against `curl -o /dev/null`; upload: `curl -F`; small: `requests.Session`; throttled: the same "
             "client at parallelism 1). wxmedia `path` = `to_path` (temporary file, fsync, rename); `sink` = a "
-            "callback that discards the bytes; `p4` = parallelism 4; default chunk 20 MiB.",
+            "callback that discards the bytes; `p4` = parallelism 4; default chunk 20 MiB. CPU s/GB: CPU seconds "
+            "over 10^9 bytes moved. https: nginx with a test CA made at start (every client trusts it by its own "
+            "option); `emu-https` = the emulator behind nginx's TLS reverse proxy; `nginx-https-throttled` = nginx's "
+            f"TLS stream proxy, {self.args.tls_throttle_bps / 1e6:.0f} MB/s per connection "
+            f"({'bench/throttle_relay.py' if self.args.tls_throttle == 'relay' else 'proxy_download_rate'}).",
             "",
             self.table(),
             "",

@@ -135,11 +135,12 @@ def test_a_client_the_bench_does_not_run_is_refused(tmp_path: Path) -> None:
         verdicts(tmp_path, lines)
 
 
-def test_judging_a_committed_run_gives_its_published_verdicts() -> None:
-    # The targets as they stand must judge the newest committed run as it was
-    # published. A deliberate change of a target's rule fails here: point
-    # this test at a run judged by the new rule.
-    results = sorted((BENCH / "results").glob("*-full.csv"))
+@pytest.mark.parametrize("mode", ["full", "quick"])
+def test_judging_a_committed_run_gives_its_published_verdicts(mode: str) -> None:
+    # The targets as they stand must judge the newest committed run of each
+    # mode as it was published. A deliberate change of a target's rule fails
+    # here: point this test at a run judged by the new rule.
+    results = sorted((BENCH / "results").glob(f"*-{mode}.csv"))
     newest = results[-1]
     published = [ln for ln in newest.with_suffix(".md").read_text().splitlines() if ln.startswith(("| T", "| H"))]
     out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--judge", str(newest)],
