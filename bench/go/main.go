@@ -1,7 +1,7 @@
 // Command bench_wx_go (Go host): time one wxmedia transfer and print one line.
 //
 //	bench_wx_go -m MODE -b BASE_URL -k TOKEN [-i MEDIA_ID] [-o OUT] [-f FILE]
-//	            [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]
+//	            [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE] [-a CAFILE]
 //
 // Same modes and output as bench/drivers/bench_wx.c (path, sink, upload, small):
 //
@@ -41,13 +41,14 @@ func main() {
 	chunk := flag.Int64("c", 0, "chunk size")
 	count := flag.Int("n", 1, "downloads (mode small)")
 	typ := flag.String("t", "file", "upload type")
+	caFile := flag.String("a", "", "a PEM file of CAs to trust for https (the bench's test CA)")
 	flag.Parse()
 	if *mode == "" || *base == "" || *token == "" {
 		flag.Usage()
 		os.Exit(2)
 	}
 
-	cfg := wxmedia.Config{BaseURL: *base, AccessToken: *token, ChunkSize: *chunk, Parallelism: *par}
+	cfg := wxmedia.Config{BaseURL: *base, AccessToken: *token, ChunkSize: *chunk, Parallelism: *par, CAFile: *caFile}
 	if *mode == "upload" {
 		cfg.Limits = map[string]int64{*typ: 1 << 40}
 	}

@@ -135,14 +135,83 @@ def test_a_client_the_bench_does_not_run_is_refused(tmp_path: Path) -> None:
         verdicts(tmp_path, lines)
 
 
-def test_judging_a_committed_run_gives_its_published_verdicts() -> None:
-    # The targets as they stand must judge the newest committed run as it was
-    # published. A deliberate change of a target's rule fails here: point
-    # this test at a run judged by the new rule.
-    results = sorted((BENCH / "results").glob("*-full.csv"))
+@pytest.mark.parametrize("mode", ["full", "quick"])
+def test_judging_a_committed_run_gives_its_published_verdicts(mode: str) -> None:
+    # The targets as they stand must judge the newest committed run of each
+    # mode as it was published. A deliberate change of a target's rule fails
+    # here: point this test at a run judged by the new rule.
+    results = sorted((BENCH / "results").glob(f"*-{mode}.csv"))
     newest = results[-1]
-    published = [ln for ln in newest.with_suffix(".md").read_text().splitlines() if ln.startswith("| T")]
+    published = [ln for ln in newest.with_suffix(".md").read_text().splitlines() if ln.startswith(("| T", "| H"))]
     out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--judge", str(newest)],
                          check=True, capture_output=True, text=True).stdout
-    judged = [ln for ln in out.splitlines() if ln.startswith("| T")]
+    judged = [ln for ln in out.splitlines() if ln.startswith(("| T", "| H"))]
     assert judged == published
+
+
+def runs_of(section: str, server: str, size: int, rows: Dict[str, Sequence[Tuple[float, float]]]) -> List[List[str]]:
+    """CSV lines: per client, its runs as (seconds, CPU seconds) moving `size` bytes once."""
+    out = []
+    for label, runs in rows.items():
+        for i, (secs, cpu) in enumerate(runs):
+            out.append([section, server, str(size), label, str(i + 1), "1", str(size), f"{secs:.6f}", f"{secs:.3f}",
+                        f"{cpu * 0.6:.3f}", f"{cpu * 0.4:.3f}", "9000", "1", f"{size / secs / 1e6:.1f}", ""])  # fmt: skip
+    return out
+
+
+GIB = 1024**3
+
+
+def test_https_floors_to_path_and_sink(tmp_path: Path) -> None:
+    lines = runs_of("download", "nginx-https", GIB, {
+        "wxmedia C path": [(1.0, 0.5)] * 7,
+        "wxmedia Go path": [(1.0, 0.5)] * 7,
+        "curl -o FILE": [(1.1, 0.8)] * 7,
+        "curl -o FILE && sync FILE": [(1.25, 0.8)] * 7,  # C and Go: 1.25x, H1 met
+        "wxmedia C sink": [(0.9, 0.6)] * 7,  # faster, 0.75x curl's CPU: met
+        "wxmedia Go sink": [(0.9, 0.7)] * 7,  # faster, but 0.875x the CPU: not met
+        "wxmedia Python sink": [(1.0, 0.6)] * 7,  # slower than curl (1.0 vs 0.95 s)
+        "curl -o /dev/null": [(0.95, 0.8)] * 7,
+    })  # fmt: skip
+    lines += runs_of("download", "nginx-https", GIB, {"wxmedia Python path": [(1.1, 0.6)] * 7})  # 1.14x: not met
+    summary = verdicts(tmp_path, lines)
+    assert line(summary, "H1", "C") == ("met", "1.25x (1074 vs 859 MB/s)")
+    assert line(summary, "H1", "Python")[0] == "NOT met"
+    assert line(summary, "H2", "C") == ("met", "speed 1.06x, CPU 0.75x (0.56 vs 0.75 s/GB)")
+    assert line(summary, "H2", "Go")[0] == "NOT met" and "CPU 0.87x" in line(summary, "H2", "Go")[1]
+    assert line(summary, "H2", "Python")[0] == "NOT met" and "speed 0.95x" in line(summary, "H2", "Python")[1]
+    # The plain-http targets judge none of these rows.
+    assert not [t for t, *_ in summary if t.startswith("T1")]
+
+
+def test_https_floors_throttled_and_upload(tmp_path: Path) -> None:
+    size = 256 * 1024**2
+    lines = runs_of("throttled", "nginx-https-throttled", size, {
+        "wxmedia C path": [(10.0, 1.0)] * 3,
+        "wxmedia C path p2": [(5.0, 1.0)] * 3,
+        "wxmedia C path p4": [(2.8, 1.0)] * 3,  # slower than aria2c -x4
+        "wxmedia C path p8": [(1.0, 1.0), (1.6, 1.0), (1.2, 1.0)],  # 1.5 / 1.2 / 1.1 x aria2c: paired, round by round
+        "aria2c -x1 -s1 -k1M": [(10.0, 1.0)] * 3,
+        "aria2c -x2 -s2 -k1M": [(5.0, 1.0)] * 3,
+        "aria2c -x4 -s4 -k1M": [(2.5, 1.0)] * 3,
+        "aria2c -x8 -s8 -k1M": [(1.5, 1.0), (1.92, 1.0), (1.32, 1.0)],
+    })  # fmt: skip
+    for mib in (1, 20):
+        lines += runs_of("upload", "emu-https", mib * 1024**2, {
+            "wxmedia C upload": [(0.010 * mib, 0.1)] * 3,
+            "wxmedia Go upload": [(0.013 * mib, 0.1)] * 3,
+            "curl -F media=@file": [(0.012 * mib, 0.1)] * 3,
+        })  # fmt: skip
+    summary, b = judged(tmp_path, lines)
+    assert line(summary, "H3 https throttled per connection p2", "256 MiB, C") == ("met", "1.00x (53.7 vs 53.7 MB/s)")
+    assert line(summary, "H3 https throttled per connection p4", "256 MiB, C")[0] == "NOT met"
+    assert line(summary, "H3 https throttled per connection p8", "256 MiB, C")[0] == "met"
+    # No T2 over https: the stream proxy's first second per connection favours more connections.
+    assert not [t for t, *_ in summary if t.startswith("T2")]
+    assert line(summary, "H4", "C") == ("met", "1 MiB 1.20x, 20 MiB 1.20x")
+    assert line(summary, "H4", "Go") == ("NOT met", "slower: 1 MiB 0.92x, 20 MiB 0.92x")
+    # T4 (plain http) judges none of the https uploads.
+    assert not [t for t, *_ in summary if t.startswith("T4")]
+    # The CPU per GB column: 1 s of CPU per 256 MiB.
+    r = b.find("throttled", "nginx-https-throttled", size, "aria2c -x4 -s4 -k1M")
+    assert r is not None and abs(r.cpu_per_gb() - 1e9 / size) < 0.01
