@@ -160,31 +160,32 @@ pub struct UploadRule {
     pub too_large: i32,
 }
 
-/// Everything a client is built from. Validated by the setters, so a
-/// built client never holds an invalid value.
+/// Everything a client is built from. The fields are private to the crate
+/// and set only through the validating setters, so a built client never
+/// holds an invalid value.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub platform: Platform,
-    pub base_url: String,
-    pub access_token: Option<String>,
-    pub credentials: Option<(String, String)>,
-    pub chunk_size: u64,
-    pub parallelism: u32,
-    pub connect_timeout: Duration,
-    pub io_timeout: Duration,
-    pub max_attempts: u32,
-    pub backoff: Duration,
-    pub limits: BTreeMap<String, u64>,
-    pub ca_file: Option<String>,
-    pub token_api: TokenApi,
-    pub token_provider: Option<ProviderFn>,
+    pub(crate) platform: Platform,
+    pub(crate) base_url: String,
+    pub(crate) access_token: Option<String>,
+    pub(crate) credentials: Option<(String, String)>,
+    pub(crate) chunk_size: u64,
+    pub(crate) parallelism: u32,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) io_timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) limits: BTreeMap<String, u64>,
+    pub(crate) ca_file: Option<String>,
+    pub(crate) token_api: TokenApi,
+    pub(crate) token_provider: Option<ProviderFn>,
     /// `redis://…`: share one token per app between processes.
-    pub token_store: Option<String>,
+    pub(crate) token_store: Option<String>,
     /// Bounds of the token store's connect (TCP, TLS, AUTH) and of each command.
-    pub token_store_connect_timeout: Duration,
-    pub token_store_command_timeout: Duration,
+    pub(crate) token_store_connect_timeout: Duration,
+    pub(crate) token_store_command_timeout: Duration,
     /// Whether a failing token store lets the client fetch tokens alone.
-    pub token_store_fallback: bool,
+    pub(crate) token_store_fallback: bool,
 }
 
 impl Config {
@@ -330,6 +331,42 @@ impl Config {
         }
         self.credentials = Some((id.to_string(), secret.to_string()));
         Ok(())
+    }
+
+    /// Shares one token per app between processes through the Redis store
+    /// at `url` (`redis://` or `rediss://`).
+    pub fn set_token_store(&mut self, url: &str) -> Result<()> {
+        crate::redis::parse_url(url)?;
+        self.token_store = Some(url.to_string());
+        Ok(())
+    }
+
+    /// Whether a failing token store lets this client fetch tokens alone.
+    pub fn set_token_store_fallback(&mut self, allow_local_fetch: bool) {
+        self.token_store_fallback = allow_local_fetch;
+    }
+
+    /// A PEM file of CAs for https (and for a `rediss://` store).
+    pub fn set_ca_file(&mut self, path: &str) -> Result<()> {
+        if path.is_empty() {
+            return Err(Error::InvalidArg("the CA file path is empty".into()));
+        }
+        self.ca_file = Some(path.to_string());
+        Ok(())
+    }
+
+    /// The host's token provider (None: none).
+    pub fn set_token_provider(&mut self, provider: Option<ProviderFn>) {
+        self.token_provider = provider;
+    }
+
+    /// Whether a token or a way to get one (credentials, a provider) is set.
+    pub fn has_token_source(&self) -> bool {
+        self.access_token.is_some() || self.credentials.is_some() || self.token_provider.is_some()
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.platform
     }
 
     /// The effective rule for an upload type, with any host override applied.

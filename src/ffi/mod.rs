@@ -224,7 +224,7 @@ pub unsafe extern "C" fn wxm_config_set_token_provider(
     // SAFETY: forwarded pointer contract of this function.
     unsafe {
         with_config(cfg, move |c| {
-            c.token_provider = provider.map(|f| host_provider(f, data));
+            c.set_token_provider(provider.map(|f| host_provider(f, data)));
             Ok(())
         })
     }
@@ -301,14 +301,7 @@ pub unsafe extern "C" fn wxm_config_set_token_store(
     redis_url: *const c_char,
 ) -> i32 {
     // SAFETY: forwarded pointer contract of this function.
-    unsafe {
-        with_config(cfg, |c| {
-            let url = arg_str(redis_url, "redis_url")?;
-            crate::redis::parse_url(url)?;
-            c.token_store = Some(url.to_string());
-            Ok(())
-        })
-    }
+    unsafe { with_config(cfg, |c| c.set_token_store(arg_str(redis_url, "redis_url")?)) }
 }
 
 /// Bounds the token store's waits, in milliseconds (1 to 600000 each; 5000
@@ -348,7 +341,7 @@ pub unsafe extern "C" fn wxm_config_set_token_store_fallback(
     // SAFETY: forwarded pointer contract of this function.
     unsafe {
         with_config(cfg, |c| {
-            c.token_store_fallback = match allow_local_fetch {
+            c.set_token_store_fallback(match allow_local_fetch {
                 0 => false,
                 1 => true,
                 v => {
@@ -356,7 +349,7 @@ pub unsafe extern "C" fn wxm_config_set_token_store_fallback(
                         "allow_local_fetch {v} must be 0 or 1"
                     )))
                 }
-            };
+            });
             Ok(())
         })
     }
@@ -447,12 +440,7 @@ pub unsafe extern "C" fn wxm_config_set_ca_file(
     pem_path: *const c_char,
 ) -> i32 {
     // SAFETY: forwarded pointer contract of this function.
-    unsafe {
-        with_config(cfg, |c| {
-            c.ca_file = Some(arg_str(pem_path, "pem_path")?.to_string());
-            Ok(())
-        })
-    }
+    unsafe { with_config(cfg, |c| c.set_ca_file(arg_str(pem_path, "pem_path")?)) }
 }
 
 /// Creates a client from a configuration (copied: the config may be freed
