@@ -316,7 +316,7 @@ http {{
     sendfile on;
     # tcp_nopush (TCP_CORK) stays off, nginx's default: with it on, parallel
     # keep-alive Range requests of ~1 MiB stall ~40 ms now and then (see
-    # bench/FINDINGS.md), which measures this nginx setting, not the clients.
+    # PERFORMANCE.md), which measures this nginx setting, not the clients.
     tcp_nopush off;
     keepalive_timeout 65;
     keepalive_requests 1000000;
@@ -1021,7 +1021,7 @@ class Bench:
         """Runs for a row moving `size` bytes: SHORT_ROW_FACTOR times more for
         transfers of 1 MiB and less, which last a millisecond or two: there
         one stall of this shared machine moves a 7-run median by 10 % and
-        more (bench/FINDINGS.md), and extra runs cost seconds."""
+        more (PERFORMANCE.md), and extra runs cost seconds."""
         return self.runs * SHORT_ROW_FACTOR if size <= MiB else self.runs
 
     def over_budget(self) -> bool:
@@ -1033,7 +1033,7 @@ class Bench:
         run 2, ...), so that background noise spreads over all of them. Each
         round runs the rows in a new order (seeded: a re-run repeats it): a
         transfer right after a Python client runs measurably slower than one
-        after a small C one (1 MiB: ~0.1 ms, bench/FINDINGS.md), and a fixed
+        after a small C one (1 MiB: ~0.1 ms, PERFORMANCE.md), and a fixed
         order gave that penalty to the same rows every round."""
         live = []
         for row in rows:
@@ -1179,7 +1179,7 @@ class Bench:
     def small_clients() -> List[Client]:
         # The Go driver once more with GOMAXPROCS=2, beside the table's
         # targets: pinned to one CPU, Go runs one P, and sysmon takes it from
-        # every cgo call over ~20 us (bench/FINDINGS.md, sixth session).
+        # every cgo call over ~20 us (PERFORMANCE.md, sixth session).
         return [wx("c", "small"), wx("py", "small"), wx("go", "small"), wx("go", "small", env={"GOMAXPROCS": "2"}),
                 curl_keepalive(), requests_client("small")]  # fmt: skip
 

@@ -761,7 +761,7 @@ impl PositionalWriter for FileWriter {
 /// written if the transfer fails in-process (so a cancel or a network error
 /// resumes as always), and only a crash restarts such a file from byte 0.
 /// The record costs a file create, write, rename and unlink per download,
-/// about a tenth of the whole transfer time of a 1 MiB media (bench/FINDINGS.md).
+/// about a tenth of the whole transfer time of a 1 MiB media (PERFORMANCE.md).
 const RECORD_UP_FRONT_FROM: u64 = 4 * 1024 * 1024;
 
 /// How many bytes of a kept part file are compared with the server's
