@@ -59,7 +59,7 @@ impl Platform {
     }
 
     /// The upload types this platform accepts, with their default size limit
-    /// and the formats (by extension) it takes. From WECHAT-API.md; a host
+    /// and the formats (by extension) it takes. From docs/WECHAT-API.md; a host
     /// overrides the limits with `wxm_config_set_limit`.
     pub fn upload_rule(self, kind: &str) -> Option<UploadRule> {
         use Format::*;
