@@ -134,7 +134,8 @@ int main(int argc, char **argv)
     if (rc != WXM_OK) return fail(mode, rc, wxm_last_errmsg());
 
     if (strcmp(mode, "path") == 0 || strcmp(mode, "sink") == 0 || strcmp(mode, "small") == 0) {
-        unsigned long i, n = strcmp(mode, "small") == 0 ? count : 1;
+        /* COUNT transfers in one process (steady state; small downloads). */
+        unsigned long i, n = count ? count : 1;
         if (!media || (strcmp(mode, "path") == 0 && !out)) { usage(argv[0]); return 2; }
         t0 = now();
         for (i = 0; i < n; i++) {

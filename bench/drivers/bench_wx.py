@@ -56,23 +56,27 @@ def main() -> int:
         kwargs["limits"] = {a.type: 1 << 40}
     client = wxmedia.Client("wecom", access_token=a.token, base_url=a.base, **kwargs)
     extra = ""
-    n = 1
+    # COUNT transfers in one process (steady state; small downloads).
+    n = max(a.count, 1)
     try:
         t0 = time.perf_counter()
         if a.mode == "path":
-            info = client.download(a.media, a.out)
-            nbytes = info.size
+            nbytes = 0
+            for _ in range(n):
+                info = client.download(a.media, a.out)
+                nbytes += info.size
         elif a.mode == "sink":
             sink = Discard()
-            client.download(a.media, sink)
+            for _ in range(n):
+                client.download(a.media, sink)
             nbytes = sink.count
         elif a.mode == "small":
-            n = a.count
             nbytes = 0
             for _ in range(n):
                 data, _info = client.download_bytes(a.media)
                 nbytes += len(data)
         else:
+            n = 1
             res = client.upload(a.type, a.file)
             nbytes = os.path.getsize(a.file)
             extra = f" media_id={res.media_id}"
