@@ -426,6 +426,18 @@ impl UrlUpload {
         }
     }
 
+    /// A handle on a job submitted before (by another process, say): it
+    /// only waits.
+    pub fn for_job(client: Arc<Client>, jobid: &str) -> Result<UrlUpload> {
+        let u = UrlUpload {
+            common: Common::new(client, "upload by URL"),
+            request: Mutex::new(None),
+            job: Mutex::new(JobState::default()),
+        };
+        u.set_jobid(jobid)?;
+        Ok(u)
+    }
+
     common_setters!();
 
     fn with_request(&self, f: impl FnOnce(&mut UrlUploadRequest) -> Result<()>) -> Result<()> {
