@@ -570,3 +570,151 @@ impl UrlUpload {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Platform};
+    use crate::error::WXM_E_STATE;
+
+    /// A client whose requests never reach a server (port 9, nothing
+    /// listens): these tests stop every run before or at its first wait.
+    fn client() -> Arc<Client> {
+        let mut cfg = Config::new(Platform::WeCom);
+        cfg.set_base_url("http://127.0.0.1:9").expect("base url");
+        cfg.set_token("tok-0123456789abcdef").expect("token");
+        Arc::new(Client::new(cfg).expect("client"))
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wxm-transfer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir.join(name)
+    }
+
+    struct NoSink;
+    impl Sink for NoSink {
+        fn write(&mut self, _: u64, _: &[u8]) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_second_run_is_refused_until_the_first_ends() {
+        let g = RunGuard::new("download");
+        let first = g.enter().expect("first run");
+        match g.enter() {
+            Err(Error::State(m)) => assert!(m.contains("download is already running"), "{m}"),
+            other => panic!("second run: {:?}", other.map(|_| ())),
+        }
+        drop(first);
+        assert!(g.enter().is_ok(), "free again after the first run");
+    }
+
+    #[test]
+    fn every_transfer_refuses_a_run_inside_its_own_progress_callback() {
+        // The progress callback runs inside the run (as the heartbeat or
+        // for the first figures): a run of the same transfer from there is
+        // refused, and the callback's own error then stops the outer run.
+        let c = client();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let dl = Arc::new(Download::new(c.clone(), "m").expect("download"));
+        let (d, s) = (Arc::downgrade(&dl), seen.clone());
+        dl.set_progress(Some(Arc::new(move |_, _| {
+            if let Some(d) = d.upgrade() {
+                lock(&s).push(d.to_sink(&mut NoSink).map(|_| ()).map_err(|e| e.code()));
+            }
+            Err(Error::Aborted("stop".into()))
+        })));
+        assert!(matches!(dl.to_sink(&mut NoSink), Err(Error::Aborted(_))));
+        assert_eq!(*lock(&seen), [Err(WXM_E_STATE)], "download");
+        lock(&seen).clear();
+
+        let up = Arc::new(Upload::new(c.clone(), "file"));
+        let file = scratch("up.bin");
+        std::fs::write(&file, b"0123456789").expect("write");
+        up.set_path(&file).expect("path");
+        let (u, s) = (Arc::downgrade(&up), seen.clone());
+        up.set_progress(Some(Arc::new(move |_, _| {
+            if let Some(u) = u.upgrade() {
+                lock(&s).push(u.run().map(|_| ()).map_err(|e| e.code()));
+            }
+            Err(Error::Aborted("stop".into()))
+        })));
+        assert!(matches!(up.run(), Err(Error::Aborted(_))));
+        assert_eq!(*lock(&seen), [Err(WXM_E_STATE)], "upload");
+    }
+
+    #[test]
+    fn errors_leave_the_core_cleaned_for_a_host() {
+        // A callback's error that quotes the token comes back without it:
+        // the C ABI and the CLI both show the core's text as is.
+        let dl = Download::new(client(), "m").expect("download");
+        dl.set_progress(Some(Arc::new(|_, _| {
+            Err(Error::Aborted(
+                "saw access_token=tok-0123456789abcdef and tok-0123456789abcdef".into(),
+            ))
+        })));
+        let e = dl.to_sink(&mut NoSink).expect_err("aborted");
+        let text = e.to_string();
+        assert!(matches!(e, Error::Aborted(_)), "{e:?}");
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+    }
+
+    #[test]
+    fn validation_and_defaults_live_in_the_core() {
+        let c = client();
+        for id in ["", &"m".repeat(1025)] {
+            assert!(matches!(
+                Download::new(c.clone(), id),
+                Err(Error::InvalidArg(_))
+            ));
+        }
+        let dl = Download::new(c.clone(), "m").expect("download");
+        dl.set_start(16);
+        assert!(matches!(
+            dl.to_path(&scratch("never")),
+            Err(Error::InvalidArg(_))
+        ));
+        assert!(!scratch("never").exists());
+
+        let up = Upload::new(c.clone(), "file");
+        assert!(matches!(up.run(), Err(Error::InvalidArg(_))), "no source");
+        assert!(matches!(up.set_path(""), Err(Error::InvalidArg(_))));
+        up.cancel();
+        assert!(matches!(up.run(), Err(Error::Cancelled)), "cancel first");
+
+        let req = UrlUploadRequest {
+            scene: 1,
+            kind: "file".into(),
+            filename: "a.bin".into(),
+            url: "http://127.0.0.1:9/a".into(),
+            md5: String::new(),
+        };
+        let job = UrlUpload::new(c.clone(), req);
+        assert!(matches!(job.set_md5("xyz"), Err(Error::InvalidArg(_))));
+        let five = scratch("five");
+        std::fs::write(&five, b"12345").expect("write");
+        match job.set_md5_from_path(&five) {
+            Err(e) => assert_eq!(e.code(), 45001, "{e}"),
+            Ok(()) => panic!("5 bytes accepted"),
+        }
+        let six = scratch("six");
+        std::fs::write(&six, b"123456").expect("write");
+        job.set_md5_from_path(&six).expect("6 bytes");
+        assert_eq!(
+            lock(&job.request).as_ref().map(|r| r.md5.clone()),
+            Some("e10adc3949ba59abbe56e057f20f883e".to_string())
+        );
+        assert!(matches!(
+            job.set_md5_from_path(&scratch("missing")),
+            Err(Error::Io(_))
+        ));
+        assert!(matches!(job.wait(None), Err(Error::State(_))), "no job yet");
+        assert!(matches!(
+            UrlUpload::for_job(c, ""),
+            Err(Error::InvalidArg(_))
+        ));
+        assert_eq!(DEFAULT_JOB_WAIT, Duration::from_secs(600));
+    }
+}
