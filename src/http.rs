@@ -197,6 +197,15 @@ pub struct HttpSettings {
 }
 
 pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
+    agent_over(s, TlsAwareConnector(wx_chain()))
+}
+
+/// The agent over `connector`, which makes the connections (sockets and
+/// TLS; unit tests plug in a scripted one), with cancellation on top.
+pub(crate) fn agent_over(
+    s: &HttpSettings,
+    connector: impl Connector<(), Out = Box<dyn Transport>>,
+) -> Result<ureq::Agent> {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(path) = &s.ca_file {
         let pem = std::fs::read(path)
@@ -244,10 +253,9 @@ pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
         .output_buffer_size(64 * 1024)
         .tls_config(tls.build())
         .build();
-    let connector = TlsAwareConnector(wx_chain()).chain(CancelConnector);
     Ok(ureq::Agent::with_parts(
         config,
-        connector,
+        connector.chain(CancelConnector),
         DefaultResolver::default(),
     ))
 }

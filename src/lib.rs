@@ -25,6 +25,9 @@ pub mod token;
 pub mod upload;
 pub mod url_upload;
 
+#[cfg(test)]
+mod testing;
+
 pub mod ffi;
 
 pub use client::Client;
