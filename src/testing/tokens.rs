@@ -2,7 +2,7 @@
 //! refresh after a rejection, a static token that cannot be replaced.
 
 use super::{agent, json, Answer, Script, BASE_URL};
-use crate::config::TokenApi;
+use crate::auth::TokenApi;
 use crate::error::Error;
 use crate::token::{Origin, TokenSource};
 use std::sync::atomic::Ordering;
