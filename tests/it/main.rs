@@ -4,7 +4,7 @@
 //! answers). Shared helpers live in `support`.
 //!
 //! Run one area with `cargo test --test it download::`, one test with
-//! `cargo test --test it -- --exact download::chunked_parallel` (for example).
+//! `cargo test --test it -- --exact download::small_plain_file_to_sink` (for example).
 
 mod support;
 
