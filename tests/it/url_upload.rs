@@ -441,6 +441,9 @@ fn a_submission_whose_answer_is_lost_is_not_sent_again() {
             0
         );
         let rc = wxm_url_upload_run(j.0, 30_000);
-        assert_eq!(rc, WXM_E_NETWORK, "{:?}", s(wxm_url_upload_errmsg(j.0)));
+        let msg = s(wxm_url_upload_errmsg(j.0)).unwrap_or_default();
+        assert_eq!(rc, WXM_E_NETWORK, "{msg}");
+        // The message names what could not be reached.
+        assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
     }
 }
