@@ -26,7 +26,7 @@ lib:
 # System packages the tests need (pkg-config, cmake, valgrind, redis-server, ...).
 deps: c-deps redis-deps
 
-# A real redis-server for the shared token store tests (tests/tokens.rs).
+# A real redis-server for the shared token store tests (tests/it/tokens.rs).
 redis-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -60,7 +60,8 @@ ureq-latest:
 	    && $(CARGO) update -p ureq \
 	    && $(CARGO) tree -p wxmedia -i ureq --depth 0 \
 	    && CARGO_TARGET_DIR=$(UREQ_LATEST)/target $(CARGO) test -p wxmedia --lib \
-	        --test download --test hostile --test tls --test file_faults --test misuse
+	    && CARGO_TARGET_DIR=$(UREQ_LATEST)/target $(CARGO) test -p wxmedia --test it -- \
+	        download:: hostile:: tls:: file_faults:: misuse::
 
 # Regenerate the committed header from the sources.
 header:

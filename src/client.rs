@@ -39,13 +39,19 @@ impl Drop for ReadBuffer<'_> {
 
 impl Client {
     pub fn new(config: Config) -> Result<Client> {
-        warm_up_process();
         let agent = build_agent(&HttpSettings {
             connect_timeout: config.connect_timeout,
             io_timeout: config.io_timeout,
             pool_size: config.parallelism as usize,
             ca_file: config.ca_file.clone(),
         })?;
+        Client::with_agent(config, agent)
+    }
+
+    /// A client whose requests go through `agent` (unit tests give one
+    /// over a scripted transport, `crate::testing`).
+    pub(crate) fn with_agent(config: Config, agent: ureq::Agent) -> Result<Client> {
+        warm_up_process();
         let origin = match (&config.token_provider, &config.credentials) {
             (Some(p), _) => Origin::Provider(p.clone()),
             (None, Some((id, secret))) => Origin::WeChat {

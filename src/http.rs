@@ -145,22 +145,43 @@ impl Connector<()> for TlsAwareConnector {
             .uri
             .scheme_str()
             .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+        let host = details.uri.host().unwrap_or("");
+        let port = details
+            .uri
+            .port_u16()
+            .unwrap_or(if https { 443 } else { 80 });
+        // An IPv6 literal keeps its brackets, so host:port reads back.
+        let peer = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         self.0
             .connect(details, chained)
             .map(|t| t.map(|t| Box::new(t) as Box<dyn Transport>))
-            .map_err(|e| ureq::Error::Other(Box::new(BeforeSending(mark_tls(e, https)))))
+            .map_err(|e| {
+                ureq::Error::Other(Box::new(BeforeSending {
+                    error: mark_tls(e, https),
+                    peer,
+                }))
+            })
     }
 }
 
 /// A failure while connecting (resolving, TCP, the TLS handshake): no byte
 /// of the request left this host, so even a request that creates
 /// something may go again (`sent_nothing`).
+/// Its message names the host and port that could not be reached.
 #[derive(Debug)]
-struct BeforeSending(ureq::Error);
+struct BeforeSending {
+    error: ureq::Error,
+    /// `host:port` of the server (or proxy) being connected to.
+    peer: String,
+}
 
 impl std::fmt::Display for BeforeSending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        write!(f, "connecting to {}: {}", self.peer, self.error)
     }
 }
 
@@ -198,6 +219,15 @@ pub struct HttpSettings {
 }
 
 pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
+    agent_over(s, TlsAwareConnector(wx_chain()))
+}
+
+/// The agent over `connector`, which makes the connections (sockets and
+/// TLS; unit tests plug in a scripted one), with cancellation on top.
+pub(crate) fn agent_over(
+    s: &HttpSettings,
+    connector: impl Connector<(), Out = Box<dyn Transport>>,
+) -> Result<ureq::Agent> {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(path) = &s.ca_file {
         let pem = std::fs::read(path)
@@ -245,10 +275,9 @@ pub fn build_agent(s: &HttpSettings) -> Result<ureq::Agent> {
         .output_buffer_size(64 * 1024)
         .tls_config(tls.build())
         .build();
-    let connector = TlsAwareConnector(wx_chain()).chain(CancelConnector);
     Ok(ureq::Agent::with_parts(
         config,
-        connector,
+        connector.chain(CancelConnector),
         DefaultResolver::default(),
     ))
 }
@@ -259,10 +288,10 @@ pub fn map_ureq(e: ureq::Error) -> Error {
         return Error::Cancelled;
     }
     let e = match e {
-        ureq::Error::Other(inner) if inner.is::<BeforeSending>() => match inner.downcast() {
+        ureq::Error::Other(inner) => match inner.downcast::<BeforeSending>() {
             Ok(b) => {
-                let BeforeSending(e) = *b;
-                e
+                let peer = b.peer;
+                return map_ureq(b.error).map_text(|t| format!("connecting to {peer}: {t}"));
             }
             Err(other) => ureq::Error::Other(other),
         },
@@ -841,7 +870,7 @@ mod tests {
 
     #[test]
     fn tls_failures_map_to_the_tls_code() {
-        // Regression (issue 8, tests/tls.rs): an untrusted certificate came
+        // Regression (issue 8, tests/it/tls.rs): an untrusted certificate came
         // back as WXM_E_NETWORK ("invalid peer certificate: UnknownIssuer").
         let io =
             || std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate");

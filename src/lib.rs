@@ -32,6 +32,9 @@ pub mod transfer;
 pub mod upload;
 pub mod url_upload;
 
+#[cfg(test)]
+mod testing;
+
 pub mod ffi;
 
 pub use client::Client;

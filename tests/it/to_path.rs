@@ -1,7 +1,6 @@
 //! `wxm_download_to_path`: atomic, resumable, never damaging the target.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use wxmedia::error::*;
 
@@ -23,7 +22,9 @@ fn downloads_atomically_and_leaves_no_debris() {
     );
     let dir = tempdir("atomic");
     let target = dir.join("out.bin");
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("target") == want);
     let (part, meta) = part_files(&target);
@@ -38,7 +39,7 @@ fn a_failed_download_never_creates_or_damages_the_target() {
     let dir = tempdir("nodamage");
     let target = dir.join("keep.txt");
     // Unknown media: no file at all.
-    let (rc, _) = download_path(&c, "nope", &target);
+    let Got { rc, .. } = download_path(&c, "nope", &target);
     assert_eq!(rc, 40007);
     assert!(!target.exists());
     let (part, meta) = part_files(&target);
@@ -48,7 +49,7 @@ fn a_failed_download_never_creates_or_damages_the_target() {
     );
     // An existing file stays as it was.
     std::fs::write(&target, b"precious").expect("write");
-    let (rc, _) = download_path(&c, "nope", &target);
+    let Got { rc, .. } = download_path(&c, "nope", &target);
     assert_eq!(rc, 40007);
     assert_eq!(std::fs::read(&target).expect("read"), b"precious");
     // A network failure midway: the target is untouched, the part file stays for resume.
@@ -65,11 +66,13 @@ fn a_failed_download_never_creates_or_damages_the_target() {
             ..Default::default()
         },
     );
-    let (rc, _) = download_path(&c2, &id, &target);
+    let Got { rc, .. } = download_path(&c2, &id, &target);
     assert_eq!(rc, WXM_E_NETWORK);
     assert_eq!(std::fs::read(&target).expect("read"), b"precious");
     reset(&emu);
-    let (rc, msg) = download_path(&c2, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c2, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("read") == want);
     let _ = std::fs::remove_dir_all(dir);
@@ -105,7 +108,9 @@ fn resumes_after_cancel_fetching_less_than_the_whole_file() {
     assert!(meta.exists());
     assert!(have > 0 && have < size, "partial file has {have}");
     reset(&emu);
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("read") == want);
     let fetched: u64 = ranges(&emu, &id).iter().map(|(s, e)| e - s + 1).sum();
@@ -152,7 +157,9 @@ fn parallel_to_path_resumes_from_the_recorded_prefix_not_the_holes() {
         "the prefix is verified data"
     );
     reset(&emu);
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("read") == want);
     let fetched: u64 = ranges(&emu, &id).iter().map(|(s, e)| e - s + 1).sum();
@@ -186,7 +193,9 @@ fn a_truncated_part_file_still_resumes_correctly() {
         json!({"media_id": id, "endpoint": "Media", "size": size, "complete": 200_000}).to_string(),
     )
     .expect("write meta");
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("read") == want);
     // 123_457 bytes on disk, proven by the 64 KiB before them: the first
@@ -201,7 +210,9 @@ fn a_truncated_part_file_still_resumes_correctly() {
         json!({"media_id": id, "endpoint": "Media", "size": size}).to_string(),
     )
     .expect("write meta");
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("read") == want);
     assert_eq!(ranges(&emu, &id)[0].0, 0);
@@ -222,7 +233,9 @@ fn a_part_file_of_another_media_is_discarded() {
         json!({"media_id": "someone-else", "endpoint": "Media", "size": 100_000}).to_string(),
     )
     .expect("write");
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("read") == want);
     // Same media_id but the size changed on the server: start over.
@@ -233,7 +246,9 @@ fn a_part_file_of_another_media_is_discarded() {
         json!({"media_id": id, "endpoint": "Media", "size": 99_999}).to_string(),
     )
     .expect("write");
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("read") == want);
     let _ = std::fs::remove_dir_all(dir);
@@ -245,9 +260,9 @@ fn bad_paths_are_invalid_or_io() {
     let (id, _) = add_media(&emu, json!({"size": 100, "seed": 6}));
     let c = client(&emu, ClientOpts::default());
     let dir = tempdir("badpath");
-    assert_eq!(download_path(&c, &id, &dir).0, WXM_E_INVALID_ARG);
+    assert_eq!(download_path(&c, &id, &dir).rc, WXM_E_INVALID_ARG);
     assert_eq!(
-        download_path(&c, &id, &dir.join("no/such/dir/x")).0,
+        download_path(&c, &id, &dir.join("no/such/dir/x")).rc,
         WXM_E_IO
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -265,7 +280,9 @@ fn a_torn_record_beside_a_small_media_is_replaced_and_removed() {
     let (part, meta) = part_files(&target);
     std::fs::write(&part, vec![0x55u8; 70_000]).expect("write");
     std::fs::write(&meta, b"{\"media_id\":").expect("write");
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(std::fs::read(&target).expect("read") == want);
     assert!(!part.exists() && !meta.exists(), "temporary files left");

@@ -1,8 +1,7 @@
 //! Token sources beyond static tokens and credentials: a host's provider
 //! callback, and one token shared by many processes through Redis.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::ffi::{c_char, c_void};
 use std::process::{Child, Command, Stdio};
@@ -246,7 +245,7 @@ fn run_children(n: usize, emu: &Emulator, redis: &Redis, media: &str) {
                 .args([
                     "--ignored",
                     "--exact",
-                    "child_download_with_shared_token",
+                    &test_name(module_path!(), "child_download_with_shared_token"),
                     "--test-threads",
                     "1",
                 ])

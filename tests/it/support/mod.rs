@@ -1,16 +1,64 @@
-//! Test support: an emulator on loopback, its admin API, and thin wrappers
-//! over the exported C functions (the tests drive the library only through
-//! the C ABI, as hosts do).
+//! Test support for every module of the `it` binary: an emulator on
+//! loopback and its admin API, thin wrappers over the exported C functions
+//! (the tests drive the library only through the C ABI, as hosts do), the
+//! checks the reliability tests share (sha256, a seeded RNG, "no secret in a
+//! message"), and, in `raw`, a raw server for hostile answers.
 #![allow(dead_code)]
 
-use std::ffi::{c_void, CStr, CString};
+mod raw;
+pub use raw::*;
+
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr;
+use std::time::{Duration, Instant};
 use wxmedia::ffi::download::*;
 use wxmedia::ffi::upload::*;
 use wxmedia::ffi::*;
 pub use wxmedia_emulator::{Emulator, Options, Platform};
 
+/// The static token the emulator accepts in every test that starts one.
 pub const TOKEN: &str = "static-test-token-5f1c";
+/// The static token every reliability test uses against a raw server.
+pub const HOSTILE_TOKEN: &str = "hostile-token-Q7xV3kP9";
+/// Credentials the emulator accepts by default (`--corpid`, `--secret`).
+pub const CORPID: &str = "wxm-corp";
+pub const SECRET: &str = "wxm-secret";
+
+/// The libtest name of test `name` declared in module `module_path`
+/// (pass `module_path!()`), for tests that run one test of this binary in a
+/// child process with `--exact`: `it::kill` + `host_child` gives
+/// `kill::host_child`.
+pub fn test_name(module_path: &str, name: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, m)) => format!("{m}::{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// For a test that needs a process to itself (it measures a per-process
+/// figure such as peak memory): in the test harness, runs test `name` of
+/// `module_path` alone in a child process, asserts that it passed, and
+/// returns false; in that child, returns true, and the test goes on.
+pub fn in_own_process(module_path: &str, name: &str) -> bool {
+    const CHILD: &str = "WXM_TEST_IN_OWN_PROCESS";
+    let full = test_name(module_path, name);
+    if std::env::var(CHILD).is_ok_and(|v| v == full) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([full.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, &full)
+        .output()
+        .expect("spawn the test's own process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{full} in its own process: {:?}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
 
 pub fn start(platform: Platform) -> Emulator {
     Emulator::start(Options {
@@ -119,13 +167,60 @@ pub fn cs(s: &str) -> CString {
     CString::new(s).expect("no NUL")
 }
 
-pub fn text(p: *const std::ffi::c_char) -> Option<String> {
+pub fn text(p: *const c_char) -> Option<String> {
     if p.is_null() {
         None
     } else {
         // SAFETY: the library returns NUL-terminated strings it owns.
         Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
     }
+}
+
+pub fn last_errmsg() -> String {
+    // A NUL-terminated string owned by this thread, read at once.
+    text(wxm_last_errmsg()).unwrap_or_default()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// splitmix64: a small, seedable, reproducible generator.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+/// Fails when a message shows a token or a secret (or a fragment long
+/// enough to matter).
+pub fn assert_clean(msg: &str, secrets: &[&str], context: &str) {
+    for s in secrets {
+        assert!(!s.is_empty());
+        assert!(!msg.contains(s), "{context}: message leaks {s:?}: {msg:?}");
+    }
+}
+
+pub fn is_clean(msg: &str, secrets: &[&str]) -> bool {
+    secrets.iter().all(|s| !msg.contains(s))
 }
 
 /// A client handle built through the C ABI; freed on drop.
@@ -135,45 +230,71 @@ unsafe impl Send for TestClient {}
 // SAFETY: as above.
 unsafe impl Sync for TestClient {}
 
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        // SAFETY: created by wxm_client_new, freed once.
+        unsafe { wxm_client_free(self.0) }
+    }
+}
+
+/// How to build a client. `Default` suits the emulator (`client` fills in
+/// its URL); `ClientOpts::at` suits a server that is not the emulator.
+#[derive(Clone, Debug)]
 pub struct ClientOpts {
+    pub base_url: String,
     pub platform: i32,
     pub token: Option<String>,
     pub credentials: Option<(String, String)>,
+    pub token_api: i32,
     pub chunk: u64,
     pub parallelism: u32,
+    pub connect_ms: u32,
     pub io_ms: u32,
     pub attempts: u32,
     pub backoff_ms: u32,
-    pub token_api: i32,
+    pub ca_file: Option<String>,
 }
 
 impl Default for ClientOpts {
     fn default() -> Self {
         ClientOpts {
+            base_url: String::new(),
             platform: 1,
             token: Some(TOKEN.to_string()),
             credentials: None,
+            token_api: 0,
             chunk: 64 * 1024,
             parallelism: 1,
+            connect_ms: 2000,
             io_ms: 5000,
             attempts: 4,
             backoff_ms: 10,
-            token_api: 0,
+            ca_file: None,
         }
     }
 }
 
-pub fn client(emu: &Emulator, o: ClientOpts) -> TestClient {
-    client_at(&emu.base_url(), o)
+impl ClientOpts {
+    /// For a server that is not the emulator (raw, TLS proxy): its static
+    /// token, a short I/O timeout and one retry, so that hostile answers fail fast.
+    pub fn at(base_url: &str) -> ClientOpts {
+        ClientOpts {
+            base_url: base_url.to_string(),
+            token: Some(HOSTILE_TOKEN.to_string()),
+            io_ms: 1000,
+            attempts: 2,
+            ..ClientOpts::default()
+        }
+    }
 }
 
-/// A client of the server at `base_url` (for servers that are not the emulator).
-pub fn client_at(base_url: &str, o: ClientOpts) -> TestClient {
-    // SAFETY: every pointer passed is live for the call; handles are freed once.
+/// Builds a client; Err(code, message) when `wxm_client_new` refuses.
+pub fn try_client(o: &ClientOpts) -> Result<TestClient, (i32, String)> {
+    // SAFETY: every pointer is live for its call; handles are freed once.
     unsafe {
         let cfg = wxm_config_new(o.platform);
         assert!(!cfg.is_null());
-        assert_eq!(wxm_config_set_base_url(cfg, cs(base_url).as_ptr()), 0);
+        assert_eq!(wxm_config_set_base_url(cfg, cs(&o.base_url).as_ptr()), 0);
         if let Some(t) = &o.token {
             assert_eq!(wxm_config_set_access_token(cfg, cs(t).as_ptr()), 0);
         }
@@ -186,26 +307,39 @@ pub fn client_at(base_url: &str, o: ClientOpts) -> TestClient {
         assert_eq!(wxm_config_set_token_api(cfg, o.token_api), 0);
         assert_eq!(wxm_config_set_chunk_size(cfg, o.chunk), 0);
         assert_eq!(wxm_config_set_parallelism(cfg, o.parallelism), 0);
-        assert_eq!(wxm_config_set_timeouts(cfg, 2000, o.io_ms), 0);
+        assert_eq!(wxm_config_set_timeouts(cfg, o.connect_ms, o.io_ms), 0);
         assert_eq!(wxm_config_set_retries(cfg, o.attempts, o.backoff_ms), 0);
+        if let Some(ca) = &o.ca_file {
+            assert_eq!(wxm_config_set_ca_file(cfg, cs(ca).as_ptr()), 0);
+        }
         let mut c = ptr::null_mut();
-        assert_eq!(wxm_client_new(cfg, &mut c), 0);
+        let rc = wxm_client_new(cfg, &mut c);
+        let msg = last_errmsg();
         wxm_config_free(cfg);
-        TestClient(c)
+        if rc != 0 {
+            return Err((rc, msg));
+        }
+        Ok(TestClient(c))
     }
 }
 
-impl Drop for TestClient {
-    fn drop(&mut self) {
-        // SAFETY: created by wxm_client_new, freed once.
-        unsafe { wxm_client_free(self.0) }
-    }
+pub fn new_client(o: &ClientOpts) -> TestClient {
+    try_client(o).unwrap_or_else(|(rc, m)| panic!("wxm_client_new: {rc} {m}"))
 }
 
-/// What a sink download produced.
+/// A client of the emulator.
+pub fn client(emu: &Emulator, o: ClientOpts) -> TestClient {
+    new_client(&ClientOpts {
+        base_url: emu.base_url(),
+        ..o
+    })
+}
+
+/// What one download through the C ABI gave.
 #[derive(Debug, Default)]
 pub struct Got {
     pub rc: i32,
+    /// Sink downloads: the bytes as handed over; to_path: the target's bytes if any.
     pub data: Vec<u8>,
     pub first_offset: Option<u64>,
     pub in_order: bool,
@@ -214,6 +348,9 @@ pub struct Got {
     pub filename: Option<String>,
     pub video_url: Option<String>,
     pub errmsg: String,
+    /// `wxm_last_errmsg` right after the run, on the calling thread.
+    pub last_errmsg: String,
+    pub elapsed: Duration,
     pub sink_threads: Vec<std::thread::ThreadId>,
     /// The largest slice one sink call was handed.
     pub max_slice: usize,
@@ -224,15 +361,21 @@ struct SinkState {
     first: Option<u64>,
     next: u64,
     in_order: bool,
-    abort_after: Option<usize>,
+    /// Stop (non-zero return) once more than this many bytes arrived.
+    cap: usize,
     threads: Vec<std::thread::ThreadId>,
     max_slice: usize,
 }
 
 unsafe extern "C" fn sink_cb(ud: *mut c_void, offset: u64, data: *const u8, len: usize) -> i32 {
-    // SAFETY: ud is the &mut SinkState we passed; data/len describe a live buffer.
+    // SAFETY: ud is the &mut SinkState we passed.
     let st = unsafe { &mut *(ud as *mut SinkState) };
-    let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+    let bytes = if len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: data/len describe a buffer the library keeps alive for the call.
+        unsafe { std::slice::from_raw_parts(data, len) }
+    };
     let tid = std::thread::current().id();
     if !st.threads.contains(&tid) {
         st.threads.push(tid);
@@ -247,47 +390,39 @@ unsafe extern "C" fn sink_cb(ud: *mut c_void, offset: u64, data: *const u8, len:
     st.next = offset + len as u64;
     st.max_slice = st.max_slice.max(len);
     st.data.extend_from_slice(bytes);
-    if st.abort_after.is_some_and(|a| st.data.len() >= a) {
-        return 7;
+    if st.data.len() > st.cap {
+        return 9;
     }
     0
 }
 
-pub struct DownloadSpec<'a> {
-    pub media_id: &'a str,
-    pub start: u64,
-    pub abort_after: Option<usize>,
-}
-
+/// Downloads `media_id` from `start` into memory.
 pub fn download_sink(c: &TestClient, media_id: &str, start: u64) -> Got {
-    download_sink_with(
-        c,
-        DownloadSpec {
-            media_id,
-            start,
-            abort_after: None,
-        },
-    )
+    download_sink_capped(c, media_id, start, usize::MAX)
 }
 
-pub fn download_sink_with(c: &TestClient, spec: DownloadSpec) -> Got {
+/// As `download_sink`, but the sink refuses (and so aborts the download)
+/// once more than `cap` bytes arrived.
+pub fn download_sink_capped(c: &TestClient, media_id: &str, start: u64, cap: usize) -> Got {
+    let t0 = Instant::now();
     // SAFETY: live handles and buffers for the duration of each call.
     unsafe {
-        let d = wxm_download_new(c.0, cs(spec.media_id).as_ptr());
+        let d = wxm_download_new(c.0, cs(media_id).as_ptr());
         assert!(!d.is_null());
-        if spec.start > 0 {
-            assert_eq!(wxm_download_set_start(d, spec.start), 0);
+        if start > 0 {
+            assert_eq!(wxm_download_set_start(d, start), 0);
         }
         let mut st = SinkState {
             data: Vec::new(),
             first: None,
             next: 0,
             in_order: true,
-            abort_after: spec.abort_after,
+            cap,
             threads: Vec::new(),
             max_slice: 0,
         };
         let rc = wxm_download_to_sink(d, Some(sink_cb), &mut st as *mut _ as *mut c_void);
+        let last_errmsg = last_errmsg();
         let got = Got {
             rc,
             data: st.data,
@@ -298,6 +433,8 @@ pub fn download_sink_with(c: &TestClient, spec: DownloadSpec) -> Got {
             filename: text(wxm_download_filename(d)),
             video_url: text(wxm_download_video_url(d)),
             errmsg: text(wxm_download_errmsg(d)).unwrap_or_default(),
+            last_errmsg,
+            elapsed: t0.elapsed(),
             sink_threads: st.threads,
             max_slice: st.max_slice,
         };
@@ -306,16 +443,54 @@ pub fn download_sink_with(c: &TestClient, spec: DownloadSpec) -> Got {
     }
 }
 
-pub fn download_path(c: &TestClient, media_id: &str, path: &std::path::Path) -> (i32, String) {
+/// Downloads `media_id` to `path`; `data` is what the target then holds.
+pub fn download_path(c: &TestClient, media_id: &str, path: &std::path::Path) -> Got {
+    let t0 = Instant::now();
     // SAFETY: live handles for the duration of each call.
     unsafe {
         let d = wxm_download_new(c.0, cs(media_id).as_ptr());
         assert!(!d.is_null());
         let rc = wxm_download_to_path(d, cs(path.to_str().expect("utf-8 path")).as_ptr());
-        let msg = text(wxm_download_errmsg(d)).unwrap_or_default();
+        let last_errmsg = last_errmsg();
+        let got = Got {
+            rc,
+            data: std::fs::read(path).unwrap_or_default(),
+            in_order: true,
+            size: wxm_download_size(d),
+            content_type: text(wxm_download_content_type(d)),
+            filename: text(wxm_download_filename(d)),
+            video_url: text(wxm_download_video_url(d)),
+            errmsg: text(wxm_download_errmsg(d)).unwrap_or_default(),
+            last_errmsg,
+            elapsed: t0.elapsed(),
+            ..Got::default()
+        };
         wxm_download_free(d);
-        (rc, msg)
+        got
     }
+}
+
+/// The entries of a directory, sorted (to prove nothing landed beside the target).
+pub fn dir_entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+pub fn peak_rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<u64>().ok())
+        .map_or(0, |k| k * 1024)
 }
 
 /// A 2 MiB media fetched in one request by a new client, whose connection

@@ -4,11 +4,7 @@
 //! CA given through `wxm_config_set_ca_file` it is accepted and the bytes
 //! are identical. A leaf for another name is refused even with the CA.
 
-mod common;
-mod rel;
-
-use common::{add_media, start, Platform, TOKEN};
-use rel::{sha256_hex, Opts};
+use crate::support::{self, add_media, sha256_hex, start, ClientOpts, Platform, TOKEN};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 use std::io::{Read, Write};
@@ -204,12 +200,12 @@ fn verification_is_on_by_default_and_a_private_ca_is_honoured() {
     for host in ["localhost", "127.0.0.1"] {
         let base = format!("https://{host}:{}", proxy.port);
         // Default: the web PKI roots, which do not know the test CA.
-        let mut o = Opts::new(&base);
+        let mut o = ClientOpts::at(&base);
         o.token = Some(TOKEN.to_string());
         o.attempts = 3;
-        let c = rel::new_client(&o);
+        let c = support::new_client(&o);
         let failed_before = proxy.handshakes_failed.load(Ordering::SeqCst);
-        let out = rel::sink_download(&c, &id, 0, usize::MAX);
+        let out = support::download_sink(&c, &id, 0);
         assert_eq!(out.rc, WXM_E_TLS, "{host}: {} {}", out.rc, out.errmsg);
         assert!(out.data.is_empty());
         assert!(!out.errmsg.contains(TOKEN) && !out.last_errmsg.contains(TOKEN));
@@ -225,23 +221,23 @@ fn verification_is_on_by_default_and_a_private_ca_is_honoured() {
             "the proxy saw no refused handshake"
         );
         let target = dir.join("refused.bin");
-        let out = rel::path_download(&c, &id, &target);
+        let out = support::download_path(&c, &id, &target);
         assert_eq!(out.rc, WXM_E_TLS);
         assert!(!target.exists());
 
         // With the test CA: accepted, identical bytes, in parallel too.
         for parallelism in [1, 3] {
-            let mut o = Opts::new(&base);
+            let mut o = ClientOpts::at(&base);
             o.token = Some(TOKEN.to_string());
             o.chunk = 64 * 1024;
             o.parallelism = parallelism;
             o.ca_file = Some(ca_path.to_str().expect("utf-8").to_string());
-            let c = rel::new_client(&o);
-            let out = rel::sink_download(&c, &id, 0, usize::MAX);
+            let c = support::new_client(&o);
+            let out = support::download_sink(&c, &id, 0);
             assert_eq!(out.rc, 0, "{host} ×{parallelism}: {}", out.errmsg);
             assert_eq!(sha256_hex(&out.data), sha256_hex(&want));
             let target = dir.join(format!("ok-{host}-{parallelism}.bin"));
-            let out = rel::path_download(&c, &id, &target);
+            let out = support::download_path(&c, &id, &target);
             assert_eq!(out.rc, 0, "{}", out.errmsg);
             assert_eq!(sha256_hex(&out.data), sha256_hex(&want));
         }
@@ -251,23 +247,23 @@ fn verification_is_on_by_default_and_a_private_ca_is_honoured() {
     let other = pki(&["not-this-host.example"]);
     let wrong = TlsProxy::start(&other, emu.addr());
     std::fs::write(dir.join("other-ca.pem"), &other.ca_pem).expect("write");
-    let mut o = Opts::new(&format!("https://127.0.0.1:{}", wrong.port));
+    let mut o = ClientOpts::at(&format!("https://127.0.0.1:{}", wrong.port));
     o.ca_file = Some(
         dir.join("other-ca.pem")
             .to_str()
             .expect("utf-8")
             .to_string(),
     );
-    let c = rel::new_client(&o);
-    let out = rel::sink_download(&c, &id, 0, usize::MAX);
+    let c = support::new_client(&o);
+    let out = support::download_sink(&c, &id, 0);
     assert_eq!(out.rc, WXM_E_TLS, "{}", out.errmsg);
 
     // A CA file that holds no certificate is refused when the client is made.
     std::fs::write(dir.join("empty.pem"), "not a certificate\n").expect("write");
-    let mut o = Opts::new(&format!("https://127.0.0.1:{}", proxy.port));
+    let mut o = ClientOpts::at(&format!("https://127.0.0.1:{}", proxy.port));
     o.ca_file = Some(dir.join("empty.pem").to_str().expect("utf-8").to_string());
     assert_eq!(
-        rel::try_client(&o).err().map(|e| e.0),
+        support::try_client(&o).err().map(|e| e.0),
         Some(WXM_E_INVALID_ARG)
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -13,11 +13,10 @@
 //!   WXMEDIA_CHAOS_SEED   base seed (default below); run i uses seed + i.
 //!   To replay one run: WXMEDIA_CHAOS_SEED=<its seed> WXMEDIA_CHAOS_RUNS=1.
 
-mod common;
-mod rel;
-
-use common::{add_media, admin, fault, Emulator, Options, Platform, TOKEN};
-use rel::{sha256_hex, Opts, Rng, CORPID, SECRET};
+use crate::support::{
+    self, add_media, admin, fault, sha256_hex, ClientOpts, Emulator, Options, Platform, Rng,
+    CORPID, SECRET, TOKEN,
+};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -249,7 +248,7 @@ fn download_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String 
         *tally.faults.entry(describe(&f)).or_default() += 1;
         fault(emu, f);
     }
-    let mut o = Opts::new(&emu.base_url());
+    let mut o = ClientOpts::at(&emu.base_url());
     o.token = (!credentials).then(|| TOKEN.to_string());
     o.credentials = credentials.then(|| (CORPID.to_string(), SECRET.to_string()));
     o.chunk = chunk;
@@ -257,7 +256,7 @@ fn download_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String 
     o.io_ms = io_ms;
     o.attempts = attempts;
     o.backoff_ms = r.range(1, 20) as u32;
-    let c = rel::new_client(&o);
+    let c = support::new_client(&o);
     let what = format!(
         "seed {seed:#x}: download {size} B{}{} chunk {chunk} ×{parallelism} {} start {start} \
          {} attempts {attempts} io {io_ms} ms faults [{}]",
@@ -275,7 +274,7 @@ fn download_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String 
     let violation = |tally: &mut Tally, why: String| {
         tally.violations.push(format!("{what}: {why}"));
     };
-    let mut check_msgs = |_: &mut Tally, o: &rel::Outcome| {
+    let mut check_msgs = |_: &mut Tally, o: &support::Got| {
         messages.push(o.errmsg.clone());
         messages.push(o.last_errmsg.clone());
     };
@@ -285,7 +284,7 @@ fn download_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String 
         let dir = w.dir.join(format!("{seed:x}"));
         std::fs::create_dir_all(&dir).expect("dir");
         let target = dir.join(format!("media-{seed:x}.bin"));
-        let got = rel::path_download(&c, &id, &target);
+        let got = support::download_path(&c, &id, &target);
         check_msgs(tally, &got);
         if got.rc == 0 {
             let file = std::fs::read(&target).unwrap_or_default();
@@ -301,7 +300,7 @@ fn download_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String 
                     format!("size {} reported, media has {size}", got.size),
                 );
             }
-            let entries = rel::dir_entries(&dir);
+            let entries = support::dir_entries(&dir);
             if entries.len() != 1 {
                 violation(tally, format!("debris beside the target: {entries:?}"));
             }
@@ -320,7 +319,7 @@ fn download_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String 
             // failed one left and must give the identical file.
             admin(emu, "POST", "/__admin/reset", json!({}));
             admin(emu, "POST", "/__admin/tokens", json!({"token": TOKEN}));
-            let again = rel::path_download(&c, &id, &target);
+            let again = support::download_path(&c, &id, &target);
             check_msgs(tally, &again);
             let file = std::fs::read(&target).unwrap_or_default();
             if again.rc != 0 {
@@ -335,7 +334,7 @@ fn download_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String 
         }
         let _ = std::fs::remove_dir_all(&dir);
     } else {
-        let got = rel::sink_download(&c, &id, start, usize::MAX);
+        let got = support::download_sink(&c, &id, start);
         check_msgs(tally, &got);
         let expected = &want[start as usize..];
         if !got.in_order {
@@ -411,8 +410,8 @@ fn upload_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String {
         3..=7 => r.range(4097, 300_000),
         _ => r.range(300_001, 1_500_000),
     } as usize;
-    let head: &[u8] = if image { common::JPEG_HEAD } else { b"" };
-    let data = common::media_bytes(head, size.max(head.len() + 1), seed);
+    let head: &[u8] = if image { support::JPEG_HEAD } else { b"" };
+    let data = support::media_bytes(head, size.max(head.len() + 1), seed);
     let kind = if image { "image" } else { "file" };
     let credentials = r.chance(70);
     let from_reader = r.chance(40);
@@ -442,9 +441,9 @@ fn upload_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String {
             .or_default() += 1;
         fault(emu, f);
     }
-    let c = common::client(
+    let c = support::client(
         emu,
-        common::ClientOpts {
+        support::ClientOpts {
             token: (!credentials).then(|| TOKEN.to_string()),
             credentials: credentials.then(|| (CORPID.to_string(), SECRET.to_string())),
             io_ms: r.range(700, 1500) as u32,
@@ -465,17 +464,17 @@ fn upload_run(w: &World, seed: u64, r: &mut Rng, tally: &mut Tally) -> String {
         fault_names.join(", ")
     );
     let up = if from_reader {
-        common::upload_reader(&c, kind, &data, data.len() as u64, Some("chaos.bin"), None)
+        support::upload_reader(&c, kind, &data, data.len() as u64, Some("chaos.bin"), None)
     } else {
         let dir = w.dir.join(format!("up-{seed:x}"));
         std::fs::create_dir_all(&dir).expect("dir");
         let p = dir.join(if image { "chaos.jpg" } else { "chaos.bin" });
         std::fs::write(&p, &data).expect("write");
-        let up = common::upload_path(&c, kind, &p, None);
+        let up = support::upload_path(&c, kind, &p, None);
         let _ = std::fs::remove_dir_all(&dir);
         up
     };
-    let last = rel::last_errmsg();
+    let last = support::last_errmsg();
     check_secrets(emu, &what, &[up.errmsg.clone(), last], issued_before, tally);
     let outcome = if up.rc == 0 {
         match &up.media_id {

@@ -2,8 +2,7 @@
 //! heartbeat while the transfer waits (so a host can stop a stalled transfer
 //! from the transfer's own thread), always a call for the last byte.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::ffi::c_void;
 use std::time::{Duration, Instant};

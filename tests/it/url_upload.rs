@@ -1,7 +1,6 @@
 //! Async upload by URL and uploadimg through the C ABI against the emulator.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::ffi::c_char;
 use wxmedia::error::*;
@@ -430,7 +429,10 @@ fn a_submission_whose_answer_is_lost_is_not_sent_again() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = dead.local_addr().expect("addr").port();
     drop(dead);
-    let c = client_at(&format!("http://127.0.0.1:{port}"), ClientOpts::default());
+    let c = new_client(&ClientOpts {
+        base_url: format!("http://127.0.0.1:{port}"),
+        ..Default::default()
+    });
     let j = job(&c, "file", &url, "c.bin");
     // SAFETY: live handle and strings.
     unsafe {
@@ -439,6 +441,9 @@ fn a_submission_whose_answer_is_lost_is_not_sent_again() {
             0
         );
         let rc = wxm_url_upload_run(j.0, 30_000);
-        assert_eq!(rc, WXM_E_NETWORK, "{:?}", s(wxm_url_upload_errmsg(j.0)));
+        let msg = s(wxm_url_upload_errmsg(j.0)).unwrap_or_default();
+        assert_eq!(rc, WXM_E_NETWORK, "{msg}");
+        // The message names what could not be reached.
+        assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
     }
 }

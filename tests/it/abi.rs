@@ -1,8 +1,7 @@
 //! The boundary: NULL for every pointer, bad UTF-8, bad values, state
 //! misuse, the token source shared by threads.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::ffi::c_char;
 use std::ptr::{null, null_mut};

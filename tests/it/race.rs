@@ -4,11 +4,9 @@
 //! a static token while transfers run. `make tsan` runs this file under
 //! ThreadSanitizer (nightly -Zsanitizer=thread with -Zbuild-std).
 
-mod common;
-mod rel;
-
-use common::{add_media, admin, start, stats, Platform, TOKEN};
-use rel::{cstr, Opts, CORPID, SECRET};
+use crate::support::{
+    self, add_media, admin, cs, start, stats, ClientOpts, Platform, CORPID, SECRET, TOKEN,
+};
 use serde_json::json;
 use std::sync::Barrier;
 use wxmedia::ffi::*;
@@ -22,15 +20,15 @@ fn every_expiry_costs_one_fetch_however_many_threads_see_it() {
     let media: Vec<(String, Vec<u8>)> = (0..THREADS)
         .map(|i| add_media(&emu, json!({"size": 20_000 + i * 16, "seed": 900 + i})))
         .collect();
-    let mut o = Opts::new(&emu.base_url());
+    let mut o = ClientOpts::at(&emu.base_url());
     o.token = None;
     o.credentials = Some((CORPID.to_string(), SECRET.to_string()));
     o.parallelism = 2;
     o.chunk = 4096;
     o.attempts = 4;
-    let c = rel::new_client(&o);
+    let c = support::new_client(&o);
     // Warm up: the first fetch.
-    assert_eq!(rel::sink_download(&c, &media[0].0, 0, usize::MAX).rc, 0);
+    assert_eq!(support::download_sink(&c, &media[0].0, 0).rc, 0);
     let fetches = || {
         stats(&emu)["token_fetches"]
             .as_u64()
@@ -46,7 +44,7 @@ fn every_expiry_costs_one_fetch_however_many_threads_see_it() {
                 let (c, barrier) = (&c, &barrier);
                 s.spawn(move || {
                     barrier.wait();
-                    let got = rel::sink_download(c, id, 0, usize::MAX);
+                    let got = support::download_sink(c, id, 0);
                     assert_eq!(got.rc, 0, "round {round}: {}", got.errmsg);
                     assert!(
                         got.data == *want && got.in_order,
@@ -73,18 +71,18 @@ fn a_host_rotating_its_token_races_running_transfers() {
     let media: Vec<(String, Vec<u8>)> = (0..8)
         .map(|i| add_media(&emu, json!({"size": 50_000 + i, "seed": 700 + i})))
         .collect();
-    let mut o = Opts::new(&emu.base_url());
+    let mut o = ClientOpts::at(&emu.base_url());
     o.token = Some(TOKEN.to_string());
     o.chunk = 4096;
     o.parallelism = 3;
-    let c = rel::new_client(&o);
+    let c = support::new_client(&o);
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let (c2, stop2, tokens) = (&c, &stop, &tokens);
         s.spawn(move || {
             let mut i = 0;
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                let t = cstr(&tokens[i % tokens.len()]);
+                let t = cs(&tokens[i % tokens.len()]);
                 // SAFETY: a live client; documented safe while transfers run.
                 assert_eq!(unsafe { wxm_client_set_access_token(c2.0, t.as_ptr()) }, 0);
                 i += 1;
@@ -97,7 +95,7 @@ fn a_host_rotating_its_token_races_running_transfers() {
                 let c = &c;
                 s.spawn(move || {
                     for _ in 0..3 {
-                        let got = rel::sink_download(c, id, 0, usize::MAX);
+                        let got = support::download_sink(c, id, 0);
                         assert_eq!(got.rc, 0, "{}", got.errmsg);
                         assert!(got.data == *want);
                         for t in tokens.iter().map(String::as_str).chain([TOKEN]) {

@@ -4,8 +4,7 @@
 //! bounded time and memory, with nothing written outside the target and no
 //! token in any message.
 
-mod rel;
-use rel::*;
+use crate::support::*;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
@@ -22,7 +21,7 @@ fn secrets() -> [&'static str; 1] {
 /// Common checks for a failed to_path: a clear code from `allowed`, no
 /// target, nothing else in the directory but the resume files, bounded
 /// time, clean messages.
-fn expect_failure(o: &Outcome, allowed: &[i32], dir: &std::path::Path, target: &str, case: &str) {
+fn expect_failure(o: &Got, allowed: &[i32], dir: &std::path::Path, target: &str, case: &str) {
     assert!(
         allowed.contains(&o.rc),
         "{case}: rc {} ({}) not in {allowed:?}",
@@ -42,8 +41,16 @@ fn expect_failure(o: &Outcome, allowed: &[i32], dir: &std::path::Path, target: &
     }
 }
 
+/// Peak memory is a figure of the whole process, where the other tests of
+/// this binary run beside this one: the case runs alone in a child process.
 #[test]
 fn huge_content_length_and_huge_total_stay_bounded() {
+    if !in_own_process(
+        module_path!(),
+        "huge_content_length_and_huge_total_stay_bounded",
+    ) {
+        return;
+    }
     // A 200 that announces 10^15 bytes and sends 1000.
     let srv = RawServer::start(|_req, s| {
         respond(
@@ -60,9 +67,9 @@ fn huge_content_length_and_huge_total_stay_bounded() {
             &pattern(1000),
         );
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     let dir = tempdir("huge-cl");
-    let o = path_download(&c, "m", &dir.join("t"));
+    let o = download_path(&c, "m", &dir.join("t"));
     expect_failure(
         &o,
         &[WXM_E_NETWORK, WXM_E_PROTOCOL],
@@ -101,11 +108,11 @@ fn huge_content_length_and_huge_total_stay_bounded() {
     let before = peak_rss();
     for parallelism in [1u32, 4, 64] {
         served.store(0, Ordering::SeqCst);
-        let c = new_client(&Opts {
+        let c = new_client(&ClientOpts {
             parallelism,
-            ..Opts::new(&srv.base_url())
+            ..ClientOpts::at(&srv.base_url())
         });
-        let o = sink_download(&c, "m", 0, 64 << 20);
+        let o = download_sink_capped(&c, "m", 0, 64 << 20);
         assert!(
             [WXM_E_NETWORK, WXM_E_PROTOCOL].contains(&o.rc),
             "parallelism {parallelism}: {} {}",
@@ -114,7 +121,7 @@ fn huge_content_length_and_huge_total_stay_bounded() {
         );
         assert!(o.elapsed < BOUND, "{:?}", o.elapsed);
         assert_clean(&o.errmsg, &secrets(), "huge total");
-        let o = path_download(&c, "m", &dir.join("h"));
+        let o = download_path(&c, "m", &dir.join("h"));
         assert!(o.rc != 0 && !dir.join("h").exists(), "{}", o.rc);
     }
     let grown = peak_rss().saturating_sub(before);
@@ -134,9 +141,9 @@ fn endless_headers_fast_and_slow() {
             }
         }
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     let dir = tempdir("headers");
-    let o = path_download(&c, "m", &dir.join("t"));
+    let o = download_path(&c, "m", &dir.join("t"));
     expect_failure(
         &o,
         &[WXM_E_NETWORK, WXM_E_PROTOCOL],
@@ -157,8 +164,8 @@ fn endless_headers_fast_and_slow() {
             std::thread::sleep(Duration::from_millis(200));
         }
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
-    let o = path_download(&c, "m", &dir.join("t"));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
+    let o = download_path(&c, "m", &dir.join("t"));
     expect_failure(
         &o,
         &[WXM_E_TIMEOUT, WXM_E_NETWORK, WXM_E_PROTOCOL],
@@ -190,16 +197,16 @@ fn a_body_longer_than_its_content_range_is_cut_or_refused() {
         );
     });
     for parallelism in [1, 3] {
-        let c = new_client(&Opts {
+        let c = new_client(&ClientOpts {
             chunk: 1024,
             parallelism,
-            ..Opts::new(&srv.base_url())
+            ..ClientOpts::at(&srv.base_url())
         });
-        let o = sink_download(&c, "m", 0, 1 << 20);
+        let o = download_sink_capped(&c, "m", 0, 1 << 20);
         assert_eq!(o.rc, 0, "{}", o.errmsg);
         assert!(o.data == data, "extra bytes reached the sink");
         let dir = tempdir("longer");
-        let o = path_download(&c, "m", &dir.join("t"));
+        let o = download_path(&c, "m", &dir.join("t"));
         assert_eq!(o.rc, 0, "{}", o.errmsg);
         assert!(o.data == data);
         assert_eq!(dir_entries(&dir), vec!["t".to_string()]);
@@ -222,9 +229,9 @@ fn a_body_longer_than_its_content_range_is_cut_or_refused() {
             &body,
         );
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     let dir = tempdir("longer-cl");
-    let o = path_download(&c, "m", &dir.join("t"));
+    let o = download_path(&c, "m", &dir.join("t"));
     expect_failure(&o, &[WXM_E_PROTOCOL], &dir, "t", "Content-Length mismatch");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -262,12 +269,12 @@ fn malformed_content_ranges_are_protocol_errors() {
                 &pattern(100),
             );
         });
-        let c = new_client(&Opts {
+        let c = new_client(&ClientOpts {
             chunk: 100 * 16,
-            ..Opts::new(&srv.base_url())
+            ..ClientOpts::at(&srv.base_url())
         });
         let dir = tempdir("cr");
-        let o = path_download(&c, "m", &dir.join("t"));
+        let o = download_path(&c, "m", &dir.join("t"));
         // A NUL in a header is refused by the HTTP parser itself (network error).
         expect_failure(
             &o,
@@ -276,7 +283,7 @@ fn malformed_content_ranges_are_protocol_errors() {
             "t",
             &format!("Content-Range {cr:?}"),
         );
-        let o = sink_download(&c, "m", 0, 1 << 20);
+        let o = download_sink_capped(&c, "m", 0, 1 << 20);
         assert!(
             [WXM_E_PROTOCOL, WXM_E_NETWORK].contains(&o.rc),
             "{cr:?}: {}",
@@ -353,15 +360,15 @@ fn content_disposition_filenames_are_safe_last_components() {
     for (i, (cd, want)) in cases.into_iter().enumerate() {
         let (d2, cd2) = (data.clone(), cd.clone());
         let srv = RawServer::start(move |req, s| serve_range(s, req, &d2, &cd2));
-        let c = new_client(&Opts {
+        let c = new_client(&ClientOpts {
             chunk: 1024,
-            ..Opts::new(&srv.base_url())
+            ..ClientOpts::at(&srv.base_url())
         });
         let show = String::from_utf8_lossy(&cd)
             .chars()
             .take(80)
             .collect::<String>();
-        let o = sink_download(&c, "m", 0, 1 << 20);
+        let o = download_sink_capped(&c, "m", 0, 1 << 20);
         assert_eq!(o.rc, 0, "case {i} {show:?}: {}", o.errmsg);
         assert!(o.data == data, "case {i}");
         match (&o.filename, want) {
@@ -382,7 +389,7 @@ fn content_disposition_filenames_are_safe_last_components() {
         let root = tempdir("cd");
         let dir = root.join("inner");
         std::fs::create_dir_all(&dir).expect("dir");
-        let o = path_download(&c, "m", &dir.join("t"));
+        let o = download_path(&c, "m", &dir.join("t"));
         assert_eq!(o.rc, 0, "case {i}: {}", o.errmsg);
         assert!(o.data == data);
         assert_eq!(dir_entries(&dir), vec!["t".to_string()], "case {i}");
@@ -451,7 +458,7 @@ fn video_url_redirect_loops_and_foreign_schemes_are_refused() {
         }
     });
     *port.lock().unwrap_or_else(|p| p.into_inner()) = srv.addr.port();
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     for media in [
         "loop",
         "pingpong",
@@ -466,7 +473,7 @@ fn video_url_redirect_loops_and_foreign_schemes_are_refused() {
     ] {
         let dir = tempdir("video");
         let n0 = srv.requests.load(Ordering::SeqCst);
-        let o = path_download(&c, media, &dir.join("v.mp4"));
+        let o = download_path(&c, media, &dir.join("v.mp4"));
         expect_failure(&o, &[WXM_E_PROTOCOL], &dir, "v.mp4", media);
         let n = srv.requests.load(Ordering::SeqCst) - n0;
         assert!(n <= 40, "{media}: {n} requests");
@@ -502,11 +509,11 @@ fn a_json_answer_that_never_ends_is_refused() {
             }
         }
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     let dir = tempdir("json-fast");
-    let o = path_download(&c, "m", &dir.join("t"));
+    let o = download_path(&c, "m", &dir.join("t"));
     expect_failure(&o, &[WXM_E_PROTOCOL], &dir, "t", "endless JSON");
-    let o = sink_download(&c, "m", 0, 64 << 20);
+    let o = download_sink_capped(&c, "m", 0, 64 << 20);
     assert_eq!(o.rc, WXM_E_PROTOCOL, "{}", o.errmsg);
     assert!(o.data.is_empty(), "JSON reached the sink as media");
     let _ = std::fs::remove_dir_all(&dir);
@@ -527,9 +534,9 @@ fn a_json_answer_that_never_ends_is_refused() {
             std::thread::sleep(Duration::from_millis(50));
         }
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     let dir = tempdir("json-slow");
-    let o = path_download(&c, "m", &dir.join("t"));
+    let o = download_path(&c, "m", &dir.join("t"));
     expect_failure(
         &o,
         &[WXM_E_TIMEOUT, WXM_E_PROTOCOL, WXM_E_NETWORK],
@@ -616,25 +623,25 @@ fn an_answer_that_is_not_the_media_never_reaches_a_sink_or_a_part_file() {
     for (case, status, headers, body, has_errcode) in cases {
         let (h, b) = (headers.clone(), body.clone());
         let srv = RawServer::start(move |_req, s| respond(s, status, &h, &b));
-        let c = new_client(&Opts::new(&srv.base_url()));
+        let c = new_client(&ClientOpts::at(&srv.base_url()));
         let dir = tempdir("not-media");
         let want: &[i32] = if has_errcode {
             &[40007]
         } else {
             &[WXM_E_PROTOCOL]
         };
-        let o = path_download(&c, "m", &dir.join("t"));
+        let o = download_path(&c, "m", &dir.join("t"));
         expect_failure(&o, want, &dir, "t", case);
         // Nothing of it in a part file either.
         let part = dir.join("t.wxmpart");
         let kept = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         assert_eq!(kept, 0, "{case}: {kept} bytes of a non-media answer kept");
         for parallelism in [1u32, 4] {
-            let c = new_client(&Opts {
+            let c = new_client(&ClientOpts {
                 parallelism,
-                ..Opts::new(&srv.base_url())
+                ..ClientOpts::at(&srv.base_url())
             });
-            let o = sink_download(&c, "m", 0, 64 << 20);
+            let o = download_sink_capped(&c, "m", 0, 64 << 20);
             assert!(
                 want.contains(&o.rc),
                 "{case} p{parallelism}: {} {}",
@@ -688,9 +695,9 @@ fn an_unrequested_content_encoding_is_refused() {
             }
             respond(s, status, &headers, &gz2);
         });
-        let c = new_client(&Opts::new(&srv.base_url()));
+        let c = new_client(&ClientOpts::at(&srv.base_url()));
         let dir = tempdir("gzip");
-        let o = path_download(&c, "m", &dir.join("t"));
+        let o = download_path(&c, "m", &dir.join("t"));
         expect_failure(
             &o,
             &[WXM_E_PROTOCOL],
@@ -698,7 +705,7 @@ fn an_unrequested_content_encoding_is_refused() {
             "t",
             &format!("{status} {encoding}"),
         );
-        let o = sink_download(&c, "m", 0, 1 << 20);
+        let o = download_sink_capped(&c, "m", 0, 1 << 20);
         assert_eq!(o.rc, WXM_E_PROTOCOL);
         assert!(o.data.is_empty());
         let _ = std::fs::remove_dir_all(dir);
@@ -734,13 +741,13 @@ fn a_truncated_whole_body_is_not_success() {
         ),
     });
     for parallelism in [1, 4] {
-        let c = new_client(&Opts {
+        let c = new_client(&ClientOpts {
             chunk: 16 * 1024,
             parallelism,
-            ..Opts::new(&srv.base_url())
+            ..ClientOpts::at(&srv.base_url())
         });
         let dir = tempdir("trunc200");
-        let o = path_download(&c, "m", &dir.join("t"));
+        let o = download_path(&c, "m", &dir.join("t"));
         expect_failure(
             &o,
             &[WXM_E_NETWORK, WXM_E_PROTOCOL],
@@ -748,7 +755,7 @@ fn a_truncated_whole_body_is_not_success() {
             "t",
             "truncated 200",
         );
-        let o = sink_download(&c, "m", 0, 1 << 20);
+        let o = download_sink_capped(&c, "m", 0, 1 << 20);
         assert_ne!(
             o.rc, 0,
             "parallelism {parallelism}: a short body was reported complete"
@@ -791,22 +798,22 @@ fn connections_the_server_closes_are_never_reused() {
             }
         });
         for parallelism in [1, 3] {
-            let c = new_client(&Opts {
+            let c = new_client(&ClientOpts {
                 chunk: 128 * 1024,
                 parallelism,
                 attempts: 1,
-                ..Opts::new(&srv.base_url())
+                ..ClientOpts::at(&srv.base_url())
             });
             let case = format!("HTTP/1.0 {http10}, parallelism {parallelism}");
             for round in 0..2 {
                 let before = srv.requests.load(Ordering::SeqCst);
-                let o = sink_download(&c, "m", 0, 1 << 20);
+                let o = download_sink_capped(&c, "m", 0, 1 << 20);
                 assert_eq!(o.rc, 0, "{case}, round {round}: {}", o.errmsg);
                 assert!(o.data == data, "{case}: wrong bytes");
                 // 400 000 bytes in 128 KiB chunks: 4 requests, none repeated.
                 assert_eq!(srv.requests.load(Ordering::SeqCst) - before, 4, "{case}");
                 let dir = tempdir("closed");
-                let o = path_download(&c, "m", &dir.join("t"));
+                let o = download_path(&c, "m", &dir.join("t"));
                 assert_eq!(o.rc, 0, "{case}: {}", o.errmsg);
                 assert!(o.data == data, "{case}");
                 let _ = std::fs::remove_dir_all(dir);
@@ -831,18 +838,18 @@ fn a_close_delimited_whole_body_is_read_to_its_end() {
         )
     });
     for parallelism in [1, 4] {
-        let c = new_client(&Opts {
+        let c = new_client(&ClientOpts {
             chunk: 16 * 1024,
             parallelism,
-            ..Opts::new(&srv.base_url())
+            ..ClientOpts::at(&srv.base_url())
         });
-        let o = sink_download(&c, "m", 0, 1 << 20);
+        let o = download_sink_capped(&c, "m", 0, 1 << 20);
         assert_eq!(o.rc, 0, "parallelism {parallelism}: {}", o.errmsg);
         assert_eq!(o.data.len(), data.len(), "parallelism {parallelism}");
         assert!(o.data == data && o.in_order);
         assert_eq!(o.size, data.len() as u64);
         let dir = tempdir("close-delimited");
-        let o = path_download(&c, "m", &dir.join("t"));
+        let o = download_path(&c, "m", &dir.join("t"));
         assert_eq!(o.rc, 0, "{}", o.errmsg);
         assert!(
             o.data == data,
@@ -902,9 +909,9 @@ fn an_echoed_token_never_reaches_a_message() {
             ),
         }
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     for media in ["errmsg", "errheader", "page", "page404", "busy"] {
-        let o = sink_download(&c, media, 0, 1 << 20);
+        let o = download_sink_capped(&c, media, 0, 1 << 20);
         assert_ne!(o.rc, 0, "{media}");
         assert!(!o.errmsg.is_empty());
         assert_clean(&o.errmsg, &secrets(), &format!("{media} errmsg"));
@@ -944,7 +951,7 @@ fn hostile_upload_answers_are_refused() {
             _ => respond(s, "502 Bad Gateway", &[], req.target.as_bytes()),
         }
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     let dir = tempdir("up");
     let path = dir.join("a.bin");
     let mut content = vec![0xFF, 0xD8, 0xFF, 0xE0];
@@ -968,9 +975,9 @@ fn hostile_upload_answers_are_refused() {
         // SAFETY: live handles for the duration of each call.
         let (rc, msg, last) = unsafe {
             use wxmedia::ffi::upload::*;
-            let u = wxm_upload_new(c.0, cstr(kind).as_ptr());
+            let u = wxm_upload_new(c.0, cs(kind).as_ptr());
             assert_eq!(
-                wxm_upload_set_path(u, cstr(file.to_str().expect("utf-8")).as_ptr()),
+                wxm_upload_set_path(u, cs(file.to_str().expect("utf-8")).as_ptr()),
                 0
             );
             let rc = wxm_upload_run(u);
@@ -1023,7 +1030,7 @@ fn closed_and_garbage_answers_are_network_or_protocol_errors() {
             _ => respond(s, "200 OK", &[], b""),
         }
     });
-    let c = new_client(&Opts::new(&srv.base_url()));
+    let c = new_client(&ClientOpts::at(&srv.base_url()));
     for media in [
         "close",
         "garbage",
@@ -1034,7 +1041,7 @@ fn closed_and_garbage_answers_are_network_or_protocol_errors() {
         "status100",
     ] {
         let dir = tempdir("garbage");
-        let o = path_download(&c, media, &dir.join("t"));
+        let o = download_path(&c, media, &dir.join("t"));
         expect_failure(
             &o,
             &[
@@ -1088,11 +1095,11 @@ fn a_token_endpoint_echoing_the_secret_never_reaches_a_message() {
         }
     });
     for corpid in ["echo", "badtoken"] {
-        let mut o = Opts::new(&srv.base_url());
+        let mut o = ClientOpts::at(&srv.base_url());
         o.token = None;
         o.credentials = Some((corpid.to_string(), SECRET_VALUE.to_string()));
         let c = new_client(&o);
-        let out = sink_download(&c, "m", 0, 1 << 20);
+        let out = download_sink_capped(&c, "m", 0, 1 << 20);
         assert!(
             [40001, WXM_E_PROTOCOL].contains(&out.rc),
             "{corpid}: {} {}",
@@ -1111,13 +1118,13 @@ fn a_token_endpoint_echoing_the_secret_never_reaches_a_message() {
 // ---- Expect: 100-continue (uploads of 1 MiB and more) -----------------------
 
 /// Runs one upload of `path` as type `file`: (rc, media_id, errmsg).
-fn upload_file(c: &Client, path: &std::path::Path) -> (i32, Option<String>, String) {
+fn upload_file(c: &TestClient, path: &std::path::Path) -> (i32, Option<String>, String) {
     use wxmedia::ffi::upload::*;
     // SAFETY: live handles for the duration of each call.
     unsafe {
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
         assert_eq!(
-            wxm_upload_set_path(u, cstr(path.to_str().expect("utf-8")).as_ptr()),
+            wxm_upload_set_path(u, cs(path.to_str().expect("utf-8")).as_ptr()),
             0
         );
         let rc = wxm_upload_run(u);
@@ -1211,7 +1218,7 @@ fn a_server_refusing_expect_gets_the_upload_without_it() {
         })
     });
     let (dir, path) = upload_source("expect-417", 1536 * 1024);
-    let c = new_client(&Opts::new(&base));
+    let c = new_client(&ClientOpts::at(&base));
     let (rc, media_id, msg) = upload_file(&c, &path);
     assert_eq!(rc, 0, "{msg}");
     assert_eq!(media_id.as_deref(), Some("MEDIA-OK"));
@@ -1232,7 +1239,7 @@ fn a_server_refusing_expect_gets_the_upload_without_it() {
 fn a_server_ignoring_expect_gets_the_body_after_a_short_wait() {
     let (base, seen) = early_answer_server(|_, _| None);
     let (dir, path) = upload_source("expect-ignored", 1024 * 1024);
-    let mut o = Opts::new(&base);
+    let mut o = ClientOpts::at(&base);
     o.io_ms = 400;
     let c = new_client(&o);
     let t0 = Instant::now();
@@ -1264,7 +1271,7 @@ fn an_answer_before_100_continue_saves_sending_the_body() {
         })
     });
     let (dir, path) = upload_source("expect-early", 4 * 1024 * 1024);
-    let c = new_client(&Opts::new(&base));
+    let c = new_client(&ClientOpts::at(&base));
     let (rc, _, msg) = upload_file(&c, &path);
     assert_eq!(rc, 40014, "{msg}");
     assert_clean(&msg, &secrets(), "early refusal");

@@ -1,7 +1,6 @@
 //! Downloads through the C ABI against the emulator on loopback.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use wxmedia::error::*;
@@ -94,7 +93,9 @@ fn bodies_read_to_their_end_leave_their_connection_reusable() {
         assert!(got.data == want, "round {round}: sink content differs");
         assert!(download_sink(&c, &small, 0).data == small_want);
         let path = dir.join(format!("m{round}.bin"));
-        let (rc, msg) = download_path(&c, &id, &path);
+        let Got {
+            rc, errmsg: msg, ..
+        } = download_path(&c, &id, &path);
         assert_eq!(rc, 0, "{msg}");
         assert!(
             std::fs::read(&path).unwrap() == want,
@@ -710,14 +711,7 @@ fn sink_abort() {
                 ..Default::default()
             },
         );
-        let got = download_sink_with(
-            &c,
-            DownloadSpec {
-                media_id: &id,
-                start: 0,
-                abort_after: Some(20_000),
-            },
-        );
+        let got = download_sink_capped(&c, &id, 0, 19_999);
         assert_eq!(got.rc, WXM_E_ABORTED, "{}", got.errmsg);
     }
 }

@@ -7,11 +7,9 @@
 //! `every_misuse_case_in_its_own_process` re-executes this test binary
 //! once per case with WXM_MISUSE_CASE set; `misuse_case_child` runs it.
 
-mod common;
-mod rel;
-
-use common::{add_media, start, Platform, TOKEN};
-use rel::{cstr, last_errmsg, text, Opts, HOSTILE_TOKEN};
+use crate::support::{
+    self, add_media, cs, last_errmsg, start, text, ClientOpts, Platform, HOSTILE_TOKEN, TOKEN,
+};
 use serde_json::json;
 use std::ffi::{c_char, c_void};
 use std::ptr::{null, null_mut};
@@ -75,6 +73,7 @@ fn every_misuse_case_in_its_own_process() {
         return;
     }
     let exe = std::env::current_exe().expect("test binary");
+    let child = support::test_name(module_path!(), "misuse_case_child");
     let failures = std::sync::Mutex::new(Vec::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -86,12 +85,7 @@ fn every_misuse_case_in_its_own_process() {
                 };
                 let t0 = Instant::now();
                 let out = std::process::Command::new(&exe)
-                    .args([
-                        "misuse_case_child",
-                        "--exact",
-                        "--nocapture",
-                        "--test-threads=1",
-                    ])
+                    .args([child.as_str(), "--exact", "--nocapture", "--test-threads=1"])
                     .env("WXM_MISUSE_CASE", name)
                     .output()
                     .expect("spawn");
@@ -147,7 +141,7 @@ fn msg_ok(context: &str) -> Result<(), String> {
     let m = last_errmsg();
     ensure!(!m.is_empty(), "{context}: no wxm_last_errmsg");
     ensure!(
-        !m.contains(TOKEN) && !m.contains(HOSTILE_TOKEN) && !m.contains(rel::SECRET),
+        !m.contains(TOKEN) && !m.contains(HOSTILE_TOKEN) && !m.contains(support::SECRET),
         "{context}: message leaks a secret: {m}"
     );
     Ok(())
@@ -191,12 +185,12 @@ unsafe extern "C" fn reader_short(ud: *mut c_void, buf: *mut u8, cap: usize) -> 
     n as i64
 }
 
-fn emulator_client(o: impl FnOnce(&mut Opts)) -> (common::Emulator, rel::Client) {
+fn emulator_client(o: impl FnOnce(&mut ClientOpts)) -> (support::Emulator, support::TestClient) {
     let emu = start(Platform::WeCom);
-    let mut opts = Opts::new(&emu.base_url());
+    let mut opts = ClientOpts::at(&emu.base_url());
     opts.token = Some(TOKEN.to_string());
     o(&mut opts);
-    let c = rel::new_client(&opts);
+    let c = support::new_client(&opts);
     (emu, c)
 }
 
@@ -256,8 +250,8 @@ fn null_config_and_client() -> Result<(), String> {
         for rc in [
             wxm_config_set_base_url(cfg, null()),
             wxm_config_set_access_token(cfg, null()),
-            wxm_config_set_credentials(cfg, null(), cstr("s").as_ptr()),
-            wxm_config_set_credentials(cfg, cstr("i").as_ptr(), null()),
+            wxm_config_set_credentials(cfg, null(), cs("s").as_ptr()),
+            wxm_config_set_credentials(cfg, cs("i").as_ptr(), null()),
             wxm_config_set_limit(cfg, null(), 5),
             wxm_config_set_ca_file(cfg, null()),
         ] {
@@ -309,7 +303,7 @@ fn null_download() -> Result<(), String> {
         ensure!(wxm_download_new(null(), null()).is_null(), "new");
         ensure!(wxm_download_new(c.0, null()).is_null(), "new media NULL");
         ensure!(
-            wxm_download_new(null(), cstr("m").as_ptr()).is_null(),
+            wxm_download_new(null(), cs("m").as_ptr()).is_null(),
             "new client NULL"
         );
         msg_ok("download_new")?;
@@ -333,7 +327,7 @@ fn null_download() -> Result<(), String> {
             wxm_download_to_path(null_mut(), null()) == WXM_E_INVALID_ARG,
             "to_path"
         );
-        let d = wxm_download_new(c.0, cstr("m").as_ptr());
+        let d = wxm_download_new(c.0, cs("m").as_ptr());
         ensure!(!d.is_null(), "download");
         ensure!(
             wxm_download_to_sink(d, None, null_mut()) == WXM_E_INVALID_ARG,
@@ -375,7 +369,7 @@ fn null_upload() -> Result<(), String> {
         ensure!(wxm_upload_new(null(), null()).is_null(), "new");
         ensure!(wxm_upload_new(c.0, null()).is_null(), "new type NULL");
         ensure!(
-            wxm_upload_new(null(), cstr("file").as_ptr()).is_null(),
+            wxm_upload_new(null(), cs("file").as_ptr()).is_null(),
             "new client NULL"
         );
         ensure!(
@@ -395,7 +389,7 @@ fn null_upload() -> Result<(), String> {
             "progress"
         );
         ensure!(wxm_upload_run(null_mut()) == WXM_E_INVALID_ARG, "run");
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
         ensure!(!u.is_null(), "upload");
         ensure!(
             wxm_upload_run(u) == WXM_E_INVALID_ARG,
@@ -435,8 +429,8 @@ fn invalid_utf8_everywhere() -> Result<(), String> {
     // SAFETY: live handles; every string is NUL-terminated.
     unsafe {
         let cfg = wxm_config_new(WXM_PLATFORM_WECOM);
-        let d = wxm_download_new(c.0, cstr("m").as_ptr());
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
+        let d = wxm_download_new(c.0, cs("m").as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
         for b in BAD_UTF8 {
             let p = bad(b);
             let rcs = [
@@ -444,11 +438,11 @@ fn invalid_utf8_everywhere() -> Result<(), String> {
                 ("token", wxm_config_set_access_token(cfg, p)),
                 (
                     "cred id",
-                    wxm_config_set_credentials(cfg, p, cstr("s").as_ptr()),
+                    wxm_config_set_credentials(cfg, p, cs("s").as_ptr()),
                 ),
                 (
                     "cred secret",
-                    wxm_config_set_credentials(cfg, cstr("i").as_ptr(), p),
+                    wxm_config_set_credentials(cfg, cs("i").as_ptr(), p),
                 ),
                 ("limit", wxm_config_set_limit(cfg, p, 100)),
                 ("ca", wxm_config_set_ca_file(cfg, p)),
@@ -467,7 +461,7 @@ fn invalid_utf8_everywhere() -> Result<(), String> {
         }
         // The client still works with its token after all that.
         ensure!(
-            wxm_client_set_access_token(c.0, cstr(TOKEN).as_ptr()) == 0,
+            wxm_client_set_access_token(c.0, cs(TOKEN).as_ptr()) == 0,
             "token"
         );
         wxm_upload_free(u);
@@ -511,7 +505,7 @@ fn chunk_sizes() -> Result<(), String> {
     // The smallest chunk really works, on an encrypted media.
     let (emu, c) = emulator_client(|o| o.chunk = 16);
     let (id, want) = add_media(&emu, json!({"size": 1000, "seed": 9, "encrypted": true}));
-    let o = rel::sink_download(&c, &id, 0, usize::MAX);
+    let o = support::download_sink(&c, &id, 0);
     ensure!(
         o.rc == 0 && o.data == want,
         "16-byte chunks: {} {}",
@@ -552,11 +546,11 @@ fn zero_and_huge_values() -> Result<(), String> {
         let rc = wxm_config_set_retries(cfg, 100, u32::MAX);
         ensure!(rc == 0 || rc == WXM_E_INVALID_ARG, "backoff max: {rc}");
         for (t, v) in [("file", 0u64), ("file", u64::MAX), ("image", 1)] {
-            let rc = wxm_config_set_limit(cfg, cstr(t).as_ptr(), v);
+            let rc = wxm_config_set_limit(cfg, cs(t).as_ptr(), v);
             ensure!(rc == 0 || rc == WXM_E_INVALID_ARG, "limit {t} {v}: {rc}");
         }
         ensure!(
-            wxm_config_set_limit(cfg, cstr("nonsense").as_ptr(), 5) == WXM_E_INVALID_ARG,
+            wxm_config_set_limit(cfg, cs("nonsense").as_ptr(), 5) == WXM_E_INVALID_ARG,
             "limit of an unknown type"
         );
         for api in [-1, 3, i32::MAX, i32::MIN] {
@@ -573,7 +567,7 @@ fn zero_and_huge_values() -> Result<(), String> {
         o.chunk = 16;
     });
     let (id, want) = add_media(&emu, json!({"size": 5000, "seed": 3}));
-    let o = rel::sink_download(&c, &id, 0, usize::MAX);
+    let o = support::download_sink(&c, &id, 0);
     ensure!(
         o.rc == 0 && o.data == want && o.in_order,
         "64 × 16 B: {} {}",
@@ -588,7 +582,7 @@ fn start_past_the_end() -> Result<(), String> {
         let (emu, c) = emulator_client(|o| o.parallelism = parallelism);
         let (id, want) = add_media(&emu, json!({"size": 1000, "seed": 4}));
         for start in [999u64, 1000, 1001, 4096, 1 << 40, u64::MAX - 15, u64::MAX] {
-            let o = rel::sink_download(&c, &id, start, usize::MAX);
+            let o = support::download_sink(&c, &id, start);
             if start < 1000 {
                 ensure!(
                     o.rc == 0 && o.data == want[start as usize..],
@@ -627,7 +621,7 @@ fn reader_lengths() -> Result<(), String> {
             ("image", u64::MAX, 40005),
             ("file", 21 * 1024 * 1024, 40006),
         ] {
-            let u = wxm_upload_new(c.0, cstr(kind).as_ptr());
+            let u = wxm_upload_new(c.0, cs(kind).as_ptr());
             ensure!(
                 wxm_upload_set_reader(u, Some(reader_zeros), null_mut(), len) == 0,
                 "set_reader"
@@ -651,7 +645,7 @@ fn reader_lies() -> Result<(), String> {
     // SAFETY: live handles; the callbacks only touch their buffer and counter.
     unsafe {
         // Claims more bytes than it was given room for.
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
         wxm_upload_set_reader(u, Some(reader_overclaims), null_mut(), 100_000);
         let rc = wxm_upload_run(u);
         ensure!(
@@ -661,7 +655,7 @@ fn reader_lies() -> Result<(), String> {
         wxm_upload_free(u);
         // Ends early.
         let mut left: u64 = 50_000;
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
         wxm_upload_set_reader(
             u,
             Some(reader_short),
@@ -676,7 +670,7 @@ fn reader_lies() -> Result<(), String> {
         );
         wxm_upload_free(u);
         // Refuses.
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
         wxm_upload_set_reader(u, Some(reader_refuse), null_mut(), 100);
         let rc = wxm_upload_run(u);
         ensure!(rc == WXM_E_ABORTED, "refusing reader: {rc}");
@@ -691,10 +685,10 @@ fn run_twice_in_a_row() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("wxmedia-misuse-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let target = dir.join("twice.bin");
-    let path = cstr(target.to_str().unwrap_or_default());
+    let path = cs(target.to_str().unwrap_or_default());
     // SAFETY: live handles.
     unsafe {
-        let d = wxm_download_new(c.0, cstr(&id).as_ptr());
+        let d = wxm_download_new(c.0, cs(&id).as_ptr());
         for round in 0..2 {
             let rc = wxm_download_to_sink(d, Some(sink_ok), null_mut());
             ensure!(rc == 0, "sink round {round}: {rc}");
@@ -709,8 +703,8 @@ fn run_twice_in_a_row() -> Result<(), String> {
         wxm_download_free(d);
         let src = dir.join("up.bin");
         std::fs::write(&src, &want).map_err(|e| e.to_string())?;
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
-        wxm_upload_set_path(u, cstr(src.to_str().unwrap_or_default()).as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
+        wxm_upload_set_path(u, cs(src.to_str().unwrap_or_default()).as_ptr());
         for round in 0..2 {
             let rc = wxm_upload_run(u);
             ensure!(rc == 0, "upload round {round}: {rc}");
@@ -728,14 +722,14 @@ fn run_twice_in_a_row() -> Result<(), String> {
 fn run_twice_at_once() -> Result<(), String> {
     let (emu, c) = emulator_client(|o| o.io_ms = 5000);
     let (id, _) = add_media(&emu, json!({"size": 200_000, "seed": 6}));
-    common::fault(
+    support::fault(
         &emu,
         json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 400_000, "count": 100}),
     );
     // SAFETY: one live handle run from two threads at once: the library
     // must refuse the second run (WXM_E_STATE), not race.
     unsafe {
-        let d = wxm_download_new(c.0, cstr(&id).as_ptr()) as usize;
+        let d = wxm_download_new(c.0, cs(&id).as_ptr()) as usize;
         let rcs: Vec<i32> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..4)
                 .map(|_| {
@@ -763,7 +757,7 @@ fn cancel_before_run() -> Result<(), String> {
     let (id, _) = add_media(&emu, json!({"size": 1000, "seed": 7}));
     // SAFETY: live handles.
     unsafe {
-        let d = wxm_download_new(c.0, cstr(&id).as_ptr());
+        let d = wxm_download_new(c.0, cs(&id).as_ptr());
         wxm_download_cancel(d);
         wxm_download_cancel(d);
         for _ in 0..2 {
@@ -772,7 +766,7 @@ fn cancel_before_run() -> Result<(), String> {
                 "sink"
             );
             ensure!(
-                wxm_download_to_path(d, cstr("/tmp/wxm-never").as_ptr()) == WXM_E_CANCELLED,
+                wxm_download_to_path(d, cs("/tmp/wxm-never").as_ptr()) == WXM_E_CANCELLED,
                 "path"
             );
         }
@@ -781,7 +775,7 @@ fn cancel_before_run() -> Result<(), String> {
             "a cancelled download wrote"
         );
         wxm_download_free(d);
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
         wxm_upload_cancel(u);
         wxm_upload_set_reader(u, Some(reader_zeros), null_mut(), 100);
         ensure!(wxm_upload_run(u) == WXM_E_CANCELLED, "upload");
@@ -793,13 +787,13 @@ fn cancel_before_run() -> Result<(), String> {
 fn cancel_while_stalled() -> Result<(), String> {
     let (emu, c) = emulator_client(|o| o.io_ms = 60_000);
     let (id, _) = add_media(&emu, json!({"size": 100_000, "seed": 8}));
-    common::fault(
+    support::fault(
         &emu,
         json!({"kind": "stall", "media_id": id, "after_bytes": 1000, "ms": 30_000}),
     );
     // SAFETY: live handle; cancel is documented callable from any thread.
     unsafe {
-        let d = wxm_download_new(c.0, cstr(&id).as_ptr());
+        let d = wxm_download_new(c.0, cs(&id).as_ptr());
         let dp = d as usize;
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
@@ -824,7 +818,7 @@ fn callbacks_refuse() -> Result<(), String> {
     let (id, _) = add_media(&emu, json!({"size": 300_000, "seed": 10}));
     // SAFETY: live handles; the callbacks touch nothing.
     unsafe {
-        let d = wxm_download_new(c.0, cstr(&id).as_ptr());
+        let d = wxm_download_new(c.0, cs(&id).as_ptr());
         ensure!(
             wxm_download_to_sink(d, Some(sink_refuse), null_mut()) == WXM_E_ABORTED,
             "sink"
@@ -846,11 +840,11 @@ fn odd_ids_paths_and_urls() -> Result<(), String> {
     unsafe {
         let long = "m".repeat(1025);
         ensure!(
-            wxm_download_new(c.0, cstr(&long).as_ptr()).is_null(),
+            wxm_download_new(c.0, cs(&long).as_ptr()).is_null(),
             "1025-byte media_id"
         );
         ensure!(
-            wxm_download_new(c.0, cstr("").as_ptr()).is_null(),
+            wxm_download_new(c.0, cs("").as_ptr()).is_null(),
             "empty media_id"
         );
         for id in [
@@ -860,10 +854,10 @@ fn odd_ids_paths_and_urls() -> Result<(), String> {
             "a b%00c",
             &"m".repeat(1024),
         ] {
-            let o = rel::sink_download(&c, id, 0, usize::MAX);
+            let o = support::download_sink(&c, id, 0);
             ensure!(o.rc == 40007, "media_id {id:?}: {} {}", o.rc, o.errmsg);
         }
-        let d = wxm_download_new(c.0, cstr("nope").as_ptr());
+        let d = wxm_download_new(c.0, cs("nope").as_ptr());
         let dir = std::env::temp_dir().join(format!("wxmedia-misuse-p-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         for (p, want) in [
@@ -871,21 +865,21 @@ fn odd_ids_paths_and_urls() -> Result<(), String> {
             (dir.to_string_lossy().into_owned(), WXM_E_INVALID_ARG),
             (format!("{}/", dir.display()), WXM_E_INVALID_ARG),
         ] {
-            let rc = wxm_download_to_path(d, cstr(&p).as_ptr());
+            let rc = wxm_download_to_path(d, cs(&p).as_ptr());
             ensure!(rc == want, "path {p:?}: {rc}");
         }
-        let rc = wxm_download_to_path(d, cstr(&format!("{}/no/such/x", dir.display())).as_ptr());
+        let rc = wxm_download_to_path(d, cs(&format!("{}/no/such/x", dir.display())).as_ptr());
         ensure!(rc == WXM_E_IO || rc == 40007, "missing directory: {rc}");
         wxm_download_free(d);
         let _ = std::fs::remove_dir_all(dir);
-        let u = wxm_upload_new(c.0, cstr("../../etc").as_ptr());
+        let u = wxm_upload_new(c.0, cs("../../etc").as_ptr());
         wxm_upload_set_reader(u, Some(reader_zeros), null_mut(), 100);
         ensure!(wxm_upload_run(u) == 40004, "unknown type");
         wxm_upload_free(u);
-        let u = wxm_upload_new(c.0, cstr("file").as_ptr());
-        wxm_upload_set_path(u, cstr("/no/such/file").as_ptr());
+        let u = wxm_upload_new(c.0, cs("file").as_ptr());
+        wxm_upload_set_path(u, cs("/no/such/file").as_ptr());
         ensure!(wxm_upload_run(u) == WXM_E_IO, "missing file");
-        wxm_upload_set_path(u, cstr("/tmp").as_ptr());
+        wxm_upload_set_path(u, cs("/tmp").as_ptr());
         let rc = wxm_upload_run(u);
         ensure!(
             rc == WXM_E_INVALID_ARG || rc == WXM_E_IO,
@@ -905,7 +899,7 @@ fn odd_ids_paths_and_urls() -> Result<(), String> {
         // SAFETY: config calls on a live config.
         let setter = unsafe {
             let cfg = wxm_config_new(1);
-            let r = wxm_config_set_base_url(cfg, cstr(url).as_ptr());
+            let r = wxm_config_set_base_url(cfg, cs(url).as_ptr());
             wxm_config_free(cfg);
             r
         };
@@ -919,13 +913,13 @@ fn odd_ids_paths_and_urls() -> Result<(), String> {
             continue;
         }
         ensure!(setter == 0, "{url}: setter {setter}");
-        let mut o = Opts::new(url);
+        let mut o = ClientOpts::at(url);
         o.attempts = 1;
-        let rc = match rel::try_client(&o) {
+        let rc = match support::try_client(&o) {
             Err((rc, _)) => rc,
             Ok(c) => {
                 let t0 = Instant::now();
-                let out = rel::sink_download(&c, "m", 0, usize::MAX);
+                let out = support::download_sink(&c, "m", 0);
                 ensure!(t0.elapsed() < Duration::from_secs(10), "{url}: slow");
                 out.rc
             }

@@ -6,8 +6,7 @@
 //!
 //! They run one at a time (`SERIAL`): one lowers the file-size limit.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -43,7 +42,9 @@ fn downloads_reuse_one_connection() {
     let dir = tempdir("file-rounds");
     for round in 0..3 {
         let target = dir.join(format!("r{round}.bin"));
-        let (rc, msg) = download_path(&c, &id, &target);
+        let Got {
+            rc, errmsg: msg, ..
+        } = download_path(&c, &id, &target);
         assert_eq!(rc, 0, "{msg}");
         assert!(read(&target) == want, "round {round}: file differs");
     }
@@ -58,7 +59,9 @@ fn a_connection_cut_mid_body_resumes_with_the_right_bytes() {
     let (c, id, want) = media_cut_mid_body(&emu, 32);
     let dir = tempdir("file-cut");
     let target = dir.join("cut.bin");
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(read(&target) == want, "content differs");
     let s = stats(&emu);
@@ -92,12 +95,16 @@ fn a_stall_mid_body_times_out_and_the_next_call_resumes() {
     let dir = tempdir("file-stall");
     let target = dir.join("stall.bin");
     let t0 = Instant::now();
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, WXM_E_TIMEOUT, "{msg}");
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     assert!(!target.exists());
     reset(&emu);
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(read(&target) == want, "content differs");
     // It went on from the bytes the file had before the stall.
@@ -126,7 +133,9 @@ fn a_cancel_mid_body_is_prompt_and_loses_nothing() {
         "returned {took:?} after the cancel"
     );
     reset(&emu);
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(read(&target) == want, "content differs");
     let fetched: u64 = ranges(&emu, &id).iter().map(|(s, e)| e - s + 1).sum();
@@ -152,7 +161,9 @@ fn parallel_workers_write_at_their_offsets() {
     );
     let dir = tempdir("file-parallel");
     let target = dir.join("p.bin");
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(read(&target) == want, "content differs");
     assert_eq!(stats(&emu)["faults_fired"].as_u64(), Some(3));
@@ -203,18 +214,24 @@ fn a_file_that_refuses_bytes_fails_cleanly_and_the_next_download_is_whole() {
     let target = dir.join("big.bin");
     {
         let _limit = FileSizeLimit::lower_to(1024 * 1024 + 512 * 1024);
-        let (rc, msg) = download_path(&c, &id, &target);
+        let Got {
+            rc, errmsg: msg, ..
+        } = download_path(&c, &id, &target);
         assert_eq!(rc, WXM_E_IO, "{msg}");
         assert!(msg.contains("temporary file"), "{msg}");
         assert!(!msg.contains(TOKEN), "{msg}");
     }
     assert!(!target.exists());
     let second = dir.join("other.bin");
-    let (rc, msg) = download_path(&c, &other, &second);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &other, &second);
     assert_eq!(rc, 0, "{msg}");
     assert!(read(&second) == other_want, "the next file differs");
     // The first resumes from its partial file.
-    let (rc, msg) = download_path(&c, &id, &target);
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(&c, &id, &target);
     assert_eq!(rc, 0, "{msg}");
     assert!(read(&target) == want, "content differs");
     let _ = std::fs::remove_dir_all(dir);

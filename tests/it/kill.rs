@@ -10,11 +10,9 @@
 //! The host is this test binary re-executed as a child: `host_child` does
 //! the download when WXM_KILL_CHILD is set, and nothing otherwise.
 
-mod common;
-mod rel;
-
-use common::{add_media, admin, fault, ranges, start, Platform, TOKEN};
-use rel::{sha256_hex, Opts};
+use crate::support::{
+    self, add_media, admin, fault, ranges, sha256_hex, start, ClientOpts, Platform, TOKEN,
+};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,15 +31,15 @@ fn host_child() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(1);
-    let c = rel::new_client(&Opts {
+    let c = support::new_client(&ClientOpts {
         token: Some(TOKEN.to_string()),
         chunk: 64 * 1024,
         parallelism,
         io_ms: 20_000,
         attempts: 3,
-        ..Opts::new(&base)
+        ..ClientOpts::at(&base)
     });
-    let o = rel::path_download(&c, &media, &target);
+    let o = support::download_path(&c, &media, &target);
     if o.rc != 0 {
         eprintln!("child: rc {} {}", o.rc, o.errmsg);
         std::process::exit(3);
@@ -53,7 +51,12 @@ fn host_child() {
 
 fn spawn_child(base: &str, media: &str, target: &Path, parallelism: u32) -> Child {
     Command::new(std::env::current_exe().expect("test binary"))
-        .args(["host_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            &support::test_name(module_path!(), "host_child"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("WXM_KILL_CHILD", base)
         .env("WXM_KILL_MEDIA", media)
         .env("WXM_KILL_TARGET", target)
@@ -88,7 +91,7 @@ fn wait_ok(mut child: Child, what: &str) -> String {
 /// Starts a throttled download in a child and SIGKILLs it once its
 /// temporary file holds at least `at_least` bytes. Returns that length.
 fn kill_midway(
-    emu: &common::Emulator,
+    emu: &support::Emulator,
     id: &str,
     target: &Path,
     parallelism: u32,
@@ -125,7 +128,7 @@ fn kill_midway(
     std::fs::metadata(&part).expect("the part file stays").len()
 }
 
-fn fetched(emu: &common::Emulator, id: &str) -> (u64, u64) {
+fn fetched(emu: &support::Emulator, id: &str) -> (u64, u64) {
     let r = ranges(emu, id);
     assert!(!r.is_empty(), "no Range request recorded");
     let total = r.iter().map(|(s, e)| e - s + 1).sum();
@@ -137,7 +140,7 @@ fn fetched(emu: &common::Emulator, id: &str) -> (u64, u64) {
 /// lets a new child finish and checks the result. Returns what the kill left
 /// on disk and the emulator's (bytes refetched, lowest offset) afterwards.
 fn kill_then_finish(
-    emu: &common::Emulator,
+    emu: &support::Emulator,
     size: u64,
     seed: u32,
     parallelism: u32,

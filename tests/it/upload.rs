@@ -1,8 +1,7 @@
 //! Uploads through the C ABI against the emulator: every type per
 //! platform, from a path and from a reader, local rejections, faults.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use wxmedia::error::*;
 
