@@ -1,7 +1,9 @@
 # wxmedia — one Makefile for every host. Per-host targets live in mk/*.mk.
 #   make demo   the main job: a real upload and ranged download against the
 #               bundled emulator, from C, Python and Go
-#   make test   every test (Rust, emulator, C, Python, Go, the bench's verdicts)
+#   make test   every test (Rust, emulator, C, Python, Go, the bench's verdicts,
+#               the release artifacts installed outside the repository)
+#   make dist   everything a user installs, into dist/ (mk/dist.mk)
 #   make bench  benchmarks side by side with curl and peers (not part of test)
 
 SHELL := /bin/bash
@@ -24,7 +26,7 @@ lib:
 # System packages the tests need (pkg-config, cmake, valgrind, redis-server, ...).
 deps: c-deps redis-deps
 
-# A real redis-server for the shared token store tests (tests/tokens.rs).
+# A real redis-server for the shared token store tests (tests/it/tokens.rs).
 redis-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -35,7 +37,7 @@ redis-deps:
 demo: c-demo py-demo go-demo
 
 # Every test. Rust first (it also checks that include/wxmedia.h is current).
-test: deps rust-test ureq-latest c-test py-test go-test bench-test
+test: deps rust-test ureq-latest c-test cpp-test py-test go-test bench-test dist-test
 
 rust-lint:
 	$(CARGO) fmt --all -- --check
@@ -58,7 +60,8 @@ ureq-latest:
 	    && $(CARGO) update -p ureq \
 	    && $(CARGO) tree -p wxmedia -i ureq --depth 0 \
 	    && CARGO_TARGET_DIR=$(UREQ_LATEST)/target $(CARGO) test -p wxmedia --lib \
-	        --test download --test hostile --test tls --test file_faults --test misuse
+	    && CARGO_TARGET_DIR=$(UREQ_LATEST)/target $(CARGO) test -p wxmedia --test it -- \
+	        download:: hostile:: tls:: file_faults:: misuse::
 
 # Regenerate the committed header from the sources.
 header:

@@ -1,5 +1,5 @@
 //! Generates the C header with cbindgen into OUT_DIR (never into the source
-//! tree: a build must not dirty it). `tests/header.rs` fails when the
+//! tree: a build must not dirty it). `tests/it/header.rs` fails when the
 //! committed include/wxmedia.h differs; `make header` refreshes it.
 
 use std::env;

@@ -410,17 +410,58 @@ int32_t wxm_config_set_token_provider(wxm_config *cfg, wxm_token_provider_fn pro
 
 /**
  * Shares one access_token per app between every process (and machine)
- * that uses the same Redis: `redis://[[user]:password@]host[:port][/db]`.
- * With credentials, the token is cached in Redis; when it expires or is
- * rejected exactly one process (holding a Redis lock) fetches a new one
- * and the others wait for it; shortly before expiry one process renews
- * it ahead of time. If Redis cannot be reached, the client fetches tokens
- * itself. Returns 0 or `WXM_E_INVALID_ARG` (a malformed URL).
+ * that uses the same Redis:
+ * `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS
+ * (verified against the built-in web PKI roots plus the certificates of
+ * `wxm_config_set_ca_file`, if set). A password is always written after a
+ * colon (`:password@`, or `user:password@` for an ACL user) and is
+ * percent-decoded. With credentials, the token is cached in Redis under
+ * `wxmedia:token:{corp|app}:{id}`; when it expires or is rejected exactly
+ * one process (holding the lock `wxmedia:token-lock:…`, which lapses after
+ * 15 s) fetches a new one and the others wait for it — at most 15 s plus
+ * the command timeout, seeing their transfer's cancel meanwhile; shortly
+ * before expiry one process renews it ahead of time.
+ *
+ * Any failure of the store fails the transfer with `WXM_E_TOKEN_STORE`
+ * within the store's timeouts (`wxm_config_set_token_store_timeouts`, 5 s
+ * each by default): unreachable, refused credentials, an error reply (a
+ * read-only replica's READONLY, MOVED, CLUSTERDOWN, …) and an untrusted TLS
+ * certificate alike. The message names the store without its password.
+ * The client does not fetch tokens alone then, unless the host chose so
+ * with `wxm_config_set_token_store_fallback`.
+ * Returns 0 or `WXM_E_INVALID_ARG` (a malformed URL).
  *
  * # Safety
  * `cfg` is NULL or live; `redis_url` is NULL or a NUL-terminated string.
  */
 int32_t wxm_config_set_token_store(wxm_config *cfg, const char *redis_url);
+
+/**
+ * Bounds the token store's waits, in milliseconds (1 to 600000 each; 5000
+ * by default): `connect_ms` for connecting (TCP, TLS, AUTH and SELECT),
+ * `command_ms` for each command's answer. A store that does not answer in
+ * time fails the transfer with `WXM_E_TOKEN_STORE`.
+ * Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration.
+ */
+int32_t wxm_config_set_token_store_timeouts(wxm_config *cfg, uint32_t connect_ms, uint32_t command_ms);
+
+/**
+ * Chooses what a client does when its token store fails:
+ * `allow_local_fetch` 0 (the default) fails the transfer with
+ * `WXM_E_TOKEN_STORE`; 1 fetches a token from WeChat alone and goes on.
+ * Beware: on the Official Account and Mini Program (and with
+ * `WXM_TOKEN_API_CLASSIC` above all) a token fetched alone can invalidate
+ * the token every other process uses. Each fallback is counted
+ * (`wxm_client_token_store_fallbacks`). Returns 0 or `WXM_E_INVALID_ARG`
+ * (a value other than 0 or 1).
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration.
+ */
+int32_t wxm_config_set_token_store_fallback(wxm_config *cfg, int32_t allow_local_fetch);
 
 /**
  * Sets the largest Range a download asks for: a non-zero multiple of 16,
@@ -474,7 +515,8 @@ int32_t wxm_config_set_limit(wxm_config *cfg, const char *type, uint64_t max_byt
 
 /**
  * Trusts the PEM certificates in `pem_path` (a private CA) instead of the
- * bundled web PKI roots for https. Read when the client is created.
+ * bundled web PKI roots for https, and in addition to them for a
+ * `rediss://` token store. Read when the client is created.
  * Returns 0 or `WXM_E_INVALID_ARG`.
  *
  * # Safety
@@ -502,6 +544,17 @@ int32_t wxm_client_new(const wxm_config *cfg, wxm_client **out);
  * `client` is NULL or live; `token` is NULL or a NUL-terminated string.
  */
 int32_t wxm_client_set_access_token(const wxm_client *client, const char *token);
+
+/**
+ * Writes to `*out` how many times this client fetched a token alone
+ * because its token store failed (see
+ * `wxm_config_set_token_store_fallback`; always 0 without it). Safe to
+ * call while transfers run. Returns 0 or `WXM_E_INVALID_ARG` (NULL).
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or points to writable storage.
+ */
+int32_t wxm_client_token_store_fallbacks(const wxm_client *client, uint64_t *out);
 
 /**
  * Releases the host's reference to a client. Transfers created from it

@@ -8,7 +8,8 @@
 #                           throttled server; prints one table and writes
 #                           bench/results/DATE-full.{md,csv}
 #   make bench BENCH_QUICK=1   (or make bench-quick) 1/20/256 MiB, 3 runs: a few minutes
-#   make bench-deps         Debian packages (nginx-light, aria2, time, curl) and
+#   make bench-deps         Debian packages (nginx-light, libnginx-mod-stream for
+#                           the https throttled server, aria2, time, curl, openssl) and
 #                           a venv with requests at bench/.venv
 #   BENCH_ARGS="--only download --sizes 20M" passes options to bench/run.py
 #   (see python3 bench/run.py --help).
@@ -21,7 +22,7 @@
 BENCH_DIR := $(ROOT)/bench
 BENCH_BUILD := $(BENCH_DIR)/.build
 BENCH_VENV := $(BENCH_DIR)/.venv
-BENCH_APT := nginx-light aria2 time curl
+BENCH_APT := nginx-light libnginx-mod-stream aria2 time curl openssl
 BENCH_QUICK ?=
 BENCH_ARGS ?=
 BENCH_PYTHON ?= python3
@@ -29,6 +30,10 @@ BENCH_PYTHON ?= python3
 bench-deps:
 	@missing=; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || \
+	    { nginx -V 2>&1 || /usr/sbin/nginx -V 2>&1; } | grep -q -- '--with-stream ' || \
+	    missing="$$missing libnginx-mod-stream"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v aria2c >/dev/null 2>&1 || missing="$$missing aria2"; \
 	[ -x /usr/bin/time ] || missing="$$missing time"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
@@ -37,7 +42,7 @@ bench-deps:
 	    SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	    $$SUDO apt-get update -qq && \
 	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
-	else echo "bench-deps: nginx, aria2c, /usr/bin/time and curl present"; fi
+	else echo "bench-deps: nginx (with its stream module), aria2c, /usr/bin/time, curl and openssl present"; fi
 	@[ -x $(BENCH_VENV)/bin/python ] || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	@$(BENCH_VENV)/bin/python -c 'import requests' 2>/dev/null || \
 	    $(BENCH_VENV)/bin/python -m pip install --quiet requests

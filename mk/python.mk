@@ -49,6 +49,8 @@ py-demo: py-install
 
 py-mypy: $(PY)
 	$(PY) -c 'import mypy' 2>/dev/null || $(PY) -m pip install --quiet mypy
+	@# wxmedia.testing is a pytest plugin: mypy reads pytest's types.
+	$(PY) -c 'import pytest' 2>/dev/null || $(PY) -m pip install --quiet 'pytest>=7'
 	cd $(PY_PKG) && $(PY) -m mypy --strict wxmedia
 
 py-clean:

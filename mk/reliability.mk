@@ -1,12 +1,12 @@
 # Reliability (issue 8): chaos, fuzzing, ThreadSanitizer.
 # Included by the top Makefile (ROOT, CARGO). The tests themselves
-# (tests/chaos.rs at 60 runs, hostile, kill, misuse, tls, race) run in
+# (modules of tests/it: chaos at 60 runs, hostile, kill, misuse, tls, race) run in
 # `make test` through `cargo test --workspace`.
 #
 #   make chaos              500 seeded chaos runs in release mode; prints the
 #                           outcome counts (CHAOS_RUNS, CHAOS_SEED to change)
 #   make fuzz               each cargo-fuzz target for FUZZ_TIME seconds (60)
-#   make tsan               tests/race.rs (+ the token tests) under ThreadSanitizer
+#   make tsan               the race and abi tests (token refresh) under ThreadSanitizer
 #   make reliability-test   the reliability tests alone, in debug mode
 
 .PHONY: chaos fuzz fuzz-build fuzz-tools tsan reliability-test
@@ -23,11 +23,11 @@ HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 
 chaos:
 	cd $(ROOT) && WXMEDIA_CHAOS_RUNS=$(CHAOS_RUNS) WXMEDIA_CHAOS_SEED=$(CHAOS_SEED) \
-	    $(CARGO) test --release --locked --test chaos -- --nocapture
+	    $(CARGO) test --release --locked --test it -- chaos:: --nocapture
 
 reliability-test:
-	cd $(ROOT) && $(CARGO) test --locked --test chaos --test hostile --test kill \
-	    --test misuse --test tls --test race
+	cd $(ROOT) && $(CARGO) test --locked --test it -- chaos:: hostile:: kill:: \
+	    misuse:: tls:: race::
 
 fuzz-tools:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
@@ -57,4 +57,4 @@ tsan:
 	cd $(ROOT) && RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \
 	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(ROOT)/mk/tsan.supp" \
 	    $(ZFLAGS_ENV) $(CARGO) $(NIGHTLY) test -Zbuild-std --target $(HOST_TRIPLE) \
-	    --target-dir $(ROOT)/target/tsan --test race --test abi -- --test-threads=2
+	    --target-dir $(ROOT)/target/tsan --test it -- race:: abi:: --test-threads=2

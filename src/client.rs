@@ -2,14 +2,11 @@
 //! source, shared by every transfer and thread.
 
 use crate::config::Config;
-use crate::error::{scrub, Error, Result};
+use crate::error::{Error, Result};
 use crate::http::{build_agent, HttpSettings};
-use crate::redis::RedisStore;
-use crate::retry::{Effect, Reached, Retry};
+use crate::redis::{RedisStore, StoreSettings};
 use crate::token::{Origin, TokenSource};
-use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
-use std::time::Duration;
 
 pub struct Client {
     pub config: Config,
@@ -33,7 +30,7 @@ pub struct ReadBuffer<'c> {
 
 impl Drop for ReadBuffer<'_> {
     fn drop(&mut self) {
-        let mut kept = crate::token::lock(&self.client.read_buffers);
+        let mut kept = crate::sync::lock(&self.client.read_buffers);
         if kept.len() < KEPT_READ_BUFFERS && !self.buf.is_empty() {
             kept.push(std::mem::take(&mut self.buf));
         }
@@ -42,13 +39,19 @@ impl Drop for ReadBuffer<'_> {
 
 impl Client {
     pub fn new(config: Config) -> Result<Client> {
-        warm_up_process();
         let agent = build_agent(&HttpSettings {
             connect_timeout: config.connect_timeout,
             io_timeout: config.io_timeout,
             pool_size: config.parallelism as usize,
             ca_file: config.ca_file.clone(),
         })?;
+        Client::with_agent(config, agent)
+    }
+
+    /// A client whose requests go through `agent` (unit tests give one
+    /// over a scripted transport, `crate::testing`).
+    pub(crate) fn with_agent(config: Config, agent: ureq::Agent) -> Result<Client> {
+        warm_up_process();
         let origin = match (&config.token_provider, &config.credentials) {
             (Some(p), _) => Origin::Provider(p.clone()),
             (None, Some((id, secret))) => Origin::WeChat {
@@ -61,10 +64,17 @@ impl Client {
         let store = match (&config.token_store, &config.credentials) {
             (Some(url), Some((id, _))) => {
                 let kind = match config.token_api {
-                    crate::config::TokenApi::GetToken => "corp",
+                    crate::auth::TokenApi::GetToken => "corp",
                     _ => "app",
                 };
-                Some(RedisStore::new(url, &format!("{kind}:{id}"))?)
+                Some(RedisStore::new(&StoreSettings {
+                    url,
+                    namespace: &format!("{kind}:{id}"),
+                    connect_timeout: config.token_store_connect_timeout,
+                    command_timeout: config.token_store_command_timeout,
+                    ca_file: config.ca_file.as_deref(),
+                    allow_local_fetch: config.token_store_fallback,
+                })?)
             }
             (Some(_), None) => {
                 return Err(Error::InvalidArg(
@@ -84,7 +94,7 @@ impl Client {
 
     /// A read buffer (empty if none is kept; the reader sizes it).
     pub fn read_buffer(&self) -> ReadBuffer<'_> {
-        let buf = crate::token::lock(&self.read_buffers)
+        let buf = crate::sync::lock(&self.read_buffers)
             .pop()
             .unwrap_or_default();
         ReadBuffer { buf, client: self }
@@ -104,102 +114,14 @@ impl Client {
             .refresh_after_rejection(&self.agent, &self.config.base_url, used)
     }
 
-    /// A message fit for a host: no access_token, no secret.
+    /// A message fit for a host: no access_token, no secret (`crate::scrub`).
     pub fn clean_message(&self, msg: &str) -> String {
-        let mut s = scrub(msg);
-        if let Some(secret) = self.tokens.secret() {
-            if !secret.is_empty() {
-                s = s.replace(secret, "***");
-            }
-        }
-        if let Some(token) = self.tokens.peek() {
-            if token.len() >= 8 {
-                s = s.replace(&token, "***");
-            }
-        }
-        s
+        self.tokens.secrets.clean(msg)
     }
 
     /// The error with its text made fit for a host (see `clean_message`).
     pub fn clean_error(&self, e: Error) -> Error {
-        e.map_text(|t| self.clean_message(t))
-    }
-
-    /// Exponential backoff with jitter for attempt `n` (1-based), capped.
-    pub fn backoff(&self, n: u32) -> Duration {
-        let base = self.config.backoff.as_millis() as u64;
-        let exp = base.saturating_mul(1u64 << n.saturating_sub(1).min(10));
-        let capped = exp.min(10_000);
-        // Jitter in [50%, 150%) so that parallel workers and processes spread out.
-        let jitter = 50 + (pseudo_random() % 100);
-        Duration::from_millis(capped * jitter / 100)
-    }
-}
-
-/// Cheap per-call randomness for jitter; not for anything secret.
-fn pseudo_random() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-impl Client {
-    /// POSTs a JSON body to `cgi-bin/{path}` with the token, and returns the
-    /// answer's fields (a non-zero errcode is an error). Failures are
-    /// retried as `effect` allows (`crate::retry`): a job submission is
-    /// never sent twice.
-    pub fn call_api(
-        &self,
-        path: &'static str,
-        body: &serde_json::Value,
-        effect: Effect,
-        cancel: &AtomicBool,
-    ) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let payload = body.to_string();
-        let mut retry = Retry::new(self, effect, path);
-        loop {
-            crate::cancel::check_cancel(cancel)?;
-            let token = self.token()?;
-            let url = format!(
-                "{}/cgi-bin/{path}?access_token={}",
-                self.config.base_url,
-                crate::range::query_encode(&token)
-            );
-            let mut reached = Reached::Server;
-            let attempt = self
-                .agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .send(payload.as_bytes())
-                .map_err(|e| {
-                    if crate::http::sent_nothing(&e) {
-                        reached = Reached::Nowhere;
-                    }
-                    crate::http::map_ureq(e)
-                })
-                .and_then(|response| {
-                    let status = response.status().as_u16();
-                    let bytes = crate::http::read_small_body(response.into_body())?;
-                    if status != 200 {
-                        return Err(Error::HttpStatus {
-                            status,
-                            detail: path.to_string(),
-                        });
-                    }
-                    crate::http::parse_api_json(&bytes)
-                })
-                .map_err(|e| crate::http::redact(e, &token));
-            match attempt {
-                Ok(map) => return Ok(map),
-                Err(e) => retry.after_failure(e, reached, Some(&token), cancel)?,
-            }
-        }
+        self.tokens.secrets.clean_error(e)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Platforms, their defaults and per-type upload limits, and the client
 //! configuration a host builds before creating a client.
 
+use crate::auth::{check_token, ProviderFn, TokenApi};
 use crate::error::{Error, Result};
 use crate::range::{valid_chunk_size, MAX_CHUNK};
 use std::collections::BTreeMap;
@@ -24,17 +25,6 @@ pub const WXM_TOKEN_API_STABLE: i32 = 1;
 pub const WXM_TOKEN_API_CLASSIC: i32 = 2;
 
 const MIB: u64 = 1024 * 1024;
-
-/// Which endpoint issues tokens from credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenApi {
-    /// `cgi-bin/gettoken?corpid&corpsecret` (WeCom, kf).
-    GetToken,
-    /// `cgi-bin/stable_token` (Official Account, Mini Program).
-    Stable,
-    /// `cgi-bin/token?grant_type=client_credential` (Official Account, Mini Program).
-    Classic,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
@@ -69,7 +59,7 @@ impl Platform {
     }
 
     /// The upload types this platform accepts, with their default size limit
-    /// and the formats (by extension) it takes. From WECHAT-API.md; a host
+    /// and the formats (by extension) it takes. From docs/WECHAT-API.md; a host
     /// overrides the limits with `wxm_config_set_limit`.
     pub fn upload_rule(self, kind: &str) -> Option<UploadRule> {
         use Format::*;
@@ -170,26 +160,32 @@ pub struct UploadRule {
     pub too_large: i32,
 }
 
-/// Everything a client is built from. Validated by the setters, so a
-/// built client never holds an invalid value.
+/// Everything a client is built from. The fields are private to the crate
+/// and set only through the validating setters, so a built client never
+/// holds an invalid value.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub platform: Platform,
-    pub base_url: String,
-    pub access_token: Option<String>,
-    pub credentials: Option<(String, String)>,
-    pub chunk_size: u64,
-    pub parallelism: u32,
-    pub connect_timeout: Duration,
-    pub io_timeout: Duration,
-    pub max_attempts: u32,
-    pub backoff: Duration,
-    pub limits: BTreeMap<String, u64>,
-    pub ca_file: Option<String>,
-    pub token_api: TokenApi,
-    pub token_provider: Option<crate::token::ProviderFn>,
+    pub(crate) platform: Platform,
+    pub(crate) base_url: String,
+    pub(crate) access_token: Option<String>,
+    pub(crate) credentials: Option<(String, String)>,
+    pub(crate) chunk_size: u64,
+    pub(crate) parallelism: u32,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) io_timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) limits: BTreeMap<String, u64>,
+    pub(crate) ca_file: Option<String>,
+    pub(crate) token_api: TokenApi,
+    pub(crate) token_provider: Option<ProviderFn>,
     /// `redis://…`: share one token per app between processes.
-    pub token_store: Option<String>,
+    pub(crate) token_store: Option<String>,
+    /// Bounds of the token store's connect (TCP, TLS, AUTH) and of each command.
+    pub(crate) token_store_connect_timeout: Duration,
+    pub(crate) token_store_command_timeout: Duration,
+    /// Whether a failing token store lets the client fetch tokens alone.
+    pub(crate) token_store_fallback: bool,
 }
 
 impl Config {
@@ -214,6 +210,9 @@ impl Config {
             },
             token_provider: None,
             token_store: None,
+            token_store_connect_timeout: Duration::from_secs(5),
+            token_store_command_timeout: Duration::from_secs(5),
+            token_store_fallback: false,
         }
     }
 
@@ -281,6 +280,19 @@ impl Config {
         Ok(())
     }
 
+    pub fn set_token_store_timeouts(&mut self, connect_ms: u32, command_ms: u32) -> Result<()> {
+        for ms in [connect_ms, command_ms] {
+            if ms == 0 || ms > 600_000 {
+                return Err(Error::InvalidArg(format!(
+                    "token store timeout {ms} ms must be between 1 and 600000"
+                )));
+            }
+        }
+        self.token_store_connect_timeout = Duration::from_millis(connect_ms.into());
+        self.token_store_command_timeout = Duration::from_millis(command_ms.into());
+        Ok(())
+    }
+
     pub fn set_retries(&mut self, max_attempts: u32, backoff_ms: u32) -> Result<()> {
         if max_attempts == 0 || max_attempts > 100 {
             return Err(Error::InvalidArg(format!(
@@ -321,6 +333,42 @@ impl Config {
         Ok(())
     }
 
+    /// Shares one token per app between processes through the Redis store
+    /// at `url` (`redis://` or `rediss://`).
+    pub fn set_token_store(&mut self, url: &str) -> Result<()> {
+        crate::redis::parse_url(url)?;
+        self.token_store = Some(url.to_string());
+        Ok(())
+    }
+
+    /// Whether a failing token store lets this client fetch tokens alone.
+    pub fn set_token_store_fallback(&mut self, allow_local_fetch: bool) {
+        self.token_store_fallback = allow_local_fetch;
+    }
+
+    /// A PEM file of CAs for https (and for a `rediss://` store).
+    pub fn set_ca_file(&mut self, path: &str) -> Result<()> {
+        if path.is_empty() {
+            return Err(Error::InvalidArg("the CA file path is empty".into()));
+        }
+        self.ca_file = Some(path.to_string());
+        Ok(())
+    }
+
+    /// The host's token provider (None: none).
+    pub fn set_token_provider(&mut self, provider: Option<ProviderFn>) {
+        self.token_provider = provider;
+    }
+
+    /// Whether a token or a way to get one (credentials, a provider) is set.
+    pub fn has_token_source(&self) -> bool {
+        self.access_token.is_some() || self.credentials.is_some() || self.token_provider.is_some()
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
     /// The effective rule for an upload type, with any host override applied.
     pub fn upload_rule(&self, kind: &str) -> Option<UploadRule> {
         let mut rule = self.platform.upload_rule(kind)?;
@@ -353,17 +401,6 @@ fn valid_authority(a: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         && port.is_none_or(valid_port)
-}
-
-pub fn check_token(token: &str) -> Result<()> {
-    // WeChat tokens are at most 512 visible ASCII characters; anything else
-    // would corrupt the request line.
-    if token.is_empty() || token.len() > 2048 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::InvalidArg(
-            "access_token must be 1 to 2048 visible ASCII characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -417,5 +454,9 @@ mod tests {
         assert!(c.set_limit("file", 1 << 30).is_ok());
         assert_eq!(c.upload_rule("file").map(|r| r.limit), Some(1 << 30));
         assert!(Platform::MiniProgram.upload_rule("voice").is_none());
+        assert!(c.set_token_store_timeouts(0, 1).is_err());
+        assert!(c.set_token_store_timeouts(1, 600_001).is_err());
+        assert!(c.set_token_store_timeouts(250, 1000).is_ok());
+        assert_eq!(c.token_store_command_timeout, Duration::from_millis(1000));
     }
 }

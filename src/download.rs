@@ -9,8 +9,8 @@ use crate::range::{
     check_partial, content_disposition_filename, next_request, parse_content_range, query_encode,
     ChunkCursor, Request,
 };
-use crate::retry::{Effect, Reached, Retry};
-use crate::token::lock;
+use crate::retry::{Attempt, Effect, Reached, Retry};
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -189,24 +189,17 @@ fn fetch_span(
 ) -> Result<()> {
     let client = shared.client;
     let mut pos = from;
-    let mut retry = Retry::new(client, Effect::Reads, "media/get");
     let mut progress_mark = pos;
     // One read buffer for every request of this span, lent by the client.
     let mut lent = client.read_buffer();
-    loop {
-        check_cancel(cancel)?;
+    Retry::new(client, Effect::Reads, "media/get").run(cancel, |retry| {
         let total = shared.total();
         let end = match (limit, total) {
             (Some(l), Some(t)) => Some(l.min(t)),
             (l, t) => l.or(t),
         };
-        if let Some(t) = total {
-            if pos >= t {
-                return Ok(());
-            }
-        }
-        if end.is_some_and(|e| pos >= e) {
-            return Ok(());
+        if total.is_some_and(|t| pos >= t) || end.is_some_and(|e| pos >= e) {
+            return Attempt::Done(());
         }
         let req = next_request(pos, client.config.chunk_size, end);
         let mut used_token = None;
@@ -218,29 +211,22 @@ fn fetch_span(
             &mut used_token,
             &mut lent.buf,
             deliver,
-        )
-        .map_err(|e| {
-            match &used_token {
-                // Servers quote requests back: never let the token through.
-                Some(t) => crate::http::redact(e, t),
-                None => e,
-            }
-        });
-        match result {
-            Ok(true) => {
-                // The answer was a whole body (Range ignored): nothing more to ask.
-                return Ok(());
-            }
-            Ok(false) => {}
-            Err(e) => {
-                if pos > progress_mark {
-                    retry.progressed();
-                    progress_mark = pos;
-                }
-                retry.after_failure(e, Reached::Server, used_token.as_deref(), cancel)?;
-            }
+        );
+        if pos > progress_mark {
+            retry.progressed();
+            progress_mark = pos;
         }
-    }
+        match result {
+            // A whole body (Range ignored): nothing more to ask.
+            Ok(true) => Attempt::Done(()),
+            Ok(false) => Attempt::Again,
+            Err(e) => Attempt::Failed {
+                error: e,
+                reached: Reached::Server,
+                token: used_token,
+            },
+        }
+    })
 }
 
 fn media_url(shared: &Shared, token: &str) -> String {
@@ -775,7 +761,7 @@ impl PositionalWriter for FileWriter {
 /// written if the transfer fails in-process (so a cancel or a network error
 /// resumes as always), and only a crash restarts such a file from byte 0.
 /// The record costs a file create, write, rename and unlink per download,
-/// about a tenth of the whole transfer time of a 1 MiB media (bench/FINDINGS.md).
+/// about a tenth of the whole transfer time of a 1 MiB media (PERFORMANCE.md).
 const RECORD_UP_FRONT_FROM: u64 = 4 * 1024 * 1024;
 
 /// How many bytes of a kept part file are compared with the server's

@@ -210,45 +210,9 @@ pub fn strerror_c(code: i32) -> &'static std::ffi::CStr {
     }
 }
 
-/// Remove anything that could be a credential from a message that may quote
-/// a URL or a server's text: `access_token=…`, `corpsecret=…`, `secret=…`.
-pub fn scrub(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    'outer: while !rest.is_empty() {
-        for key in ["access_token=", "corpsecret=", "secret="] {
-            if let Some(stripped) = rest.strip_prefix(key) {
-                out.push_str(key);
-                out.push_str("***");
-                let end = stripped
-                    .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace())
-                    .unwrap_or(stripped.len());
-                rest = &stripped[end..];
-                continue 'outer;
-            }
-        }
-        let mut chars = rest.chars();
-        if let Some(c) = chars.next() {
-            out.push(c);
-        }
-        rest = chars.as_str();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrub_hides_credentials() {
-        let s = scrub("GET /x?access_token=abc123&media_id=m corpsecret=zz secret=q");
-        assert!(
-            !s.contains("abc123") && !s.contains("zz") && !s.ends_with('q'),
-            "{s}"
-        );
-        assert!(s.contains("media_id=m"));
-    }
 
     #[test]
     fn own_codes_are_negative_and_below_minus_1000() {

@@ -2,7 +2,9 @@
 //! downloads and streaming multipart uploads — behind a C ABI.
 //!
 //! The core (`range`, `token`, `download`, `upload`) knows nothing of C;
-//! `ffi` knows nothing of HTTP.
+//! `ffi` knows nothing of HTTP. ARCHITECTURE.md maps the modules. Public
+//! modules are what the C ABI, the CLI, the tests and the fuzz targets
+//! use; the rest is `pub(crate)`.
 
 // Supported and tested: Linux (x86_64; the transport uses Linux socket
 // options and mmap). Anything else fails here rather than in an untested
@@ -10,7 +12,9 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("wxmedia supports Linux only");
 
-pub mod cancel;
+pub(crate) mod api;
+pub mod auth;
+pub(crate) mod cancel;
 pub mod client;
 pub mod config;
 pub mod download;
@@ -18,12 +22,17 @@ pub mod error;
 pub mod http;
 pub mod md5;
 pub mod range;
-pub mod redis;
-pub mod retry;
-pub mod tcp;
-pub mod token;
+pub(crate) mod redis;
+pub(crate) mod retry;
+pub(crate) mod scrub;
+pub(crate) mod sync;
+pub(crate) mod tcp;
+pub(crate) mod token;
 pub mod upload;
 pub mod url_upload;
+
+#[cfg(test)]
+mod testing;
 
 pub mod ffi;
 

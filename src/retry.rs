@@ -3,10 +3,11 @@
 //! the access_token is refreshed first. The loops that send requests (media
 //! downloads, uploads, the JSON APIs) only ask it.
 
-use crate::cancel::sleep_cancellable;
+use crate::cancel::{check_cancel, sleep_cancellable};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// What a request does on the server: it decides whether a request whose
 /// answer was lost may be sent again.
@@ -31,6 +32,24 @@ pub enum Reached {
     Nowhere,
     /// The request may have reached the server.
     Server,
+}
+
+/// What one attempt of a request came to.
+pub enum Attempt<T> {
+    Done(T),
+    /// Not a failure: go on at once (a download's next range, a redirect,
+    /// an upload sent again without `Expect`).
+    Again,
+    /// Failed: the policy decides whether to go again.
+    Failed {
+        error: Error,
+        reached: Reached,
+        /// The access_token the attempt used, if any.
+        token: Option<String>,
+    },
+    /// Failed in a way no repetition can mend (a reader that cannot be
+    /// read again).
+    Final(Error),
 }
 
 /// More refreshes than this with no byte moved between them is a loop.
@@ -62,6 +81,28 @@ impl<'c> Retry<'c> {
         }
     }
 
+    /// The one retry loop: runs `attempt` until it is done or the policy
+    /// gives up, checking the cancel flag before each attempt.
+    pub fn run<T>(
+        &mut self,
+        cancel: &AtomicBool,
+        mut attempt: impl FnMut(&mut Self) -> Attempt<T>,
+    ) -> Result<T> {
+        loop {
+            check_cancel(cancel)?;
+            match attempt(self) {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Again => {}
+                Attempt::Failed {
+                    error,
+                    reached,
+                    token,
+                } => self.after_failure(error, reached, token.as_deref(), cancel)?,
+                Attempt::Final(e) => return Err(e),
+            }
+        }
+    }
+
     /// The transfer moved bytes: failures count anew, and the token in use
     /// has proved itself.
     pub fn progressed(&mut self) {
@@ -74,7 +115,7 @@ impl<'c> Retry<'c> {
     /// again (a token was refreshed, or the backoff slept), or the error to
     /// give up with. `token` is the access_token the attempt used (None
     /// for a URL that takes none, such as a video_url).
-    pub fn after_failure(
+    fn after_failure(
         &mut self,
         e: Error,
         reached: Reached,
@@ -104,7 +145,7 @@ impl<'c> Retry<'c> {
         if self.failures >= self.client.config.max_attempts {
             return Err(e);
         }
-        sleep_cancellable(self.client.backoff(self.failures), cancel)
+        sleep_cancellable(backoff(self.client.config.backoff, self.failures), cancel)
     }
 
     /// WeChat rejected `used`. Refresh whenever the transfer moved bytes
@@ -131,6 +172,29 @@ impl<'c> Retry<'c> {
         self.refreshed_to = fetched.then_some(token);
         Ok(())
     }
+}
+
+/// Exponential backoff with jitter for attempt `n` (1-based), capped.
+fn backoff(base: Duration, n: u32) -> Duration {
+    let base = base.as_millis() as u64;
+    let exp = base.saturating_mul(1u64 << n.saturating_sub(1).min(10));
+    let capped = exp.min(10_000);
+    // Jitter in [50%, 150%) so that parallel workers and processes spread out.
+    let jitter = 50 + (pseudo_random() % 100);
+    Duration::from_millis(capped * jitter / 100)
+}
+
+/// Cheap per-call randomness for jitter; not for anything secret.
+fn pseudo_random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish()
 }
 
 #[cfg(test)]

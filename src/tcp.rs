@@ -326,7 +326,7 @@ fn is_idle_and_open(stream: &TcpStream) -> bool {
 /// back to delayed ACKs after a while, hence after every read). A server
 /// that corks its responses (nginx `tcp_nopush on`) otherwise holds the tail
 /// of one for the client's 40 ms delayed-ACK timer, which stalls keep-alive
-/// Range requests (bench/FINDINGS.md #10).
+/// Range requests (PERFORMANCE.md #10).
 fn quick_ack(stream: &TcpStream) {
     {
         use std::os::fd::AsRawFd;
@@ -382,7 +382,7 @@ struct LeanBuffers {
 /// memsets whatever heap it reuses: glibc does so for a 64 KiB block, and
 /// for 256 KiB ones once a freed mapping has raised its mmap threshold, so
 /// a connection's output buffer faulted in 16 pages for a 150-byte request
-/// head (bench/FINDINGS.md).
+/// head (PERFORMANCE.md).
 struct Pages {
     mem: PagesMem,
 }

@@ -1,32 +1,21 @@
 //! access_token sources: a static token the host sets (and may rotate), or
 //! credentials with a cache and a single-flight refresh.
 
-use crate::config::TokenApi;
+use crate::auth::{check_token, ProviderFn, TokenApi};
 use crate::error::{Error, Result};
 use crate::http::{self, read_small_body};
 use crate::range::query_encode;
 use crate::redis::RedisStore;
+use crate::scrub::Secrets;
+use crate::sync::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 struct Cached {
     token: String,
     /// Refresh when this passes: shortly before WeChat's expiry.
     refresh_at: Instant,
-}
-
-/// A host's token provider: called with `force_refresh` when the previous
-/// token was rejected. Every holder (a config, a client, hence each of its
-/// transfers) keeps a clone; the closure is dropped with the last one,
-/// which is when the C ABI's `free_fn` releases the host's data.
-#[derive(Clone)]
-pub struct ProviderFn(pub Arc<dyn Fn(bool) -> Result<String> + Send + Sync>);
-
-impl std::fmt::Debug for ProviderFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProviderFn")
-    }
 }
 
 /// Where new tokens come from.
@@ -54,6 +43,19 @@ pub struct TokenSource {
     refreshing: Mutex<()>,
     /// Fetches from WeChat or the provider, for tests and diagnostics.
     pub fetches: AtomicU64,
+    /// What messages must never show: the secret, the store's password,
+    /// and every token this source handed out lately.
+    pub secrets: Secrets,
+}
+
+impl TokenSource {
+    /// Times a failing token store made this client fetch alone (0
+    /// without a store).
+    pub fn store_fallbacks(&self) -> u64 {
+        self.store
+            .as_ref()
+            .map_or(0, |s| s.fallbacks.load(Ordering::Relaxed))
+    }
 }
 
 fn far_future() -> Instant {
@@ -62,7 +64,24 @@ fn far_future() -> Instant {
 
 impl TokenSource {
     pub fn new(token: Option<String>, origin: Origin, store: Option<RedisStore>) -> TokenSource {
+        let secrets = Secrets::new(
+            [
+                match &origin {
+                    Origin::WeChat { secret, .. } => Some(secret.clone()),
+                    _ => None,
+                },
+                store
+                    .as_ref()
+                    .and_then(|s| s.password().map(str::to_string)),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        if let Some(t) = &token {
+            secrets.remember_token(t);
+        }
         TokenSource {
+            secrets,
             origin,
             store,
             current: Mutex::new(token.map(|t| Cached {
@@ -79,20 +98,8 @@ impl TokenSource {
         !matches!(self.origin, Origin::Static)
     }
 
-    /// The secret, so messages can be scrubbed of it.
-    pub fn secret(&self) -> Option<&str> {
-        match &self.origin {
-            Origin::WeChat { secret, .. } => Some(secret),
-            _ => None,
-        }
-    }
-
-    /// The token in use now, if any, without fetching (to scrub messages).
-    pub fn peek(&self) -> Option<String> {
-        lock(&self.current).as_ref().map(|c| c.token.clone())
-    }
-
     pub fn set(&self, token: String) {
+        self.secrets.remember_token(&token);
         *lock(&self.current) = Some(Cached {
             token,
             refresh_at: far_future(),
@@ -176,17 +183,18 @@ impl TokenSource {
             (Origin::Provider(p), _) => {
                 self.fetches.fetch_add(1, Ordering::Relaxed);
                 let t = (p.0)(force)?;
-                crate::config::check_token(&t).map_err(|_| {
+                check_token(&t).map_err(|_| {
                     Error::Protocol("the token provider gave an invalid token".into())
                 })?;
                 (t, far_future())
             }
             (Origin::WeChat { .. }, Some(store)) => {
-                let mut fetch_error = None;
+                // A token fetched before the store failed (storing it, or
+                // releasing the lock) is used rather than fetched again.
+                let mut fetched = None;
                 let shared = store.obtain(rejected, &mut |force| {
-                    self.fetch_wechat(agent, base_url, force).inspect_err(|e| {
-                        fetch_error = Some(e.clone());
-                    })
+                    self.fetch_wechat(agent, base_url, force)
+                        .inspect(|t| fetched = Some(t.clone()))
                 });
                 match shared {
                     Ok(entry) => {
@@ -195,14 +203,23 @@ impl TokenSource {
                             .saturating_sub(crate::redis::now_secs_pub());
                         (entry.token, Instant::now() + Duration::from_secs(left))
                     }
-                    // WeChat refused: that is the answer.
-                    Err(e) if fetch_error.is_some() => return Err(e),
-                    // The store is unreachable: go on alone rather than stop.
-                    Err(_) => self.fetch_local(agent, base_url, force)?,
+                    // Only a failing store may fall back, and only when the
+                    // host chose it: on the Official Account every local
+                    // fetch invalidates the other processes' tokens.
+                    Err(Error::TokenStore(_)) if store.allow_local_fetch => {
+                        store.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        match fetched {
+                            Some((token, expires_in)) => (token, refresh_instant(expires_in)),
+                            None => self.fetch_local(agent, base_url, force)?,
+                        }
+                    }
+                    // WeChat's refusal, a cancel, or the store's failure.
+                    Err(e) => return Err(e),
                 }
             }
             (Origin::WeChat { .. }, None) => self.fetch_local(agent, base_url, force)?,
         };
+        self.secrets.remember_token(&token);
         *lock(&self.current) = Some(Cached {
             token: token.clone(),
             refresh_at,
@@ -217,12 +234,7 @@ impl TokenSource {
         force: bool,
     ) -> Result<(String, Instant)> {
         let (token, expires_in) = self.fetch_wechat(agent, base_url, force)?;
-        // Renew ahead of expiry: 5 minutes, or a tenth of a short lifetime.
-        let margin = (expires_in / 10).min(300);
-        Ok((
-            token,
-            Instant::now() + Duration::from_secs(expires_in.saturating_sub(margin)),
-        ))
+        Ok((token, refresh_instant(expires_in)))
     }
 
     /// One request to WeChat's token endpoint: (token, expires_in seconds).
@@ -282,12 +294,13 @@ impl TokenSource {
                 },
                 other => other,
             })
-            // A token endpoint may quote the secret back ("corpsecret is …").
-            .map_err(|e| http::redact(e, secret))?;
+            // A token endpoint may quote the secret back ("corpsecret is
+            // …"): `secrets` cleans it out at the boundary.
+            ?;
         let token = map
             .get("access_token")
             .and_then(|t| t.as_str())
-            .filter(|t| crate::config::check_token(t).is_ok())
+            .filter(|t| check_token(t).is_ok())
             .ok_or_else(|| Error::Protocol("token answer without a usable access_token".into()))?
             .to_string();
         let expires_in = map
@@ -298,8 +311,9 @@ impl TokenSource {
     }
 }
 
-/// A poisoned lock only means another thread panicked while holding it; the
-/// data (a token) is still consistent, so go on with it.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// When to renew a token that lives `expires_in` seconds: 5 minutes
+/// ahead, or a tenth of a short lifetime.
+fn refresh_instant(expires_in: u64) -> Instant {
+    let margin = (expires_in / 10).min(300);
+    Instant::now() + Duration::from_secs(expires_in.saturating_sub(margin))
 }

@@ -7,7 +7,7 @@ use crate::config::{Format, UploadRule};
 use crate::error::{Error, Result};
 use crate::http::{map_ureq, parse_api_json, read_small_body_within};
 use crate::range::query_encode;
-use crate::retry::{Effect, Reached, Retry};
+use crate::retry::{self, Effect, Reached, Retry};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -364,7 +364,7 @@ impl<'s, 'r> Body<'s, 'r> {
 const EXPECT_CONTINUE_FROM: u64 = 1024 * 1024;
 
 /// How one request of an upload is made.
-struct Attempt<'t> {
+struct SendOptions<'t> {
     token: &'t str,
     /// Ask `Expect: 100-continue` (EXPECT_CONTINUE_FROM).
     expect_continue: bool,
@@ -437,27 +437,18 @@ impl Client {
         } else {
             "media/upload"
         };
-        let mut retry = Retry::new(self, Effect::CreatesMedia, what);
         let mut expect_continue = prepared.length >= EXPECT_CONTINUE_FROM;
-        loop {
-            check_cancel(&cancel)?;
-            let token = self.token()?;
-            let result = self
-                .send_once(
-                    kind,
-                    Attempt {
-                        token: &token,
-                        expect_continue,
-                    },
-                    &prepared,
-                    &mut data,
-                    &cancel,
-                    progress,
-                )
-                // Servers quote requests back: never let the token through.
-                .map_err(|e| crate::http::redact(e, &token));
-            let e = match result {
-                Ok(r) => return Ok(r),
+        Retry::new(self, Effect::CreatesMedia, what).run(&cancel, |_| {
+            let token = match self.token() {
+                Ok(t) => t,
+                Err(e) => return retry::Attempt::Final(e),
+            };
+            let options = SendOptions {
+                token: &token,
+                expect_continue,
+            };
+            let e = match self.send_once(kind, options, &prepared, &mut data, &cancel, progress) {
+                Ok(r) => return retry::Attempt::Done(r),
                 Err(e) => e,
             };
             // 417 Expectation Failed: a server (or proxy) that will not
@@ -468,29 +459,34 @@ impl Client {
                 && data.rewind()
             {
                 expect_continue = false;
-                continue;
+                return retry::Attempt::Again;
             }
-            // The local source failed, or the host stopped: nothing to retry.
+            // The local source failed, the host stopped, or the body cannot
+            // be read again: nothing to retry.
             if matches!(e, Error::Cancelled | Error::Aborted(_) | Error::Io(_)) || !data.rewind() {
-                return Err(e);
+                return retry::Attempt::Final(e);
             }
-            retry.after_failure(e, Reached::Server, Some(&token), &cancel)?;
-        }
+            retry::Attempt::Failed {
+                error: e,
+                reached: Reached::Server,
+                token: Some(token),
+            }
+        })
     }
 
     fn send_once(
         &self,
         kind: &str,
-        attempt: Attempt<'_>,
+        options: SendOptions<'_>,
         prepared: &Prepared,
         data: &mut DataSource<'_>,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(u64, u64) -> Result<()>,
     ) -> Result<UploadResult> {
-        let Attempt {
+        let SendOptions {
             token,
             expect_continue,
-        } = attempt;
+        } = options;
         let boundary = new_boundary();
         let (head, tail) = multipart_frame(&boundary, prepared);
         let total_len = head.len() as u64 + prepared.length + tail.len() as u64;

@@ -125,7 +125,7 @@ impl Client {
                 let errmsg = field("errmsg").and_then(|m| m.as_str()).unwrap_or("");
                 Ok(JobStatus::Failed {
                     errcode,
-                    errmsg: crate::error::scrub(errmsg),
+                    errmsg: crate::scrub::pairs(errmsg),
                 })
             }
             other => Err(Error::Protocol(format!(

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench_requests: what a Python user writes with ``requests`` (the baseline).
 
+    bench_requests.py [-a CAFILE] MODE ...   CAFILE: the CA to trust for https (verify=)
     bench_requests.py stream URL OUT          one GET, iter_content(1 MiB) into OUT
     bench_requests.py rangeloop URL OUT [CHUNK]  a Session, Range requests of CHUNK
                                               (default 20 MiB) one after another
@@ -20,12 +21,22 @@ CHUNK = 20 * 1024 * 1024
 READ = 1024 * 1024
 
 
+def session(verify: "bool | str") -> requests.Session:
+    s = requests.Session()
+    s.verify = verify
+    return s
+
+
 def fail(mode: str, msg: str) -> int:
     print(f"BENCH ok=0 host=requests mode={mode} rc=0 msg={msg}")
     return 1
 
 
 def main() -> int:
+    verify = True
+    if sys.argv[1:2] == ["-a"]:
+        verify = sys.argv[2]
+        del sys.argv[1:3]
     mode = sys.argv[1]
     url = sys.argv[2]
     n = 1
@@ -33,7 +44,7 @@ def main() -> int:
     if mode == "stream":
         out = sys.argv[3]
         nbytes = 0
-        with requests.get(url, stream=True) as r, open(out, "wb") as f:
+        with requests.get(url, stream=True, verify=verify) as r, open(out, "wb") as f:
             if r.status_code != 200 or r.headers.get("content-type", "").startswith(("application/json", "text/plain")):
                 return fail(mode, f"HTTP {r.status_code} {r.headers.get('content-type')}")
             for block in r.iter_content(READ):
@@ -44,10 +55,10 @@ def main() -> int:
         chunk = int(sys.argv[4]) if len(sys.argv) > 4 else CHUNK
         nbytes = 0
         total = None
-        with requests.Session() as s, open(out, "wb") as f:
+        with session(verify) as s, open(out, "wb") as f:
             start = 0
             while total is None or start < total:
-                r = s.get(url, headers={"Range": f"bytes={start}-{start + chunk - 1}"})
+                r = s.get(url, headers={"Range": f"bytes={start}-{start + chunk - 1}"}, verify=verify)
                 if r.status_code != 206:
                     return fail(mode, f"HTTP {r.status_code}: {r.content[:200]!r}")
                 m = re.match(r"bytes (\d+)-(\d+)/(\d+)", r.headers.get("content-range", ""))
@@ -60,9 +71,9 @@ def main() -> int:
     elif mode == "small":
         n = int(sys.argv[3])
         nbytes = 0
-        with requests.Session() as s:
+        with session(verify) as s:
             for _ in range(n):
-                r = s.get(url)
+                r = s.get(url, verify=verify)
                 if r.status_code != 200:
                     return fail(mode, f"HTTP {r.status_code}")
                 nbytes += len(r.content)

@@ -2,7 +2,7 @@
  * bench_wx (C host): time one wxmedia transfer and print one line.
  *
  *   bench_wx -m MODE -b BASE_URL -k TOKEN [-i MEDIA_ID] [-o OUT] [-f FILE]
- *            [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]
+ *            [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE] [-a CAFILE]
  *
  *   MODE  path    download MEDIA_ID to OUT (wxm_download_to_path)
  *         sink    download MEDIA_ID into a sink that discards the bytes
@@ -10,6 +10,8 @@
  *         small   COUNT downloads of MEDIA_ID on one client, each kept in
  *                 memory (copied into one reused buffer), as the Go host
  *                 (bytes.Buffer) and the Python host (download_bytes) do
+ *   CAFILE  a PEM file of CAs to trust for https (the bench's test CA),
+ *           through wxm_config_set_ca_file
  *
  * Output (stdout), the same from every host's driver:
  *   BENCH ok=1 host=c mode=MODE bytes=N secs=S n=COUNT [media_id=ID]
@@ -80,14 +82,15 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s -m path|sink|upload|small -b BASE_URL -k TOKEN [-i MEDIA_ID]\n"
-            "          [-o OUT] [-f FILE] [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]\n",
+            "          [-o OUT] [-f FILE] [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]\n"
+            "          [-a CAFILE]\n",
             argv0);
 }
 
 int main(int argc, char **argv)
 {
     const char *mode = NULL, *base = NULL, *token = NULL, *media = NULL, *out = NULL;
-    const char *file = NULL, *type = "file";
+    const char *file = NULL, *type = "file", *ca_file = NULL;
     unsigned long parallelism = 0, count = 1;
     unsigned long long chunk = 0;
     wxm_config *cfg;
@@ -98,7 +101,7 @@ int main(int argc, char **argv)
     uint64_t bytes = 0;
     struct keep kept = {NULL, 0, 0};
 
-    while ((opt = getopt(argc, argv, "m:b:k:i:o:f:p:c:n:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:b:k:i:o:f:p:c:n:t:a:")) != -1) {
         switch (opt) {
         case 'm': mode = optarg; break;
         case 'b': base = optarg; break;
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
         case 'c': chunk = strtoull(optarg, NULL, 10); break;
         case 'n': count = strtoul(optarg, NULL, 10); break;
         case 't': type = optarg; break;
+        case 'a': ca_file = optarg; break;
         default: usage(argv[0]); return 2;
         }
     }
@@ -119,6 +123,7 @@ int main(int argc, char **argv)
     if (!cfg) return fail(mode, WXM_E_INVALID_ARG, wxm_last_errmsg());
     rc = wxm_config_set_base_url(cfg, base);
     if (rc == WXM_OK) rc = wxm_config_set_access_token(cfg, token);
+    if (rc == WXM_OK && ca_file) rc = wxm_config_set_ca_file(cfg, ca_file);
     if (rc == WXM_OK && chunk) rc = wxm_config_set_chunk_size(cfg, chunk);
     if (rc == WXM_OK && parallelism) rc = wxm_config_set_parallelism(cfg, (uint32_t)parallelism);
     /* Large uploads on the emulator run with raised limits (--limit file=...). */
@@ -129,7 +134,8 @@ int main(int argc, char **argv)
     if (rc != WXM_OK) return fail(mode, rc, wxm_last_errmsg());
 
     if (strcmp(mode, "path") == 0 || strcmp(mode, "sink") == 0 || strcmp(mode, "small") == 0) {
-        unsigned long i, n = strcmp(mode, "small") == 0 ? count : 1;
+        /* COUNT transfers in one process (steady state; small downloads). */
+        unsigned long i, n = count ? count : 1;
         if (!media || (strcmp(mode, "path") == 0 && !out)) { usage(argv[0]); return 2; }
         t0 = now();
         for (i = 0; i < n; i++) {

@@ -2,7 +2,7 @@
 """bench_wx (Python host): time one wxmedia transfer and print one line.
 
     bench_wx.py -m MODE -b BASE_URL -k TOKEN [-i MEDIA_ID] [-o OUT] [-f FILE]
-                [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]
+                [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE] [-a CAFILE]
 
 Same modes and output as bench_wx.c (path, sink, upload, small):
     BENCH ok=1 host=py mode=MODE bytes=N secs=S n=COUNT [media_id=ID]
@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("-c", dest="chunk", type=int)
     ap.add_argument("-n", dest="count", type=int, default=1)
     ap.add_argument("-t", dest="type", default="file")
+    ap.add_argument("-a", dest="ca_file", help="a PEM file of CAs to trust for https (the bench's test CA)")
     a = ap.parse_args()
 
     kwargs = {}
@@ -49,27 +50,33 @@ def main() -> int:
         kwargs["chunk_size"] = a.chunk
     if a.parallelism:
         kwargs["parallelism"] = a.parallelism
+    if a.ca_file:
+        kwargs["ca_file"] = a.ca_file
     if a.mode == "upload":
         kwargs["limits"] = {a.type: 1 << 40}
     client = wxmedia.Client("wecom", access_token=a.token, base_url=a.base, **kwargs)
     extra = ""
-    n = 1
+    # COUNT transfers in one process (steady state; small downloads).
+    n = max(a.count, 1)
     try:
         t0 = time.perf_counter()
         if a.mode == "path":
-            info = client.download(a.media, a.out)
-            nbytes = info.size
+            nbytes = 0
+            for _ in range(n):
+                info = client.download(a.media, a.out)
+                nbytes += info.size
         elif a.mode == "sink":
             sink = Discard()
-            client.download(a.media, sink)
+            for _ in range(n):
+                client.download(a.media, sink)
             nbytes = sink.count
         elif a.mode == "small":
-            n = a.count
             nbytes = 0
             for _ in range(n):
                 data, _info = client.download_bytes(a.media)
                 nbytes += len(data)
         else:
+            n = 1
             res = client.upload(a.type, a.file)
             nbytes = os.path.getsize(a.file)
             extra = f" media_id={res.media_id}"

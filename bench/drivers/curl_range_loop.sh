@@ -2,10 +2,12 @@
 # What a user following the WeCom document writes: Range requests of 20 MiB,
 # one curl process each, appended to the output file.
 #
-#   curl_range_loop.sh URL OUT [CHUNK]
+#   curl_range_loop.sh [-a CAFILE] URL OUT [CHUNK]
 #
 # Prints "BENCH ok=1 host=curl mode=rangeloop bytes=N secs=S n=REQUESTS".
 set -euo pipefail
+ca=()
+if [ "${1-}" = -a ]; then ca=(--cacert "$2"); shift 2; fi
 url=$1 out=$2 chunk=${3:-20971520}
 hdr=$(mktemp)
 trap 'rm -f "$hdr"' EXIT
@@ -14,7 +16,7 @@ t0=$EPOCHREALTIME
 start=0 total= n=0
 while [ -z "$total" ] || [ "$start" -lt "$total" ]; do
     end=$((start + chunk - 1))
-    curl -sS -r "$start-$end" -D "$hdr" "$url" >> "$out"
+    curl -sS "${ca[@]}" -r "$start-$end" -D "$hdr" "$url" >> "$out"
     code=$(sed -n 's/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$hdr" | tail -n 1)
     if [ "$code" != 206 ]; then
         echo "BENCH ok=0 host=curl mode=rangeloop rc=$code msg=HTTP $code"

@@ -1,7 +1,7 @@
 // Command bench_wx_go (Go host): time one wxmedia transfer and print one line.
 //
 //	bench_wx_go -m MODE -b BASE_URL -k TOKEN [-i MEDIA_ID] [-o OUT] [-f FILE]
-//	            [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]
+//	            [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE] [-a CAFILE]
 //
 // Same modes and output as bench/drivers/bench_wx.c (path, sink, upload, small):
 //
@@ -39,15 +39,16 @@ func main() {
 	file := flag.String("f", "", "file to upload (mode upload)")
 	par := flag.Int("p", 0, "parallelism")
 	chunk := flag.Int64("c", 0, "chunk size")
-	count := flag.Int("n", 1, "downloads (mode small)")
+	count := flag.Int("n", 1, "transfers in one process")
 	typ := flag.String("t", "file", "upload type")
+	caFile := flag.String("a", "", "a PEM file of CAs to trust for https (the bench's test CA)")
 	flag.Parse()
 	if *mode == "" || *base == "" || *token == "" {
 		flag.Usage()
 		os.Exit(2)
 	}
 
-	cfg := wxmedia.Config{BaseURL: *base, AccessToken: *token, ChunkSize: *chunk, Parallelism: *par}
+	cfg := wxmedia.Config{BaseURL: *base, AccessToken: *token, ChunkSize: *chunk, Parallelism: *par, CAFile: *caFile}
 	if *mode == "upload" {
 		cfg.Limits = map[string]int64{*typ: 1 << 40}
 	}
@@ -59,24 +60,28 @@ func main() {
 	ctx := context.Background()
 
 	var nbytes int64
-	n := 1
+	// COUNT transfers in one process (steady state; small downloads).
+	n := max(*count, 1)
 	extra := ""
 	t0 := time.Now()
 	switch *mode {
 	case "path":
-		info, err := client.DownloadFile(ctx, *media, *out)
-		if err != nil {
-			fail(*mode, err)
+		for i := 0; i < n; i++ {
+			info, err := client.DownloadFile(ctx, *media, *out)
+			if err != nil {
+				fail(*mode, err)
+			}
+			nbytes += info.Size
 		}
-		nbytes = info.Size
 	case "sink":
 		c := &counter{}
-		if _, err := client.Download(ctx, *media, c); err != nil {
-			fail(*mode, err)
+		for i := 0; i < n; i++ {
+			if _, err := client.Download(ctx, *media, c); err != nil {
+				fail(*mode, err)
+			}
 		}
 		nbytes = c.n
 	case "small":
-		n = *count
 		var buf bytes.Buffer
 		for i := 0; i < n; i++ {
 			buf.Reset()
@@ -86,6 +91,7 @@ func main() {
 			nbytes += int64(buf.Len())
 		}
 	case "upload":
+		n = 1
 		res, err := client.UploadFile(ctx, *typ, *file)
 		if err != nil {
 			fail(*mode, err)

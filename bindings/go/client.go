@@ -64,6 +64,9 @@ const (
 	DefaultIOTimeout      = 30 * time.Second
 	DefaultMaxAttempts    = 4
 	DefaultBackoff        = 200 * time.Millisecond
+	// DefaultTokenStoreTimeout bounds the token store's connect and each of
+	// its commands.
+	DefaultTokenStoreTimeout = 5 * time.Second
 )
 
 // Config configures a Client. Zero values leave the library's defaults.
@@ -113,10 +116,26 @@ type Config struct {
 	// gettoken).
 	TokenAPI TokenAPI
 	// TokenStore shares one access_token per app between every process
-	// that uses the same Redis, "redis://[[user]:password@]host[:port][/db]":
+	// that uses the same Redis, "redis://[[user]:password@]host[:port][/db]"
+	// (or "rediss://…" for TLS, trusting the built-in roots plus CAFile):
 	// one process fetches or renews it under a Redis lock, the others wait
-	// for it. Without Redis the client fetches tokens itself.
+	// for it. Any failure of the store (unreachable, refused password,
+	// READONLY, an error reply, an untrusted certificate, no answer in
+	// time) fails the transfer with ErrTokenStore; the message names the
+	// store without its password.
 	TokenStore string
+	// TokenStoreConnectTimeout and TokenStoreCommandTimeout bound the
+	// token store's connect (TCP, TLS, AUTH) and each command (default
+	// DefaultTokenStoreTimeout; either may be left zero when the other is
+	// set).
+	TokenStoreConnectTimeout time.Duration
+	TokenStoreCommandTimeout time.Duration
+	// TokenStoreFallback lets the client fetch a token from WeChat alone
+	// when the token store fails, instead of failing with ErrTokenStore.
+	// Off by default: on the Official Account a token fetched alone can
+	// invalidate every other process's. Client.TokenStoreFallbacks counts
+	// these.
+	TokenStoreFallback bool
 	// TokenProvider, if set, supplies the access tokens (instead of
 	// AccessToken or CorpID/Secret), for hosts with a token service of their
 	// own. See TokenProvider.
@@ -281,6 +300,14 @@ func configure(conf *C.wxm_config, cfg *Config, provider *tokenProvider) error {
 	if cfg.TokenStore != "" {
 		s.str("TokenStore", cfg.TokenStore, func(v *C.char) C.int32_t { return C.wxm_config_set_token_store(conf, v) })
 	}
+	if cfg.TokenStoreConnectTimeout != 0 || cfg.TokenStoreCommandTimeout != 0 {
+		connect := s.millis("TokenStoreConnectTimeout", or(cfg.TokenStoreConnectTimeout, DefaultTokenStoreTimeout))
+		command := s.millis("TokenStoreCommandTimeout", or(cfg.TokenStoreCommandTimeout, DefaultTokenStoreTimeout))
+		s.call("token store timeouts", func() C.int32_t { return C.wxm_config_set_token_store_timeouts(conf, connect, command) })
+	}
+	if cfg.TokenStoreFallback {
+		s.call("TokenStoreFallback", func() C.int32_t { return C.wxm_config_set_token_store_fallback(conf, 1) })
+	}
 	return s.err
 }
 
@@ -351,6 +378,21 @@ func (c *Client) SetAccessToken(token string) error {
 		return struct{}{}, C.wxm_client_set_access_token(ptr, cs)
 	})
 	return err
+}
+
+// TokenStoreFallbacks is how many times this Client fetched a token alone
+// because its token store failed (only with Config.TokenStoreFallback).
+func (c *Client) TokenStoreFallbacks() (uint64, error) {
+	ptr, err := c.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer c.release()
+	return callLocked(func() (uint64, C.int32_t) {
+		var n C.uint64_t
+		rc := C.wxm_client_token_store_fallbacks(ptr, &n)
+		return uint64(n), rc
+	})
 }
 
 // Close releases the Client. It is safe to call more than once; later calls

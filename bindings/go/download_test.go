@@ -251,8 +251,11 @@ func TestDownloadFileResumesAfterCancel(t *testing.T) {
 	if got := fileSHA256(t, path); got != meta.SHA256 {
 		t.Fatalf("sha256 %s, want %s", got, meta.SHA256)
 	}
+	// It resumes, first fetching again the 64 KiB before what was kept (the
+	// overlap that proves the kept prefix).
+	const overlap = 64 << 10
 	ranges := e.Stats(t).RangesOf(meta.MediaID)
-	if len(ranges) == 0 || ranges[0].Start == nil || *ranges[0].Start < 4*chunk {
+	if len(ranges) == 0 || ranges[0].Start == nil || *ranges[0].Start < 4*chunk-overlap {
 		t.Errorf("the second run did not resume: its ranges are %+v", ranges)
 	}
 }
@@ -546,15 +549,34 @@ func TestOfficialClassicTokenAPI(t *testing.T) {
 
 func TestTokenStoreUnreachable(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
-	// Nothing listens on port 1: the client fetches tokens itself.
-	c := newClient(t, e, func(cfg *wxmedia.Config) {
-		cfg.AccessToken = ""
-		cfg.CorpID, cfg.Secret = testCorpID, testSecret
-		cfg.TokenStore = "redis://127.0.0.1:1/0"
-	})
 	meta := e.AddMedia(t, mediaSpec{Filename: "r.bin", Size: 1000, Seed: 20})
-	checkDownload(t, c, meta)
-	_, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenStore: "http://not-redis"})
+	// Nothing listens on port 1: the transfer fails with ErrTokenStore,
+	// quickly and without the password, unless fallback was chosen.
+	store := func(fallback bool) func(cfg *wxmedia.Config) {
+		return func(cfg *wxmedia.Config) {
+			cfg.AccessToken = ""
+			cfg.CorpID, cfg.Secret = testCorpID, testSecret
+			cfg.TokenStore = "redis://:s3cret-pw@127.0.0.1:1/0"
+			cfg.TokenStoreConnectTimeout = time.Second
+			cfg.TokenStoreFallback = fallback
+		}
+	}
+	strict := newClient(t, e, store(false))
+	started := time.Now()
+	_, err := strict.Download(context.Background(), meta.MediaID, io.Discard)
+	wantCode(t, err, wxmedia.CodeTokenStore)
+	if took := time.Since(started); took > 5*time.Second {
+		t.Errorf("took %v", took)
+	}
+	if msg := err.Error(); strings.Contains(msg, "s3cret-pw") || !strings.Contains(msg, "redis://127.0.0.1:1/0") {
+		t.Errorf("message %q", msg)
+	}
+	lenient := newClient(t, e, store(true))
+	checkDownload(t, lenient, meta)
+	if n, err := lenient.TokenStoreFallbacks(); err != nil || n != 1 {
+		t.Errorf("TokenStoreFallbacks = %d, %v; want 1", n, err)
+	}
+	_, err = wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenStore: "http://not-redis"})
 	wantCode(t, err, wxmedia.CodeInvalidArg)
 }
 

@@ -1,12 +1,14 @@
 """Build hook: compile libwxmedia with cargo and bundle it in the package.
 
 ``pip install ./bindings/python`` builds in the source tree, so the Rust
-workspace is ``../../`` from here.  The library is copied to
+workspace is ``../../`` from here; an sdist (``make dist``) carries the
+crate's sources in ``rust/`` instead.  The library is copied to
 ``wxmedia/_lib/`` (git-ignored) and shipped as package data in a
 platform-specific wheel (``py3-none-<platform>``: ctypes, no ABI tie to CPython).
 
 Environment:
     WXMEDIA_PREBUILT_LIB  bundle this already-built libwxmedia instead of running cargo
+    WXMEDIA_PREBUILT_EMULATOR  also bundle this wxmedia-emulator (for wxmedia.testing)
     CARGO                 the cargo executable (default: ``cargo`` on PATH, then ~/.cargo/bin/cargo)
     CARGO_TARGET_DIR      honoured as cargo does
 """
@@ -19,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py as _build_py
 
 try:  # setuptools >= 70.1 ships bdist_wheel itself
@@ -52,6 +54,11 @@ def _cargo() -> str:
     )
 
 
+def _rust_root() -> Path:
+    """The Cargo workspace: ``rust/`` in an sdist, else the repository."""
+    return HERE / "rust" if (HERE / "rust" / "Cargo.toml").is_file() else REPO
+
+
 def build_library() -> Path:
     prebuilt = os.environ.get("WXMEDIA_PREBUILT_LIB")
     if prebuilt:
@@ -59,34 +66,46 @@ def build_library() -> Path:
         if not lib.is_file():
             raise SystemExit(f"wxmedia: WXMEDIA_PREBUILT_LIB={prebuilt} is not a file")
         return lib
-    manifest = REPO / "Cargo.toml"
+    root = _rust_root()
+    manifest = root / "Cargo.toml"
     if not manifest.is_file():
         raise SystemExit(
-            f"wxmedia: the Rust sources are not at {REPO} (no Cargo.toml). Install from the repository "
+            f"wxmedia: the Rust sources are not at {root} (no Cargo.toml). Install from the repository "
             "(pip install ./bindings/python), or set WXMEDIA_PREBUILT_LIB to a built libwxmedia."
         )
     cmd = [_cargo(), "build", "--release", "--manifest-path", str(manifest), "-p", "wxmedia", "--lib"]
-    if (REPO / "Cargo.lock").is_file() and os.environ.get("WXMEDIA_CARGO_LOCKED", "1") != "0":
+    # An sdist's rust/Cargo.lock is the repository's, which also pins the
+    # workspace members left out of the sdist: cargo prunes those entries,
+    # so --locked would refuse it there.
+    if root == REPO and (REPO / "Cargo.lock").is_file() and os.environ.get("WXMEDIA_CARGO_LOCKED", "1") != "0":
         cmd.append("--locked")
     print("wxmedia: building the native library:", " ".join(cmd), file=sys.stderr, flush=True)
-    subprocess.run(cmd, cwd=str(REPO), check=True)
-    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    subprocess.run(cmd, cwd=str(root), check=True)
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or root / "target")
     if not target.is_absolute():
-        target = REPO / target
+        target = root / target
     lib = target / "release" / LIB_NAME
     if not lib.is_file():
         raise SystemExit(f"wxmedia: cargo finished but {lib} does not exist")
     return lib
 
 
+def _copy_executable(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, dest)
+
+
 def bundle_library() -> None:
     lib = build_library()
     BUNDLE_DIR.mkdir(parents=True, exist_ok=True)
-    dest = BUNDLE_DIR / LIB_NAME
-    tmp = dest.with_suffix(".tmp")
-    shutil.copyfile(lib, tmp)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, dest)
+    _copy_executable(lib, BUNDLE_DIR / LIB_NAME)
+    emulator = os.environ.get("WXMEDIA_PREBUILT_EMULATOR")
+    if emulator:
+        if not Path(emulator).is_file():
+            raise SystemExit(f"wxmedia: WXMEDIA_PREBUILT_EMULATOR={emulator} is not a file")
+        _copy_executable(Path(emulator), BUNDLE_DIR / "wxmedia-emulator")
 
 
 class build_py(_build_py):
@@ -114,4 +133,12 @@ if _bdist_wheel is not None:
 
     cmdclass["bdist_wheel"] = bdist_wheel
 
-setup(cmdclass=cmdclass)
+class BinaryDistribution(Distribution):
+    """Has a native library: installs into platlib (auditwheel reads only
+    platlib), though no extension module is compiled by setuptools."""
+
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+setup(cmdclass=cmdclass, distclass=BinaryDistribution)

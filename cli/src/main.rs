@@ -559,8 +559,7 @@ fn client(g: &Global) -> Result<Client, Failure> {
         _ => return Err(Failure::usage("--id and --secret go together")),
     }
     if let Some(r) = nonempty(&g.redis) {
-        wxmedia::redis::parse_url(r)?;
-        cfg.token_store = Some(r.to_string());
+        cfg.set_token_store(r)?;
     }
     if let Some(n) = g.chunk_size {
         cfg.set_chunk_size(n)?;
@@ -568,7 +567,7 @@ fn client(g: &Global) -> Result<Client, Failure> {
     if let Some(n) = g.parallel {
         cfg.set_parallelism(n)?;
     }
-    if cfg.access_token.is_none() && cfg.credentials.is_none() {
+    if !cfg.has_token_source() {
         return Err(Failure::usage(
             "no access token: give --token or --id/--secret (or WXMEDIA_ACCESS_TOKEN, or WXMEDIA_ID and WXMEDIA_SECRET)",
         ));

@@ -47,7 +47,7 @@ pub fn guard(f: impl FnOnce() -> Result<()>) -> i32 {
             WXM_OK
         }
         Ok(Err(e)) => {
-            set_last_error(&crate::error::scrub(&e.to_string()));
+            set_last_error(&crate::scrub::pairs(&e.to_string()));
             e.code()
         }
         Err(p) => {
@@ -65,7 +65,7 @@ pub fn guard_ptr<T>(f: impl FnOnce() -> Result<*mut T>) -> *mut T {
             p
         }
         Ok(Err(e)) => {
-            set_last_error(&crate::error::scrub(&e.to_string()));
+            set_last_error(&crate::scrub::pairs(&e.to_string()));
             std::ptr::null_mut()
         }
         Err(p) => {

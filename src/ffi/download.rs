@@ -8,7 +8,7 @@ use crate::cancel::HeartbeatScope;
 use crate::client::Client;
 use crate::download::{DownloadOptions, Endpoint, MediaInfo, Sink};
 use crate::error::{Error, Result};
-use crate::token::lock;
+use crate::sync::lock;
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
 use std::path::PathBuf;

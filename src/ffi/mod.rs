@@ -7,10 +7,10 @@ pub mod download;
 pub mod upload;
 pub mod url_upload;
 
+use crate::auth::ProviderFn;
 use crate::client::Client;
 use crate::config::{Config, Platform};
 use crate::error::{Error, Result};
-use crate::token::ProviderFn;
 use boundary::{arg_mut, arg_ref, arg_str, free_handle, guard, guard_ptr};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Arc;
@@ -224,7 +224,7 @@ pub unsafe extern "C" fn wxm_config_set_token_provider(
     // SAFETY: forwarded pointer contract of this function.
     unsafe {
         with_config(cfg, move |c| {
-            c.token_provider = provider.map(|f| host_provider(f, data));
+            c.set_token_provider(provider.map(|f| host_provider(f, data)));
             Ok(())
         })
     }
@@ -272,12 +272,26 @@ fn host_provider(
 }
 
 /// Shares one access_token per app between every process (and machine)
-/// that uses the same Redis: `redis://[[user]:password@]host[:port][/db]`.
-/// With credentials, the token is cached in Redis; when it expires or is
-/// rejected exactly one process (holding a Redis lock) fetches a new one
-/// and the others wait for it; shortly before expiry one process renews
-/// it ahead of time. If Redis cannot be reached, the client fetches tokens
-/// itself. Returns 0 or `WXM_E_INVALID_ARG` (a malformed URL).
+/// that uses the same Redis:
+/// `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS
+/// (verified against the built-in web PKI roots plus the certificates of
+/// `wxm_config_set_ca_file`, if set). A password is always written after a
+/// colon (`:password@`, or `user:password@` for an ACL user) and is
+/// percent-decoded. With credentials, the token is cached in Redis under
+/// `wxmedia:token:{corp|app}:{id}`; when it expires or is rejected exactly
+/// one process (holding the lock `wxmedia:token-lock:…`, which lapses after
+/// 15 s) fetches a new one and the others wait for it — at most 15 s plus
+/// the command timeout, seeing their transfer's cancel meanwhile; shortly
+/// before expiry one process renews it ahead of time.
+///
+/// Any failure of the store fails the transfer with `WXM_E_TOKEN_STORE`
+/// within the store's timeouts (`wxm_config_set_token_store_timeouts`, 5 s
+/// each by default): unreachable, refused credentials, an error reply (a
+/// read-only replica's READONLY, MOVED, CLUSTERDOWN, …) and an untrusted TLS
+/// certificate alike. The message names the store without its password.
+/// The client does not fetch tokens alone then, unless the host chose so
+/// with `wxm_config_set_token_store_fallback`.
+/// Returns 0 or `WXM_E_INVALID_ARG` (a malformed URL).
 ///
 /// # Safety
 /// `cfg` is NULL or live; `redis_url` is NULL or a NUL-terminated string.
@@ -287,11 +301,55 @@ pub unsafe extern "C" fn wxm_config_set_token_store(
     redis_url: *const c_char,
 ) -> i32 {
     // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_token_store(arg_str(redis_url, "redis_url")?)) }
+}
+
+/// Bounds the token store's waits, in milliseconds (1 to 600000 each; 5000
+/// by default): `connect_ms` for connecting (TCP, TLS, AUTH and SELECT),
+/// `command_ms` for each command's answer. A store that does not answer in
+/// time fails the transfer with `WXM_E_TOKEN_STORE`.
+/// Returns 0 or `WXM_E_INVALID_ARG`.
+///
+/// # Safety
+/// `cfg` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_token_store_timeouts(
+    cfg: *mut wxm_config,
+    connect_ms: u32,
+    command_ms: u32,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
+    unsafe { with_config(cfg, |c| c.set_token_store_timeouts(connect_ms, command_ms)) }
+}
+
+/// Chooses what a client does when its token store fails:
+/// `allow_local_fetch` 0 (the default) fails the transfer with
+/// `WXM_E_TOKEN_STORE`; 1 fetches a token from WeChat alone and goes on.
+/// Beware: on the Official Account and Mini Program (and with
+/// `WXM_TOKEN_API_CLASSIC` above all) a token fetched alone can invalidate
+/// the token every other process uses. Each fallback is counted
+/// (`wxm_client_token_store_fallbacks`). Returns 0 or `WXM_E_INVALID_ARG`
+/// (a value other than 0 or 1).
+///
+/// # Safety
+/// `cfg` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_config_set_token_store_fallback(
+    cfg: *mut wxm_config,
+    allow_local_fetch: i32,
+) -> i32 {
+    // SAFETY: forwarded pointer contract of this function.
     unsafe {
         with_config(cfg, |c| {
-            let url = arg_str(redis_url, "redis_url")?;
-            crate::redis::parse_url(url)?;
-            c.token_store = Some(url.to_string());
+            c.set_token_store_fallback(match allow_local_fetch {
+                0 => false,
+                1 => true,
+                v => {
+                    return Err(Error::InvalidArg(format!(
+                        "allow_local_fetch {v} must be 0 or 1"
+                    )))
+                }
+            });
             Ok(())
         })
     }
@@ -370,7 +428,8 @@ pub unsafe extern "C" fn wxm_config_set_limit(
 }
 
 /// Trusts the PEM certificates in `pem_path` (a private CA) instead of the
-/// bundled web PKI roots for https. Read when the client is created.
+/// bundled web PKI roots for https, and in addition to them for a
+/// `rediss://` token store. Read when the client is created.
 /// Returns 0 or `WXM_E_INVALID_ARG`.
 ///
 /// # Safety
@@ -381,12 +440,7 @@ pub unsafe extern "C" fn wxm_config_set_ca_file(
     pem_path: *const c_char,
 ) -> i32 {
     // SAFETY: forwarded pointer contract of this function.
-    unsafe {
-        with_config(cfg, |c| {
-            c.ca_file = Some(arg_str(pem_path, "pem_path")?.to_string());
-            Ok(())
-        })
-    }
+    unsafe { with_config(cfg, |c| c.set_ca_file(arg_str(pem_path, "pem_path")?)) }
 }
 
 /// Creates a client from a configuration (copied: the config may be freed
@@ -430,8 +484,33 @@ pub unsafe extern "C" fn wxm_client_set_access_token(
         let c = unsafe { arg_ref(client, "client") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let t = unsafe { arg_str(token, "token") }?;
-        crate::config::check_token(t)?;
+        crate::auth::check_token(t)?;
         c.inner.tokens.set(t.to_string());
+        Ok(())
+    })
+}
+
+/// Writes to `*out` how many times this client fetched a token alone
+/// because its token store failed (see
+/// `wxm_config_set_token_store_fallback`; always 0 without it). Safe to
+/// call while transfers run. Returns 0 or `WXM_E_INVALID_ARG` (NULL).
+///
+/// # Safety
+/// `client` is NULL or live; `out` is NULL or points to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_client_token_store_fallbacks(
+    client: *const wxm_client,
+    out: *mut u64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live client.
+        let c = unsafe { arg_ref(client, "client") }?;
+        if out.is_null() {
+            return Err(Error::InvalidArg("out is NULL".into()));
+        }
+        let n = c.inner.tokens.store_fallbacks();
+        // SAFETY: `out` is non-NULL and the caller promises it is writable.
+        unsafe { *out = n };
         Ok(())
     })
 }

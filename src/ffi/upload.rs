@@ -7,7 +7,7 @@ use super::download::{wxm_progress_fn, Callback};
 use super::{owned, wxm_client};
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::token::lock;
+use crate::sync::lock;
 use crate::upload::{UploadResult, UploadSource};
 use std::ffi::{c_char, c_void, CString};
 use std::path::PathBuf;

@@ -7,7 +7,7 @@ use super::download::{with_progress, wxm_progress_fn, Callback};
 use super::{owned, wxm_client};
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::token::lock;
+use crate::sync::lock;
 use crate::url_upload::{JobStatus, UrlUpload, MAX_SIZE, MIN_SIZE};
 use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -80,6 +80,8 @@ static void args_null_config_client(void)
              WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_token_store(NULL, "redis://127.0.0.1:6379"),
              WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_store_timeouts(NULL, 1000, 1000), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_store_fallback(NULL, 1), WXM_E_INVALID_ARG);
     wxm_config_free(NULL);
 
     /* NULL strings on a real config. */
@@ -123,6 +125,11 @@ static void args_null_config_client(void)
     CHECK_RC(wxm_config_set_base_url(cfg, "ftp://127.0.0.1/"), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_limit(cfg, "bogus", 1000), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_limit(cfg, "file", 1000), WXM_OK);
+    CHECK_RC(wxm_config_set_token_store_timeouts(cfg, 0, 1000), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_store_timeouts(cfg, 1000, 600001), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_store_timeouts(cfg, 1000, 600000), WXM_OK);
+    CHECK_RC(wxm_config_set_token_store_fallback(cfg, 2), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_token_store_fallback(cfg, 0), WXM_OK);
 
     /* wxm_client_new: NULL config, NULL out; out untouched on failure. */
     client = sentinel;
@@ -141,6 +148,13 @@ static void args_null_config_client(void)
     CHECK_RC(wxm_client_set_access_token(client, NULL), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_client_set_access_token(client, BAD_UTF8), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_client_set_access_token(client, "t2"), WXM_OK);
+    {
+        uint64_t fallbacks = 7;
+        CHECK_RC(wxm_client_token_store_fallbacks(NULL, &fallbacks), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_client_token_store_fallbacks(client, NULL), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_client_token_store_fallbacks(client, &fallbacks), WXM_OK);
+        CHECK(fallbacks == 0, "no store, no fallback: %llu", (unsigned long long)fallbacks);
+    }
     wxm_client_free(client);
     wxm_client_free(NULL);
 }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import socket
 import threading
 import weakref
+import time
 from typing import List
 
 import pytest
@@ -170,6 +172,32 @@ def test_token_provider_outlives_close_while_a_transfer_needs_it(emu: Emulator) 
 def test_token_store_url_is_validated() -> None:
     with pytest.raises(wxmedia.InvalidArgument):
         wxmedia.Client("wecom", token_store="http://not-redis")
+    with pytest.raises(ValueError):
+        wxmedia.Client("wecom", token_store_timeouts=(0, 1))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_failing_token_store_raises_unless_fallback_was_chosen(emu: Emulator, creds: tuple) -> None:
+    media = emu.add_media(size=5000, seed=12)
+    store = f"redis://:s3cret-pw@127.0.0.1:{_closed_port()}/0"
+    kw = dict(access_token=None, credentials=creds, token_store=store, token_store_timeouts=1)
+    with make_client(emu, **kw) as c:
+        started = time.monotonic()
+        with pytest.raises(wxmedia.TokenStoreError) as info:
+            c.download_bytes(media["media_id"])
+        assert time.monotonic() - started < 5
+        assert info.value.errcode == errcodes.E_TOKEN_STORE
+        assert "redis://127.0.0.1:" in str(info.value) and "s3cret-pw" not in str(info.value)
+        assert c.token_store_fallbacks == 0
+    with make_client(emu, token_store_fallback=True, **kw) as c:
+        data, _ = c.download_bytes(media["media_id"])
+        assert sha256(data) == media["sha256"]
+        assert c.token_store_fallbacks == 1
 
 
 # --- uploadimg -------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ def _ctype(c: str) -> Any:
         return ctypes.c_char_p
     if norm in ("void *", "uint8_t *"):
         return ctypes.c_void_p
+    if norm.endswith(" *") and _SCALARS.get(norm[:-2]) is not None:
+        return ctypes.POINTER(_SCALARS[norm[:-2]])  # an out-parameter
     handles = {
         "wxm_config": _ffi.ConfigP,
         "wxm_client": _ffi.ClientP,

@@ -115,6 +115,8 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_config_set_token_api": (c_int32, [ConfigP, c_int32]),
     "wxm_config_set_token_provider": (c_int32, [ConfigP, TOKEN_PROVIDER_FN, c_void_p, FREE_FN]),
     "wxm_config_set_token_store": (c_int32, [ConfigP, c_char_p]),
+    "wxm_config_set_token_store_timeouts": (c_int32, [ConfigP, c_uint32, c_uint32]),
+    "wxm_config_set_token_store_fallback": (c_int32, [ConfigP, c_int32]),
     "wxm_config_set_chunk_size": (c_int32, [ConfigP, c_uint64]),
     "wxm_config_set_parallelism": (c_int32, [ConfigP, c_uint32]),
     "wxm_config_set_timeouts": (c_int32, [ConfigP, c_uint32, c_uint32]),
@@ -124,6 +126,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_config_free": (None, [ConfigP]),
     "wxm_client_new": (c_int32, [ConfigP, POINTER(ClientP)]),
     "wxm_client_set_access_token": (c_int32, [ClientP, c_char_p]),
+    "wxm_client_token_store_fallbacks": (c_int32, [ClientP, POINTER(c_uint64)]),
     "wxm_client_free": (None, [ClientP]),
     # download
     "wxm_download_new": (DownloadP, [ClientP, c_char_p]),

@@ -409,8 +409,19 @@ class Client:
             :meth:`close` may call it; the library releases it once the client
             is closed and its last transfer has ended (the client keeps no
             other reference to it).
-        token_store: ``redis://[[user]:password@]host[:port][/db]``: share one
-            token per app between processes through Redis (with credentials).
+        token_store: ``redis://[[user]:password@]host[:port][/db]`` (or
+            ``rediss://`` for TLS, trusting the built-in roots plus ``ca_file``):
+            share one token per app between processes through Redis (with
+            credentials).  Any failure of the store (unreachable, refused
+            password, READONLY, an error reply, an untrusted certificate, no
+            answer in time) raises :class:`TokenStoreError`; the message names
+            the store without its password.
+        token_store_timeouts: ``(connect, command)`` seconds for the token
+            store, or one number for both (5 s each by default).
+        token_store_fallback: when the token store fails, fetch a token from
+            WeChat alone instead of raising (off by default: on the Official
+            Account a token fetched alone can invalidate every other
+            process's).  :attr:`token_store_fallbacks` counts these.
         base_url: the API host, e.g. ``"http://127.0.0.1:8080"`` for the emulator
             (default: the platform's official host).
         chunk_size: bytes per Range request: a multiple of 16, at most 20 MiB (the default).
@@ -453,6 +464,8 @@ class Client:
         token_api: Union[None, str, TokenApi] = None,
         token_provider: Optional[Callable[[bool], str]] = None,
         token_store: Optional[str] = None,
+        token_store_timeouts: Union[None, float, Tuple[float, float]] = None,
+        token_store_fallback: bool = False,
         cancel_on_interrupt: bool = True,
     ) -> None:
         self._ptr: Optional[Any] = None
@@ -494,6 +507,17 @@ class Client:
                 )
             if token_store is not None:
                 _check(lib.wxm_config_set_token_store(cfg, _cstr(token_store, "token_store")))
+            if token_store_timeouts is not None:
+                if isinstance(token_store_timeouts, (tuple, list)):
+                    if len(token_store_timeouts) != 2:
+                        raise TypeError("token_store_timeouts must be (connect_seconds, command_seconds) or one number")
+                    store_connect_ms = _millis(token_store_timeouts[0], "token store connect timeout")
+                    store_command_ms = _millis(token_store_timeouts[1], "token store command timeout")
+                else:
+                    store_connect_ms = store_command_ms = _millis(token_store_timeouts, "token_store_timeouts")
+                _check(lib.wxm_config_set_token_store_timeouts(cfg, store_connect_ms, store_command_ms))
+            if token_store_fallback:
+                _check(lib.wxm_config_set_token_store_fallback(cfg, 1))
             if token_api is not None:
                 _check(lib.wxm_config_set_token_api(cfg, int(_token_api(token_api))))
             if chunk_size is not None:
@@ -590,6 +614,15 @@ class Client:
         raw = _cstr(token, "token")
         with self._lock:
             _check(lib.wxm_client_set_access_token(self._live(), raw))
+
+    @property
+    def token_store_fallbacks(self) -> int:
+        """How many times this client fetched a token alone because its token
+        store failed (only with ``token_store_fallback=True``; else 0)."""
+        n = ctypes.c_uint64(0)
+        with self._lock:
+            _check(lib.wxm_client_token_store_fallbacks(self._live(), ctypes.byref(n)))
+        return int(n.value)
 
     def _live(self) -> Any:
         if self._ptr is None:
