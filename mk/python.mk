@@ -3,6 +3,7 @@
 #
 #   make py-install   venv at build/venv (from $(PYTHON)), pip install ./bindings/python
 #                     (which runs cargo and bundles libwxmedia.so in the package) + pytest
+#                     (+ uvloop when it installs, for the asyncio tests)
 #   make py-test      pytest against the real emulator, with WXMEDIA_LIBRARY unset so
 #                     the bundled library is what is tested
 #   make py-demo      start an emulator, run bindings/python/examples/demo.py, stop it
@@ -22,6 +23,9 @@ $(PY):
 
 py-install: lib $(PY)
 	$(PY) -c 'import pytest' 2>/dev/null || $(PY) -m pip install --quiet 'pytest>=7'
+	@# uvloop: the asyncio tests also run on it (tests/test_aio.py); they skip where it does not install.
+	$(PY) -c 'import uvloop' 2>/dev/null || $(PY) -m pip install --quiet 'uvloop>=0.17' \
+		|| echo "py-install: uvloop did not install; its asyncio tests will skip" >&2
 	cd $(ROOT) && $(PY) -m pip install --quiet --force-reinstall --no-deps ./bindings/python
 	cd / && env -u WXMEDIA_LIBRARY $(PY) -c 'import wxmedia; print("wxmedia", wxmedia.__version__, "library", wxmedia.library_version(), "at", wxmedia.LIBRARY_PATH)'
 

@@ -38,7 +38,7 @@ func wxmgoSink(h C.uintptr_t, offset C.uint64_t, data *C.uint8_t, n C.size_t, pa
 	defer catch(t, &rc)
 	passInCallback(pass)
 	if uint64(offset) != t.next {
-		t.fail(&Error{Code: ErrProtocol, Message: fmt.Sprintf("library bug: sink called at offset %d, expected %d", uint64(offset), t.next)})
+		t.fail(&Error{Code: CodeProtocol, Message: fmt.Sprintf("library bug: sink called at offset %d, expected %d", uint64(offset), t.next)})
 		return 1
 	}
 	if n == 0 {

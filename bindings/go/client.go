@@ -8,6 +8,7 @@ package wxmedia
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
@@ -53,7 +54,7 @@ func ParsePlatform(s string) (Platform, error) {
 			return p, nil
 		}
 	}
-	return 0, &Error{Code: ErrInvalidArg, Message: fmt.Sprintf("unknown platform %q (want wecom, kf, official or miniprogram)", s)}
+	return 0, &Error{Code: CodeInvalidArg, Message: fmt.Sprintf("unknown platform %q (want wecom, kf, official or miniprogram)", s)}
 }
 
 // The library's defaults, used for whichever of a pair of Config fields is
@@ -79,9 +80,16 @@ type Config struct {
 	// themselves call Client.SetAccessToken.
 	AccessToken string
 	// CorpID and Secret are the credentials the library fetches (and, on
-	// 40001/40014/42001, refreshes) tokens with: corpid/corpsecret on WeCom
-	// and KF, appid/secret on the Official Account and Mini Program.
+	// 40001/40014/42001, refreshes) tokens with on WeCom (企业微信) and
+	// WeChat Customer Service (微信客服): the corpid (企业ID, "ww…") and the
+	// application's corpsecret. On the Official Account and Mini Program
+	// set AppID instead.
 	CorpID, Secret string
+	// AppID is the Official Account's or Mini Program's appid ("wx…"),
+	// with Secret its AppSecret (PlatformOfficial, PlatformMiniProgram).
+	// WeCom and KF have no appid: they take CorpID. Setting both AppID and
+	// CorpID is an error (CodeInvalidArg), as is AppID on WeCom or KF.
+	AppID string
 	// ChunkSize is the length of each Range request: a multiple of 16, at
 	// most 20 MiB (the default).
 	ChunkSize int64
@@ -135,16 +143,25 @@ type Config struct {
 }
 
 // TokenProvider returns an access_token. forceRefresh is true when WeChat
-// rejected the previous one (40001, 40014, 42001): return a new one then.
+// rejected the previous one (40001, 40014, 42001, 41001): return a new one then.
 //
 // The library calls it when a token is first needed and after a rejection,
 // never concurrently for one Client, but from any goroutine or thread,
 // including the worker threads of a parallel download; it may run after
 // Close while transfers started before Close finish. An error stops the
-// transfer that needed the token: an *Error with a positive Code is
-// returned with that code, any other error as ErrNoToken wrapping it. A
-// panic is recovered and treated as an error.
-type TokenProvider func(forceRefresh bool) (string, error)
+// transfer that needed the token: an *Error (or a Code) with a positive
+// code is returned with that code, any other error as CodeNoToken wrapping
+// it. A panic is recovered and treated as an error.
+//
+// ctx carries a deadline: the Client's IOTimeout (DefaultIOTimeout unless
+// set) from the call on; pass it to your token service's request. It is
+// not the Context of the transfer that asked: one call serves every
+// transfer of the Client that waits for a token (the library never asks
+// twice at once), and a parallel download asks from worker threads of the
+// library that have no Context. A transfer whose Context ends while its
+// provider runs returns once the provider has returned, so the deadline
+// bounds how long a cancel can wait.
+type TokenProvider func(ctx context.Context, forceRefresh bool) (string, error)
 
 // TokenAPI is the endpoint that issues tokens from credentials.
 type TokenAPI int
@@ -182,7 +199,7 @@ func NewClient(cfg Config) (*Client, error) {
 	conf, err := callLocked(func() (*C.wxm_config, C.int32_t) {
 		c := C.wxm_config_new(C.int32_t(platform))
 		if c == nil {
-			return nil, ErrInvalidArg
+			return nil, C.int32_t(CodeInvalidArg)
 		}
 		return c, 0
 	})
@@ -193,7 +210,7 @@ func NewClient(cfg Config) (*Client, error) {
 
 	var provider *tokenProvider
 	if cfg.TokenProvider != nil {
-		provider = newTokenProvider(cfg.TokenProvider)
+		provider = newTokenProvider(cfg.TokenProvider, or(cfg.IOTimeout, DefaultIOTimeout))
 	}
 	// The library owns the provider's handle from configure on: freeing
 	// conf releases it when no client was made.
@@ -228,13 +245,20 @@ func configure(conf *C.wxm_config, cfg *Config, provider *tokenProvider) error {
 	if cfg.AccessToken != "" {
 		s.str("AccessToken", cfg.AccessToken, func(v *C.char) C.int32_t { return C.wxm_config_set_access_token(conf, v) })
 	}
-	if cfg.CorpID != "" || cfg.Secret != "" {
-		s.check(strings.IndexByte(cfg.CorpID+cfg.Secret, 0) < 0, "CorpID/Secret must not contain NUL bytes")
-		s.call("CorpID/Secret", func() C.int32_t {
-			id, secret := C.CString(cfg.CorpID), C.CString(cfg.Secret)
-			defer C.free(unsafe.Pointer(id))
+	id := cfg.CorpID
+	if cfg.AppID != "" {
+		s.check(cfg.CorpID == "", "set AppID (Official Account, Mini Program) or CorpID (WeCom, KF), not both")
+		s.check(cfg.Platform == PlatformOfficial || cfg.Platform == PlatformMiniProgram,
+			"AppID is for PlatformOfficial and PlatformMiniProgram; WeCom and KF take CorpID")
+		id = cfg.AppID
+	}
+	if id != "" || cfg.Secret != "" {
+		s.check(strings.IndexByte(id+cfg.Secret, 0) < 0, "CorpID/AppID/Secret must not contain NUL bytes")
+		s.call("CorpID/AppID/Secret", func() C.int32_t {
+			cid, secret := C.CString(id), C.CString(cfg.Secret)
+			defer C.free(unsafe.Pointer(cid))
 			defer C.free(unsafe.Pointer(secret))
-			return C.wxm_config_set_credentials(conf, id, secret)
+			return C.wxm_config_set_credentials(conf, cid, secret)
 		})
 	}
 	if cfg.ChunkSize != 0 {
@@ -335,7 +359,7 @@ func (s *setter) millis(what string, d time.Duration) C.uint32_t {
 	return C.uint32_t(ms)
 }
 
-func invalidArg(msg string) *Error { return &Error{Code: ErrInvalidArg, Message: msg} }
+func invalidArg(msg string) *Error { return &Error{Code: CodeInvalidArg, Message: msg} }
 
 // SetAccessToken replaces the Client's access token, for hosts that rotate
 // tokens themselves. Transfers started afterwards use it.
@@ -372,7 +396,7 @@ func (c *Client) TokenStoreFallbacks() (uint64, error) {
 }
 
 // Close releases the Client. It is safe to call more than once; later calls
-// on the Client fail with ErrState. Transfers already running finish.
+// on the Client fail with CodeState. Transfers already running finish.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -399,7 +423,7 @@ func (c *Client) acquire() (*C.wxm_client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, &Error{Code: ErrState, Message: "the Client is closed"}
+		return nil, &Error{Code: CodeState, Message: "the Client is closed"}
 	}
 	c.running++
 	return c.ptr, nil
@@ -415,10 +439,10 @@ func (c *Client) release() {
 	}
 }
 
-// withProviderError adds the TokenProvider's last error to an ErrNoToken.
+// withProviderError adds the TokenProvider's last error to an CodeNoToken.
 func (c *Client) withProviderError(err error) error {
 	if e, ok := err.(*Error); ok && e.cause == nil && c.provider != nil {
-		if e.Code == ErrNoToken {
+		if e.Code == CodeNoToken {
 			e.cause = c.provider.lastError()
 		}
 	}

@@ -27,7 +27,7 @@ func TestVersionMatchesCargo(t *testing.T) {
 
 func TestErrorText(t *testing.T) {
 	unknown := wxmedia.ErrorText(-999_999)
-	for code := wxmedia.ErrState; code <= wxmedia.ErrInvalidArg; code++ {
+	for code := wxmedia.CodeState; code <= wxmedia.CodeInvalidArg; code++ {
 		if text := wxmedia.ErrorText(code); text == "" || text == unknown {
 			t.Errorf("ErrorText(%d) = %q", code, text)
 		}
@@ -54,7 +54,7 @@ func TestConfigRejected(t *testing.T) {
 			if err == nil {
 				c.Close()
 			}
-			wantCode(t, err, wxmedia.ErrInvalidArg)
+			wantCode(t, err, wxmedia.CodeInvalidArg)
 		})
 	}
 }
@@ -66,7 +66,7 @@ func TestPlatformNames(t *testing.T) {
 		}
 	}
 	_, err := wxmedia.ParsePlatform("weibo")
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 }
 
 func TestInvalidArguments(t *testing.T) {
@@ -74,11 +74,11 @@ func TestInvalidArguments(t *testing.T) {
 	c := newClient(t, e, nil)
 	ctx := context.Background()
 	_, err := c.Download(ctx, "a\x00b", io.Discard)
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 	_, err = c.Download(ctx, "abc", nil)
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 	_, err = c.DownloadFile(ctx, "abc", "bad\x00path")
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 	if err := c.SetAccessToken("x\x00y"); err == nil {
 		t.Error("SetAccessToken accepted a NUL byte")
 	}

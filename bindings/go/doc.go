@@ -13,10 +13,12 @@
 //
 // A Client is safe for concurrent use. Every transfer takes a
 // context.Context; cancelling it stops the transfer promptly. Errors are
-// *Error values carrying WeChat's errcode or one of the library's own codes:
+// *Error values carrying a Code: WeChat's errcode or one of the library's
+// own. Match them with errors.Is against the Err* sentinels or a Code:
 //
+//	if errors.Is(err, wxmedia.ErrMediaNotFound) { ... }   // 40007, 41006
 //	var e *wxmedia.Error
-//	if errors.As(err, &e) && e.Code == wxmedia.ErrInvalidMediaID { ... }
+//	if errors.As(err, &e) { log.Print(e.Code, e.Message) }
 //
 // # Building
 //

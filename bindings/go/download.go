@@ -76,7 +76,7 @@ func WithHDVoice() DownloadOption {
 // Download fetches the media into w, in order, with aligned Range requests
 // (in parallel when Config.Parallelism > 1), retrying transient failures and
 // refreshing the token as needed. An error from w stops the transfer and is
-// returned wrapped in an *Error with Code ErrAborted. If ctx ends, the
+// returned wrapped in an *Error with Code CodeAborted. If ctx ends, the
 // transfer stops promptly and the error wraps ctx.Err().
 func (c *Client) Download(ctx context.Context, mediaID string, w io.Writer, opts ...DownloadOption) (*MediaInfo, error) {
 	if w == nil {
@@ -173,7 +173,7 @@ func newDownload(ptr *C.wxm_client, mediaID string) (*C.wxm_download, error) {
 	return callLocked(func() (*C.wxm_download, C.int32_t) {
 		d := C.wxm_download_new(ptr, cs)
 		if d == nil {
-			return nil, ErrInvalidArg
+			return nil, C.int32_t(CodeInvalidArg)
 		}
 		return d, 0
 	})

@@ -45,7 +45,7 @@ func newClient(t testing.TB, e *emulator, mod func(*wxmedia.Config)) *wxmedia.Cl
 }
 
 // wantCode checks that err is an *Error with code, a message, and no secret.
-func wantCode(t testing.TB, err error, code int) *wxmedia.Error {
+func wantCode(t testing.TB, err error, code wxmedia.Code) *wxmedia.Error {
 	t.Helper()
 	var e *wxmedia.Error
 	if !errors.As(err, &e) {
@@ -57,9 +57,10 @@ func wantCode(t testing.TB, err error, code int) *wxmedia.Error {
 	if e.Message == "" {
 		t.Errorf("err %d has no message", e.Code)
 	}
-	if !errors.Is(err, &wxmedia.Error{Code: code}) {
-		t.Errorf("errors.Is(err, &Error{Code: %d}) = false", code)
+	if !errors.Is(err, &wxmedia.Error{Code: code}) || !errors.Is(err, code) {
+		t.Errorf("errors.Is(err, &Error{Code: %d}) or errors.Is(err, Code(%d)) = false", code, code)
 	}
+	wantIs(t, err, code)
 	noSecrets(t, err)
 	return e
 }
@@ -202,14 +203,14 @@ func TestDownloadFileKeepsExistingFileOnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.DownloadFile(context.Background(), "no-such-media", path)
-	wantCode(t, err, wxmedia.ErrInvalidMediaID)
+	wantCode(t, err, wxmedia.CodeInvalidMediaID)
 
 	meta := e.AddMedia(t, mediaSpec{Filename: "x.bin", Size: 300_000, Seed: 3})
 	// A reset before the first byte, every time: no progress, so it gives up
 	// after MaxAttempts.
 	e.Fault(t, fault{Kind: "reset", MediaID: meta.MediaID, Count: 100, AfterBytes: emutest.Ptr[int64](0)})
 	_, err = c.DownloadFile(context.Background(), meta.MediaID, path)
-	wantCode(t, err, wxmedia.ErrNetwork)
+	wantCode(t, err, wxmedia.CodeNetwork)
 	if b, _ := os.ReadFile(path); string(b) != "precious" {
 		t.Errorf("the existing file now holds %q", b)
 	}
@@ -238,7 +239,7 @@ func TestDownloadFileResumesAfterCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	wantCode(t, err, wxmedia.ErrCancelled)
+	wantCode(t, err, wxmedia.CodeCancelled)
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("the interrupted download created %s (%v)", path, err)
 	}
@@ -334,9 +335,9 @@ func TestDownloadWithStart(t *testing.T) {
 		}
 	}
 	_, err := c.Download(context.Background(), meta.MediaID, io.Discard, wxmedia.WithStart(-1))
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 	_, err = c.DownloadFile(context.Background(), meta.MediaID, filepath.Join(t.TempDir(), "f"), wxmedia.WithStart(5))
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 }
 
 func TestDownloadHDVoice(t *testing.T) {
@@ -392,7 +393,7 @@ func TestDownloadErrcodes(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, nil)
 	_, err := c.Download(context.Background(), "no-such-media", io.Discard)
-	wantCode(t, err, wxmedia.ErrInvalidMediaID)
+	wantCode(t, err, wxmedia.CodeInvalidMediaID)
 
 	// A final errcode is not retried.
 	meta := e.AddMedia(t, mediaSpec{Filename: "e.bin", Size: 1000, Seed: 11})
@@ -407,12 +408,12 @@ func TestDownloadErrcodes(t *testing.T) {
 	// final for a chunk the library already keeps within 20 MiB.
 	e.Fault(t, fault{Kind: "errcode", MediaID: meta.MediaID, Errcode: emutest.Ptr[int64](830002)})
 	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
-	wantCode(t, err, wxmedia.ErrRangeRequired)
+	wantCode(t, err, wxmedia.CodeRangeRequired)
 
 	// Over 20 MiB without Range: the library never asks for that, so a
 	// chunk size of 20 MiB + 16 is refused up front.
 	_, err = wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, AccessToken: testToken, ChunkSize: 20<<20 + 16})
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 }
 
 func TestDownloadFaultsRecovered(t *testing.T) {
@@ -456,14 +457,14 @@ func TestDownloadFaultsFinal(t *testing.T) {
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.MaxAttempts = attempts })
 	cases := []struct {
 		f    fault
-		code int
+		code wxmedia.Code
 	}{
-		{fault{Kind: "http_status", Status: 503}, wxmedia.ErrHTTPStatus},
-		{fault{Kind: "errcode", Errcode: emutest.Ptr[int64](-1)}, wxmedia.ErrSystemBusy},
+		{fault{Kind: "http_status", Status: 503}, wxmedia.CodeHTTPStatus},
+		{fault{Kind: "errcode", Errcode: emutest.Ptr[int64](-1)}, wxmedia.CodeSystemBusy},
 		// Faults before the first body byte: a try that makes progress
 		// does not count against MaxAttempts.
-		{fault{Kind: "reset", AfterBytes: emutest.Ptr[int64](0)}, wxmedia.ErrNetwork},
-		{fault{Kind: "wrong_content_range"}, wxmedia.ErrProtocol},
+		{fault{Kind: "reset", AfterBytes: emutest.Ptr[int64](0)}, wxmedia.CodeNetwork},
+		{fault{Kind: "wrong_content_range"}, wxmedia.CodeProtocol},
 	}
 	for i, tc := range cases {
 		t.Run(tc.f.Kind, func(t *testing.T) {
@@ -477,7 +478,7 @@ func TestDownloadFaultsFinal(t *testing.T) {
 			if !bytes.Equal(buf.Bytes(), emutest.GenBytes(uint64(200+i), 0, int64(buf.Len()))) {
 				t.Errorf("the writer received %d bytes that are not the media's", buf.Len())
 			}
-			if tc.code != wxmedia.ErrProtocol {
+			if tc.code != wxmedia.CodeProtocol {
 				if n := e.Stats(t).MediaRequests[meta.MediaID]; n != attempts {
 					t.Errorf("%d requests, want MaxAttempts = %d", n, attempts)
 				}
@@ -563,7 +564,7 @@ func TestTokenStoreUnreachable(t *testing.T) {
 	strict := newClient(t, e, store(false))
 	started := time.Now()
 	_, err := strict.Download(context.Background(), meta.MediaID, io.Discard)
-	wantCode(t, err, wxmedia.ErrTokenStore)
+	wantCode(t, err, wxmedia.CodeTokenStore)
 	if took := time.Since(started); took > 5*time.Second {
 		t.Errorf("took %v", took)
 	}
@@ -576,7 +577,7 @@ func TestTokenStoreUnreachable(t *testing.T) {
 		t.Errorf("TokenStoreFallbacks = %d, %v; want 1", n, err)
 	}
 	_, err = wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenStore: "http://not-redis"})
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 }
 
 func TestTokenErrors(t *testing.T) {
@@ -585,14 +586,14 @@ func TestTokenErrors(t *testing.T) {
 
 	noToken := newClient(t, e, func(cfg *wxmedia.Config) { cfg.AccessToken = "" })
 	_, err := noToken.Download(context.Background(), meta.MediaID, io.Discard)
-	wantCode(t, err, wxmedia.ErrNoToken)
+	wantCode(t, err, wxmedia.CodeNoToken)
 
 	badSecret := newClient(t, e, func(cfg *wxmedia.Config) {
 		cfg.AccessToken = ""
 		cfg.CorpID, cfg.Secret = testCorpID, "wrong-"+testSecret
 	})
 	_, err = badSecret.Download(context.Background(), meta.MediaID, io.Discard)
-	wantCode(t, err, wxmedia.ErrInvalidCredential)
+	wantCode(t, err, wxmedia.CodeInvalidCredential)
 
 	// A static token that expires answers 42001; the host rotates it.
 	const rotating = "GoTestToken-rotating-1"
@@ -601,7 +602,7 @@ func TestTokenErrors(t *testing.T) {
 	checkDownload(t, c, meta)
 	e.Post(t, "/__admin/expire_token", map[string]any{"token": rotating}, nil)
 	_, err = c.Download(context.Background(), meta.MediaID, io.Discard)
-	if e := wantCode(t, err, wxmedia.ErrAccessTokenExpired); strings.Contains(e.Error(), rotating) {
+	if e := wantCode(t, err, wxmedia.CodeAccessTokenExpired); strings.Contains(e.Error(), rotating) {
 		t.Errorf("the error shows the token: %v", e)
 	}
 	if err := c.SetAccessToken(testToken); err != nil {
@@ -620,7 +621,7 @@ func TestCancelDuringStall(t *testing.T) {
 		if !errors.Is(err, want) {
 			t.Errorf("err = %v, want it to wrap %v", err, want)
 		}
-		wantCode(t, err, wxmedia.ErrCancelled)
+		wantCode(t, err, wxmedia.CodeCancelled)
 		if elapsed > 3*time.Second {
 			t.Errorf("returned %v after the cancel, want promptly", elapsed)
 		}
@@ -685,7 +686,7 @@ func TestWriterErrorAbortsTransfer(t *testing.T) {
 	if !errors.Is(err, errBoom) {
 		t.Fatalf("err = %v, want it to wrap the writer's error", err)
 	}
-	wantCode(t, err, wxmedia.ErrAborted)
+	wantCode(t, err, wxmedia.CodeAborted)
 	if n := len(e.Stats(t).RangesOf(meta.MediaID)); n > 16 {
 		t.Errorf("%d of 64 chunks were requested after the writer failed at the fourth", n)
 	}
@@ -797,7 +798,7 @@ func TestClientClose(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 	_, err := c.Download(context.Background(), meta.MediaID, io.Discard)
-	wantCode(t, err, wxmedia.ErrState)
+	wantCode(t, err, wxmedia.CodeState)
 	_, err = c.Upload(context.Background(), wxmedia.TypeFile, strings.NewReader("hello!"), 6, "a.txt")
-	wantCode(t, err, wxmedia.ErrState)
+	wantCode(t, err, wxmedia.CodeState)
 }

@@ -10,75 +10,144 @@ import (
 	"runtime"
 )
 
-// The library's own error codes (negative, at most -1000; the WXM_E_*
-// constants of wxmedia.h).
+// Code is an error code: WeChat's errcode, passed through as WeChat sent
+// it (positive, or -1), or one of the library's own (-1000 and below, the
+// WXM_E_* constants of wxmedia.h). A Code is an error itself, so that
+// errors.Is(err, wxmedia.CodeInvalidImageSize) matches one exact code, as
+// errors.Is(err, syscall.ENOENT) does; the Err* values below match families
+// of codes.
+type Code int32
+
+// Error returns the library's static text for the code.
+func (c Code) Error() string { return fmt.Sprintf("wxmedia: %s (errcode %d)", ErrorText(c), int32(c)) }
+
+// The library's own codes.
 const (
-	ErrInvalidArg     = -1001 // NULL, bad UTF-8, out-of-range value, unknown platform
-	ErrIO             = -1002 // local file or sink-side I/O failed
-	ErrNetwork        = -1003 // connect refused, reset, DNS, short body after retries
-	ErrTimeout        = -1004 // connect or I/O timeout after retries
-	ErrTLS            = -1005 // TLS handshake or certificate failure
-	ErrHTTPStatus     = -1006 // an HTTP status WeChat never answers, after retries
-	ErrProtocol       = -1007 // bad Content-Range, length mismatch, malformed answer
-	ErrAborted        = -1008 // a callback (writer, reader, progress) stopped the transfer
-	ErrCancelled      = -1009 // the transfer was cancelled (context done)
-	ErrNoToken        = -1010 // no access token and no credentials configured
-	ErrPanic          = -1011 // an internal panic was caught in the library (a bug)
-	ErrState          = -1012 // the handle cannot do that now (e.g. the Client is closed)
-	ErrTokenStore     = -1013 // the shared token store (Redis) failed: unreachable, refused, read-only
-	ErrOutcomeUnknown = -1014 // a job submission lost its answer: not repeated, outcome unknown
+	CodeInvalidArg     Code = -1001 // NULL, bad UTF-8, out-of-range value, unknown platform
+	CodeIO             Code = -1002 // local file or sink-side I/O failed
+	CodeNetwork        Code = -1003 // connect refused, reset, DNS, short body after retries
+	CodeTimeout        Code = -1004 // connect or I/O timeout after retries
+	CodeTLS            Code = -1005 // TLS handshake or certificate failure
+	CodeHTTPStatus     Code = -1006 // an HTTP status WeChat never answers, after retries
+	CodeProtocol       Code = -1007 // bad Content-Range, length mismatch, malformed answer
+	CodeAborted        Code = -1008 // a callback (writer, reader, progress) stopped the transfer
+	CodeCancelled      Code = -1009 // the transfer was cancelled (context done)
+	CodeNoToken        Code = -1010 // no access token and no credentials configured, or the TokenProvider failed
+	CodePanic          Code = -1011 // an internal panic was caught in the library (a bug)
+	CodeState          Code = -1012 // the handle cannot do that now (e.g. the Client is closed)
+	CodeTokenStore     Code = -1013 // the shared token store (Redis) failed: unreachable, refused, read-only
+	CodeOutcomeUnknown Code = -1014 // a job submission lost its answer: not repeated, outcome unknown
 )
 
 // Common WeChat errcodes. They pass through the library unchanged, and
 // uploads rejected locally, before any byte is sent, use the code WeChat would
 // have answered.
 const (
-	ErrSystemBusy         = -1     // system busy (retried by the library first)
-	ErrInvalidCredential  = 40001  // invalid secret, or access_token invalid or not the latest
-	ErrInvalidMediaType   = 40004  // the platform does not take this media type
-	ErrInvalidFileType    = 40005  // the file format does not match the type
-	ErrInvalidFileSize    = 40006  // 5 bytes or fewer, or a "file" over its limit
-	ErrInvalidMediaID     = 40007  // unknown or expired media_id
-	ErrInvalidImageSize   = 40009  // image too large
-	ErrInvalidVoiceSize   = 40010  // voice too large
-	ErrInvalidVideoSize   = 40011  // video too large
-	ErrInvalidThumbSize   = 40012  // thumb too large
-	ErrInvalidCorpID      = 40013  // invalid corpid / appid
-	ErrInvalidAccessToken = 40014  // invalid access_token
-	ErrInvalidParameter   = 40058  // invalid parameter (e.g. unaligned chunk of encrypted media, a bad field or unknown jobid of an upload by URL)
-	ErrAccessTokenExpired = 42001  // access_token expired
-	ErrEmptyMedia         = 44001  // empty media file
-	ErrMediaSizeLimit     = 45001  // media size over the limit (upload by URL: outside 6 bytes to 200 MiB)
-	ErrAPIConcurrency     = 45033  // too many concurrent calls
-	ErrAPIUnauthorized    = 48001  // the API is not open to this app (upload by URL off WeCom and KF)
-	ErrRangeRequired      = 830002 // media over 20 MB must be fetched in Range chunks of at most 20 MB
+	CodeSystemBusy         Code = -1     // system busy (retried by the library first)
+	CodeInvalidCredential  Code = 40001  // invalid secret, or access_token invalid or not the latest
+	CodeInvalidMediaType   Code = 40004  // the platform does not take this media type
+	CodeInvalidFileType    Code = 40005  // the file format does not match the type
+	CodeInvalidFileSize    Code = 40006  // 5 bytes or fewer, or a "file" over its limit
+	CodeInvalidMediaID     Code = 40007  // unknown or expired media_id
+	CodeInvalidImageSize   Code = 40009  // image too large
+	CodeInvalidVoiceSize   Code = 40010  // voice too large
+	CodeInvalidVideoSize   Code = 40011  // video too large
+	CodeInvalidThumbSize   Code = 40012  // thumb too large
+	CodeInvalidCorpID      Code = 40013  // invalid corpid / appid
+	CodeInvalidAccessToken Code = 40014  // invalid access_token
+	CodeInvalidParameter   Code = 40058  // invalid parameter (e.g. unaligned chunk of encrypted media, a bad field or unknown jobid of an upload by URL)
+	CodeMissingAccessToken Code = 41001  // access_token missing
+	CodeMissingMediaID     Code = 41006  // media_id missing
+	CodeAccessTokenExpired Code = 42001  // access_token expired
+	CodeEmptyMedia         Code = 44001  // empty media file
+	CodeMediaSizeLimit     Code = 45001  // media size over the limit (upload by URL: outside 6 bytes to 200 MiB)
+	CodeFrequencyLimit     Code = 45009  // the API's daily quota is used up
+	CodeTooManyRequests    Code = 45011  // API calls too frequent
+	CodeAPIConcurrency     Code = 45033  // too many concurrent calls
+	CodeAPIUnauthorized    Code = 48001  // the API is not open to this app (upload by URL off WeCom and KF)
+	CodeRangeRequired      Code = 830002 // media over 20 MB must be fetched in Range chunks of at most 20 MB
 )
 
 // The errcodes of a failed upload by URL (UploadByURL), as WeChat reports
 // them for the job.
 const (
-	ErrRangeNotSupported = 830001 // the URL's server ignores Range (no 206 with Content-Range)
-	ErrURLFetchFailed    = 830003 // WeChat could not download the URL (connection, HTTP status, cut body)
-	ErrMD5Mismatch       = 301019 // the fetched file's MD5 differs from the one given
+	CodeRangeNotSupported Code = 830001 // the URL's server ignores Range (no 206 with Content-Range)
+	CodeURLFetchFailed    Code = 830003 // WeChat could not download the URL (connection, HTTP status, cut body)
+	CodeMD5Mismatch       Code = 301019 // the fetched file's MD5 differs from the one given
+)
+
+// A class is a sentinel error matching a set of codes: errors.Is(err,
+// wxmedia.ErrTokenRejected) is true for an *Error with any of them.
+type class struct {
+	name  string
+	codes []Code
+}
+
+func (c *class) Error() string { return "wxmedia: " + c.name }
+
+func (c *class) has(code Code) bool {
+	for _, k := range c.codes {
+		if k == code {
+			return true
+		}
+	}
+	return false
+}
+
+func newClass(name string, codes ...Code) error { return &class{name: name, codes: codes} }
+
+// Sentinel errors for errors.Is. Each matches the *Error values whose Code
+// is one of those listed (a Code matches just itself, see Code).
+var (
+	// WeChat's answers.
+	ErrMediaNotFound    = newClass("media_id unknown, expired or missing", CodeInvalidMediaID, CodeMissingMediaID)
+	ErrTokenRejected    = newClass("access_token rejected", CodeInvalidCredential, CodeInvalidAccessToken, CodeAccessTokenExpired, CodeMissingAccessToken)
+	ErrInvalidCorpID    = newClass("corpid / appid rejected", CodeInvalidCorpID)
+	ErrInvalidMediaType = newClass("media type not accepted", CodeInvalidMediaType, CodeInvalidFileType)
+	ErrMediaSize        = newClass("media size not accepted", CodeInvalidFileSize, CodeInvalidImageSize, CodeInvalidVoiceSize, CodeInvalidVideoSize, CodeInvalidThumbSize, CodeEmptyMedia, CodeMediaSizeLimit, CodeRangeRequired)
+	ErrInvalidParameter = newClass("invalid parameter", CodeInvalidParameter)
+	ErrRateLimited      = newClass("system busy or rate limited", CodeSystemBusy, CodeFrequencyLimit, CodeTooManyRequests, CodeAPIConcurrency)
+	ErrAPIUnauthorized  = newClass("API not open to this app", CodeAPIUnauthorized)
+	ErrURLUploadFailed  = newClass("upload by URL failed", CodeRangeNotSupported, CodeURLFetchFailed, CodeMD5Mismatch, CodeMediaSizeLimit)
+
+	// The library's own codes, one each.
+	ErrInvalidArg     = newClass("invalid argument", CodeInvalidArg)
+	ErrIO             = newClass("local I/O failed", CodeIO)
+	ErrNetwork        = newClass("network failure", CodeNetwork)
+	ErrTimeout        = newClass("timed out", CodeTimeout)
+	ErrTLS            = newClass("TLS failure", CodeTLS)
+	ErrHTTPStatus     = newClass("unexpected HTTP status", CodeHTTPStatus)
+	ErrProtocol       = newClass("protocol error", CodeProtocol)
+	ErrAborted        = newClass("aborted by a callback", CodeAborted)
+	ErrCancelled      = newClass("cancelled", CodeCancelled)
+	ErrNoToken        = newClass("no access_token", CodeNoToken)
+	ErrPanic          = newClass("internal panic", CodePanic)
+	ErrState          = newClass("invalid state", CodeState)
+	ErrTokenStore     = newClass("token store failed", CodeTokenStore)
+	ErrOutcomeUnknown = newClass("outcome unknown", CodeOutcomeUnknown)
 )
 
 // Error is the error every operation of this package returns. Code is never
 // 0: it is a WeChat errcode (positive, or -1) or one of the library's codes
-// above (ErrInvalidArg and the others, all -1000 or below). Message is the library's detail (never an access_token or secret).
+// above (CodeInvalidArg and the others, all -1000 or below). Message is the
+// library's detail (never an access_token or secret).
 //
-// Use errors.As to get at it. errors.Is(err, &Error{Code: c}) matches any
-// *Error with that Code. When a Context ended the transfer the error also
-// wraps context.Canceled or context.DeadlineExceeded, and when a writer or
-// reader failed it wraps that error.
+// Match it with errors.Is against a sentinel (errors.Is(err,
+// wxmedia.ErrMediaNotFound)) or a Code (errors.Is(err,
+// wxmedia.CodeInvalidImageSize)), or get at it with errors.As. errors.Is(err,
+// &Error{Code: c}) still matches any *Error with that Code. When a Context
+// ended the transfer the error also wraps context.Canceled or
+// context.DeadlineExceeded, and when a writer or reader failed it wraps that
+// error.
 type Error struct {
-	Code    int
+	Code    Code
 	Message string
 
 	cause error
 }
 
 func (e *Error) Error() string {
-	s := fmt.Sprintf("wxmedia: %s (errcode %d)", e.Message, e.Code)
+	s := fmt.Sprintf("wxmedia: %s (errcode %d)", e.Message, int32(e.Code))
 	if e.cause != nil {
 		s += ": " + e.cause.Error()
 	}
@@ -89,14 +158,22 @@ func (e *Error) Error() string {
 // error of the caller's io.Writer or io.Reader), or nil.
 func (e *Error) Unwrap() error { return e.cause }
 
-// Is reports whether target is an *Error with the same Code.
+// Is reports whether target is a sentinel of this package (Err*) whose
+// codes include e.Code, that Code itself, or an *Error with the same Code.
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t != nil && t.Code == e.Code
+	switch t := target.(type) {
+	case *class:
+		return t.has(e.Code)
+	case Code:
+		return t == e.Code
+	case *Error:
+		return t != nil && t.Code == e.Code
+	}
+	return false
 }
 
 // ErrorText returns the library's static description of an error code.
-func ErrorText(code int) string {
+func ErrorText(code Code) string {
 	return C.GoString(C.wxm_strerror(C.int32_t(code)))
 }
 
@@ -104,9 +181,9 @@ func ErrorText(code int) string {
 // text when the library gave no detail.
 func newError(code C.int32_t, msg string) *Error {
 	if msg == "" {
-		msg = ErrorText(int(code))
+		msg = ErrorText(Code(code))
 	}
-	return &Error{Code: int(code), Message: msg}
+	return &Error{Code: Code(code), Message: msg}
 }
 
 // callLocked runs a library call that reports failure through the
@@ -126,20 +203,20 @@ func callLocked[T any](call func() (T, C.int32_t)) (T, error) {
 // wxmedia.h.
 func _() {
 	var x [1]struct{}
-	_ = x[ErrInvalidArg-C.WXM_E_INVALID_ARG]
-	_ = x[ErrIO-C.WXM_E_IO]
-	_ = x[ErrNetwork-C.WXM_E_NETWORK]
-	_ = x[ErrTimeout-C.WXM_E_TIMEOUT]
-	_ = x[ErrTLS-C.WXM_E_TLS]
-	_ = x[ErrHTTPStatus-C.WXM_E_HTTP_STATUS]
-	_ = x[ErrProtocol-C.WXM_E_PROTOCOL]
-	_ = x[ErrAborted-C.WXM_E_ABORTED]
-	_ = x[ErrCancelled-C.WXM_E_CANCELLED]
-	_ = x[ErrNoToken-C.WXM_E_NO_TOKEN]
-	_ = x[ErrPanic-C.WXM_E_PANIC]
-	_ = x[ErrState-C.WXM_E_STATE]
-	_ = x[ErrTokenStore-C.WXM_E_TOKEN_STORE]
-	_ = x[ErrOutcomeUnknown-C.WXM_E_OUTCOME_UNKNOWN]
+	_ = x[CodeInvalidArg-C.WXM_E_INVALID_ARG]
+	_ = x[CodeIO-C.WXM_E_IO]
+	_ = x[CodeNetwork-C.WXM_E_NETWORK]
+	_ = x[CodeTimeout-C.WXM_E_TIMEOUT]
+	_ = x[CodeTLS-C.WXM_E_TLS]
+	_ = x[CodeHTTPStatus-C.WXM_E_HTTP_STATUS]
+	_ = x[CodeProtocol-C.WXM_E_PROTOCOL]
+	_ = x[CodeAborted-C.WXM_E_ABORTED]
+	_ = x[CodeCancelled-C.WXM_E_CANCELLED]
+	_ = x[CodeNoToken-C.WXM_E_NO_TOKEN]
+	_ = x[CodePanic-C.WXM_E_PANIC]
+	_ = x[CodeState-C.WXM_E_STATE]
+	_ = x[CodeTokenStore-C.WXM_E_TOKEN_STORE]
+	_ = x[CodeOutcomeUnknown-C.WXM_E_OUTCOME_UNKNOWN]
 	_ = x[int(PlatformWeCom)-C.WXM_PLATFORM_WECOM]
 	_ = x[int(PlatformKF)-C.WXM_PLATFORM_KF]
 	_ = x[int(PlatformOfficial)-C.WXM_PLATFORM_OFFICIAL]

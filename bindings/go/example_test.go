@@ -76,8 +76,12 @@ func ExampleError() {
 	case err == nil:
 	case errors.Is(err, context.DeadlineExceeded):
 		fmt.Println("took too long")
-	case errors.As(err, &e) && e.Code == wxmedia.ErrInvalidMediaID:
+	case errors.Is(err, wxmedia.ErrMediaNotFound):
 		fmt.Println("the media_id is unknown or older than 3 days")
+	case errors.Is(err, wxmedia.ErrTokenRejected):
+		fmt.Println("the access_token was refused")
+	case errors.As(err, &e):
+		fmt.Println("errcode", e.Code, e.Message)
 	default:
 		log.Fatal(err)
 	}
@@ -131,7 +135,7 @@ func ExampleClient_UploadByURL() {
 		res, err = client.WaitUploadByURL(context.Background(), res.JobID)
 	}
 	var e *wxmedia.Error
-	if errors.As(err, &e) && e.Code == wxmedia.ErrRangeNotSupported {
+	if errors.As(err, &e) && e.Code == wxmedia.CodeRangeNotSupported {
 		log.Fatal("the CDN must serve Range requests")
 	}
 	if err != nil {

@@ -7,10 +7,12 @@ package wxmedia
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime/cgo"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -19,15 +21,16 @@ import (
 // through wxmgoTokenFree (its free_fn) once nothing can call the provider:
 // the config, the Client and every transfer of the Client are gone.
 type tokenProvider struct {
-	fn     TokenProvider
-	handle cgo.Handle
+	fn      TokenProvider
+	handle  cgo.Handle
+	timeout time.Duration // each call's Context deadline
 
 	mu  sync.Mutex
 	err error // the last call's error, nil after a success
 }
 
-func newTokenProvider(fn TokenProvider) *tokenProvider {
-	p := &tokenProvider{fn: fn}
+func newTokenProvider(fn TokenProvider, timeout time.Duration) *tokenProvider {
+	p := &tokenProvider{fn: fn, timeout: timeout}
 	p.handle = cgo.NewHandle(p)
 	return p
 }
@@ -49,7 +52,9 @@ func (p *tokenProvider) token(force bool, capacity int) (tok string, err error) 
 		p.err = err
 		p.mu.Unlock()
 	}()
-	tok, err = p.fn(force)
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	tok, err = p.fn(ctx, force)
 	if err == nil && len(tok) > capacity {
 		err = fmt.Errorf("wxmedia: TokenProvider returned %d bytes, more than the %d a token may have", len(tok), capacity)
 	}
@@ -71,10 +76,14 @@ func wxmgoToken(h C.uintptr_t, force C.int32_t, buf *C.char, capacity C.size_t, 
 	tok, err := p.token(force != 0, int(capacity))
 	if err != nil {
 		var e *Error
+		var code Code
 		if errors.As(err, &e) && e.Code > 0 {
 			return C.int32_t(e.Code)
 		}
-		return ErrNoToken
+		if errors.As(err, &code) && code > 0 {
+			return C.int32_t(code)
+		}
+		return C.int32_t(CodeNoToken)
 	}
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(capacity)), tok)
 	*length = C.size_t(len(tok))

@@ -28,7 +28,11 @@ type tokenService struct {
 	calls  []bool // forceRefresh of each call
 }
 
-func (s *tokenService) provide(force bool) (string, error) {
+func (s *tokenService) provide(ctx context.Context, force bool) (string, error) {
+	// The Context is live and ends by the Client's IOTimeout at the latest.
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > wxmedia.DefaultIOTimeout || ctx.Err() != nil {
+		s.t.Errorf("TokenProvider ctx: deadline %v (set %v), err %v", d, ok, ctx.Err())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, force)
@@ -77,13 +81,15 @@ func TestTokenProviderErrors(t *testing.T) {
 	errDown := errors.New("token service down (test)")
 	for name, tc := range map[string]struct {
 		fn   wxmedia.TokenProvider
-		code int
+		code wxmedia.Code
 		is   error
 	}{
-		"error":    {func(bool) (string, error) { return "", errDown }, wxmedia.ErrNoToken, errDown},
-		"errcode":  {func(bool) (string, error) { return "", &wxmedia.Error{Code: 40013, Message: "invalid corpid"} }, 40013, nil},
-		"panic":    {func(bool) (string, error) { panic("provider panic (test)") }, wxmedia.ErrNoToken, nil},
-		"too long": {func(bool) (string, error) { return string(make([]byte, 100_000)), nil }, wxmedia.ErrNoToken, nil},
+		"error": {func(context.Context, bool) (string, error) { return "", errDown }, wxmedia.CodeNoToken, errDown},
+		"errcode": {func(context.Context, bool) (string, error) {
+			return "", &wxmedia.Error{Code: 40013, Message: "invalid corpid"}
+		}, 40013, nil},
+		"panic":    {func(context.Context, bool) (string, error) { panic("provider panic (test)") }, wxmedia.CodeNoToken, nil},
+		"too long": {func(context.Context, bool) (string, error) { return string(make([]byte, 100_000)), nil }, wxmedia.CodeNoToken, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.AccessToken = ""; cfg.TokenProvider = tc.fn })
@@ -92,7 +98,7 @@ func TestTokenProviderErrors(t *testing.T) {
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("err = %v, want it to wrap %v", err, tc.is)
 			}
-			if tc.code == wxmedia.ErrNoToken && errors.Unwrap(err) == nil {
+			if tc.code == wxmedia.CodeNoToken && errors.Unwrap(err) == nil {
 				t.Errorf("err = %v, want the provider's error wrapped", err)
 			}
 		})
@@ -172,10 +178,10 @@ func TestTokenProviderReleased(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				// Some start after Close: those fail with ErrState.
+				// Some start after Close: those fail with CodeState.
 				if _, err := c.Download(context.Background(), meta.MediaID, io.Discard); err != nil {
 					var we *wxmedia.Error
-					if !errors.As(err, &we) || we.Code != wxmedia.ErrState {
+					if !errors.As(err, &we) || we.Code != wxmedia.CodeState {
 						t.Errorf("download: %v", err)
 					}
 				}
@@ -193,7 +199,7 @@ func TestTokenProviderReleased(t *testing.T) {
 	func() {
 		canary := new(int)
 		runtime.SetFinalizer(canary, func(*int) { close(collected) })
-		provide := func(force bool) (string, error) { _ = canary; return svc.provide(force) }
+		provide := func(ctx context.Context, force bool) (string, error) { _ = canary; return svc.provide(ctx, force) }
 		if _, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: provide, CAFile: "/nonexistent/ca.pem"}); err == nil {
 			t.Fatal("NewClient accepted a missing CA file")
 		}

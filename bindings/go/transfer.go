@@ -79,7 +79,7 @@ func (t *transfer) result(ctx context.Context, rc C.int32_t, msg string) error {
 	}
 	e := newError(rc, msg)
 	switch {
-	case rc == ErrCancelled && ctx.Err() != nil:
+	case Code(rc) == CodeCancelled && ctx.Err() != nil:
 		e.cause = ctx.Err()
 	case t.err != nil:
 		e.cause = t.err
@@ -90,7 +90,7 @@ func (t *transfer) result(ctx context.Context, rc C.int32_t, msg string) error {
 // cancelledBeforeStart is the error of a transfer whose ctx was already done.
 func cancelledBeforeStart(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return &Error{Code: ErrCancelled, Message: "cancelled before the transfer started", cause: err}
+		return &Error{Code: CodeCancelled, Message: "cancelled before the transfer started", cause: err}
 	}
 	return nil
 }

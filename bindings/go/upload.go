@@ -58,11 +58,11 @@ func WithFilename(name string) UploadOption {
 // "voice", "video", "file" or "thumb") named filename (UTF-8). The body is
 // streamed, never held in memory. r must yield exactly size bytes: a reader
 // that ends sooner, or that has more (the library reads past size to tell),
-// fails the upload with ErrIO before the body is complete, so nothing is
+// fails the upload with CodeIO before the body is complete, so nothing is
 // stored and nothing is cut silently; wrap r in an io.LimitReader to send
 // only its first size bytes. Limits, formats and the type are checked
 // locally first, and a rejection there carries the errcode WeChat would have
-// answered (for example ErrInvalidImageSize). An error from r stops the
+// answered (for example CodeInvalidImageSize). An error from r stops the
 // upload and is returned wrapped in the *Error. Since r cannot be rewound, a
 // transient failure is retried only if it came before r was read past its
 // first 16 bytes (the ones sniffed for the format).
@@ -160,7 +160,7 @@ func newUpload(ptr *C.wxm_client, typ string) (*C.wxm_upload, error) {
 	return callLocked(func() (*C.wxm_upload, C.int32_t) {
 		u := C.wxm_upload_new(ptr, cs)
 		if u == nil {
-			return nil, ErrInvalidArg
+			return nil, C.int32_t(CodeInvalidArg)
 		}
 		return u, 0
 	})

@@ -177,23 +177,23 @@ func TestUploadLocalRejections(t *testing.T) {
 		typ      string
 		name     string
 		size     int64
-		code     int
+		code     wxmedia.Code
 		limits   map[string]int64
 	}{
-		{wxmedia.PlatformWeCom, "bogus", "a.pdf", 100, wxmedia.ErrInvalidMediaType, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeThumb, "t.jpg", 1000, wxmedia.ErrInvalidMediaType, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "tiny.png", 5, wxmedia.ErrInvalidFileSize, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "empty.png", 0, wxmedia.ErrEmptyMedia, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "big.png", 11 * MiB, wxmedia.ErrInvalidImageSize, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeVoice, "big.amr", 3 * MiB, wxmedia.ErrInvalidVoiceSize, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeVideo, "big.mp4", 11 * MiB, wxmedia.ErrInvalidVideoSize, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeFile, "big.pdf", 21 * MiB, wxmedia.ErrInvalidFileSize, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "notes.txt", 1000, wxmedia.ErrInvalidFileType, nil},
-		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "small.png", 2000, wxmedia.ErrInvalidImageSize, map[string]int64{"image": 1000}},
-		{wxmedia.PlatformKF, wxmedia.TypeImage, "kf.png", 3 * MiB, wxmedia.ErrInvalidImageSize, nil},
-		{wxmedia.PlatformOfficial, wxmedia.TypeThumb, "thumb.jpg", 65 << 10, wxmedia.ErrInvalidThumbSize, nil},
-		{wxmedia.PlatformOfficial, wxmedia.TypeFile, "a.pdf", 1000, wxmedia.ErrInvalidMediaType, nil},
-		{wxmedia.PlatformMiniProgram, wxmedia.TypeVoice, "v.amr", 1000, wxmedia.ErrInvalidMediaType, nil},
+		{wxmedia.PlatformWeCom, "bogus", "a.pdf", 100, wxmedia.CodeInvalidMediaType, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeThumb, "t.jpg", 1000, wxmedia.CodeInvalidMediaType, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "tiny.png", 5, wxmedia.CodeInvalidFileSize, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "empty.png", 0, wxmedia.CodeEmptyMedia, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "big.png", 11 * MiB, wxmedia.CodeInvalidImageSize, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeVoice, "big.amr", 3 * MiB, wxmedia.CodeInvalidVoiceSize, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeVideo, "big.mp4", 11 * MiB, wxmedia.CodeInvalidVideoSize, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeFile, "big.pdf", 21 * MiB, wxmedia.CodeInvalidFileSize, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "notes.txt", 1000, wxmedia.CodeInvalidFileType, nil},
+		{wxmedia.PlatformWeCom, wxmedia.TypeImage, "small.png", 2000, wxmedia.CodeInvalidImageSize, map[string]int64{"image": 1000}},
+		{wxmedia.PlatformKF, wxmedia.TypeImage, "kf.png", 3 * MiB, wxmedia.CodeInvalidImageSize, nil},
+		{wxmedia.PlatformOfficial, wxmedia.TypeThumb, "thumb.jpg", 65 << 10, wxmedia.CodeInvalidThumbSize, nil},
+		{wxmedia.PlatformOfficial, wxmedia.TypeFile, "a.pdf", 1000, wxmedia.CodeInvalidMediaType, nil},
+		{wxmedia.PlatformMiniProgram, wxmedia.TypeVoice, "v.amr", 1000, wxmedia.CodeInvalidMediaType, nil},
 	}
 	for i, tc := range cases {
 		t.Run(fmt.Sprintf("%v_%s_%s_%d", tc.platform, tc.typ, tc.name, tc.size), func(t *testing.T) {
@@ -242,19 +242,19 @@ func TestUploadReaderProblems(t *testing.T) {
 	if !errors.Is(err, errReader) {
 		t.Fatalf("err = %v, want it to wrap the reader's error", err)
 	}
-	wantCode(t, err, wxmedia.ErrAborted)
+	wantCode(t, err, wxmedia.CodeAborted)
 
 	// A reader that ends early is not taken for the whole file.
 	_, err = c.Upload(context.Background(), wxmedia.TypeFile, sample("b.pdf", size/2, 801), size, "b.pdf")
-	wantCode(t, err, wxmedia.ErrIO)
+	wantCode(t, err, wxmedia.CodeIO)
 
 	// A reader with more bytes than size is not cut silently: the library
 	// sees the extra bytes (the package does not limit the reader) and the
-	// upload fails with ErrIO before the body is complete.
+	// upload fails with CodeIO before the body is complete.
 	for _, tc := range []struct{ size, have int64 }{{1000, 5000}, {10, 11}, {100_000, 100_001}} {
 		long := &countingReader{r: bytes.NewReader(sampleBytes("l.pdf", tc.have, 803))}
 		_, err = c.Upload(context.Background(), wxmedia.TypeFile, long, tc.size, "l.pdf")
-		werr := wantCode(t, err, wxmedia.ErrIO)
+		werr := wantCode(t, err, wxmedia.CodeIO)
 		if want := fmt.Sprintf("more than the %d bytes announced", tc.size); !strings.Contains(werr.Message, want) {
 			t.Errorf("%d of %d bytes: message %q, want it to say %q", tc.size, tc.have, werr.Message, want)
 		}
@@ -301,13 +301,13 @@ func TestUploadErrors(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	c := newClient(t, e, nil)
 	_, err := c.UploadFile(context.Background(), wxmedia.TypeFile, filepath.Join(t.TempDir(), "missing.pdf"))
-	wantCode(t, err, wxmedia.ErrIO)
+	wantCode(t, err, wxmedia.CodeIO)
 	_, err = c.Upload(context.Background(), "fi\x00le", bytes.NewReader(make([]byte, 10)), 10, "a.pdf")
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 	_, err = c.Upload(context.Background(), wxmedia.TypeFile, nil, 10, "a.pdf")
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 	_, err = c.Upload(context.Background(), wxmedia.TypeFile, bytes.NewReader(nil), -1, "a.pdf")
-	wantCode(t, err, wxmedia.ErrInvalidArg)
+	wantCode(t, err, wxmedia.CodeInvalidArg)
 
 	// The server's own errcode comes back as it is.
 	e.Fault(t, fault{Kind: "errcode", Endpoint: "media/upload", Errcode: emutest.Ptr[int64](45009)})

@@ -76,7 +76,7 @@ func (f urlUploadOptionFunc) applyURLUpload(o *urlUploadOptions) { f(o) }
 
 // WithMD5 gives the MD5 of the file at the URL, as 32 hex digits (any
 // case). WeChat checks it once it has fetched the file and fails the job
-// with ErrMD5Mismatch when it differs. UploadByURL needs WithMD5 or
+// with CodeMD5Mismatch when it differs. UploadByURL needs WithMD5 or
 // WithMD5FromFile.
 func WithMD5(hex string) URLUploadOption {
 	return urlUploadOptionFunc(func(o *urlUploadOptions) { o.md5 = append(o.md5, md5Source{value: hex}) })
@@ -84,7 +84,7 @@ func WithMD5(hex string) URLUploadOption {
 
 // WithMD5FromFile computes the MD5 from a local copy of the file at the URL
 // (streamed, never read whole) and checks its size against the limits of the
-// upload by URL first: 6 bytes to 200 MiB, else ErrMediaSizeLimit with
+// upload by URL first: 6 bytes to 200 MiB, else CodeMediaSizeLimit with
 // nothing sent.
 func WithMD5FromFile(path string) URLUploadOption {
 	return urlUploadOptionFunc(func(o *urlUploadOptions) { o.md5 = append(o.md5, md5Source{value: path, fromFile: true}) })
@@ -106,18 +106,18 @@ func WithScene(scene int) URLUploadOption {
 //
 // The type, filename (1 to 128 bytes), URL (http or https, at most 1024
 // bytes), MD5 and platform are checked locally first, with the code WeChat
-// would answer (ErrInvalidMediaType, ErrInvalidParameter,
-// ErrAPIUnauthorized) and nothing sent. A job that fails returns its
-// errcode: ErrRangeNotSupported (the URL's server ignores Range),
-// ErrURLFetchFailed (WeChat could not download the URL), ErrMediaSizeLimit
-// or ErrMD5Mismatch.
+// would answer (CodeInvalidMediaType, CodeInvalidParameter,
+// CodeAPIUnauthorized) and nothing sent. A job that fails returns its
+// errcode: CodeRangeNotSupported (the URL's server ignores Range),
+// CodeURLFetchFailed (WeChat could not download the URL), CodeMediaSizeLimit
+// or CodeMD5Mismatch.
 //
 // The wait ends at ctx's deadline, or after the library's 10 minutes when
 // ctx has none. When ctx ends (cancel or deadline) the error is an *Error
-// with Code ErrCancelled that wraps ctx.Err(), and the job goes on at
+// with Code CodeCancelled that wraps ctx.Err(), and the job goes on at
 // WeChat: once the job was submitted, the result is returned together with
 // the error, with JobID set and Status JobProcessing, so that
-// WaitUploadByURL can wait for it again. The same holds for ErrTimeout and
+// WaitUploadByURL can wait for it again. The same holds for CodeTimeout and
 // network errors met while polling.
 func (c *Client) UploadByURL(ctx context.Context, typ, url, filename string, opts ...URLUploadOption) (*URLUploadResult, error) {
 	var o urlUploadOptions
@@ -141,7 +141,7 @@ func (c *Client) UploadByURL(ctx context.Context, typ, url, filename string, opt
 // WaitUploadByURL waits for a job that UploadByURL (in this process or
 // another) submitted, given its JobID, for example after a restart or an
 // UploadByURL whose context ended; it returns as UploadByURL does. An
-// unknown or expired jobid is ErrInvalidParameter (40058).
+// unknown or expired jobid is CodeInvalidParameter (40058).
 func (c *Client) WaitUploadByURL(ctx context.Context, jobID string) (*URLUploadResult, error) {
 	if jobID == "" {
 		return nil, invalidArg("WaitUploadByURL: empty jobid")
@@ -234,9 +234,9 @@ func (c *Client) urlUpload(ctx context.Context, typ, url, filename, jobID string
 	msg := C.GoString(C.wxm_url_upload_errmsg(u))
 	// The library's wait was given ctx's deadline, so its WXM_E_TIMEOUT and
 	// ctx's timer (which cancels) race: either way, report ctx's end.
-	deadlinePassed := rc == ErrTimeout && hasDeadline && !time.Now().Before(deadline)
-	if rc == ErrTimeout && (deadlinePassed || ctx.Err() != nil) {
-		rc = ErrCancelled
+	deadlinePassed := Code(rc) == CodeTimeout && hasDeadline && !time.Now().Before(deadline)
+	if Code(rc) == CodeTimeout && (deadlinePassed || ctx.Err() != nil) {
+		rc = C.int32_t(CodeCancelled)
 	}
 	e := t.result(ctx, rc, msg).(*Error)
 	if deadlinePassed && e.cause == nil {
@@ -256,7 +256,7 @@ func newURLUpload(ptr *C.wxm_client, typ, url, filename string) (*C.wxm_url_uplo
 	return callLocked(func() (*C.wxm_url_upload, C.int32_t) {
 		u := C.wxm_url_upload_new(ptr, ctyp, curl, cname)
 		if u == nil {
-			return nil, ErrInvalidArg
+			return nil, C.int32_t(CodeInvalidArg)
 		}
 		return u, 0
 	})

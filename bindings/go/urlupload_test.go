@@ -131,7 +131,7 @@ func TestUploadByURLJobFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	failed := func(t *testing.T, res *wxmedia.URLUploadResult, err error, code int) {
+	failed := func(t *testing.T, res *wxmedia.URLUploadResult, err error, code wxmedia.Code) {
 		t.Helper()
 		wantCode(t, err, code)
 		if res == nil || res.JobID == "" || res.Status != wxmedia.JobFailed || res.MediaID != "" {
@@ -143,23 +143,23 @@ func TestUploadByURLJobFailures(t *testing.T) {
 		wrong := []byte(md5Hex(data))
 		wrong[0] ^= 1 // still a hex digit
 		res, err := c.UploadByURL(ctx, wxmedia.TypeFile, url, "a.bin", wxmedia.WithMD5(string(wrong)))
-		failed(t, res, err, wxmedia.ErrMD5Mismatch)
+		failed(t, res, err, wxmedia.CodeMD5Mismatch)
 	})
 	t.Run("range_ignored", func(t *testing.T) {
 		e.Fault(t, fault{Kind: "ignore_range", Endpoint: "video", Count: 10})
 		defer e.Reset(t)
 		res, err := c.UploadByURL(ctx, wxmedia.TypeFile, url, "a.bin", wxmedia.WithMD5FromFile(local))
-		failed(t, res, err, wxmedia.ErrRangeNotSupported)
+		failed(t, res, err, wxmedia.CodeRangeNotSupported)
 	})
 	t.Run("dead_port", func(t *testing.T) {
 		dead := fmt.Sprintf("http://127.0.0.1:%d/x.mp4", deadPort(t))
 		res, err := c.UploadByURL(ctx, wxmedia.TypeFile, dead, "a.bin", wxmedia.WithMD5FromFile(local))
-		failed(t, res, err, wxmedia.ErrURLFetchFailed)
+		failed(t, res, err, wxmedia.CodeURLFetchFailed)
 	})
 	t.Run("scene_refused_by_server", func(t *testing.T) {
 		// The scene is sent as given; the emulator takes only 1.
 		res, err := c.UploadByURL(ctx, wxmedia.TypeFile, url, "a.bin", wxmedia.WithMD5FromFile(local), wxmedia.WithScene(2))
-		wantCode(t, err, wxmedia.ErrInvalidParameter)
+		wantCode(t, err, wxmedia.CodeInvalidParameter)
 		if res != nil {
 			t.Errorf("URLUploadResult %+v for a refused submit, want nil", res)
 		}
@@ -178,20 +178,20 @@ func TestUploadByURLLocalRejections(t *testing.T) {
 	cases := []struct {
 		name, typ, url, filename string
 		opts                     []wxmedia.URLUploadOption
-		code                     int
+		code                     wxmedia.Code
 	}{
-		{"image", wxmedia.TypeImage, "http://127.0.0.1:1/a.jpg", "a.jpg", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.ErrInvalidMediaType},
-		{"ftp_url", wxmedia.TypeFile, "ftp://127.0.0.1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.ErrInvalidParameter},
-		{"not_a_url", wxmedia.TypeFile, "a.bin", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.ErrInvalidParameter},
-		{"empty_filename", wxmedia.TypeFile, "http://127.0.0.1:1/a", "", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.ErrInvalidParameter},
-		{"long_filename", wxmedia.TypeFile, "http://127.0.0.1:1/a", strings.Repeat("长", 43) + ".b", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.ErrInvalidParameter},
-		{"no_md5", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", nil, wxmedia.ErrInvalidParameter},
-		{"bad_md5", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5("xyz")}, wxmedia.ErrInvalidArg},
-		{"tiny_local_copy", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5FromFile(tiny)}, wxmedia.ErrMediaSizeLimit},
-		{"missing_local_copy", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5FromFile(filepath.Join(dir, "missing"))}, wxmedia.ErrIO},
-		{"empty_md5_path", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5FromFile("")}, wxmedia.ErrInvalidArg},
-		{"negative_scene", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5), wxmedia.WithScene(-1)}, wxmedia.ErrInvalidArg},
-		{"nul_in_url", wxmedia.TypeFile, "http://127.0.0.1:1/a\x00b", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.ErrInvalidArg},
+		{"image", wxmedia.TypeImage, "http://127.0.0.1:1/a.jpg", "a.jpg", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.CodeInvalidMediaType},
+		{"ftp_url", wxmedia.TypeFile, "ftp://127.0.0.1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.CodeInvalidParameter},
+		{"not_a_url", wxmedia.TypeFile, "a.bin", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.CodeInvalidParameter},
+		{"empty_filename", wxmedia.TypeFile, "http://127.0.0.1:1/a", "", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.CodeInvalidParameter},
+		{"long_filename", wxmedia.TypeFile, "http://127.0.0.1:1/a", strings.Repeat("长", 43) + ".b", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.CodeInvalidParameter},
+		{"no_md5", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", nil, wxmedia.CodeInvalidParameter},
+		{"bad_md5", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5("xyz")}, wxmedia.CodeInvalidArg},
+		{"tiny_local_copy", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5FromFile(tiny)}, wxmedia.CodeMediaSizeLimit},
+		{"missing_local_copy", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5FromFile(filepath.Join(dir, "missing"))}, wxmedia.CodeIO},
+		{"empty_md5_path", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5FromFile("")}, wxmedia.CodeInvalidArg},
+		{"negative_scene", wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5), wxmedia.WithScene(-1)}, wxmedia.CodeInvalidArg},
+		{"nul_in_url", wxmedia.TypeFile, "http://127.0.0.1:1/a\x00b", "a.bin", []wxmedia.URLUploadOption{wxmedia.WithMD5(md5)}, wxmedia.CodeInvalidArg},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,12 +210,12 @@ func TestUploadByURLLocalRejections(t *testing.T) {
 		oa := getEmulator(t, wxmedia.PlatformOfficial)
 		c := newClient(t, oa, nil)
 		res, err := c.UploadByURL(context.Background(), wxmedia.TypeFile, oa.BaseURL+"/__video/x", "a.bin", wxmedia.WithMD5(md5))
-		wantCode(t, err, wxmedia.ErrAPIUnauthorized)
+		wantCode(t, err, wxmedia.CodeAPIUnauthorized)
 		if res != nil {
 			t.Errorf("URLUploadResult %+v, want nil", res)
 		}
 		_, err = c.WaitUploadByURL(context.Background(), "wxmjob-any")
-		wantCode(t, err, wxmedia.ErrAPIUnauthorized)
+		wantCode(t, err, wxmedia.CodeAPIUnauthorized)
 		if n := oa.Stats(t).Requests["media/upload_by_url"]; n != 0 {
 			t.Errorf("the Official Account client sent %d requests to media/upload_by_url", n)
 		}
@@ -234,7 +234,7 @@ func TestUploadByURLContextThenWait(t *testing.T) {
 		if !errors.Is(err, cause) {
 			t.Fatalf("err = %v, want it to wrap %v", err, cause)
 		}
-		wantCode(t, err, wxmedia.ErrCancelled)
+		wantCode(t, err, wxmedia.CodeCancelled)
 		if elapsed > 2*time.Second {
 			t.Errorf("returned after %v, want promptly", elapsed)
 		}
@@ -295,21 +295,21 @@ func TestUploadByURLContextThenWait(t *testing.T) {
 		if !errors.Is(err, context.Canceled) || res != nil {
 			t.Errorf("UploadByURL = %+v, %v; want nil and context.Canceled", res, err)
 		}
-		wantCode(t, err, wxmedia.ErrCancelled)
+		wantCode(t, err, wxmedia.CodeCancelled)
 		if after := e.Stats(t).Requests["media/upload_by_url"]; after != before {
 			t.Errorf("a cancelled context still submitted %d jobs", after-before)
 		}
 	})
 	t.Run("unknown_jobid", func(t *testing.T) {
 		res, err := c.WaitUploadByURL(context.Background(), "no-such-job")
-		wantCode(t, err, wxmedia.ErrInvalidParameter)
+		wantCode(t, err, wxmedia.CodeInvalidParameter)
 		if res == nil || res.JobID != "no-such-job" || res.MediaID != "" {
 			t.Errorf("URLUploadResult %+v", res)
 		}
 		_, err = c.WaitUploadByURL(context.Background(), "")
-		wantCode(t, err, wxmedia.ErrInvalidArg)
+		wantCode(t, err, wxmedia.CodeInvalidArg)
 		_, err = c.WaitUploadByURL(context.Background(), strings.Repeat("j", 129))
-		wantCode(t, err, wxmedia.ErrInvalidArg)
+		wantCode(t, err, wxmedia.CodeInvalidArg)
 	})
 }
 
@@ -318,9 +318,9 @@ func TestUploadByURLClosedClient(t *testing.T) {
 	c := newClient(t, e, nil)
 	c.Close()
 	_, err := c.UploadByURL(context.Background(), wxmedia.TypeFile, "http://127.0.0.1:1/a", "a.bin", wxmedia.WithMD5("0123456789abcdef0123456789abcdef"))
-	wantCode(t, err, wxmedia.ErrState)
+	wantCode(t, err, wxmedia.CodeState)
 	_, err = c.WaitUploadByURL(context.Background(), "j")
-	wantCode(t, err, wxmedia.ErrState)
+	wantCode(t, err, wxmedia.CodeState)
 }
 
 func TestJobStatusString(t *testing.T) {

@@ -59,8 +59,20 @@ class InvalidArgument(WxMediaError, ValueError):
     """``E_INVALID_ARG`` (-1001): a value the library refuses (also a ValueError)."""
 
 
-class LocalIOError(WxMediaError):
-    """``E_IO`` (-1002): a local file or the sink side failed."""
+class LocalIOError(WxMediaError, OSError):
+    """``E_IO`` (-1002): a local file or the sink side failed (also an ``OSError``).
+
+    ``except OSError`` catches it next to the standard library's own I/O
+    errors.  ``.errno`` is ``None`` (the library reports no errno; the
+    operating system's message is in ``.errmsg``/``.strerror``), and
+    ``.errcode`` is ``E_IO``.
+    """
+
+    def __init__(self, errcode: int, errmsg: str = "") -> None:
+        super().__init__(errcode, errmsg)
+        # OSError took errcode as an errno: it is not one.
+        self.errno = None
+        self.strerror = errmsg or None
 
 
 class NetworkError(WxMediaError):
@@ -71,8 +83,18 @@ class NetworkError(WxMediaError):
     """
 
 
-class Timeout(NetworkError):
-    """``E_TIMEOUT`` (-1004): connect or I/O timeout after retries."""
+class Timeout(NetworkError, TimeoutError):
+    """``E_TIMEOUT`` (-1004): connect or I/O timeout after retries.
+
+    Also the built-in ``TimeoutError`` (hence an ``OSError``), so ``except
+    TimeoutError`` catches it with the standard library's own time-outs; an
+    upload by URL whose wait ran out raises it too, with ``.jobid`` set.
+    """
+
+    def __init__(self, errcode: int, errmsg: str = "") -> None:
+        super().__init__(errcode, errmsg)
+        self.errno = None
+        self.strerror = errmsg or None
 
 
 class TLSError(NetworkError):
@@ -96,7 +118,16 @@ class Aborted(WxMediaError):
 
 
 class Cancelled(WxMediaError):
-    """``E_CANCELLED`` (-1009): the transfer was cancelled (see :class:`wxmedia.CancelToken`)."""
+    """``E_CANCELLED`` (-1009): the transfer was cancelled by a :class:`wxmedia.CancelToken`.
+
+    An ordinary ``Exception``, for a cancel *your* code asked for.  Two other
+    stops are not this class, on purpose, so that they keep their meaning:
+    Ctrl-C on the main thread cancels the transfer and raises
+    ``KeyboardInterrupt`` (a ``BaseException``, which ``except Exception`` does
+    not swallow), and cancelling an asyncio task running a
+    :class:`wxmedia.aio.Client` call cancels the transfer and raises
+    ``asyncio.CancelledError`` (also a ``BaseException``), as asyncio expects.
+    """
 
 
 class StateError(WxMediaError, RuntimeError):
