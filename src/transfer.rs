@@ -643,6 +643,20 @@ mod tests {
         })));
         assert!(matches!(up.run(), Err(Error::Aborted(_))));
         assert_eq!(*lock(&seen), [Err(WXM_E_STATE)], "upload");
+        lock(&seen).clear();
+
+        // The job's wait beats while it polls (here: while it retries an
+        // unreachable server), so the refusal is seen from the heartbeat.
+        let job = Arc::new(UrlUpload::for_job(c.clone(), "job-1").expect("job"));
+        let (j, s) = (Arc::downgrade(&job), seen.clone());
+        job.set_progress(Some(Arc::new(move |_, _| {
+            if let Some(j) = j.upgrade() {
+                lock(&s).push(j.wait(None).map(|_| ()).map_err(|e| e.code()));
+            }
+            Err(Error::Aborted("stop".into()))
+        })));
+        assert!(matches!(job.wait(None), Err(Error::Aborted(_))));
+        assert_eq!(*lock(&seen), [Err(WXM_E_STATE)], "upload by URL");
     }
 
     #[test]
