@@ -28,6 +28,7 @@ pub(crate) mod scrub;
 pub(crate) mod sync;
 pub(crate) mod tcp;
 pub(crate) mod token;
+pub mod transfer;
 pub mod upload;
 pub mod url_upload;
 
@@ -39,3 +40,4 @@ pub mod ffi;
 pub use client::Client;
 pub use config::{Config, Platform};
 pub use error::{Error, Result};
+pub use transfer::{Download, Upload, UrlUpload};

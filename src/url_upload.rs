@@ -15,7 +15,7 @@ pub const MIN_SIZE: u64 = 6;
 pub const MAX_SIZE: u64 = 200 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlUpload {
+pub struct UrlUploadRequest {
     pub scene: u32,
     pub kind: String,
     pub filename: String,
@@ -31,7 +31,7 @@ pub enum JobStatus {
 }
 
 /// Local checks, with the codes WeChat would answer.
-pub fn validate(client: &Client, req: &UrlUpload) -> Result<()> {
+pub fn validate(client: &Client, req: &UrlUploadRequest) -> Result<()> {
     if !client.config.platform.is_wecom_family() {
         return Err(Error::wechat(
             48001,
@@ -74,7 +74,7 @@ impl Client {
     /// Submits the job; returns its jobid.
     pub fn upload_by_url_submit(
         &self,
-        req: &UrlUpload,
+        req: &UrlUploadRequest,
         cancel: &Arc<AtomicBool>,
     ) -> Result<String> {
         let _scope = CancelScope::enter(cancel);

@@ -10,12 +10,12 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wxmedia::download::{DownloadOptions, Endpoint, MediaInfo, Sink};
-use wxmedia::upload::UploadSource;
-use wxmedia::url_upload::{JobStatus, UrlUpload};
-use wxmedia::{Client, Config, Error, Platform};
+use wxmedia::download::{MediaInfo, Sink};
+use wxmedia::transfer::{ProgressFn, DEFAULT_JOB_WAIT};
+use wxmedia::url_upload::UrlUploadRequest;
+use wxmedia::{Client, Config, Download, Error, Platform, Upload, UrlUpload};
 
 /// Exit status by class of failure. The README's "Command line" section
 /// repeats this table.
@@ -225,7 +225,7 @@ enum Command {
         #[arg(long, value_name = "JOBID")]
         jobid: Option<String>,
         /// Seconds to wait for the job (it goes on after; wait again with --jobid)
-        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_JOB_WAIT.as_secs())]
         timeout: u64,
     },
     /// Print a completion script: wxmedia completions bash > /etc/bash_completion.d/wxmedia
@@ -417,20 +417,15 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
             hd_voice,
             start,
         } => {
-            let endpoint = if hd_voice {
-                Endpoint::Jssdk
-            } else {
-                Endpoint::Media
-            };
             let req = GetRequest {
                 media_id,
                 output,
                 force,
-                endpoint,
+                hd_voice,
                 start,
             };
             let client = client(&g)?;
-            get(&client, &g, req, cancel)
+            get(client, &g, req, cancel)
         }
         Command::Upload {
             kind,
@@ -449,15 +444,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
             }
             let client = client(&g)?;
             let file = if stdin { None } else { Some(file) };
-            upload(
-                &client,
-                &g,
-                &kind,
-                file,
-                length,
-                filename.as_deref(),
-                cancel,
-            )
+            upload(client, &g, &kind, file, length, filename.as_deref(), cancel)
         }
         Command::UploadByUrl {
             kind,
@@ -469,8 +456,8 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
             timeout,
         } => {
             let client = client(&g)?;
-            let jobid = match jobid {
-                Some(j) => j,
+            let job = match jobid {
+                Some(j) => UrlUpload::for_job(client, &j)?.with_cancel_flag(cancel),
                 None => {
                     let (Some(kind), Some(url)) = (kind, url) else {
                         return Err(Failure::usage("upload-by-url needs TYPE and URL"));
@@ -485,27 +472,40 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
                             return Err(Failure::usage("upload-by-url needs --filename"))
                         }
                     };
-                    let md5 = match (md5, local) {
-                        (Some(m), None) => m,
-                        (None, Some(local)) => md5_of_local(&local)?,
-                        _ => return Err(Failure::usage("give one of --md5 or --local")),
-                    };
-                    let req = UrlUpload {
+                    let request = |md5| UrlUploadRequest {
                         scene: 1,
                         kind,
                         filename,
                         url,
                         md5,
                     };
-                    let jobid = client.upload_by_url_submit(&req, &cancel)?;
+                    let job = match (md5, local) {
+                        (Some(m), None) => UrlUpload::new(client, request(m)),
+                        (None, Some(local)) => {
+                            let job = UrlUpload::new(client, request(String::new()));
+                            job.set_md5_from_path(&local)?;
+                            job
+                        }
+                        _ => return Err(Failure::usage("give one of --md5 or --local")),
+                    }
+                    .with_cancel_flag(cancel);
+                    let jobid = job.submit()?;
                     if !g.quiet && !g.json {
                         eprintln!("jobid {jobid}: waiting for WeChat to fetch the URL");
                     }
-                    jobid
+                    job
                 }
             };
-            wait_job(&client, &jobid, Duration::from_secs(timeout), &cancel)
-                .map_err(|f| f.with_jobid(&jobid))
+            let jobid = job.job().jobid.unwrap_or_default();
+            let done = job
+                .wait(Some(Duration::from_secs(timeout)))
+                .map_err(|e| Failure::from(e).with_jobid(&jobid))?;
+            Ok(serde_json::json!({
+                "ok": true,
+                "jobid": jobid,
+                "media_id": done.media_id,
+                "created_at": done.created_at,
+            }))
         }
     }
 }
@@ -529,7 +529,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-fn client(g: &Global) -> Result<Client, Failure> {
+fn client(g: &Global) -> Result<Arc<Client>, Failure> {
     let platform = match g.platform {
         PlatformArg::Wecom => Platform::WeCom,
         PlatformArg::Kf => Platform::Kf,
@@ -572,7 +572,7 @@ fn client(g: &Global) -> Result<Client, Failure> {
             "no access token: give --token or --id/--secret (or WXMEDIA_ACCESS_TOKEN, or WXMEDIA_ID and WXMEDIA_SECRET)",
         ));
     }
-    Ok(Client::new(cfg)?)
+    Ok(Arc::new(Client::new(cfg)?))
 }
 
 /// An empty environment variable counts as unset.
@@ -628,11 +628,30 @@ impl Progress {
             eprintln!();
         }
     }
+
+    /// The bar as a transfer's progress callback (the transfer paces it).
+    fn shared(quiet: bool) -> (Arc<Mutex<Progress>>, ProgressFn) {
+        let bar = Arc::new(Mutex::new(Progress::new(quiet)));
+        let fed = bar.clone();
+        let f: ProgressFn = Arc::new(move |done, total| {
+            if let Ok(mut p) = fed.lock() {
+                p.update(done, total);
+            }
+            Ok(())
+        });
+        (bar, f)
+    }
+}
+
+/// Ends the bar's line, once the transfer is over.
+fn finish_bar(bar: &Mutex<Progress>) {
+    if let Ok(p) = bar.lock() {
+        p.finish();
+    }
 }
 
 struct StdoutSink<'a> {
     out: std::io::StdoutLock<'a>,
-    progress: Progress,
 }
 
 impl Sink for StdoutSink<'_> {
@@ -641,17 +660,13 @@ impl Sink for StdoutSink<'_> {
             .write_all(data)
             .map_err(|e| Error::Io(format!("standard output: {e}")))
     }
-    fn progress(&mut self, done: u64, total: u64) -> wxmedia::Result<()> {
-        self.progress.update(done, total);
-        Ok(())
-    }
 }
 
 struct GetRequest {
     media_id: String,
     output: Option<String>,
     force: bool,
-    endpoint: Endpoint,
+    hd_voice: bool,
     start: Option<u64>,
 }
 
@@ -667,15 +682,18 @@ fn refuse_existing(path: &Path, force: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn get(client: &Client, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>) -> Outcome {
+fn get(client: Arc<Client>, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>) -> Outcome {
     let media_id = req.media_id.as_str();
-    let mut progress = Progress::new(g.quiet);
     let say_saved = !g.quiet && !g.json;
     if req.start.is_some() && req.output.as_deref() != Some("-") {
         return Err(Failure::usage(
             "--start is for -o -: a download to a file resumes by itself",
         ));
     }
+    let dl = Download::new(client, media_id)?.with_cancel_flag(cancel);
+    dl.set_hd_voice(req.hd_voice);
+    let (bar, progress) = Progress::shared(g.quiet);
+    dl.set_progress(Some(progress));
     let (info, path): (MediaInfo, Option<String>) = match req.output.as_deref() {
         Some("-") => {
             if g.json {
@@ -685,32 +703,16 @@ fn get(client: &Client, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>) ->
             }
             let mut sink = StdoutSink {
                 out: std::io::stdout().lock(),
-                progress,
             };
-            let opts = DownloadOptions {
-                media_id,
-                endpoint: req.endpoint,
-                start: req.start.unwrap_or(0),
-                in_order_until: 0,
-                cancel,
-            };
-            let info = client.download(&opts, &mut sink)?;
-            sink.progress.finish();
+            dl.set_start(req.start.unwrap_or(0));
+            let info = dl.to_sink(&mut sink)?;
+            finish_bar(&bar);
             (info, None)
         }
         Some(path) => {
             refuse_existing(Path::new(path), req.force)?;
-            let info = client.download_to_path(
-                media_id,
-                req.endpoint,
-                Path::new(path),
-                cancel,
-                &mut |d, t| {
-                    progress.update(d, t);
-                    Ok(())
-                },
-            )?;
-            progress.finish();
+            let info = dl.to_path(Path::new(path))?;
+            finish_bar(&bar);
             (info, Some(path.to_string()))
         }
         None => {
@@ -718,12 +720,8 @@ fn get(client: &Client, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>) ->
             // into a name made from the media_id, then rename.
             let encoded = wxmedia::range::query_encode(media_id);
             let tmp = PathBuf::from(format!(".wxmedia-{encoded}"));
-            let info =
-                client.download_to_path(media_id, req.endpoint, &tmp, cancel, &mut |d, t| {
-                    progress.update(d, t);
-                    Ok(())
-                })?;
-            progress.finish();
+            let info = dl.to_path(&tmp)?;
+            finish_bar(&bar);
             // The library already keeps only a safe last path component;
             // this keeps the rename inside the current directory regardless.
             let name = info
@@ -767,7 +765,7 @@ fn get(client: &Client, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>) ->
 
 /// Uploads `file`, or `length` bytes of standard input when `file` is None.
 fn upload(
-    client: &Client,
+    client: Arc<Client>,
     g: &Global,
     kind: &str,
     file: Option<PathBuf>,
@@ -775,23 +773,24 @@ fn upload(
     filename: Option<&str>,
     cancel: Arc<AtomicBool>,
 ) -> Outcome {
-    let mut progress = Progress::new(g.quiet);
-    let mut stdin = std::io::stdin().lock();
-    let mut read = |buf: &mut [u8]| -> wxmedia::Result<usize> {
-        std::io::Read::read(&mut stdin, buf).map_err(|e| Error::Io(format!("standard input: {e}")))
-    };
-    let source = match file {
-        Some(path) => UploadSource::Path(path),
-        None => UploadSource::Reader {
-            read: &mut read,
-            length: length.unwrap_or(0),
-        },
-    };
-    let r = client.upload(kind, source, filename, cancel, &mut |d, t| {
-        progress.update(d, t);
-        Ok(())
-    })?;
-    progress.finish();
+    let up = Upload::new(client, kind).with_cancel_flag(cancel);
+    match file {
+        Some(path) => up.set_path(path)?,
+        None => up.set_reader(
+            Arc::new(|buf: &mut [u8]| {
+                std::io::Read::read(&mut std::io::stdin().lock(), buf)
+                    .map_err(|e| Error::Io(format!("standard input: {e}")))
+            }),
+            length.unwrap_or(0),
+        ),
+    }
+    if let Some(name) = filename {
+        up.set_filename(name);
+    }
+    let (bar, progress) = Progress::shared(g.quiet);
+    up.set_progress(Some(progress));
+    let r = up.run()?;
+    finish_bar(&bar);
     Ok(match &r.url {
         Some(url) => serde_json::json!({"ok": true, "type": r.kind, "url": url}),
         None => serde_json::json!({
@@ -801,40 +800,6 @@ fn upload(
             "created_at": r.created_at,
         }),
     })
-}
-
-/// The MD5 WeChat will check, and the size limits it will apply.
-fn md5_of_local(local: &Path) -> Result<String, Failure> {
-    let (hex, size) = wxmedia::md5::hex_of_file(local)
-        .map_err(|e| Failure::local_io(format!("reading {}: {e}", local.display())))?;
-    if !(wxmedia::url_upload::MIN_SIZE..=wxmedia::url_upload::MAX_SIZE).contains(&size) {
-        return Err(Error::wechat(
-            45001,
-            format!("{} has {size} bytes; 6 to 200 MB allowed", local.display()),
-        )
-        .into());
-    }
-    Ok(hex)
-}
-
-fn wait_job(client: &Client, jobid: &str, timeout: Duration, cancel: &Arc<AtomicBool>) -> Outcome {
-    match client.upload_by_url_wait(jobid, timeout, cancel)? {
-        JobStatus::Done {
-            media_id,
-            created_at,
-        } => Ok(serde_json::json!({
-            "ok": true,
-            "jobid": jobid,
-            "media_id": media_id,
-            "created_at": created_at,
-        })),
-        JobStatus::Failed { errcode, errmsg } => {
-            Err(Error::wechat(errcode, format!("job {jobid} failed: {errmsg}")).into())
-        }
-        JobStatus::Processing => {
-            Err(Error::Timeout(format!("job {jobid} still processing")).into())
-        }
-    }
 }
 
 #[cfg(test)]

@@ -4,18 +4,13 @@ use super::boundary::{
     arg_ref, arg_str, free_handle, guard, guard_ptr, guard_void, opt_ptr, read_handle, to_cstring,
 };
 use super::{owned, wxm_client};
-use crate::cancel::HeartbeatScope;
-use crate::client::Client;
-use crate::download::{DownloadOptions, Endpoint, MediaInfo, Sink};
+use crate::download::{MediaInfo, Sink};
 use crate::error::{Error, Result};
 use crate::sync::lock;
-use std::cell::Cell;
+use crate::transfer::{Download, ProgressFn};
 use std::ffi::{c_char, c_void, CString};
-use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// Receives the media's bytes, in order: `offset` is where `data` starts in
 /// the file, contiguous and strictly increasing from the start offset.
@@ -48,6 +43,24 @@ pub(crate) struct Callback<F> {
     pub user_data: usize,
 }
 
+/// The host's progress function as the core's callback (None clears it).
+pub(crate) fn progress_fn(progress: wxm_progress_fn, user_data: *mut c_void) -> Option<ProgressFn> {
+    let cb = Callback {
+        f: progress?,
+        user_data: user_data as usize,
+    };
+    Some(Arc::new(move |done, total| {
+        // SAFETY: the host registered `f` with this user_data for this
+        // handle; the core calls it on the run's calling thread, as the
+        // contract says.
+        let rc = unsafe { (cb.f)(cb.user_data as *mut c_void, done, total) };
+        if rc != 0 {
+            return Err(Error::Aborted(format!("progress callback returned {rc}")));
+        }
+        Ok(())
+    }))
+}
+
 #[derive(Default)]
 struct Outputs {
     size: u64,
@@ -63,13 +76,7 @@ struct Outputs {
 /// thread at a time; `wxm_download_cancel` may be called from any thread.
 /// Getters are valid after a run returns, until the next run or the free.
 pub struct wxm_download {
-    client: Arc<Client>,
-    media_id: String,
-    endpoint: Mutex<Endpoint>,
-    start: Mutex<u64>,
-    progress: Mutex<Option<Callback<wxm_progress_fn>>>,
-    cancel: Arc<AtomicBool>,
-    running: AtomicBool,
+    core: Download,
     out: Mutex<Outputs>,
 }
 
@@ -89,17 +96,8 @@ pub unsafe extern "C" fn wxm_download_new(
         let c = unsafe { arg_ref(client, "client") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let id = unsafe { arg_str(media_id, "media_id") }?;
-        if id.is_empty() || id.len() > 1024 {
-            return Err(Error::InvalidArg("media_id must be 1 to 1024 bytes".into()));
-        }
         Ok(Box::into_raw(Box::new(wxm_download {
-            client: c.inner.clone(),
-            media_id: id.to_string(),
-            endpoint: Mutex::new(Endpoint::Media),
-            start: Mutex::new(0),
-            progress: Mutex::new(None),
-            cancel: Arc::new(AtomicBool::new(false)),
-            running: AtomicBool::new(false),
+            core: Download::new(c.inner.clone(), id)?,
             out: Mutex::new(Outputs::default()),
         })))
     })
@@ -117,7 +115,7 @@ pub unsafe extern "C" fn wxm_download_set_start(dl: *mut wxm_download, offset: u
     guard(|| {
         // SAFETY: the caller passes NULL or a live download.
         let d = unsafe { arg_ref(dl, "download") }?;
-        *lock(&d.start) = offset;
+        d.core.set_start(offset);
         Ok(())
     })
 }
@@ -132,11 +130,7 @@ pub unsafe extern "C" fn wxm_download_set_hd_voice(dl: *mut wxm_download, enable
     guard(|| {
         // SAFETY: the caller passes NULL or a live download.
         let d = unsafe { arg_ref(dl, "download") }?;
-        *lock(&d.endpoint) = if enable != 0 {
-            Endpoint::Jssdk
-        } else {
-            Endpoint::Media
-        };
+        d.core.set_hd_voice(enable != 0);
         Ok(())
     })
 }
@@ -155,113 +149,16 @@ pub unsafe extern "C" fn wxm_download_set_progress(
     guard(|| {
         // SAFETY: the caller passes NULL or a live download.
         let d = unsafe { arg_ref(dl, "download") }?;
-        *lock(&d.progress) = progress.map(|_| Callback {
-            f: progress,
-            user_data: user_data as usize,
-        });
+        d.core.set_progress(progress_fn(progress, user_data));
         Ok(())
     })
 }
 
-/// While bytes flow, the host's progress callback is called at most this
-/// often (and always for the last byte): hosts that pay per call, a Python
-/// callback say, pay a few hundred calls per second, not one per read.
-const PROGRESS_PACE: Duration = Duration::from_millis(10);
-/// While the transfer waits without news, the callback is called this often
-/// with unchanged figures, so a host can stop a stalled transfer from the
-/// transfer's own thread (Python's Ctrl-C, say).
-const PROGRESS_HEARTBEAT: Duration = Duration::from_millis(100);
-
-/// The host's progress callback for one run, paced, and its heartbeat.
-/// Lives on the calling thread only.
-pub(crate) struct PacedProgress {
-    cb: Callback<wxm_progress_fn>,
-    /// (done, total) last reported by the transfer.
-    figures: Cell<(u64, u64)>,
-    last_call: Cell<Option<Instant>>,
-}
-
-impl PacedProgress {
-    /// The run's progress, or None without a callback.
-    pub(crate) fn new(cb: Option<Callback<wxm_progress_fn>>) -> Option<Rc<PacedProgress>> {
-        cb.filter(|c| c.f.is_some()).map(|cb| {
-            Rc::new(PacedProgress {
-                cb,
-                figures: Cell::new((0, 0)),
-                last_call: Cell::new(None),
-            })
-        })
-    }
-
-    /// The transfer has `done` of `total` bytes with the host.
-    pub(crate) fn report(&self, done: u64, total: u64) -> Result<()> {
-        self.figures.set((done, total));
-        let last = total > 0 && done >= total;
-        let due = self
-            .last_call
-            .get()
-            .is_none_or(|t| t.elapsed() >= PROGRESS_PACE);
-        if last || due {
-            self.call()
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The transfer waited without news.
-    fn beat(&self) -> Result<()> {
-        if self
-            .last_call
-            .get()
-            .is_none_or(|t| t.elapsed() >= PROGRESS_HEARTBEAT)
-        {
-            self.call()
-        } else {
-            Ok(())
-        }
-    }
-
-    fn call(&self) -> Result<()> {
-        let (done, total) = self.figures.get();
-        self.last_call.set(Some(Instant::now()));
-        let Some(f) = self.cb.f else { return Ok(()) };
-        // SAFETY: the host registered `f` with this user_data for this transfer;
-        // we call it on the calling thread, as the contract says.
-        let rc = unsafe { f(self.cb.user_data as *mut c_void, done, total) };
-        if rc != 0 {
-            return Err(Error::Aborted(format!("progress callback returned {rc}")));
-        }
-        Ok(())
-    }
-
-    /// Makes the library's waits on this thread call the heartbeat until
-    /// the scope is dropped.
-    pub(crate) fn heartbeat_scope(self: &Rc<Self>) -> HeartbeatScope {
-        let me = self.clone();
-        HeartbeatScope::enter(Rc::new(move || me.beat()))
-    }
-}
-
-/// Runs `f` with the paced progress (if any) and its heartbeat installed.
-pub(crate) fn with_progress<T>(
-    cb: Option<Callback<wxm_progress_fn>>,
-    f: impl FnOnce(&mut dyn FnMut(u64, u64) -> Result<()>) -> Result<T>,
-) -> Result<T> {
-    match PacedProgress::new(cb) {
-        Some(p) => {
-            let _beat = p.heartbeat_scope();
-            f(&mut |done, total| p.report(done, total))
-        }
-        None => f(&mut |_, _| Ok(())),
-    }
-}
-
-struct CSink<'p> {
+struct CSink {
     sink: Callback<wxm_sink_fn>,
-    progress: &'p mut dyn FnMut(u64, u64) -> Result<()>,
 }
 
-impl Sink for CSink<'_> {
+impl Sink for CSink {
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         if let Some(f) = self.sink.f {
             // SAFETY: the host's sink, called on the calling thread with a
@@ -280,30 +177,11 @@ impl Sink for CSink<'_> {
         }
         Ok(())
     }
-    fn progress(&mut self, done: u64, total: u64) -> Result<()> {
-        (self.progress)(done, total)
-    }
 }
 
 impl wxm_download {
-    /// Runs one transfer, records what it learnt, and returns the code.
-    /// A run while one is going on is refused first, touching nothing.
-    fn run(&self, f: impl FnOnce(&Self) -> Result<MediaInfo>) -> Result<()> {
-        if self.running.swap(true, Ordering::AcqRel) {
-            return Err(Error::State(
-                "this download is already running (on another thread, or this is its own callback)"
-                    .into(),
-            ));
-        }
-        let result = if self.cancel.load(Ordering::Relaxed) {
-            Err(Error::Cancelled)
-        } else {
-            f(self)
-        };
-        self.running.store(false, Ordering::Release);
-        self.finish(result)
-    }
-
+    /// Records what a run learnt (its error comes cleaned from the core,
+    /// so `wxm_last_errmsg` gets the same text) and returns it.
     fn finish(&self, result: Result<MediaInfo>) -> Result<()> {
         let mut out = lock(&self.out);
         match result {
@@ -318,21 +196,9 @@ impl wxm_download {
                 Ok(())
             }
             Err(e) => {
-                // Cleaned once more here, so wxm_last_errmsg gets the same text.
-                let e = self.client.clean_error(e);
                 out.errmsg = to_cstring(&e.to_string());
                 Err(e)
             }
-        }
-    }
-
-    fn options(&self) -> DownloadOptions<'_> {
-        DownloadOptions {
-            media_id: &self.media_id,
-            endpoint: *lock(&self.endpoint),
-            start: *lock(&self.start),
-            in_order_until: 0,
-            cancel: self.cancel.clone(),
         }
     }
 }
@@ -357,18 +223,13 @@ pub unsafe extern "C" fn wxm_download_to_sink(
         if sink.is_none() {
             return Err(Error::InvalidArg("sink is NULL".into()));
         }
-        d.run(|d| {
-            with_progress(*lock(&d.progress), |progress| {
-                let mut s = CSink {
-                    sink: Callback {
-                        f: sink,
-                        user_data: user_data as usize,
-                    },
-                    progress,
-                };
-                d.client.download(&d.options(), &mut s)
-            })
-        })
+        let mut s = CSink {
+            sink: Callback {
+                f: sink,
+                user_data: user_data as usize,
+            },
+        };
+        d.finish(d.core.to_sink(&mut s))
     })
 }
 
@@ -393,23 +254,7 @@ pub unsafe extern "C" fn wxm_download_to_path(dl: *mut wxm_download, path: *cons
         if p.is_empty() {
             return Err(Error::InvalidArg("path is empty".into()));
         }
-        if *lock(&d.start) != 0 {
-            return Err(Error::InvalidArg(
-                "wxm_download_to_path resumes by itself; a start offset applies to sinks only"
-                    .into(),
-            ));
-        }
-        d.run(|d| {
-            with_progress(*lock(&d.progress), |report| {
-                d.client.download_to_path(
-                    &d.media_id,
-                    *lock(&d.endpoint),
-                    &PathBuf::from(p),
-                    d.cancel.clone(),
-                    report,
-                )
-            })
-        })
+        d.finish(d.core.to_path(Path::new(p)))
     })
 }
 
@@ -424,7 +269,7 @@ pub unsafe extern "C" fn wxm_download_cancel(dl: *const wxm_download) {
     guard_void(|| {
         // SAFETY: the caller passes NULL or a live download.
         if let Some(d) = unsafe { dl.as_ref() } {
-            d.cancel.store(true, Ordering::Relaxed);
+            d.core.cancel();
         }
     })
 }

@@ -3,15 +3,13 @@
 use super::boundary::{
     arg_ref, arg_str, free_handle, guard, guard_ptr, guard_void, opt_ptr, read_handle, to_cstring,
 };
-use super::download::{wxm_progress_fn, Callback};
+use super::download::{progress_fn, wxm_progress_fn, Callback};
 use super::{owned, wxm_client};
-use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::sync::lock;
-use crate::upload::{UploadResult, UploadSource};
+use crate::transfer::Upload;
+use crate::upload::UploadResult;
 use std::ffi::{c_char, c_void, CString};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Supplies upload bytes: fill up to `cap` bytes of `buf` and return how
@@ -25,16 +23,6 @@ use std::sync::{Arc, Mutex};
 /// preamble apply.
 pub type wxm_read_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, buf: *mut u8, cap: usize) -> i64>;
-
-#[derive(Clone)]
-enum Source {
-    None,
-    Path(PathBuf),
-    Reader {
-        read: Callback<wxm_read_fn>,
-        length: u64,
-    },
-}
 
 #[derive(Default)]
 struct Outputs {
@@ -51,13 +39,7 @@ struct Outputs {
 /// a time; `wxm_upload_cancel` may be called from any thread. Getters are
 /// valid after a run returns, until the next run or the free.
 pub struct wxm_upload {
-    client: Arc<Client>,
-    kind: String,
-    source: Mutex<Source>,
-    filename: Mutex<Option<String>>,
-    progress: Mutex<Option<Callback<wxm_progress_fn>>>,
-    cancel: Arc<AtomicBool>,
-    running: AtomicBool,
+    core: Upload,
     out: Mutex<Outputs>,
 }
 
@@ -82,13 +64,7 @@ pub unsafe extern "C" fn wxm_upload_new(
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let kind = unsafe { arg_str(r#type, "type") }?;
         Ok(Box::into_raw(Box::new(wxm_upload {
-            client: c.inner.clone(),
-            kind: kind.to_string(),
-            source: Mutex::new(Source::None),
-            filename: Mutex::new(None),
-            progress: Mutex::new(None),
-            cancel: Arc::new(AtomicBool::new(false)),
-            running: AtomicBool::new(false),
+            core: Upload::new(c.inner.clone(), kind),
             out: Mutex::new(Outputs::default()),
         })))
     })
@@ -107,11 +83,7 @@ pub unsafe extern "C" fn wxm_upload_set_path(up: *mut wxm_upload, path: *const c
         let u = unsafe { arg_ref(up, "upload") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let p = unsafe { arg_str(path, "path") }?;
-        if p.is_empty() {
-            return Err(Error::InvalidArg("path is empty".into()));
-        }
-        *lock(&u.source) = Source::Path(PathBuf::from(p));
-        Ok(())
+        u.core.set_path(p)
     })
 }
 
@@ -131,16 +103,33 @@ pub unsafe extern "C" fn wxm_upload_set_reader(
     guard(|| {
         // SAFETY: the caller passes NULL or a live upload.
         let u = unsafe { arg_ref(up, "upload") }?;
-        if read.is_none() {
+        let Some(f) = read else {
             return Err(Error::InvalidArg("read is NULL".into()));
-        }
-        *lock(&u.source) = Source::Reader {
-            read: Callback {
-                f: read,
-                user_data: user_data as usize,
-            },
-            length,
         };
+        let read = Callback {
+            f,
+            user_data: user_data as usize,
+        };
+        u.core.set_reader(
+            Arc::new(move |buf: &mut [u8]| -> Result<usize> {
+                // SAFETY: the host's reader, called by the core on the run's
+                // calling thread with our live buffer and its capacity.
+                let n =
+                    unsafe { (read.f)(read.user_data as *mut c_void, buf.as_mut_ptr(), buf.len()) };
+                if n < 0 {
+                    return Err(Error::Aborted(format!("reader returned {n}")));
+                }
+                let n = n as u64;
+                if n > buf.len() as u64 {
+                    return Err(Error::InvalidArg(format!(
+                        "reader returned {n}, more than the {} bytes asked",
+                        buf.len()
+                    )));
+                }
+                Ok(n as usize)
+            }),
+            length,
+        );
         Ok(())
     })
 }
@@ -162,7 +151,7 @@ pub unsafe extern "C" fn wxm_upload_set_filename(
         let u = unsafe { arg_ref(up, "upload") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let f = unsafe { arg_str(filename, "filename") }?;
-        *lock(&u.filename) = Some(f.to_string());
+        u.core.set_filename(f);
         Ok(())
     })
 }
@@ -181,10 +170,7 @@ pub unsafe extern "C" fn wxm_upload_set_progress(
     guard(|| {
         // SAFETY: the caller passes NULL or a live upload.
         let u = unsafe { arg_ref(up, "upload") }?;
-        *lock(&u.progress) = progress.map(|_| Callback {
-            f: progress,
-            user_data: user_data as usize,
-        });
+        u.core.set_progress(progress_fn(progress, user_data));
         Ok(())
     })
 }
@@ -208,90 +194,13 @@ pub unsafe extern "C" fn wxm_upload_run(up: *mut wxm_upload) -> i32 {
     guard(|| {
         // SAFETY: the caller passes NULL or a live upload.
         let u = unsafe { arg_ref(up, "upload") }?;
-        // A run while one is going on is refused first, touching nothing.
-        if u.running.swap(true, Ordering::AcqRel) {
-            return Err(Error::State(
-                "this upload is already running (on another thread, or this is its own callback)"
-                    .into(),
-            ));
-        }
-        let rc = u.run_checked();
-        u.running.store(false, Ordering::Release);
-        rc
+        u.finish(u.core.run())
     })
 }
 
 impl wxm_upload {
-    /// One run, the handle marked running.
-    fn run_checked(&self) -> Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return self.finish(Err(Error::Cancelled));
-        }
-        let source = lock(&self.source).clone();
-        if matches!(source, Source::None) {
-            return Err(Error::InvalidArg(
-                "no source: call wxm_upload_set_path or wxm_upload_set_reader first".into(),
-            ));
-        }
-        let result = self.run_once(source);
-        self.finish(result)
-    }
-
-    fn run_once(&self, source: Source) -> Result<UploadResult> {
-        let progress = *lock(&self.progress);
-        super::download::with_progress(progress, |report| self.run_with(source, report))
-    }
-
-    fn run_with(
-        &self,
-        source: Source,
-        report: &mut dyn FnMut(u64, u64) -> Result<()>,
-    ) -> Result<UploadResult> {
-        let filename = lock(&self.filename).clone();
-        match source {
-            Source::None => Err(Error::InvalidArg("no source".into())),
-            Source::Path(p) => self.client.upload(
-                &self.kind,
-                UploadSource::Path(p),
-                filename.as_deref(),
-                self.cancel.clone(),
-                report,
-            ),
-            Source::Reader { read, length } => {
-                let mut pull = |buf: &mut [u8]| -> Result<usize> {
-                    let Some(f) = read.f else {
-                        return Err(Error::InvalidArg("read is NULL".into()));
-                    };
-                    // SAFETY: the host's reader, called on the calling thread
-                    // with our live buffer and its capacity.
-                    let n =
-                        unsafe { f(read.user_data as *mut c_void, buf.as_mut_ptr(), buf.len()) };
-                    if n < 0 {
-                        return Err(Error::Aborted(format!("reader returned {n}")));
-                    }
-                    let n = n as u64;
-                    if n > buf.len() as u64 {
-                        return Err(Error::InvalidArg(format!(
-                            "reader returned {n}, more than the {} bytes asked",
-                            buf.len()
-                        )));
-                    }
-                    Ok(n as usize)
-                };
-                self.client.upload(
-                    &self.kind,
-                    UploadSource::Reader {
-                        read: &mut pull,
-                        length,
-                    },
-                    filename.as_deref(),
-                    self.cancel.clone(),
-                    report,
-                )
-            }
-        }
-    }
-
+    /// Records what a run learnt (its error comes cleaned from the core,
+    /// so `wxm_last_errmsg` gets the same text) and returns it.
     fn finish(&self, result: Result<UploadResult>) -> Result<()> {
         let mut out = lock(&self.out);
         match result {
@@ -304,8 +213,6 @@ impl wxm_upload {
                 Ok(())
             }
             Err(e) => {
-                // Cleaned once more here, so wxm_last_errmsg gets the same text.
-                let e = self.client.clean_error(e);
                 out.errmsg = to_cstring(&e.to_string());
                 Err(e)
             }
@@ -323,7 +230,7 @@ pub unsafe extern "C" fn wxm_upload_cancel(up: *const wxm_upload) {
     guard_void(|| {
         // SAFETY: the caller passes NULL or a live upload.
         if let Some(u) = unsafe { up.as_ref() } {
-            u.cancel.store(true, Ordering::Relaxed);
+            u.core.cancel();
         }
     })
 }

@@ -3,15 +3,15 @@
 use super::boundary::{
     arg_ref, arg_str, free_handle, guard, guard_ptr, guard_void, opt_ptr, read_handle, to_cstring,
 };
-use super::download::{with_progress, wxm_progress_fn, Callback};
-use super::{owned, wxm_client};
-use crate::client::Client;
-use crate::error::{Error, Result};
+use super::download::{progress_fn, wxm_progress_fn};
+use super::wxm_client;
+use crate::error::Result;
 use crate::sync::lock;
-use crate::url_upload::{JobStatus, UrlUpload, MAX_SIZE, MIN_SIZE};
+use crate::transfer::{JobPhase, UrlUpload};
+use crate::url_upload::UrlUploadRequest;
 use std::ffi::{c_char, c_void, CString};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Job status: not submitted yet.
@@ -23,14 +23,13 @@ pub const WXM_JOB_DONE: i32 = 2;
 /// Job status: failed; the run returned the job's errcode (830001, 830003, 45001, 301019).
 pub const WXM_JOB_FAILED: i32 = 3;
 
+/// The job as the getters show it, copied from the core after each call.
 #[derive(Default)]
 struct State {
-    request: Option<UrlUpload>,
-    jobid: Option<String>,
+    jobid: Option<CString>,
     status: i32,
     media_id: Option<CString>,
     created_at: i64,
-    jobid_c: Option<CString>,
     errmsg: CString,
 }
 
@@ -40,13 +39,8 @@ struct State {
 /// `wxm_url_upload_run` (or `_submit` then `_wait`), released by
 /// `wxm_url_upload_free`. One thread at a time; cancel from any thread.
 pub struct wxm_url_upload {
-    client: Arc<Client>,
+    core: UrlUpload,
     state: Mutex<State>,
-    cancel: Arc<AtomicBool>,
-    progress: Mutex<Option<Callback<wxm_progress_fn>>>,
-    /// Set while `_submit`, `_wait` or `_run` runs: another call (from
-    /// another thread, or from the heartbeat itself) gets `WXM_E_STATE`.
-    running: AtomicBool,
 }
 
 /// Creates an upload by URL of `type` ("video" or "file") fetched by WeChat
@@ -73,37 +67,17 @@ pub unsafe extern "C" fn wxm_url_upload_new(
                 arg_str(filename, "filename")?,
             )
         };
+        let request = UrlUploadRequest {
+            scene: 1,
+            kind: kind.to_string(),
+            filename: filename.to_string(),
+            url: url.to_string(),
+            md5: String::new(),
+        };
         Ok(Box::into_raw(Box::new(wxm_url_upload {
-            client: c.inner.clone(),
-            state: Mutex::new(State {
-                request: Some(UrlUpload {
-                    scene: 1,
-                    kind: kind.to_string(),
-                    filename: filename.to_string(),
-                    url: url.to_string(),
-                    md5: String::new(),
-                }),
-                ..State::default()
-            }),
-            cancel: Arc::new(AtomicBool::new(false)),
-            progress: Mutex::new(None),
-            running: AtomicBool::new(false),
+            core: UrlUpload::new(c.inner.clone(), request),
+            state: Mutex::new(State::default()),
         })))
-    })
-}
-
-unsafe fn with_request(
-    u: *mut wxm_url_upload,
-    f: impl FnOnce(&mut UrlUpload) -> Result<()>,
-) -> i32 {
-    guard(|| {
-        // SAFETY: the caller passes NULL or a live handle.
-        let u = unsafe { arg_ref(u, "url_upload") }?;
-        let mut st = lock(&u.state);
-        let req = st.request.as_mut().ok_or_else(|| {
-            Error::State("this handle waits on a jobid; it has no request".into())
-        })?;
-        f(req)
     })
 }
 
@@ -117,17 +91,11 @@ pub unsafe extern "C" fn wxm_url_upload_set_md5(
     u: *mut wxm_url_upload,
     md5_hex: *const c_char,
 ) -> i32 {
-    // SAFETY: forwarded pointer contract of this function.
-    unsafe {
-        with_request(u, |r| {
-            let m = arg_str(md5_hex, "md5_hex")?;
-            if m.len() != 32 || !m.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::InvalidArg("md5 must be 32 hex digits".into()));
-            }
-            r.md5 = m.to_ascii_lowercase();
-            Ok(())
-        })
-    }
+    guard(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (u, m) = unsafe { (arg_ref(u, "url_upload")?, arg_str(md5_hex, "md5_hex")?) };
+        u.core.set_md5(m)
+    })
 }
 
 /// Computes the MD5 from a local copy of the file at `path` (streamed), and
@@ -141,22 +109,11 @@ pub unsafe extern "C" fn wxm_url_upload_set_md5_from_path(
     u: *mut wxm_url_upload,
     path: *const c_char,
 ) -> i32 {
-    // SAFETY: forwarded pointer contract of this function.
-    unsafe {
-        with_request(u, |r| {
-            let p = arg_str(path, "path")?;
-            let (hex, size) = crate::md5::hex_of_file(std::path::Path::new(p))
-                .map_err(|e| Error::Io(format!("reading {p}: {e}")))?;
-            if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
-                return Err(Error::wechat(
-                    45001,
-                    format!("upload_by_url takes 6 bytes to 200 MiB; {p} has {size}"),
-                ));
-            }
-            r.md5 = hex;
-            Ok(())
-        })
-    }
+    guard(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (u, p) = unsafe { (arg_ref(u, "url_upload")?, arg_str(path, "path")?) };
+        u.core.set_md5_from_path(Path::new(p))
+    })
 }
 
 /// Sets the scene (default 1, 客户联系入群欢迎语素材, the only one documented).
@@ -165,13 +122,11 @@ pub unsafe extern "C" fn wxm_url_upload_set_md5_from_path(
 /// `u` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_url_upload_set_scene(u: *mut wxm_url_upload, scene: u32) -> i32 {
-    // SAFETY: forwarded pointer contract of this function.
-    unsafe {
-        with_request(u, |r| {
-            r.scene = scene;
-            Ok(())
-        })
-    }
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        let u = unsafe { arg_ref(u, "url_upload") }?;
+        u.core.set_scene(scene)
+    })
 }
 
 /// Waits on an already submitted job (e.g. after a restart, or on the
@@ -188,105 +143,50 @@ pub unsafe extern "C" fn wxm_url_upload_set_jobid(
     guard(|| {
         // SAFETY: the caller passes NULL or live pointers.
         let (u, j) = unsafe { (arg_ref(u, "url_upload")?, arg_str(jobid, "jobid")?) };
-        if j.is_empty() || j.len() > 128 {
-            return Err(Error::InvalidArg("jobid must be 1 to 128 bytes".into()));
-        }
-        let mut st = lock(&u.state);
-        st.jobid = Some(j.to_string());
-        st.jobid_c = Some(to_cstring(j));
-        st.status = WXM_JOB_PROCESSING;
+        u.core.set_jobid(j)?;
+        u.sync_job();
         Ok(())
     })
 }
 
 impl wxm_url_upload {
-    /// Runs `f` with the host's heartbeat (if set) called by the library's
-    /// waits, and records its outcome; one call at a time.
-    fn exclusive(&self, f: impl FnOnce() -> Result<()>) -> Result<()> {
-        if self.running.swap(true, Ordering::AcqRel) {
-            return Err(Error::State(
-                "this upload by URL is already running (on another thread, or this is its own callback)"
-                    .into(),
-            ));
+    /// Copies the core's job into the getters' strings; a string that did
+    /// not change keeps its pointer.
+    fn sync_job(&self) {
+        let job = self.core.job();
+        let mut st = lock(&self.state);
+        let same = |c: &Option<CString>, s: &Option<String>| {
+            c.as_ref().map(|c| c.as_bytes()) == s.as_deref().map(str::as_bytes)
+        };
+        if !same(&st.jobid, &job.jobid) {
+            st.jobid = job.jobid.as_deref().map(to_cstring);
         }
-        let cb = *lock(&self.progress);
-        let r = with_progress(cb, |_| f());
-        self.running.store(false, Ordering::Release);
-        self.record(r)
+        if !same(&st.media_id, &job.media_id) {
+            st.media_id = job.media_id.as_deref().map(to_cstring);
+        }
+        st.created_at = job.created_at;
+        st.status = match job.phase {
+            JobPhase::None => WXM_JOB_NONE,
+            JobPhase::Processing => WXM_JOB_PROCESSING,
+            JobPhase::Done => WXM_JOB_DONE,
+            JobPhase::Failed => WXM_JOB_FAILED,
+        };
     }
 
-    fn record(&self, result: Result<()>) -> Result<()> {
+    /// Records a call's outcome (its error comes cleaned from the core, so
+    /// `wxm_last_errmsg` gets the same text) and returns it.
+    fn record<T>(&self, result: Result<T>) -> Result<()> {
+        self.sync_job();
         let mut st = lock(&self.state);
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 st.errmsg = CString::default();
                 Ok(())
             }
             Err(e) => {
-                // Cleaned here too, so wxm_last_errmsg gets the same text.
-                let e = self.client.clean_error(e);
                 st.errmsg = to_cstring(&e.to_string());
                 Err(e)
             }
-        }
-    }
-
-    fn submit(&self) -> Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        let req = {
-            let st = lock(&self.state);
-            if st.jobid.is_some() {
-                return Ok(());
-            }
-            st.request
-                .clone()
-                .ok_or_else(|| Error::State("nothing to submit".into()))?
-        };
-        let jobid = self.client.upload_by_url_submit(&req, &self.cancel)?;
-        let mut st = lock(&self.state);
-        st.jobid_c = Some(to_cstring(&jobid));
-        st.jobid = Some(jobid);
-        st.status = WXM_JOB_PROCESSING;
-        Ok(())
-    }
-
-    fn wait(&self, timeout_ms: u32) -> Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        let jobid = lock(&self.state)
-            .jobid
-            .clone()
-            .ok_or_else(|| Error::State("no job: submit first or set a jobid".into()))?;
-        let timeout = Duration::from_millis(if timeout_ms == 0 {
-            600_000
-        } else {
-            timeout_ms.into()
-        });
-        let outcome = self
-            .client
-            .upload_by_url_wait(&jobid, timeout, &self.cancel)?;
-        let mut st = lock(&self.state);
-        match outcome {
-            JobStatus::Done {
-                media_id,
-                created_at,
-            } => {
-                st.status = WXM_JOB_DONE;
-                st.media_id = owned(&Some(media_id));
-                st.created_at = created_at;
-                Ok(())
-            }
-            JobStatus::Failed { errcode, errmsg } => {
-                st.status = WXM_JOB_FAILED;
-                Err(Error::wechat(
-                    errcode,
-                    format!("upload_by_url job failed: {errmsg}"),
-                ))
-            }
-            JobStatus::Processing => Err(Error::Timeout("job still processing".into())),
         }
     }
 }
@@ -311,10 +211,7 @@ pub unsafe extern "C" fn wxm_url_upload_set_progress(
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        *lock(&u.progress) = progress.map(|_| Callback {
-            f: progress,
-            user_data: user_data as usize,
-        });
+        u.core.set_progress(progress_fn(progress, user_data));
         Ok(())
     })
 }
@@ -336,7 +233,7 @@ pub unsafe extern "C" fn wxm_url_upload_submit(u: *mut wxm_url_upload) -> i32 {
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        u.exclusive(|| u.submit())
+        u.record(u.core.submit())
     })
 }
 
@@ -352,7 +249,7 @@ pub unsafe extern "C" fn wxm_url_upload_wait(u: *mut wxm_url_upload, timeout_ms:
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        u.exclusive(|| u.wait(timeout_ms))
+        u.record(u.core.wait(timeout(timeout_ms)))
     })
 }
 
@@ -365,8 +262,13 @@ pub unsafe extern "C" fn wxm_url_upload_run(u: *mut wxm_url_upload, timeout_ms: 
     guard(|| {
         // SAFETY: the caller passes NULL or a live handle.
         let u = unsafe { arg_ref(u, "url_upload") }?;
-        u.exclusive(|| u.submit().and_then(|_| u.wait(timeout_ms)))
+        u.record(u.core.run(timeout(timeout_ms)))
     })
+}
+
+/// 0 means the core's default wait.
+fn timeout(timeout_ms: u32) -> Option<Duration> {
+    (timeout_ms != 0).then(|| Duration::from_millis(timeout_ms.into()))
 }
 
 /// Cancels a submit or wait from any thread (`WXM_E_CANCELLED`); the job
@@ -379,7 +281,7 @@ pub unsafe extern "C" fn wxm_url_upload_cancel(u: *const wxm_url_upload) {
     guard_void(|| {
         // SAFETY: the caller passes NULL or a live handle.
         if let Some(u) = unsafe { u.as_ref() } {
-            u.cancel.store(true, Ordering::Relaxed);
+            u.core.cancel();
         }
     })
 }
@@ -395,7 +297,7 @@ fn getter(u: *const wxm_url_upload, pick: fn(&State) -> *const c_char) -> *const
 /// `u` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn wxm_url_upload_jobid(u: *const wxm_url_upload) -> *const c_char {
-    getter(u, |s| opt_ptr(&s.jobid_c))
+    getter(u, |s| opt_ptr(&s.jobid))
 }
 
 /// The media_id once the job is done, else NULL. Owned by the handle.
