@@ -3,7 +3,7 @@
 # Included by the top Makefile, which defines ROOT, LIBDIR, LIB_SO, EMULATOR
 # and HEADER.
 #
-#   make bench              the full run (~15 min on 2 cores): downloads of
+#   make bench              the full run (~30 min on 2 cores with https): downloads of
 #                           1 MiB-1 GiB, uploads, 1,000 small downloads, a
 #                           throttled server; prints one table and writes
 #                           bench/results/DATE-full.{md,csv}

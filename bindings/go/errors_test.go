@@ -261,8 +261,19 @@ func TestErrorsIsAgainstEmulator(t *testing.T) {
 			wxmedia.WithMD5("0123456789abcdef0123456789abcdef"))
 		return err
 	})
-	// CodePanic and CodeTokenStore cannot be made on purpose (a bug; a
-	// token store that fails is left for fetching tokens directly): the table covers them.
+	run("token_store", wxmedia.CodeTokenStore, func(t *testing.T) error {
+		// Nothing listens on loopback port 1: the store is unreachable.
+		c := newClient(t, e, func(cfg *wxmedia.Config) {
+			cfg.AccessToken = ""
+			cfg.CorpID, cfg.Secret = testCorpID, testSecret
+			cfg.TokenStore = "redis://127.0.0.1:1/0"
+			cfg.TokenStoreConnectTimeout = time.Second
+		})
+		_, err := c.Download(context.Background(), meta.MediaID, io.Discard)
+		return err
+	})
+	// CodePanic cannot be made on purpose (it is a bug in the library):
+	// the table covers it.
 }
 
 // The TokenProvider may fail with a Code as well as with an *Error.
