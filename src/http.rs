@@ -353,31 +353,44 @@ const AWAIT_100: Duration = Duration::from_secs(1);
 /// Used where the I/O timeout is not at hand.
 const DEFAULT_SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
 
-/// Reads at most `cap + 1` bytes, failing with a timeout once `within` has
-/// passed (checked between reads; each read is bounded by the I/O timeout).
-fn read_head(reader: &mut dyn Read, cap: u64, within: Duration) -> Result<Vec<u8>> {
+/// Reads after `head` until `done` says the bytes so far suffice, the body
+/// ends, or more than `cap` bytes are in (one more than `cap`, so the caller
+/// sees the excess), failing with a timeout once `within` has passed
+/// (checked between reads; each read is bounded by the I/O timeout). A
+/// failed read comes back with how many bytes had arrived.
+fn read_until(
+    reader: &mut dyn Read,
+    head: Vec<u8>,
+    cap: u64,
+    within: Duration,
+    done: impl Fn(&[u8]) -> bool,
+) -> std::result::Result<Vec<u8>, (Error, usize)> {
     let deadline = Instant::now() + within;
-    let mut buf = Vec::new();
+    let mut buf = head;
     let mut piece = [0u8; 8192];
-    while (buf.len() as u64) <= cap {
+    while (buf.len() as u64) <= cap && !done(&buf) {
         if Instant::now() > deadline {
-            return Err(Error::Timeout(format!(
+            let e = Error::Timeout(format!(
                 "a small answer was still arriving after {} ms ({} bytes)",
                 within.as_millis(),
                 buf.len()
-            )));
+            ));
+            return Err((e, buf.len()));
         }
         let want = ((cap + 1 - buf.len() as u64) as usize).min(piece.len());
         match reader.read(&mut piece[..want]) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&piece[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stop_of(&e).is_none() => {
-                continue
-            }
-            Err(e) => return Err(map_io(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stop_of(&e).is_none() => {}
+            Err(e) => return Err((map_io(e), buf.len())),
         }
     }
     Ok(buf)
+}
+
+/// Reads at most `cap + 1` bytes within `within` (see `read_until`).
+fn read_head(reader: &mut dyn Read, cap: u64, within: Duration) -> Result<Vec<u8>> {
+    read_until(reader, Vec::new(), cap, within, |_| false).map_err(|(e, _)| e)
 }
 
 /// Reads a small body whole, refusing more than `MAX_JSON_BODY`.
@@ -554,65 +567,28 @@ pub fn classify(
 }
 
 /// Reads an answer that is not the media, after `head`: until it holds a
-/// whole JSON value, ends, or passes `MAX_JSON_BODY` (then one byte more, so
-/// the caller sees the excess). A complete JSON object ends the read even
-/// when the framing promises more (a Content-Length of 10^15), and bytes
-/// that were cut short are reported as such, not as media.
+/// whole JSON value, ends, or passes `MAX_JSON_BODY`. A complete JSON object
+/// ends the read even when the framing promises more (a Content-Length of
+/// 10^15), and bytes that were cut short are reported as such, not as media.
 fn read_answer(reader: &mut dyn Read, head: Vec<u8>, within: Duration) -> Result<Vec<u8>> {
-    let deadline = Instant::now() + within;
-    let mut buf = head;
-    let mut piece = [0u8; 8192];
     let complete =
         |b: &[u8]| !b.is_empty() && serde_json::from_slice::<serde_json::Value>(b).is_ok();
-    while (buf.len() as u64) <= MAX_JSON_BODY && !complete(&buf) {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout(format!(
-                "an answer that is not the media was still arriving after {} ms ({} bytes)",
-                within.as_millis(),
-                buf.len()
-            )));
+    read_until(reader, head, MAX_JSON_BODY, within, complete).map_err(|(e, got)| {
+        if got == 0 || matches!(e, Error::Cancelled | Error::Aborted(_) | Error::Timeout(_)) {
+            e
+        } else {
+            Error::Protocol(format!(
+                "an answer that is not the media was cut short after {got} bytes ({e})"
+            ))
         }
-        let want = ((MAX_JSON_BODY + 1 - buf.len() as u64) as usize).min(piece.len());
-        match reader.read(&mut piece[..want]) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&piece[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stop_of(&e).is_none() => {}
-            Err(e) => {
-                let e = map_io(e);
-                if buf.is_empty() || matches!(e, Error::Cancelled | Error::Aborted(_)) {
-                    return Err(e);
-                }
-                return Err(Error::Protocol(format!(
-                    "an answer that is not the media was cut short after {} bytes ({e})",
-                    buf.len()
-                )));
-            }
-        }
-    }
-    Ok(buf)
+    })
 }
 
 /// Reads until the body's first byte that is not white space (or its end,
 /// or `MAX_JSON_BODY` of white space), to tell JSON from media.
 fn read_until_json_start(reader: &mut dyn Read, within: Duration) -> Result<Vec<u8>> {
-    let deadline = Instant::now() + within;
-    let mut head = Vec::new();
-    let mut piece = [0u8; 4096];
-    while head.iter().all(u8::is_ascii_whitespace) && (head.len() as u64) <= MAX_JSON_BODY {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout(format!(
-                "an answer's first bytes were still arriving after {} ms",
-                within.as_millis()
-            )));
-        }
-        match reader.read(&mut piece) {
-            Ok(0) => break,
-            Ok(n) => head.extend_from_slice(&piece[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stop_of(&e).is_none() => {}
-            Err(e) => return Err(map_io(e)),
-        }
-    }
-    Ok(head)
+    let started = |b: &[u8]| b.iter().any(|c| !c.is_ascii_whitespace());
+    read_until(reader, Vec::new(), MAX_JSON_BODY, within, started).map_err(|(e, _)| e)
 }
 
 /// What an answer that is not the media says: its errcode, a video URL
