@@ -358,8 +358,10 @@ int32_t wxm_config_set_access_token(wxm_config *cfg, const char *token);
  * Sets credentials: corpid/corpsecret (WeCom, kf: `cgi-bin/gettoken`) or
  * appid/secret (Official Account, Mini Program: `cgi-bin/stable_token`).
  * The client then fetches tokens itself, caches them until shortly before
- * they expire, and refreshes once (single-flight) when WeChat answers
- * 40001, 40014, 42001 or 41001. Returns 0 or `WXM_E_INVALID_ARG`.
+ * they expire, and refreshes (single-flight) when WeChat answers 40001,
+ * 40014, 42001 or 41001: again whenever the transfer moved bytes since its
+ * last refresh; a token fetched for a rejection and rejected again before
+ * any byte moved is final. Returns 0 or `WXM_E_INVALID_ARG`.
  *
  * # Safety
  * `cfg` is NULL or live; `id` and `secret` are NULL or NUL-terminated strings.

@@ -158,7 +158,8 @@ class TokenError(WxMediaError):
     """The access_token or the credentials were refused or are missing.
 
     Codes 40001, 40013, 40014, 41001, 42001 and ``E_NO_TOKEN``.  With
-    credentials the library already refreshed the token once before giving up.
+    credentials the library already refreshed the token (again after every
+    rejection that followed progress) before giving up.
     """
 
 
