@@ -43,7 +43,10 @@ impl Client {
                 })
                 .and_then(|response| {
                     let status = response.status().as_u16();
-                    let bytes = crate::http::read_small_body(response.into_body())?;
+                    let bytes = crate::http::read_small_body_within(
+                        response.into_body(),
+                        crate::http::small_answer_deadline(self.config.io_timeout),
+                    )?;
                     if status != 200 {
                         return Err(Error::HttpStatus {
                             status,
