@@ -19,7 +19,10 @@
  *    and only during that call. The token provider (wxm_token_provider_fn)
  *    runs on that thread too or, in a download with parallelism > 1, on one
  *    of the worker threads the library starts for that download (joined
- *    before the run returns); single-flight per client. A free_fn
+ *    before the run returns); single-flight per client. The event handler
+ *    (wxm_event_fn) runs on whichever of those threads the event happens,
+ *    so concurrently for concurrent transfers: it must be thread-safe and
+ *    quick. A free_fn
  *    (wxm_free_fn) runs on the thread whose wxm_* call drops the library's
  *    last reference to its user_data: any thread the host uses.
  *  - Buffers. `data` passed to a sink and `buf` passed to a reader or a
@@ -41,7 +44,8 @@
  *    user_data is shared by a config, its clients and their transfers, so
  *    the host cannot see its last use: the library owns it and calls the
  *    free_fn given to wxm_config_set_token_provider exactly once after that
- *    last use.
+ *    last use. The same holds for the event handler's user_data
+ *    (wxm_config_set_event_handler).
  */
 
 #ifndef WXMEDIA_H
@@ -182,6 +186,119 @@
 #define WXM_E_OUTCOME_UNKNOWN -1014
 
 /**
+ * A transfer's run started (`wxm_download_to_*`, `wxm_upload_run`,
+ * `wxm_url_upload_*`). Level INFO.
+ */
+#define WXM_EVENT_TRANSFER_STARTED 1
+
+/**
+ * A run ended: `errcode` is its result (0: success), `duration_us` its
+ * time, `bytes` what it moved. INFO on success, WARNING on failure.
+ */
+#define WXM_EVENT_TRANSFER_FINISHED 2
+
+/**
+ * An HTTP request is about to be sent: `endpoint`, the Range asked for,
+ * `attempt`, `via_video_url`. Level DEBUG.
+ */
+#define WXM_EVENT_REQUEST_STARTED 3
+
+/**
+ * An HTTP request ended: `http_status` (0: no answer), `errcode`,
+ * `bytes` (received for a download, the file's bytes sent for an upload),
+ * `duration_us`, `expect_continue`. Level DEBUG.
+ */
+#define WXM_EVENT_REQUEST_FINISHED 4
+
+/**
+ * A failed request will be sent again after `backoff_ms`: `attempt` is the
+ * number of the coming attempt, `retry_reason` the code that caused it.
+ * Level WARNING.
+ */
+#define WXM_EVENT_RETRY_SCHEDULED 5
+
+/**
+ * An access_token was fetched (`token_source`, `token_fetch_us`). INFO.
+ */
+#define WXM_EVENT_TOKEN_FETCHED 6
+
+/**
+ * An access_token was fetched again after WeChat rejected the one in use.
+ * INFO.
+ */
+#define WXM_EVENT_TOKEN_REFRESHED 7
+
+/**
+ * A token another process fetched was taken from the token store. INFO.
+ */
+#define WXM_EVENT_TOKEN_SHARED 8
+
+/**
+ * A download to a path resumes its part file at `resume_offset`; the
+ * `resume_verified` bytes before it are fetched again and compared first.
+ * Level INFO.
+ */
+#define WXM_EVENT_RESUME_DECIDED 9
+
+/**
+ * The part file failed that check (or the media changed size): it is
+ * discarded and the media downloaded from byte 0. Level WARNING.
+ */
+#define WXM_EVENT_RESUME_CHECK_FAILED 10
+
+/**
+ * A fallback was taken: the token store failed and the host allowed a
+ * local fetch (WARNING), or a server refused `Expect: 100-continue` and
+ * the body was sent again without it (INFO).
+ */
+#define WXM_EVENT_FALLBACK 11
+
+/**
+ * Levels, with the numbers of Python's logging levels.
+ */
+#define WXM_LEVEL_DEBUG 10
+
+#define WXM_LEVEL_INFO 20
+
+#define WXM_LEVEL_WARNING 30
+
+#define WXM_LEVEL_ERROR 40
+
+/**
+ * `wxm_event.token_source`: where a token came from.
+ */
+#define WXM_TOKEN_SOURCE_NONE 0
+
+#define WXM_TOKEN_SOURCE_STATIC 1
+
+#define WXM_TOKEN_SOURCE_CREDENTIALS 2
+
+#define WXM_TOKEN_SOURCE_PROVIDER 3
+
+#define WXM_TOKEN_SOURCE_STORE 4
+
+/**
+ * `wxm_event.expect_continue`: how an upload's `Expect: 100-continue` went.
+ * Not asked (bodies under 1 MiB).
+ */
+#define WXM_CONTINUE_NOT_ASKED 0
+
+/**
+ * Asked, and the body was sent (after a 100, or after the wait for one).
+ */
+#define WXM_CONTINUE_BODY_SENT 1
+
+/**
+ * Asked, and the server answered before the body: a refusal cost no body.
+ */
+#define WXM_CONTINUE_ANSWERED_FIRST 2
+
+/**
+ * The server refused the expectation (417): sent again without it.
+ */
+#define WXM_CONTINUE_REFUSED 3
+
+/**
  * Job status: not submitted yet.
  */
 #define WXM_JOB_NONE 0
@@ -298,6 +415,142 @@ typedef int32_t (*wxm_progress_fn)(void *user_data, uint64_t done, uint64_t tota
  * preamble apply.
  */
 typedef int32_t (*wxm_sink_fn)(void *user_data, uint64_t offset, const uint8_t *data, size_t len);
+
+/**
+ * What a transfer handle counted over its last run (the one in progress
+ * while it runs), whatever its outcome. Set `size` to `sizeof(wxm_counters)`
+ * before the call: the library fills no more than that, so a host built
+ * against an older header keeps working when fields are added at the end.
+ */
+typedef struct {
+  /**
+   * Set by the caller: `sizeof(wxm_counters)`.
+   */
+  size_t size;
+  /**
+   * The handle's id, as in its events.
+   */
+  uint64_t transfer_id;
+  /**
+   * HTTP requests sent (retries and token fetches aside: see below).
+   */
+  uint64_t requests;
+  /**
+   * Requests sent again after a transient failure (backoffs taken).
+   */
+  uint64_t retries;
+  /**
+   * Media bytes received (a resume's re-checked overlap included).
+   */
+  uint64_t bytes_received;
+  /**
+   * File bytes sent in upload bodies (a body sent again counts again).
+   */
+  uint64_t bytes_sent;
+  /**
+   * Times a rejected access_token was replaced.
+   */
+  uint64_t token_refreshes;
+  /**
+   * Where a download to a path resumed its part file (0: from the start).
+   */
+  uint64_t resumed_from;
+  /**
+   * Time of the run, in microseconds.
+   */
+  uint64_t elapsed_us;
+} wxm_counters;
+
+/**
+ * One event, valid only during the handler's call (copy what you keep).
+ * Fields that do not apply to its kind are 0 or "". New fields are only
+ * ever added at the end: read `size` before a field added later than the
+ * ones you know. No field or message ever holds an access_token, secret or
+ * password.
+ */
+typedef struct {
+  /**
+   * `sizeof` the struct as this library fills it.
+   */
+  size_t size;
+  /**
+   * `WXM_EVENT_*`.
+   */
+  int32_t kind;
+  /**
+   * `WXM_LEVEL_*`.
+   */
+  int32_t level;
+  /**
+   * CLOCK_MONOTONIC in nanoseconds (Python's `time.monotonic_ns`).
+   */
+  uint64_t time_ns;
+  /**
+   * The transfer handle's id (`wxm_counters.transfer_id`); 0 outside one.
+   */
+  uint64_t transfer_id;
+  /**
+   * The API path (`cgi-bin/media/get`) or a video_url's path: no host, no
+   * query. Never NULL.
+   */
+  const char *endpoint;
+  /**
+   * For a person. Never NULL.
+   */
+  const char *message;
+  /**
+   * The Range asked for: `[range_start, range_end)`; 0 and 0 for none.
+   */
+  uint64_t range_start;
+  uint64_t range_end;
+  /**
+   * The HTTP status of the answer (0: none).
+   */
+  int32_t http_status;
+  /**
+   * WeChat's errcode or a `WXM_E_*` code; 0 for success.
+   */
+  int32_t errcode;
+  uint64_t bytes;
+  uint64_t duration_us;
+  /**
+   * 1 for a request's first attempt, 2 for its first retry, …
+   */
+  uint32_t attempt;
+  /**
+   * A retry: the code of the failure that caused it.
+   */
+  int32_t retry_reason;
+  uint64_t backoff_ms;
+  /**
+   * `WXM_TOKEN_SOURCE_*`.
+   */
+  int32_t token_source;
+  /**
+   * `WXM_CONTINUE_*`.
+   */
+  int32_t expect_continue;
+  uint64_t token_fetch_us;
+  uint64_t resume_offset;
+  uint64_t resume_verified;
+  /**
+   * Non-zero when the body came from a `video_url`.
+   */
+  int32_t via_video_url;
+  int32_t reserved;
+} wxm_event;
+
+/**
+ * Receives events (see `wxm_event`). Called on the thread where the event
+ * happens: the thread running a transfer, or one of the worker threads a
+ * download with parallelism > 1 starts (joined before the run returns).
+ * So it may be called concurrently, from several threads, for transfers
+ * of the same client: it must be thread-safe. It must return quickly
+ * (every request waits for it) and must not call `wxm_*` functions on the
+ * transfer that emitted the event, except `wxm_*_cancel`. The callback
+ * rules of the header's preamble apply.
+ */
+typedef void (*wxm_event_fn)(void *user_data, const wxm_event *event);
 
 /**
  * Supplies upload bytes: fill up to `cap` bytes of `buf` and return how
@@ -715,6 +968,18 @@ const char *wxm_download_video_url(const wxm_download *dl);
 const char *wxm_download_errmsg(const wxm_download *dl);
 
 /**
+ * Fills `*out` with what this download counted over its last run (see
+ * `wxm_counters`; set `out->size` first). Safe to call from any thread,
+ * also while it runs. Returns 0 or `WXM_E_INVALID_ARG` (NULL, a `size`
+ * too small).
+ *
+ * # Safety
+ * `dl` is NULL or live; `out` is NULL or points to writable storage of
+ * `out->size` bytes.
+ */
+int32_t wxm_download_counters(const wxm_download *dl, wxm_counters *out);
+
+/**
  * Releases a download (not while it runs). NULL is ignored.
  * When it drops the last reference to a client, the token provider's
  * `free_fn` runs here (see `wxm_config_set_token_provider`).
@@ -723,6 +988,26 @@ const char *wxm_download_errmsg(const wxm_download *dl);
  * `dl` is NULL or a download from `wxm_download_new`, freed once, not running.
  */
 void wxm_download_free(wxm_download *dl);
+
+/**
+ * Sends the events of every client made from this config, of `min_level`
+ * (`WXM_LEVEL_*`) and above, to `handler` (see `wxm_event_fn`). Events
+ * below `min_level` are never built: a client without a handler, or with a
+ * high `min_level`, pays nothing for them.
+ *
+ * Ownership of `user_data` is as for `wxm_config_set_token_provider`: the
+ * library takes it in every case and calls `free_fn(user_data)` (if not
+ * NULL) exactly once, after the last call of `handler`: when the config
+ * and every client and transfer made from it are freed, or when it is
+ * replaced on a config no client was made from, or at once when this
+ * fails or `handler` is NULL (which removes the handler). Returns 0 or
+ * `WXM_E_INVALID_ARG` (a NULL config, an unknown level).
+ *
+ * # Safety
+ * `cfg` is NULL or live; `handler`, `user_data` and `free_fn` follow the
+ * contract above.
+ */
+int32_t wxm_config_set_event_handler(wxm_config *cfg, wxm_event_fn handler, void *user_data, wxm_free_fn free_fn, int32_t min_level);
 
 /**
  * Creates an upload of media type `type` ("image", "voice", "video",
@@ -848,6 +1133,18 @@ int64_t wxm_upload_created_at(const wxm_upload *up);
  * `up` is NULL or a live upload.
  */
 const char *wxm_upload_errmsg(const wxm_upload *up);
+
+/**
+ * Fills `*out` with what this upload counted over its last run (see
+ * `wxm_counters`; set `out->size` first). Safe to call from any thread,
+ * also while it runs. Returns 0 or `WXM_E_INVALID_ARG` (NULL, a `size`
+ * too small).
+ *
+ * # Safety
+ * `up` is NULL or live; `out` is NULL or points to writable storage of
+ * `out->size` bytes.
+ */
+int32_t wxm_upload_counters(const wxm_upload *up, wxm_counters *out);
 
 /**
  * Releases an upload (not while it runs). NULL is ignored.
@@ -1005,6 +1302,18 @@ int32_t wxm_url_upload_status(const wxm_url_upload *u);
  * `u` is NULL or a live handle.
  */
 const char *wxm_url_upload_errmsg(const wxm_url_upload *u);
+
+/**
+ * Fills `*out` with what this upload by URL counted over its last run (see
+ * `wxm_counters`; set `out->size` first). Safe to call from any thread,
+ * also while it runs. Returns 0 or `WXM_E_INVALID_ARG` (NULL, a `size`
+ * too small).
+ *
+ * # Safety
+ * `u` is NULL or live; `out` is NULL or points to writable storage of
+ * `out->size` bytes.
+ */
+int32_t wxm_url_upload_counters(const wxm_url_upload *u, wxm_counters *out);
 
 /**
  * Releases the handle (not while it runs). NULL is ignored.

@@ -3,8 +3,10 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::event::{self, Kind, Level};
 use crate::retry::{Attempt, Effect, Reached, Retry};
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 impl Client {
     /// POSTs a JSON body to `cgi-bin/{path}` with the token, and returns the
@@ -19,7 +21,8 @@ impl Client {
         cancel: &AtomicBool,
     ) -> Result<serde_json::Map<String, serde_json::Value>> {
         let payload = body.to_string();
-        Retry::new(self, effect, path).run(cancel, |_| {
+        let events = &self.config.events;
+        Retry::new(self, effect, path).run(cancel, |retry| {
             let token = match self.token() {
                 Ok(t) => t,
                 Err(e) => return Attempt::Final(e),
@@ -30,6 +33,15 @@ impl Client {
                 crate::range::query_encode(&token)
             );
             let mut reached = Reached::Server;
+            let mut status = 0;
+            let attempt = retry.attempt();
+            event::add(|c| &c.requests, 1);
+            events.emit(Level::Debug, Kind::RequestStarted, |e| {
+                e.endpoint = format!("cgi-bin/{path}");
+                e.attempt = attempt;
+                e.message = format!("POST cgi-bin/{path}");
+            });
+            let started = Instant::now();
             let answer = self
                 .agent
                 .post(&url)
@@ -42,7 +54,7 @@ impl Client {
                     crate::http::map_ureq(e)
                 })
                 .and_then(|response| {
-                    let status = response.status().as_u16();
+                    status = response.status().as_u16();
                     let bytes = crate::http::read_small_body_within(
                         response.into_body(),
                         crate::http::small_answer_deadline(self.config.io_timeout),
@@ -55,6 +67,17 @@ impl Client {
                     }
                     crate::http::parse_api_json(&bytes)
                 });
+            events.emit(Level::Debug, Kind::RequestFinished, |e| {
+                e.endpoint = format!("cgi-bin/{path}");
+                e.attempt = attempt;
+                e.http_status = status;
+                e.duration_us = event::micros_since(started);
+                e.errcode = answer.as_ref().err().map_or(0, Error::code);
+                e.message = match &answer {
+                    Ok(_) => format!("answered in {} us", e.duration_us),
+                    Err(err) => self.clean_message(&err.to_string()),
+                };
+            });
             match answer {
                 Ok(map) => Attempt::Done(map),
                 Err(e) => Attempt::Failed {

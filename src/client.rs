@@ -83,7 +83,12 @@ impl Client {
             }
             _ => None,
         };
-        let tokens = TokenSource::new(config.access_token.clone(), origin, store);
+        let tokens = TokenSource::new(
+            config.access_token.clone(),
+            origin,
+            store,
+            config.events.clone(),
+        );
         Ok(Client {
             config,
             agent,

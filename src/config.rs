@@ -3,6 +3,7 @@
 
 use crate::auth::{check_token, ProviderFn, TokenApi};
 use crate::error::{Error, Result};
+use crate::event::Events;
 use crate::range::{valid_chunk_size, MAX_CHUNK};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -186,6 +187,8 @@ pub struct Config {
     pub(crate) token_store_command_timeout: Duration,
     /// Whether a failing token store lets the client fetch tokens alone.
     pub(crate) token_store_fallback: bool,
+    /// The host's event handler (none by default: nothing is built).
+    pub(crate) events: Events,
 }
 
 impl Config {
@@ -213,6 +216,7 @@ impl Config {
             token_store_connect_timeout: Duration::from_secs(5),
             token_store_command_timeout: Duration::from_secs(5),
             token_store_fallback: false,
+            events: Events::default(),
         }
     }
 
@@ -358,6 +362,12 @@ impl Config {
     /// The host's token provider (None: none).
     pub fn set_token_provider(&mut self, provider: Option<ProviderFn>) {
         self.token_provider = provider;
+    }
+
+    /// The host's event handler, for events of `min_level` and above
+    /// (`Events::default()`: none).
+    pub fn set_events(&mut self, events: Events) {
+        self.events = events;
     }
 
     /// Whether a token or a way to get one (credentials, a provider) is set.

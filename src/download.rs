@@ -4,6 +4,7 @@
 use crate::cancel::{check_cancel, heartbeat, stop_of, CancelScope};
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::event::{self, Kind, Level};
 use crate::http::{classify, header_str, header_u64, map_io, map_ureq, AnswerFrom, MediaAnswer};
 use crate::range::{
     check_partial, content_disposition_filename, next_request, parse_content_range, query_encode,
@@ -16,7 +17,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const READ_BUF: usize = 256 * 1024;
 /// The most a sink is handed at once from a parallel download's buffers.
@@ -203,15 +204,53 @@ fn fetch_span(
         }
         let req = next_request(pos, client.config.chunk_size, end);
         let mut used_token = None;
+        let events = &client.config.events;
+        let at = pos;
+        let started = Instant::now();
+        event::add(|c| &c.requests, 1);
+        // Filled only when a handler wants request events.
+        let (endpoint, via_video_url) = if events.wants(Level::Debug) {
+            match &*lock(&shared.source) {
+                Source::Api => (shared.endpoint.path().to_string(), false),
+                Source::Url { url, .. } => (event::endpoint_of(url), true),
+            }
+        } else {
+            (String::new(), false)
+        };
+        events.emit(Level::Debug, Kind::RequestStarted, |e| {
+            e.endpoint = endpoint.clone();
+            e.via_video_url = via_video_url;
+            e.range_start = req.start;
+            e.range_end = req.end + 1;
+            e.attempt = retry.attempt();
+            e.message = format!("GET {endpoint} bytes={}-{}", req.start, req.end);
+        });
+        let mut status = 0;
         let result = fetch_once(
             shared,
             &req,
             end,
             &mut pos,
-            &mut used_token,
+            (&mut used_token, &mut status),
             &mut lent.buf,
             deliver,
         );
+        event::add(|c| &c.bytes_received, pos - at);
+        events.emit(Level::Debug, Kind::RequestFinished, |e| {
+            e.endpoint = endpoint;
+            e.via_video_url = via_video_url;
+            e.range_start = req.start;
+            e.range_end = req.end + 1;
+            e.attempt = retry.attempt();
+            e.http_status = status;
+            e.bytes = pos - at;
+            e.duration_us = event::micros_since(started);
+            e.errcode = result.as_ref().err().map_or(0, Error::code);
+            e.message = match &result {
+                Ok(_) => format!("{} bytes in {} us", e.bytes, e.duration_us),
+                Err(err) => client.clean_message(&err.to_string()),
+            };
+        });
         if pos > progress_mark {
             retry.progressed();
             progress_mark = pos;
@@ -229,14 +268,20 @@ fn fetch_span(
     })
 }
 
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Media => "cgi-bin/media/get",
+            Endpoint::Jssdk => "cgi-bin/media/get/jssdk",
+        }
+    }
+}
+
 fn media_url(shared: &Shared, token: &str) -> String {
-    let path = match shared.endpoint {
-        Endpoint::Media => "media/get",
-        Endpoint::Jssdk => "media/get/jssdk",
-    };
     format!(
-        "{}/cgi-bin/{path}?access_token={}&media_id={}",
+        "{}/{}?access_token={}&media_id={}",
         shared.client.config.base_url,
+        shared.endpoint.path(),
         query_encode(token),
         query_encode(shared.media_id)
     )
@@ -250,7 +295,7 @@ fn fetch_once(
     req: &Request,
     span_end: Option<u64>,
     pos: &mut u64,
-    used_token: &mut Option<String>,
+    (used_token, answer_status): (&mut Option<String>, &mut u16),
     buf: &mut Vec<u8>,
     deliver: &mut Deliver,
 ) -> Result<bool> {
@@ -272,6 +317,7 @@ fn fetch_once(
         .call()
         .map_err(map_ureq)?;
     let status = response.status().as_u16();
+    *answer_status = status;
     if let (Source::Url { url: base, hops }, 301 | 302 | 303 | 307 | 308) = (&source, status) {
         let location = header_str(response.headers(), "location")
             .ok_or_else(|| Error::Protocol("redirect without Location".into()))?;
@@ -584,13 +630,16 @@ fn fetch_parallel(
     // Delivered pieces' buffers, reused: no fresh (page-faulting) memory per piece.
     let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
+    let transfer = event::current();
     std::thread::scope(|s| {
         for _ in 0..workers {
             let tx = tx.clone();
+            let transfer = transfer.clone();
             let (cursor, delivered, moved, halt, pool, written) =
                 (&cursor, &delivered, &moved, &halt, &pool, &written);
             s.spawn(move || {
                 let _scope = CancelScope::enter(halt);
+                let _counted = transfer.map(event::TransferScope::enter);
                 let fresh = || {
                     let mut b = lock(pool).pop().unwrap_or_default();
                     b.clear();
@@ -778,6 +827,21 @@ enum Restart {
     SizeChanged,
     /// Bytes before the resume point differ from the server's.
     Mismatch { from: u64, to: u64 },
+}
+
+impl Restart {
+    /// What happened, for `MediaInfo::note` and the event.
+    fn describe(&self) -> String {
+        match self {
+            Restart::SizeChanged => "the media changed size since the part file was \
+                written: downloaded again from byte 0"
+                .to_string(),
+            Restart::Mismatch { from, to } => format!(
+                "the part file differed from the media at byte {from} (of the \
+                 {to} kept): discarded, downloaded again from byte 0"
+            ),
+        }
+    }
 }
 
 /// A sink that writes a file in order (the temporary file of `to_path`).
@@ -1016,6 +1080,22 @@ impl Client {
             // The kept prefix is proven by fetching its last RESUME_OVERLAP
             // bytes again (from a 16-byte boundary) and comparing them.
             let overlap_from = crate::range::align_down(resume.saturating_sub(RESUME_OVERLAP));
+            event::count(|c| c.resumed_from.store(resume, Ordering::Relaxed));
+            if resume > 0 {
+                self.config
+                    .events
+                    .emit(Level::Info, Kind::ResumeDecided, |e| {
+                        e.endpoint = endpoint.path().to_string();
+                        e.resume_offset = resume;
+                        e.resume_verified = resume - overlap_from;
+                        e.range_start = overlap_from;
+                        e.message = format!(
+                            "resuming at byte {resume} of the part file; \
+                             its last {} bytes are checked first",
+                            resume - overlap_from
+                        );
+                    });
+            }
             // The resume record is written once the size is known, before
             // the first byte (FileSink::size_known): until then the file
             // holds nothing a record could vouch for. Small media write it
@@ -1043,6 +1123,14 @@ impl Client {
             };
             let result = self.download(&opts, &mut sink);
             if let Some(why) = sink.restart.take() {
+                self.config
+                    .events
+                    .emit(Level::Warning, Kind::ResumeCheckFailed, |e| {
+                        e.endpoint = endpoint.path().to_string();
+                        e.resume_offset = sink.resumed_from;
+                        e.resume_verified = sink.verified;
+                        e.message = why.describe();
+                    });
                 if restarted.is_none() {
                     restarted = Some(why);
                     continue;
@@ -1067,15 +1155,7 @@ impl Client {
                     let recorded = sink.recorded;
                     info.resumed_from = sink.resumed_from;
                     info.resume_verified = sink.verified;
-                    info.note = restarted.map(|why| match why {
-                        Restart::SizeChanged => "the media changed size since the part file was \
-                            written: downloaded again from byte 0"
-                            .to_string(),
-                        Restart::Mismatch { from, to } => format!(
-                            "the part file differed from the media at byte {from} (of the \
-                             {to} kept): discarded, downloaded again from byte 0"
-                        ),
-                    });
+                    info.note = restarted.as_ref().map(Restart::describe);
                     drop(sink);
                     std::fs::rename(&part_path, target).map_err(|e| {
                         Error::Io(format!("renaming into {}: {e}", target.display()))

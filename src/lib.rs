@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod download;
 pub mod error;
+pub mod event;
 pub mod http;
 pub mod md5;
 pub mod range;

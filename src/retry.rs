@@ -6,6 +6,7 @@
 use crate::cancel::{check_cancel, sleep_cancellable};
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::event::{self, Kind, Level};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -145,7 +146,31 @@ impl<'c> Retry<'c> {
         if self.failures >= self.client.config.max_attempts {
             return Err(e);
         }
-        sleep_cancellable(backoff(self.client.config.backoff, self.failures), cancel)
+        let pause = backoff(self.client.config.backoff, self.failures);
+        event::add(|c| &c.retries, 1);
+        self.client
+            .config
+            .events
+            .emit(Level::Warning, Kind::RetryScheduled, |ev| {
+                ev.endpoint = self.what.to_string();
+                ev.attempt = self.attempt();
+                ev.retry_reason = e.code();
+                ev.errcode = e.code();
+                ev.backoff_ms = pause.as_millis() as u64;
+                ev.message = self.client.clean_message(&format!(
+                    "{}: attempt {} in {} ms after: {e}",
+                    self.what,
+                    self.attempt(),
+                    pause.as_millis()
+                ));
+            });
+        sleep_cancellable(pause, cancel)
+    }
+
+    /// The number of the next attempt since the last progress (1: the
+    /// first), for events.
+    pub fn attempt(&self) -> u32 {
+        self.failures + self.refreshes_without_progress + 1
     }
 
     /// WeChat rejected `used`. Refresh whenever the transfer moved bytes
@@ -165,6 +190,7 @@ impl<'c> Retry<'c> {
         let before = fetches.load(Ordering::Relaxed);
         let token = self.client.refresh_token(used, rejection)?;
         self.refreshes_without_progress += 1;
+        event::add(|c| &c.token_refreshes, 1);
         // A token another thread had already fetched may have been
         // invalidated since; one fetched for this rejection is the newest
         // there is, and its rejection is final.

@@ -3,6 +3,7 @@
 
 use crate::auth::{check_token, ProviderFn, TokenApi};
 use crate::error::{Error, Result};
+use crate::event::{Events, Kind, Level, TokenOrigin};
 use crate::http::{self, read_small_body};
 use crate::range::query_encode;
 use crate::redis::RedisStore;
@@ -46,6 +47,9 @@ pub struct TokenSource {
     /// What messages must never show: the secret, the store's password,
     /// and every token this source handed out lately.
     pub secrets: Secrets,
+    /// The client's event handler: fetches, refreshes, the store's sharing
+    /// and fallbacks are reported.
+    events: Events,
 }
 
 impl TokenSource {
@@ -63,7 +67,12 @@ fn far_future() -> Instant {
 }
 
 impl TokenSource {
-    pub fn new(token: Option<String>, origin: Origin, store: Option<RedisStore>) -> TokenSource {
+    pub fn new(
+        token: Option<String>,
+        origin: Origin,
+        store: Option<RedisStore>,
+        events: Events,
+    ) -> TokenSource {
         let secrets = Secrets::new(
             [
                 match &origin {
@@ -90,6 +99,7 @@ impl TokenSource {
             })),
             refreshing: Mutex::new(()),
             fetches: AtomicU64::new(0),
+            events,
         }
     }
 
@@ -178,9 +188,13 @@ impl TokenSource {
         rejected: Option<&str>,
     ) -> Result<String> {
         let force = rejected.is_some();
+        let started = Instant::now();
+        // Where the token came from, as events tell it.
+        let mut came_from = TokenOrigin::Credentials;
         let (token, refresh_at) = match (&self.origin, &self.store) {
             (Origin::Static, _) => return Err(Error::NoToken),
             (Origin::Provider(p), _) => {
+                came_from = TokenOrigin::Provider;
                 self.fetches.fetch_add(1, Ordering::Relaxed);
                 let t = (p.0)(force)?;
                 check_token(&t).map_err(|_| {
@@ -198,6 +212,9 @@ impl TokenSource {
                 });
                 match shared {
                     Ok(entry) => {
+                        if fetched.is_none() {
+                            came_from = TokenOrigin::Store;
+                        }
                         let left = entry
                             .refresh_at
                             .saturating_sub(crate::redis::now_secs_pub());
@@ -206,8 +223,16 @@ impl TokenSource {
                     // Only a failing store may fall back, and only when the
                     // host chose it: on the Official Account every local
                     // fetch invalidates the other processes' tokens.
-                    Err(Error::TokenStore(_)) if store.allow_local_fetch => {
+                    Err(Error::TokenStore(why)) if store.allow_local_fetch => {
                         store.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        self.events.emit(Level::Warning, Kind::Fallback, |e| {
+                            e.token_origin = TokenOrigin::Credentials;
+                            e.errcode = crate::error::WXM_E_TOKEN_STORE;
+                            e.message = self.secrets.clean(&format!(
+                                "the token store failed ({why}): fetching the token \
+                                 locally, as the host allowed"
+                            ));
+                        });
                         match fetched {
                             Some((token, expires_in)) => (token, refresh_instant(expires_in)),
                             None => self.fetch_local(agent, base_url, force)?,
@@ -223,6 +248,17 @@ impl TokenSource {
         *lock(&self.current) = Some(Cached {
             token: token.clone(),
             refresh_at,
+        });
+        let (kind, what) = match (came_from, force) {
+            (TokenOrigin::Store, _) => (Kind::TokenShared, "taken from the token store"),
+            (_, true) => (Kind::TokenRefreshed, "refreshed after a rejection"),
+            (_, false) => (Kind::TokenFetched, "fetched"),
+        };
+        self.events.emit(Level::Info, kind, |e| {
+            e.token_origin = came_from;
+            e.token_fetch_us = crate::event::micros_since(started);
+            e.duration_us = e.token_fetch_us;
+            e.message = format!("access_token {what} ({came_from:?})");
         });
         Ok(token)
     }

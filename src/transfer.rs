@@ -8,6 +8,7 @@ use crate::cancel::HeartbeatScope;
 use crate::client::Client;
 use crate::download::{DownloadOptions, Endpoint, MediaInfo, PositionalWriter, Sink};
 use crate::error::{Error, Result};
+use crate::event::{self, Kind, Level};
 use crate::sync::lock;
 use crate::upload::{UploadResult, UploadSource};
 use crate::url_upload::{JobStatus, UrlUploadRequest, MAX_SIZE, MIN_SIZE};
@@ -145,6 +146,8 @@ struct Common {
     progress: Mutex<Option<ProgressFn>>,
     cancel: Arc<AtomicBool>,
     guard: RunGuard,
+    /// The handle's id and the counters of its last run.
+    transfer: Arc<event::Transfer>,
 }
 
 impl Common {
@@ -154,16 +157,27 @@ impl Common {
             progress: Mutex::new(None),
             cancel: Arc::new(AtomicBool::new(false)),
             guard: RunGuard::new(what),
+            transfer: event::Transfer::new(),
         }
     }
 
     /// One run: refused while another runs, `Cancelled` once cancelled, the
-    /// progress and heartbeat installed, the error cleaned for a host.
+    /// progress and heartbeat installed, counted, its start and end
+    /// emitted, the error cleaned for a host.
     fn run<T>(
         &self,
+        detail: &str,
         f: impl FnOnce(&mut dyn FnMut(u64, u64) -> Result<()>) -> Result<T>,
     ) -> Result<T> {
         let _running = self.guard.enter()?;
+        self.transfer.reset();
+        let _scope = event::TransferScope::enter(self.transfer.clone());
+        let events = &self.client.config.events;
+        let what = self.guard.what;
+        events.emit(Level::Info, Kind::TransferStarted, |e| {
+            e.message = format!("{what} {detail} started");
+        });
+        let started = Instant::now();
         let result = if self.cancel.load(Ordering::Relaxed) {
             Err(Error::Cancelled)
         } else {
@@ -171,7 +185,34 @@ impl Common {
             let cb = lock(&self.progress).clone();
             with_progress(cb, f)
         };
-        result.map_err(|e| self.client.clean_error(e))
+        let result = result.map_err(|e| self.client.clean_error(e));
+        let elapsed = event::micros_since(started);
+        self.transfer
+            .counters
+            .elapsed_us
+            .store(elapsed, Ordering::Relaxed);
+        let level = if result.is_ok() {
+            Level::Info
+        } else {
+            Level::Warning
+        };
+        events.emit(level, Kind::TransferFinished, |e| {
+            let c = self.transfer.values();
+            e.duration_us = elapsed;
+            e.bytes = c.bytes_received + c.bytes_sent;
+            e.resume_offset = c.resumed_from;
+            e.message = match &result {
+                Ok(_) => format!(
+                    "{what} {detail} done: {} requests, {} retries, {} token refreshes",
+                    c.requests, c.retries, c.token_refreshes
+                ),
+                Err(err) => {
+                    e.errcode = err.code();
+                    format!("{what} {detail} failed: {err}")
+                }
+            };
+        });
+        result
     }
 }
 
@@ -192,6 +233,12 @@ macro_rules! common_setters {
         pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
             self.common.cancel = flag;
             self
+        }
+
+        /// The handle's id (as in its events) and the counters of its last
+        /// run (of the one in progress, while it runs), whatever its outcome.
+        pub fn counters(&self) -> event::CounterValues {
+            self.common.transfer.values()
         }
     };
 }
@@ -259,7 +306,7 @@ impl Download {
 
     /// Downloads into `sink`, in order, from the start offset.
     pub fn to_sink(&self, sink: &mut dyn Sink) -> Result<MediaInfo> {
-        self.common.run(|report| {
+        self.common.run(&format!("of {}", self.media_id), |report| {
             let opts = DownloadOptions {
                 media_id: &self.media_id,
                 endpoint: *lock(&self.endpoint),
@@ -284,7 +331,7 @@ impl Download {
                     .into(),
             ));
         }
-        self.common.run(|report| {
+        self.common.run(&format!("of {}", self.media_id), |report| {
             self.common.client.download_to_path(
                 &self.media_id,
                 *lock(&self.endpoint),
@@ -351,7 +398,7 @@ impl Upload {
 
     /// Validates locally, then sends one streaming multipart request.
     pub fn run(&self) -> Result<UploadResult> {
-        self.common.run(|report| {
+        self.common.run(&format!("of a {}", self.kind), |report| {
             let Some(source) = lock(&self.source).clone() else {
                 return Err(Error::InvalidArg(
                     "no source: call wxm_upload_set_path or wxm_upload_set_reader first".into(),
@@ -503,19 +550,20 @@ impl UrlUpload {
     /// Submits the job (validated locally first) and returns its jobid;
     /// does nothing but return it when a jobid is already set.
     pub fn submit(&self) -> Result<String> {
-        self.common.run(|_| self.submit_once())
+        self.common.run("(submit)", |_| self.submit_once())
     }
 
     /// Polls until the job is done or failed (its errcode), or `timeout`
     /// (default `DEFAULT_JOB_WAIT`) passes: `Error::Timeout`, the job goes on.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<JobDone> {
-        self.common.run(|_| self.wait_once(timeout))
+        self.common.run("(wait)", |_| self.wait_once(timeout))
     }
 
     /// `submit`, then `wait`, as one run.
     pub fn run(&self, timeout: Option<Duration>) -> Result<JobDone> {
-        self.common
-            .run(|_| self.submit_once().and_then(|_| self.wait_once(timeout)))
+        self.common.run("(submit and wait)", |_| {
+            self.submit_once().and_then(|_| self.wait_once(timeout))
+        })
     }
 
     fn submit_once(&self) -> Result<String> {

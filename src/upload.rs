@@ -5,6 +5,7 @@ use crate::cancel::{check_cancel, CancelScope};
 use crate::client::Client;
 use crate::config::{Format, UploadRule};
 use crate::error::{Error, Result};
+use crate::event::{self, Kind, Level};
 use crate::http::{map_ureq, parse_api_json, read_small_body_within};
 use crate::range::query_encode;
 use crate::retry::{self, Effect, Reached, Retry};
@@ -12,6 +13,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Bytes read to recognise a format.
 const SNIFF_LEN: usize = 16;
@@ -370,6 +372,14 @@ struct SendOptions<'t> {
     expect_continue: bool,
 }
 
+/// What one request of an upload did, for its events.
+#[derive(Default)]
+struct Sent {
+    status: u16,
+    /// The file's bytes that left in the body.
+    body_bytes: u64,
+}
+
 fn platform_name(p: crate::config::Platform) -> &'static str {
     match p {
         crate::config::Platform::WeCom => "WeCom",
@@ -438,7 +448,9 @@ impl Client {
             "media/upload"
         };
         let mut expect_continue = prepared.length >= EXPECT_CONTINUE_FROM;
-        Retry::new(self, Effect::CreatesMedia, what).run(&cancel, |_| {
+        let events = &self.config.events;
+        let endpoint = format!("cgi-bin/{what}");
+        Retry::new(self, Effect::CreatesMedia, what).run(&cancel, |retry| {
             let token = match self.token() {
                 Ok(t) => t,
                 Err(e) => return retry::Attempt::Final(e),
@@ -447,18 +459,64 @@ impl Client {
                 token: &token,
                 expect_continue,
             };
-            let e = match self.send_once(kind, options, &prepared, &mut data, &cancel, progress) {
+            let attempt = retry.attempt();
+            event::add(|c| &c.requests, 1);
+            events.emit(Level::Debug, Kind::RequestStarted, |e| {
+                e.endpoint = endpoint.clone();
+                e.attempt = attempt;
+                e.message = format!("POST {endpoint}: {} bytes of {kind}", prepared.length);
+            });
+            let started = Instant::now();
+            let mut sent = Sent::default();
+            let result = self.send_once(
+                kind,
+                options,
+                &prepared,
+                (&mut data, &mut sent),
+                &cancel,
+                progress,
+            );
+            event::add(|c| &c.bytes_sent, sent.body_bytes);
+            let refused_expect =
+                expect_continue && matches!(result, Err(Error::HttpStatus { status: 417, .. }));
+            let continued = match (expect_continue, refused_expect) {
+                (false, _) => event::Continue::NotAsked,
+                (true, true) => event::Continue::Refused,
+                (true, false) if sent.status != 0 && sent.body_bytes == 0 => {
+                    event::Continue::AnsweredFirst
+                }
+                (true, false) => event::Continue::BodySent,
+            };
+            events.emit(Level::Debug, Kind::RequestFinished, |e| {
+                e.endpoint = endpoint.clone();
+                e.attempt = attempt;
+                e.http_status = sent.status;
+                e.bytes = sent.body_bytes;
+                e.duration_us = event::micros_since(started);
+                e.expect_continue = continued;
+                e.errcode = result.as_ref().err().map_or(0, Error::code);
+                e.message = match &result {
+                    Ok(_) => format!("{} bytes sent in {} us", e.bytes, e.duration_us),
+                    Err(err) => self.clean_message(&err.to_string()),
+                };
+            });
+            let e = match result {
                 Ok(r) => return retry::Attempt::Done(r),
                 Err(e) => e,
             };
             // 417 Expectation Failed: a server (or proxy) that will not
             // do `Expect`; it read no body, so the same one goes again
             // without it, as curl does.
-            if expect_continue
-                && matches!(e, Error::HttpStatus { status: 417, .. })
-                && data.rewind()
-            {
+            if refused_expect && data.rewind() {
                 expect_continue = false;
+                events.emit(Level::Info, Kind::Fallback, |e| {
+                    e.endpoint = endpoint.clone();
+                    e.http_status = 417;
+                    e.expect_continue = event::Continue::Refused;
+                    e.message = "the server refused Expect: 100-continue (417): \
+                                 sending the body again without it"
+                        .into();
+                });
                 return retry::Attempt::Again;
             }
             // The local source failed, the host stopped, or the body cannot
@@ -479,7 +537,7 @@ impl Client {
         kind: &str,
         options: SendOptions<'_>,
         prepared: &Prepared,
-        data: &mut DataSource<'_>,
+        (data, sent): (&mut DataSource<'_>, &mut Sent),
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(u64, u64) -> Result<()>,
     ) -> Result<UploadResult> {
@@ -516,12 +574,14 @@ impl Client {
         if expect_continue {
             request = request.header("Expect", "100-continue");
         }
-        let sent = request.send(ureq::SendBody::from_reader(&mut body));
-        let response = match sent {
+        let answer = request.send(ureq::SendBody::from_reader(&mut body));
+        sent.body_bytes = body.sent;
+        let response = match answer {
             Ok(r) => r,
             Err(e) => return Err(body.failure.take().unwrap_or_else(|| map_ureq(e))),
         };
         let status = response.status().as_u16();
+        sent.status = status;
         let bytes = read_small_body_within(
             response.into_body(),
             crate::http::small_answer_deadline(self.config.io_timeout),

@@ -290,6 +290,27 @@ pub unsafe extern "C" fn wxm_upload_errmsg(up: *const wxm_upload) -> *const c_ch
     string_getter(up, |o| o.errmsg.as_ptr())
 }
 
+/// Fills `*out` with what this upload counted over its last run (see
+/// `wxm_counters`; set `out->size` first). Safe to call from any thread,
+/// also while it runs. Returns 0 or `WXM_E_INVALID_ARG` (NULL, a `size`
+/// too small).
+///
+/// # Safety
+/// `up` is NULL or live; `out` is NULL or points to writable storage of
+/// `out->size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wxm_upload_counters(
+    up: *const wxm_upload,
+    out: *mut super::event::wxm_counters,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        let handle = unsafe { arg_ref(up, "upload") }?;
+        // SAFETY: forwarded contract of `out`.
+        unsafe { super::event::write_counters(out, handle.core.counters()) }
+    })
+}
+
 /// Releases an upload (not while it runs). NULL is ignored.
 /// When it drops the last reference to a client, the token provider's
 /// `free_fn` runs here (see `wxm_config_set_token_provider`).

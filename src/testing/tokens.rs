@@ -18,6 +18,7 @@ fn wechat() -> TokenSource {
             secret: "wx-secret-5e1f".into(),
         },
         None,
+        Default::default(),
     )
 }
 
@@ -101,7 +102,12 @@ fn a_rejected_token_is_refreshed_once_and_forced() {
 fn a_static_token_is_final() {
     let script = Script::new([json(token_answer("never-taken-00001"))]);
     let agent = agent(&script);
-    let source = TokenSource::new(Some("static-token-0001".into()), Origin::Static, None);
+    let source = TokenSource::new(
+        Some("static-token-0001".into()),
+        Origin::Static,
+        None,
+        Default::default(),
+    );
     assert_eq!(
         source.get(&agent, BASE_URL).expect("token"),
         "static-token-0001"
@@ -111,6 +117,6 @@ fn a_static_token_is_final() {
         Err(Error::NoToken)
     ));
     assert!(script.requests().is_empty(), "a static token was fetched");
-    let none = TokenSource::new(None, Origin::Static, None);
+    let none = TokenSource::new(None, Origin::Static, None, Default::default());
     assert!(matches!(none.get(&agent, BASE_URL), Err(Error::NoToken)));
 }
