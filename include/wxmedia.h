@@ -432,7 +432,8 @@ typedef struct {
    */
   uint64_t transfer_id;
   /**
-   * HTTP requests sent (retries and token fetches aside: see below).
+   * HTTP requests to WeChat's media and API endpoints (and video_urls),
+   * retries included; token fetches are not counted here.
    */
   uint64_t requests;
   /**

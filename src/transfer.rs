@@ -166,7 +166,7 @@ impl Common {
     /// emitted, the error cleaned for a host.
     fn run<T>(
         &self,
-        detail: &str,
+        detail: impl Fn() -> String,
         f: impl FnOnce(&mut dyn FnMut(u64, u64) -> Result<()>) -> Result<T>,
     ) -> Result<T> {
         let _running = self.guard.enter()?;
@@ -175,7 +175,7 @@ impl Common {
         let events = &self.client.config.events;
         let what = self.guard.what;
         events.emit(Level::Info, Kind::TransferStarted, |e| {
-            e.message = format!("{what} {detail} started");
+            e.message = format!("{what} {} started", detail());
         });
         let started = Instant::now();
         let result = if self.cancel.load(Ordering::Relaxed) {
@@ -203,12 +203,15 @@ impl Common {
             e.resume_offset = c.resumed_from;
             e.message = match &result {
                 Ok(_) => format!(
-                    "{what} {detail} done: {} requests, {} retries, {} token refreshes",
-                    c.requests, c.retries, c.token_refreshes
+                    "{what} {} done: {} requests, {} retries, {} token refreshes",
+                    detail(),
+                    c.requests,
+                    c.retries,
+                    c.token_refreshes
                 ),
                 Err(err) => {
                     e.errcode = err.code();
-                    format!("{what} {detail} failed: {err}")
+                    format!("{what} {} failed: {err}", detail())
                 }
             };
         });
@@ -306,20 +309,23 @@ impl Download {
 
     /// Downloads into `sink`, in order, from the start offset.
     pub fn to_sink(&self, sink: &mut dyn Sink) -> Result<MediaInfo> {
-        self.common.run(&format!("of {}", self.media_id), |report| {
-            let opts = DownloadOptions {
-                media_id: &self.media_id,
-                endpoint: *lock(&self.endpoint),
-                start: *lock(&self.start),
-                in_order_until: 0,
-                cancel: self.common.cancel.clone(),
-            };
-            let mut paced = PacedSink {
-                inner: sink,
-                report,
-            };
-            self.common.client.download(&opts, &mut paced)
-        })
+        self.common.run(
+            || format!("of {}", self.media_id),
+            |report| {
+                let opts = DownloadOptions {
+                    media_id: &self.media_id,
+                    endpoint: *lock(&self.endpoint),
+                    start: *lock(&self.start),
+                    in_order_until: 0,
+                    cancel: self.common.cancel.clone(),
+                };
+                let mut paced = PacedSink {
+                    inner: sink,
+                    report,
+                };
+                self.common.client.download(&opts, &mut paced)
+            },
+        )
     }
 
     /// Downloads to `path` atomically, resuming a part file left by an
@@ -331,15 +337,18 @@ impl Download {
                     .into(),
             ));
         }
-        self.common.run(&format!("of {}", self.media_id), |report| {
-            self.common.client.download_to_path(
-                &self.media_id,
-                *lock(&self.endpoint),
-                path,
-                self.common.cancel.clone(),
-                report,
-            )
-        })
+        self.common.run(
+            || format!("of {}", self.media_id),
+            |report| {
+                self.common.client.download_to_path(
+                    &self.media_id,
+                    *lock(&self.endpoint),
+                    path,
+                    self.common.cancel.clone(),
+                    report,
+                )
+            },
+        )
     }
 }
 
@@ -398,35 +407,38 @@ impl Upload {
 
     /// Validates locally, then sends one streaming multipart request.
     pub fn run(&self) -> Result<UploadResult> {
-        self.common.run(&format!("of a {}", self.kind), |report| {
-            let Some(source) = lock(&self.source).clone() else {
-                return Err(Error::InvalidArg(
-                    "no source: call wxm_upload_set_path or wxm_upload_set_reader first".into(),
-                ));
-            };
-            let filename = lock(&self.filename).clone();
-            let client = &self.common.client;
-            let cancel = self.common.cancel.clone();
-            match source {
-                UploadInput::Path(p) => client.upload(
-                    &self.kind,
-                    UploadSource::Path(p),
-                    filename.as_deref(),
-                    cancel,
-                    report,
-                ),
-                UploadInput::Reader { read, length } => client.upload(
-                    &self.kind,
-                    UploadSource::Reader {
-                        read: &mut |buf: &mut [u8]| read(buf),
-                        length,
-                    },
-                    filename.as_deref(),
-                    cancel,
-                    report,
-                ),
-            }
-        })
+        self.common.run(
+            || format!("of a {}", self.kind),
+            |report| {
+                let Some(source) = lock(&self.source).clone() else {
+                    return Err(Error::InvalidArg(
+                        "no source: call wxm_upload_set_path or wxm_upload_set_reader first".into(),
+                    ));
+                };
+                let filename = lock(&self.filename).clone();
+                let client = &self.common.client;
+                let cancel = self.common.cancel.clone();
+                match source {
+                    UploadInput::Path(p) => client.upload(
+                        &self.kind,
+                        UploadSource::Path(p),
+                        filename.as_deref(),
+                        cancel,
+                        report,
+                    ),
+                    UploadInput::Reader { read, length } => client.upload(
+                        &self.kind,
+                        UploadSource::Reader {
+                            read: &mut |buf: &mut [u8]| read(buf),
+                            length,
+                        },
+                        filename.as_deref(),
+                        cancel,
+                        report,
+                    ),
+                }
+            },
+        )
     }
 }
 
@@ -550,20 +562,23 @@ impl UrlUpload {
     /// Submits the job (validated locally first) and returns its jobid;
     /// does nothing but return it when a jobid is already set.
     pub fn submit(&self) -> Result<String> {
-        self.common.run("(submit)", |_| self.submit_once())
+        self.common
+            .run(|| "(submit)".into(), |_| self.submit_once())
     }
 
     /// Polls until the job is done or failed (its errcode), or `timeout`
     /// (default `DEFAULT_JOB_WAIT`) passes: `Error::Timeout`, the job goes on.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<JobDone> {
-        self.common.run("(wait)", |_| self.wait_once(timeout))
+        self.common
+            .run(|| "(wait)".into(), |_| self.wait_once(timeout))
     }
 
     /// `submit`, then `wait`, as one run.
     pub fn run(&self, timeout: Option<Duration>) -> Result<JobDone> {
-        self.common.run("(submit and wait)", |_| {
-            self.submit_once().and_then(|_| self.wait_once(timeout))
-        })
+        self.common.run(
+            || "(submit and wait)".into(),
+            |_| self.submit_once().and_then(|_| self.wait_once(timeout)),
+        )
     }
 
     fn submit_once(&self) -> Result<String> {

@@ -239,7 +239,8 @@ pub struct wxm_counters {
     pub size: usize,
     /// The handle's id, as in its events.
     pub transfer_id: u64,
-    /// HTTP requests sent (retries and token fetches aside: see below).
+    /// HTTP requests to WeChat's media and API endpoints (and video_urls),
+    /// retries included; token fetches are not counted here.
     pub requests: u64,
     /// Requests sent again after a transient failure (backoffs taken).
     pub retries: u64,
