@@ -7,7 +7,8 @@
 #   make c-demo       upload + ranged download round trip against the emulator
 #   make c-test       header checks, C tests (shared + static, ASan/UBSan/LSan,
 #                     valgrind subset), examples, install + pkg-config + CMake
-#   make install      header, libwxmedia.a, libwxmedia.so.0.1.0 (+ links),
+#   make install      header, libwxmedia.a, libwxmedia.so.0.1.0 (+ links; stripped:
+#                     debug info stays in the build tree),
 #                     lib/pkgconfig/wxmedia.pc under $(PREFIX) (and $(DESTDIR))
 #   make uninstall    remove what install wrote
 
@@ -136,7 +137,9 @@ install: $(C_INSTALL_DEPS)
 	install -d "$$inc" "$$lib" "$$lib/pkgconfig"; \
 	install -m 644 $(HEADER) "$$inc/wxmedia.h"; \
 	install -m 644 $(LIB_A) "$$lib/libwxmedia.a"; \
+	strip --strip-debug "$$lib/libwxmedia.a"; \
 	install -m 755 $(LIB_SO) "$$lib/$$real"; \
+	strip --strip-unneeded "$$lib/$$real"; \
 	cur=$$(readelf -d "$$lib/$$real" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p'); \
 	if [ "$$cur" != "$$so" ]; then \
 	    command -v patchelf >/dev/null || { echo "install: patchelf is needed to set the SONAME (make c-deps)" >&2; exit 1; }; \
