@@ -152,7 +152,9 @@ impl<'c> Retry<'c> {
             .config
             .events
             .emit(Level::Warning, Kind::RetryScheduled, |ev| {
-                ev.endpoint = self.what.to_string();
+                // The API path, as request events have it (`what` is
+                // the path under cgi-bin/).
+                ev.endpoint = format!("cgi-bin/{}", self.what);
                 ev.attempt = self.attempt();
                 ev.retry_reason = e.code();
                 ev.errcode = e.code();

@@ -10,6 +10,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"runtime"
 	"sort"
@@ -140,6 +141,26 @@ type Config struct {
 	// AccessToken or CorpID/Secret), for hosts with a token service of their
 	// own. See TokenProvider.
 	TokenProvider TokenProvider
+	// Logger receives the library's events (requests, retries, token
+	// fetches and refreshes, resumes, fallbacks, each transfer's start and
+	// end) as records with typed attributes (see Event.Attrs): requests at
+	// slog.LevelDebug, the others at LevelInfo or LevelWarn. nil: silent,
+	// and no event is built at all. The levels the Logger is enabled for
+	// are read once, by NewClient: the library never builds events below
+	// the lowest of them (a slog.LevelVar lowered later does not bring
+	// them back). Its Handler is called on the library's threads, also
+	// concurrently for concurrent transfers, and the transfer waits for
+	// it: it must be safe for concurrent use and quick, as slog's own
+	// handlers are.
+	Logger *slog.Logger
+	// OnEvent, if set, receives every event (Debug ones included) as a
+	// typed Event, after the Logger. It runs as the Logger's handler does:
+	// on the library's threads, concurrently for concurrent transfers, in
+	// the transfer's way. A panic in it is recovered and logged (to Logger,
+	// or slog.Default) and the transfer goes on; it must not call
+	// runtime.Goexit (t.FailNow, t.Fatal), nor run or free the transfer
+	// that emitted the event.
+	OnEvent func(Event)
 }
 
 // TokenProvider returns an access_token. forceRefresh is true when WeChat
@@ -188,6 +209,9 @@ type Client struct {
 	// releases it after its last call (wxmgoTokenFree); kept here only to
 	// wrap the provider's last error.
 	provider *tokenProvider
+	// nil without Config.Logger and Config.OnEvent; the library owns its
+	// handle as the provider's (wxmgoEventFree).
+	events *eventSink
 }
 
 // NewClient creates a Client from cfg.
@@ -212,9 +236,11 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.TokenProvider != nil {
 		provider = newTokenProvider(cfg.TokenProvider, or(cfg.IOTimeout, DefaultIOTimeout))
 	}
-	// The library owns the provider's handle from configure on: freeing
-	// conf releases it when no client was made.
-	if err := configure(conf, &cfg, provider); err != nil {
+	events := newEventSink(cfg.Logger, cfg.OnEvent)
+	// The library owns the provider's handle from configure on, and the
+	// event sink's once configure gave it: freeing conf releases them when
+	// no client was made.
+	if err := configure(conf, &cfg, provider, events); err != nil {
 		return nil, err
 	}
 	ptr, err := callLocked(func() (*C.wxm_client, C.int32_t) {
@@ -225,19 +251,24 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{ptr: ptr, provider: provider}
+	c := &Client{ptr: ptr, provider: provider, events: events}
 	runtime.SetFinalizer(c, (*Client).Close)
 	return c, nil
 }
 
 // configure applies the non-zero fields of cfg.
-func configure(conf *C.wxm_config, cfg *Config, provider *tokenProvider) error {
+func configure(conf *C.wxm_config, cfg *Config, provider *tokenProvider, events *eventSink) error {
 	s := &setter{}
 	// First, so that it is always called: the library then owns the handle.
 	if provider != nil {
 		s.call("TokenProvider", func() C.int32_t {
 			return C.wxmgo_config_set_token_provider(conf, C.uintptr_t(provider.handle))
 		})
+	}
+	// The sink's handle is made by the call that hands it over, so none
+	// exists when an earlier failure skips it.
+	if events != nil {
+		s.call("Logger/OnEvent", func() C.int32_t { return events.install(conf) })
 	}
 	if cfg.BaseURL != "" {
 		s.str("BaseURL", cfg.BaseURL, func(v *C.char) C.int32_t { return C.wxm_config_set_base_url(conf, v) })

@@ -20,6 +20,20 @@
 //	var e *wxmedia.Error
 //	if errors.As(err, &e) { log.Print(e.Code, e.Message) }
 //
+// # Events and counters
+//
+// Config.Logger (a *slog.Logger; nil is silent) receives what transfers do
+// as records with typed attributes: each HTTP request at slog.LevelDebug;
+// retries, token fetches and refreshes, resumes, fallbacks and each
+// transfer's start and end at LevelInfo or LevelWarn. Config.OnEvent
+// receives the same as typed Event values. MediaInfo, UploadResult and
+// URLUploadResult carry the transfer's Counters (requests, retries, bytes,
+// token refreshes, resume offset, elapsed time); a failed transfer's are on
+// its *Error:
+//
+//	var e *wxmedia.Error
+//	if errors.As(err, &e) && e.Counters != nil { log.Print(e.Counters.Retries) }
+//
 // # Building
 //
 // The package links lib/<GOOS>_<GOARCH>/libwxmedia.a statically; run

@@ -26,6 +26,8 @@ type MediaInfo struct {
 	// VideoURL is set when the server answered a video_url (Official
 	// Account and Mini Program videos); the bytes were fetched from it.
 	VideoURL string
+	// Counters is what the download did (a failed one's are on its *Error).
+	Counters Counters
 }
 
 // Option is an option for both downloads and uploads.
@@ -116,8 +118,8 @@ func (c *Client) DownloadFile(ctx context.Context, mediaID, path string, opts ..
 }
 
 // download creates the handle and runs it: into t.w when cpath is nil, else
-// to cpath. The C side is three calls (wxmgo_download_new, _run, _get_info)
-// and the free.
+// to cpath. The C side is three calls (wxmgo_download_new, _run, _get_info:
+// the results and counters, also of a failed run) and the free.
 func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o downloadOptions, cpath *C.char) (*MediaInfo, error) {
 	if err := cancelledBeforeStart(ctx); err != nil {
 		return nil, err
@@ -146,16 +148,18 @@ func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o do
 	rc := t.run(ctx, func() { C.wxm_download_cancel(d) }, func(h C.uintptr_t) C.int32_t {
 		return C.wxmgo_download_run(d, h, C.uint64_t(o.start), hdVoice, progress, cpath)
 	})
-	if rc != 0 {
-		return nil, c.withProviderError(t.result(ctx, rc, C.GoString(C.wxm_download_errmsg(d))))
-	}
 	in := C.wxmgo_download_get_info(d)
+	counters := countersFrom(&in.counters)
+	if rc != 0 {
+		return nil, c.withProviderError(withCounters(t.result(ctx, rc, C.GoString(C.wxm_download_errmsg(d))), counters))
+	}
 	info := &MediaInfo{
 		MediaID:     mediaID,
 		Size:        int64(in.size),
 		ContentType: C.GoStringN(in.content_type, C.int(in.content_type_len)),
 		Filename:    C.GoStringN(in.filename, C.int(in.filename_len)),
 		VideoURL:    C.GoStringN(in.video_url, C.int(in.video_url_len)),
+		Counters:    counters,
 	}
 	return info, t.result(ctx, rc, "")
 }

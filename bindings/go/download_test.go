@@ -21,8 +21,16 @@ import (
 )
 
 // newClient returns a Client for the emulator with short timeouts and quick
-// retries; mod adjusts the Config first.
+// retries; mod adjusts the Config first. Its events are checked for
+// secrets when the test ends (recordEvents).
 func newClient(t testing.TB, e *emulator, mod func(*wxmedia.Config)) *wxmedia.Client {
+	t.Helper()
+	c, _ := newClientEvents(t, e, mod)
+	return c
+}
+
+// newClientEvents is newClient, also returning the log of the Client's events.
+func newClientEvents(t testing.TB, e *emulator, mod func(*wxmedia.Config)) (*wxmedia.Client, *eventLog) {
 	t.Helper()
 	cfg := wxmedia.Config{
 		Platform:       e.platform,
@@ -36,12 +44,13 @@ func newClient(t testing.TB, e *emulator, mod func(*wxmedia.Config)) *wxmedia.Cl
 	if mod != nil {
 		mod(&cfg)
 	}
+	log := recordEvents(t, &cfg)
 	c, err := wxmedia.NewClient(cfg)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c
+	return c, log
 }
 
 // wantCode checks that err is an *Error with code, a message, and no secret.

@@ -142,6 +142,14 @@ var (
 type Error struct {
 	Code    Code
 	Message string
+	// Counters is what the transfer did before it failed (requests,
+	// retries, bytes, token refreshes…), for the errors of Download,
+	// DownloadFile, Upload, UploadFile, UploadByURL and WaitUploadByURL
+	// once the library made the transfer's handle (all zero but TransferID
+	// when an option was refused before it sent anything); nil for errors
+	// met before (an invalid argument, a closed Client, a Context already
+	// done) and for those of other calls.
+	Counters *Counters
 
 	cause error
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	wxmedia "github.com/wxmedia/wxmedia/bindings/go"
@@ -143,3 +145,35 @@ func ExampleClient_UploadByURL() {
 	}
 	fmt.Println(res.MediaID, res.CreatedAt)
 }
+
+// Retries, token refreshes and resumes logged as JSON through log/slog (each
+// request too, at Debug), and what a download did, whatever its outcome.
+func ExampleConfig_logger() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	client, err := wxmedia.NewClient(wxmedia.Config{
+		AccessToken: os.Getenv("WECOM_ACCESS_TOKEN"),
+		Logger:      logger.With("component", "wechat-media"),
+		OnEvent: func(ev wxmedia.Event) {
+			if ev.Kind == wxmedia.EventRetryScheduled {
+				retries.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	info, err := client.DownloadFile(context.Background(), "MEDIA_ID", "/tmp/media.bin")
+	var e *wxmedia.Error
+	switch {
+	case errors.As(err, &e) && e.Counters != nil:
+		log.Printf("failed after %d requests, %d retries, %v: %v", e.Counters.Requests, e.Counters.Retries, e.Counters.Elapsed, err)
+	case err != nil:
+		log.Fatal(err)
+	default:
+		log.Printf("%d bytes in %v, resumed from %d", info.Size, info.Counters.Elapsed, info.Counters.ResumedFrom)
+	}
+}
+
+var retries atomic.Int64 // or an expvar.Int

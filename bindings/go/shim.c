@@ -54,6 +54,26 @@ int32_t wxmgo_config_set_token_provider(wxm_config *cfg, uintptr_t handle) {
 	return wxm_config_set_token_provider(cfg, wxmgo_token, (void *)handle, wxmgo_token_free);
 }
 
+/* Events come on any thread too, the library's workers included. The event
+ * is copied into a struct of this header's size first: fields a library
+ * older than this header (linked with wxmedia_custom) does not fill stay 0,
+ * and a newer library's added fields are left out. */
+static void wxmgo_event(void *user_data, const wxm_event *event) {
+	wxm_event ev;
+	memset(&ev, 0, sizeof ev);
+	memcpy(&ev, event, event->size < sizeof ev ? event->size : sizeof ev);
+	wxmgoEvent((uintptr_t)user_data, &ev);
+}
+
+static void wxmgo_event_free(void *user_data) {
+	wxmgoEventFree((uintptr_t)user_data);
+}
+
+/* From this call on the library owns the handle: wxmgo_event_free deletes it. */
+int32_t wxmgo_config_set_event_handler(wxm_config *cfg, uintptr_t handle, int32_t min_level) {
+	return wxm_config_set_event_handler(cfg, wxmgo_event, (void *)handle, wxmgo_event_free, min_level);
+}
+
 wxm_download *wxmgo_download_new(const wxm_client *c, const char *media_id, size_t len) {
 	char buf[256];
 	char *id = len < sizeof buf ? buf : malloc(len + 1);
@@ -103,6 +123,9 @@ wxmgo_download_info wxmgo_download_get_info(const wxm_download *d) {
 	info.content_type = with_len(wxm_download_content_type(d), &info.content_type_len);
 	info.filename = with_len(wxm_download_filename(d), &info.filename_len);
 	info.video_url = with_len(wxm_download_video_url(d), &info.video_url_len);
+	memset(&info.counters, 0, sizeof info.counters);
+	info.counters.size = sizeof info.counters;
+	wxm_download_counters(d, &info.counters);
 	return info;
 }
 
@@ -112,4 +135,20 @@ int32_t wxmgo_upload_set_progress(wxm_upload *u, uintptr_t handle) {
 
 int32_t wxmgo_upload_set_reader(wxm_upload *u, uintptr_t handle, uint64_t length) {
 	return wxm_upload_set_reader(u, wxmgo_read, (void *)handle, length);
+}
+
+wxm_counters wxmgo_upload_counters(const wxm_upload *u) {
+	wxm_counters c;
+	memset(&c, 0, sizeof c);
+	c.size = sizeof c;
+	wxm_upload_counters(u, &c);
+	return c;
+}
+
+wxm_counters wxmgo_url_upload_counters(const wxm_url_upload *u) {
+	wxm_counters c;
+	memset(&c, 0, sizeof c);
+	c.size = sizeof c;
+	wxm_url_upload_counters(u, &c);
+	return c;
 }

@@ -109,7 +109,9 @@ func TestTokenProviderErrors(t *testing.T) {
 func TestTokenProviderAfterClose(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	svc := &tokenService{t: t, e: e}
-	c, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide, ChunkSize: 64 << 10})
+	cfg := wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide, ChunkSize: 64 << 10}
+	recordEvents(t, &cfg)
+	c, err := wxmedia.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +158,9 @@ func TestTokenProviderReleased(t *testing.T) {
 	svc := &tokenService{t: t, e: e}
 	meta := e.AddMedia(t, mediaSpec{Filename: "p.bin", Size: 200_000, Seed: 24})
 
-	c, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide})
+	cfg := wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide}
+	recordEvents(t, &cfg)
+	c, err := wxmedia.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +173,9 @@ func TestTokenProviderReleased(t *testing.T) {
 	}
 
 	for round := 0; round < 5; round++ {
-		c, err := wxmedia.NewClient(wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide, ChunkSize: 32 << 10, Parallelism: 2})
+		cfg := wxmedia.Config{BaseURL: e.BaseURL, TokenProvider: svc.provide, ChunkSize: 32 << 10, Parallelism: 2}
+		recordEvents(t, &cfg)
+		c, err := wxmedia.NewClient(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

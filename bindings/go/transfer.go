@@ -87,6 +87,14 @@ func (t *transfer) result(ctx context.Context, rc C.int32_t, msg string) error {
 	return e
 }
 
+// withCounters attaches a run's counters to its error (an *Error, or nil).
+func withCounters(err error, c Counters) error {
+	if e, ok := err.(*Error); ok {
+		e.Counters = &c
+	}
+	return err
+}
+
 // cancelledBeforeStart is the error of a transfer whose ctx was already done.
 func cancelledBeforeStart(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {

@@ -35,6 +35,8 @@ type UploadResult struct {
 	// CreatedAt is the upload time WeChat reported (a string on WeCom, a
 	// number on the Official Account; both arrive here as a time).
 	CreatedAt time.Time
+	// Counters is what the upload did (a failed one's are on its *Error).
+	Counters Counters
 }
 
 // UploadOption is an option of Upload and UploadFile.
@@ -142,14 +144,17 @@ func (c *Client) upload(ctx context.Context, typ string, t *transfer, o uploadOp
 		}
 		return C.wxm_upload_run(u)
 	})
+	cc := C.wxmgo_upload_counters(u)
+	counters := countersFrom(&cc)
 	if rc != 0 {
-		return nil, c.withProviderError(t.result(ctx, rc, C.GoString(C.wxm_upload_errmsg(u))))
+		return nil, c.withProviderError(withCounters(t.result(ctx, rc, C.GoString(C.wxm_upload_errmsg(u))), counters))
 	}
 	res := &UploadResult{
 		MediaID:   C.GoString(C.wxm_upload_media_id(u)),
 		Type:      C.GoString(C.wxm_upload_type(u)),
 		URL:       C.GoString(C.wxm_upload_url(u)),
 		CreatedAt: time.Unix(int64(C.wxm_upload_created_at(u)), 0),
+		Counters:  counters,
 	}
 	return res, t.result(ctx, rc, "")
 }

@@ -2,7 +2,7 @@ package wxmedia
 
 /*
 #include <stdlib.h>
-#include "wxmedia.h"
+#include "shim.h"
 */
 import "C"
 
@@ -53,6 +53,9 @@ type URLUploadResult struct {
 	MediaID string
 	// CreatedAt is the media's creation time, once done (else the zero Time).
 	CreatedAt time.Time
+	// Counters is what this call did (requests sent, retries, time); also
+	// on the *Error of a call that failed.
+	Counters Counters
 }
 
 // URLUploadOption is an option of UploadByURL.
@@ -217,12 +220,15 @@ func (c *Client) urlUpload(ctx context.Context, typ, url, filename, jobID string
 		return C.wxm_url_upload_run(u, timeout)
 	})
 
+	cc := C.wxmgo_url_upload_counters(u)
+	counters := countersFrom(&cc)
 	var res *URLUploadResult
 	if job := C.wxm_url_upload_jobid(u); job != nil {
 		res = &URLUploadResult{
-			JobID:   C.GoString(job),
-			Status:  JobStatus(C.wxm_url_upload_status(u)),
-			MediaID: C.GoString(C.wxm_url_upload_media_id(u)),
+			JobID:    C.GoString(job),
+			Status:   JobStatus(C.wxm_url_upload_status(u)),
+			MediaID:  C.GoString(C.wxm_url_upload_media_id(u)),
+			Counters: counters,
 		}
 		if at := int64(C.wxm_url_upload_created_at(u)); at != 0 {
 			res.CreatedAt = time.Unix(at, 0)
@@ -239,6 +245,7 @@ func (c *Client) urlUpload(ctx context.Context, typ, url, filename, jobID string
 		rc = C.int32_t(CodeCancelled)
 	}
 	e := t.result(ctx, rc, msg).(*Error)
+	e.Counters = &counters
 	if deadlinePassed && e.cause == nil {
 		e.cause = context.DeadlineExceeded
 	}

@@ -121,6 +121,9 @@ func TestUploadByURL(t *testing.T) {
 			t.Fatalf("UploadByURL: %v", err)
 		}
 		checkJobMedia(t, e, c, res, data, "报告.pdf", wxmedia.TypeFile)
+		if cn := res.Counters; cn.Requests < 2 || cn.TransferID == 0 || cn.Elapsed <= 0 || cn.BytesSent != 0 {
+			t.Errorf("counters %+v: want the submit and the polls", cn)
+		}
 	})
 }
 
@@ -133,9 +136,13 @@ func TestUploadByURLJobFailures(t *testing.T) {
 
 	failed := func(t *testing.T, res *wxmedia.URLUploadResult, err error, code wxmedia.Code) {
 		t.Helper()
-		wantCode(t, err, code)
+		we := wantCode(t, err, code)
 		if res == nil || res.JobID == "" || res.Status != wxmedia.JobFailed || res.MediaID != "" {
 			t.Errorf("URLUploadResult %+v, want a failed job", res)
+		}
+		// The submit and at least one poll, on the error and the result.
+		if we.Counters == nil || we.Counters.Requests < 2 || res != nil && res.Counters != *we.Counters {
+			t.Errorf("counters %+v (result %+v): want the submit and the polls", we.Counters, res)
 		}
 	}
 
