@@ -654,7 +654,11 @@ fn event_line(e: &Event) -> Option<String> {
         Kind::RequestFinished => {
             // Events carry no method: media (and video_url) bodies are
             // fetched with GET, every other API call here is a POST.
-            let get = e.via_video_url || e.endpoint.starts_with("cgi-bin/media/get");
+            let get = e.via_video_url
+                || matches!(
+                    e.endpoint.as_str(),
+                    "cgi-bin/media/get" | "cgi-bin/media/get/jssdk"
+                );
             let mut l = format!(
                 "{} {}",
                 if get { "GET" } else { "POST" },

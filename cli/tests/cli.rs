@@ -963,6 +963,37 @@ fn verbose_lines_show_retries_and_requests_and_json_counts_them() {
     );
     assert_no_secret("-vv upload", &stderr);
 
+    // upload-by-url: its submit and its wait are counted together.
+    let clip = v["media_id"].as_str().expect("media_id");
+    let url = format!("{}/__video/{clip}", s.emu.base_url());
+    let out = wxmedia(
+        &s.emu,
+        &[
+            "-vv",
+            "--json",
+            "upload-by-url",
+            "file",
+            &url,
+            "--local",
+            "v.bin",
+            "--timeout",
+            "30",
+        ],
+        &s.dir,
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let posts = stderr.matches("wxmedia: POST cgi-bin/media/").count() as u64;
+    assert!(posts >= 2, "a submit and a poll at least: {stderr}");
+    assert_eq!(v["counters"]["requests"], posts, "{v}: {stderr}");
+    assert!(
+        stderr.contains("wxmedia: POST cgi-bin/media/upload_by_url:"),
+        "{stderr}"
+    );
+    assert_no_secret("-vv upload-by-url", &stderr);
+
     // Nothing listening: the error names host:port, and -v shows the
     // retries that used to pass in silence.
     let port = dead_port();
