@@ -61,6 +61,11 @@ SHORT_ROW_FACTOR = 3
 TOKEN = "wxbench-token"
 DEFAULT_CHUNK = 20 * MiB  # the library's default chunk size
 RSS_FLAT_MIB = 32  # the RSS target of issue 7
+# Issue 21: with an event handler that counts every event (WXM_LEVEL_DEBUG:
+# each request's too), a download is within 2 % of the same without one.
+EVENTS_FLOOR = 0.98
+EVENTS_LEVEL = 10  # WXM_LEVEL_DEBUG
+EVENTS_SUFFIX = " +counting event handler"
 
 # --------------------------------------------------------------------------- helpers
 
@@ -565,6 +570,7 @@ class Run:
     media_id: str = ""
     msg: str = ""
     round: int = 0  # which pass of its block (run_block): rows' runs of one round ran side by side
+    events: int = -1  # events the C driver's counting handler saw (-e), -1 without one
 
     @property
     def mbps(self) -> float:
@@ -625,6 +631,7 @@ def timed(cmd: List[str], timeout: float, workdir: str, env: Optional[Dict[str, 
         run.n = int(b.get("n", "1"))
         run.media_id = b.get("media_id", "")
         run.msg = b.get("msg", "")
+        run.events = int(b.get("events", "-1"))
     if not run.ok and not run.msg:
         run.msg = (err.strip() or out.strip() or f"exit status {p.returncode}").splitlines()[-1][:200]
     return run, out + err
@@ -662,6 +669,7 @@ class Client:
     writes_file: bool = False
     skip: Optional[Callable[[Ctx], str]] = None  # returns a reason to skip, or ""
     aside: bool = False  # shown for what it explains, judged by no target
+    events: int = 0  # the C driver's counting event handler at this WXM_LEVEL_* (0: no handler)
 
 
 @dataclass
@@ -673,7 +681,8 @@ class Tools:
     have: Dict[str, str]  # host -> "" if usable, else why not
 
 
-def wx(host: str, kind: str, p: int = 1, chunk: int = 0, env: Optional[Dict[str, str]] = None) -> Client:
+def wx(host: str, kind: str, p: int = 1, chunk: int = 0, env: Optional[Dict[str, str]] = None,
+       events: int = 0) -> Client:
     names = {"c": "C", "py": "Python", "go": "Go"}
 
     def build(ctx: Ctx) -> List[str]:
@@ -696,6 +705,8 @@ def wx(host: str, kind: str, p: int = 1, chunk: int = 0, env: Optional[Dict[str,
             cmd += ["-c", str(chunk)]
         if ctx.ca:
             cmd += ["-a", ctx.ca]
+        if events:
+            cmd += ["-e", str(events)]
         return cmd
 
     label = f"wxmedia {names[host]} {kind}"
@@ -705,7 +716,10 @@ def wx(host: str, kind: str, p: int = 1, chunk: int = 0, env: Optional[Dict[str,
         label += f" chunk {size_label(chunk)}"
     for k, v in (env or {}).items():
         label += f" {k}={v}"
-    return Client(label, host, kind, build, parallel=p, chunk=chunk, writes_file=kind == "path", aside=bool(env))
+    if events:
+        label += EVENTS_SUFFIX
+    return Client(label, host, kind, build, parallel=p, chunk=chunk, writes_file=kind == "path", aside=bool(env),
+                  events=events)  # fmt: skip
 
 
 def ignore_range_if_big(ctx: Ctx) -> str:
@@ -1090,7 +1104,14 @@ class Bench:
                 rm(ctx.out, ctx.out + ".wxmpart", ctx.out + ".wxmpart.json", ctx.out + ".aria2")
 
     def verify_download(self, row: Row, ctx: Ctx, run: Run, first: bool) -> str:
-        """Checks sizes on every run, the sha256 of a written file on the first."""
+        """Checks sizes on every run, the sha256 of a written file on the first,
+        and that a counting event handler saw events."""
+        if row.client.events:
+            if run.events <= 0:
+                return "the event handler saw no event"
+            note = f"the handler counted {run.events} events a run"
+            if note not in row.notes:
+                row.notes.append(note)
         if row.client.kind in ("small",):
             want = ctx.size * run.n
             return "" if run.nbytes == want else f"got {run.nbytes} bytes, expected {want}"
@@ -1124,7 +1145,16 @@ class Bench:
         if server is None or server in HTTPS:
             cl.append(curl_sync())
         cl += [curl_single(True), curl_loop(), aria2c(4), requests_client("stream"), requests_client("rangeloop")]
+        if server is None:
+            cl += Bench.event_clients()
         return cl
+
+    @staticmethod
+    def event_clients() -> List[Client]:
+        """Issue 21's rows: the C driver (the handler a real C callback)
+        with a handler counting every event, beside the same rows without
+        one; over https at the biggest size only (section_download)."""
+        return [wx("c", kind, events=EVENTS_LEVEL) for kind in ("path", "sink")]
 
     def servers(self, *names: str) -> List[str]:
         """Those of `names` that --proto selects."""
@@ -1165,6 +1195,11 @@ class Bench:
                 runs = self.args.min_runs
             rows = [Row("download", srv, size, c) for srv in self.servers("nginx", "emu", "nginx-https")
                     for c in self.download_clients(srv)]  # fmt: skip
+            if size == max(sizes):
+                # In the same block as the rows without a handler: their
+                # runs interleave, round by round (E1 compares them paired).
+                rows += [Row("download", srv, size, c) for srv in self.servers("nginx-https")
+                         for c in self.event_clients()]  # fmt: skip
 
             def ctx(row: Row, name: str = name, size: int = size) -> Ctx:
                 url, base, ca = self.endpoint(row.server, name, emu, nginx)
@@ -1390,7 +1425,9 @@ class Bench:
         for r in self.rows:
             base = None
             if r.section == "download":
-                if r.client.host in ("c", "py", "go") and r.client.kind == "sink":
+                if r.client.events:
+                    base = self.find("download", r.server, r.size, r.client.label.replace(EVENTS_SUFFIX, ""))
+                elif r.client.host in ("c", "py", "go") and r.client.kind == "sink":
                     base = self.find("download", r.server, r.size, "curl -o /dev/null")
                 elif r.client.label != "curl -o FILE":
                     base = self.find("download", r.server, r.size, "curl -o FILE")
@@ -1532,6 +1569,15 @@ class Bench:
 
         # The floors of issue 19, over https (reported, not asserted).
         summary += self.https_floors(mark, tilde)
+
+        # E1 (issue 21): a handler counting every event costs at most 2 %.
+        for r in self.rows:
+            if r.section != "download" or not r.client.events or r.ratio is None or r.base is None:
+                continue
+            ok = mark(r, f"E1 {r.ratio:.3f}x", r.ratio >= EVENTS_FLOOR, r.base, EVENTS_FLOOR)
+            summary.append((f"E1 a counting event handler costs <= 2 % (>= {EVENTS_FLOOR:.2f}x no handler)",
+                            f"{r.server} {size_label(r.size)}, C {r.client.kind}", "met" if ok else "NOT met",
+                            f"{r.ratio:.3f}x ({r.med():.0f} vs {r.base.med():.0f} MB/s){tilde(r)}"))  # fmt: skip
         return summary
 
     def https_floors(self, mark: Callable[..., bool], tilde: Callable[[Row], str]) -> List[Tuple[str, str, str, str]]:

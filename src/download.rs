@@ -193,7 +193,8 @@ fn fetch_span(
     let mut progress_mark = pos;
     // One read buffer for every request of this span, lent by the client.
     let mut lent = client.read_buffer();
-    Retry::new(client, Effect::Reads, "media/get").run(cancel, |retry| {
+    let what = shared.endpoint.path().trim_start_matches("cgi-bin/");
+    Retry::new(client, Effect::Reads, what).run(cancel, |retry| {
         let total = shared.total();
         let end = match (limit, total) {
             (Some(l), Some(t)) => Some(l.min(t)),

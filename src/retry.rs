@@ -152,8 +152,7 @@ impl<'c> Retry<'c> {
             .config
             .events
             .emit(Level::Warning, Kind::RetryScheduled, |ev| {
-                // The API path, as request events have it (`what` is
-                // the path under cgi-bin/).
+                // As the request events name it (a path under cgi-bin/).
                 ev.endpoint = format!("cgi-bin/{}", self.what);
                 ev.attempt = self.attempt();
                 ev.retry_reason = e.code();
@@ -262,6 +261,32 @@ mod tests {
         let mut r = Retry::new(&c, Effect::SubmitsJob, "media/upload_by_url");
         let e = r.after_failure(Error::wechat(40058, "bad"), Reached::Server, None, &stop);
         assert!(matches!(e, Err(Error::WeChat { code: 40058, .. })));
+    }
+
+    #[test]
+    fn a_retry_event_names_its_endpoint_as_request_events_do() {
+        use crate::event::{Event, Events, Level};
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let mut config = Config::new(Platform::WeCom);
+        config.set_retries(4, 0).expect("retries");
+        config.set_token("static-token-for-tests").expect("token");
+        config.set_events(Events::new(
+            Arc::new(move |e: &Event| s.lock().expect("lock").push(e.endpoint.clone())),
+            Level::Debug,
+        ));
+        let c = Client::new(config).expect("client");
+        let stop = AtomicBool::new(false);
+        let mut r = Retry::new(&c, Effect::Reads, "media/get/jssdk");
+        let e = r.after_failure(
+            Error::Timeout("stalled".into()),
+            Reached::Server,
+            None,
+            &stop,
+        );
+        assert!(e.is_ok(), "{e:?}");
+        assert_eq!(*seen.lock().expect("lock"), ["cgi-bin/media/get/jssdk"]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
  *
  *   bench_wx -m MODE -b BASE_URL -k TOKEN [-i MEDIA_ID] [-o OUT] [-f FILE]
  *            [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE] [-a CAFILE]
+ *            [-e MIN_LEVEL]
  *
  *   MODE  path    download MEDIA_ID to OUT (wxm_download_to_path)
  *         sink    download MEDIA_ID into a sink that discards the bytes
@@ -12,9 +13,13 @@
  *                 (bytes.Buffer) and the Python host (download_bytes) do
  *   CAFILE  a PEM file of CAs to trust for https (the bench's test CA),
  *           through wxm_config_set_ca_file
+ *   MIN_LEVEL  sets an event handler (wxm_config_set_event_handler) that
+ *           counts the events of that WXM_LEVEL_* and above (10: every
+ *           request's too), as cheap a handler as a host can have: what the
+ *           bench weighs is the library's side of the call
  *
  * Output (stdout), the same from every host's driver:
- *   BENCH ok=1 host=c mode=MODE bytes=N secs=S n=COUNT [media_id=ID]
+ *   BENCH ok=1 host=c mode=MODE bytes=N secs=S n=COUNT [media_id=ID] [events=E]
  *   BENCH ok=0 host=c mode=MODE rc=CODE msg=...      (exit status 1)
  * `secs` covers the transfer(s) only (handle creation to completion), not
  * process start-up or client creation.
@@ -71,6 +76,14 @@ static int32_t keep_bytes(void *user_data, uint64_t offset, const uint8_t *data,
     return 0;
 }
 
+/* The event handler: it may run on the library's worker threads (parallel
+ * downloads), hence the atomic add. */
+static void count_event(void *user_data, const wxm_event *event)
+{
+    (void)event;
+    __atomic_fetch_add((uint64_t *)user_data, 1, __ATOMIC_RELAXED);
+}
+
 static int fail(const char *mode, int32_t rc, const char *msg)
 {
     printf("BENCH ok=0 host=c mode=%s rc=%d msg=%s (%s)\n", mode, (int)rc,
@@ -83,7 +96,7 @@ static void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s -m path|sink|upload|small -b BASE_URL -k TOKEN [-i MEDIA_ID]\n"
             "          [-o OUT] [-f FILE] [-p PARALLELISM] [-c CHUNK] [-n COUNT] [-t TYPE]\n"
-            "          [-a CAFILE]\n",
+            "          [-a CAFILE] [-e MIN_LEVEL]\n",
             argv0);
 }
 
@@ -100,8 +113,10 @@ int main(int argc, char **argv)
     double t0, t1;
     uint64_t bytes = 0;
     struct keep kept = {NULL, 0, 0};
+    long min_level = 0; /* 0: no event handler */
+    uint64_t events = 0;
 
-    while ((opt = getopt(argc, argv, "m:b:k:i:o:f:p:c:n:t:a:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:b:k:i:o:f:p:c:n:t:a:e:")) != -1) {
         switch (opt) {
         case 'm': mode = optarg; break;
         case 'b': base = optarg; break;
@@ -114,6 +129,7 @@ int main(int argc, char **argv)
         case 'n': count = strtoul(optarg, NULL, 10); break;
         case 't': type = optarg; break;
         case 'a': ca_file = optarg; break;
+        case 'e': min_level = strtol(optarg, NULL, 10); break;
         default: usage(argv[0]); return 2;
         }
     }
@@ -125,6 +141,8 @@ int main(int argc, char **argv)
     if (rc == WXM_OK) rc = wxm_config_set_access_token(cfg, token);
     if (rc == WXM_OK && ca_file) rc = wxm_config_set_ca_file(cfg, ca_file);
     if (rc == WXM_OK && chunk) rc = wxm_config_set_chunk_size(cfg, chunk);
+    if (rc == WXM_OK && min_level)
+        rc = wxm_config_set_event_handler(cfg, count_event, &events, NULL, (int32_t)min_level);
     if (rc == WXM_OK && parallelism) rc = wxm_config_set_parallelism(cfg, (uint32_t)parallelism);
     /* Large uploads on the emulator run with raised limits (--limit file=...). */
     if (rc == WXM_OK && strcmp(mode, "upload") == 0)
@@ -160,8 +178,11 @@ int main(int argc, char **argv)
             wxm_download_free(dl);
         }
         t1 = now();
-        printf("BENCH ok=1 host=c mode=%s bytes=%llu secs=%.6f n=%lu\n", mode,
+        printf("BENCH ok=1 host=c mode=%s bytes=%llu secs=%.6f n=%lu", mode,
                (unsigned long long)bytes, t1 - t0, n);
+        if (min_level)
+            printf(" events=%llu", (unsigned long long)__atomic_load_n(&events, __ATOMIC_RELAXED));
+        printf("\n");
     } else if (strcmp(mode, "upload") == 0) {
         wxm_upload *up;
         if (!file) { usage(argv[0]); return 2; }

@@ -161,10 +161,10 @@ def test_judging_a_committed_run_gives_its_published_verdicts(mode: str) -> None
     # here: point this test at a run judged by the new rule.
     results = sorted((BENCH / "results").glob(f"*-{mode}.csv"))
     newest = results[-1]
-    published = [ln for ln in newest.with_suffix(".md").read_text().splitlines() if ln.startswith(("| T", "| H"))]
+    published = [ln for ln in newest.with_suffix(".md").read_text().splitlines() if ln.startswith(("| T", "| H", "| E"))]
     out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--judge", str(newest)],
                          check=True, capture_output=True, text=True).stdout
-    judged = [ln for ln in out.splitlines() if ln.startswith(("| T", "| H"))]
+    judged = [ln for ln in out.splitlines() if ln.startswith(("| T", "| H", "| E"))]
     if ",steady," not in newest.read_text():
         # Made before T5 was judged on steady-state rows (issue 22): its T5
         # lines were judged by the old rule; every other line must agree.
@@ -239,3 +239,34 @@ def test_https_floors_throttled_and_upload(tmp_path: Path) -> None:
     # The CPU per GB column: 1 s of CPU per 256 MiB.
     r = b.find("throttled", "nginx-https-throttled", size, "aria2c -x4 -s4 -k1M")
     assert r is not None and abs(r.cpu_per_gb() - 1e9 / size) < 0.01
+
+
+def test_a_counting_event_handler_is_judged_against_no_handler(tmp_path: Path) -> None:
+    handler = " +counting event handler"
+    lines = runs_of("download", "nginx-https", GIB, {
+        "wxmedia C sink": [(1.0, 0.5)] * 7,
+        "wxmedia C sink" + handler: [(1.01, 0.5)] * 7,  # 0.990x: within 2 %
+        "wxmedia C path": [(1.0, 0.5)] * 7,
+        "wxmedia C path" + handler: [(1.05, 0.5)] * 7,  # 0.952x every round
+        "curl -o /dev/null": [(1.0, 0.8)] * 7,
+    })  # fmt: skip
+    summary, b = judged(tmp_path, lines)
+    assert line(summary, "E1", "nginx-https 1 GiB, C sink") == ("met", "0.990x (1063 vs 1074 MB/s)")
+    verdict, detail = line(summary, "E1", "nginx-https 1 GiB, C path")
+    assert verdict == "NOT met" and detail.startswith("0.952x"), (verdict, detail)
+    # The table's ratio is over the same row without a handler, not curl.
+    r = b.find("download", "nginx-https", GIB, "wxmedia C sink" + handler)
+    assert r is not None and r.base_label == "wxmedia C sink"
+    assert r.targets == ["T3 RSS<=32MiB met", "E1 0.990x met"], r.targets
+
+    # Same medians, the handler's row ahead in some rounds: the rounds cannot
+    # tell 0.952x from 0.98x, and the verdict says so.
+    noisy = runs_of("download", "nginx-https", GIB, {
+        "wxmedia C path": [(1.0, 0.5)] * 4 + [(1.1, 0.5)] * 3,
+        "wxmedia C path" + handler: [(1.05, 0.5)] * 4 + [(1.0, 0.5)] * 3,
+    })  # fmt: skip
+    verdict, detail = line(verdicts(tmp_path, noisy), "E1", "nginx-https 1 GiB, C path")
+    assert verdict == "NOT met" and detail.endswith("(within noise)"), (verdict, detail)
+    # Without the rows (every run before issue 21), no E1 line.
+    plain = runs_of("download", "nginx-https", GIB, {"wxmedia C sink": [(1.0, 0.5)] * 7})
+    assert not [t for t, *_ in verdicts(tmp_path, plain) if t.startswith("E1")]

@@ -6,13 +6,14 @@
 //! them. Transfers are the library's own `Client` calls; this file only
 //! turns arguments into them and their results into output and exit codes.
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wxmedia::download::{MediaInfo, Sink};
+use wxmedia::event::{CounterValues, Event, Events, Kind, Level};
 use wxmedia::transfer::{ProgressFn, DEFAULT_JOB_WAIT};
 use wxmedia::url_upload::UrlUploadRequest;
 use wxmedia::{Client, Config, Download, Error, Platform, Upload, UrlUpload};
@@ -86,7 +87,13 @@ Exit status:
     130  cancelled by Ctrl-C (SIGINT)
 On failure stderr has one line `wxmedia: errcode N: message` (N as the C ABI
 returns it: WeChat's errcode, or a WXM_E_* code); with --json, stdout has
-{\"ok\": false, \"errcode\": N, \"message\": ..., \"class\": ..., \"exit_code\": ...}.";
+{\"ok\": false, \"errcode\": N, \"message\": ..., \"class\": ..., \"exit_code\": ...}.
+With --json, a transfer's object (success or failure) also has \"counters\":
+{\"requests\", \"retries\", \"bytes_received\", \"bytes_sent\", \"token_refreshes\",
+\"resumed_from\", \"elapsed_us\"}.
+-v prints on stderr, one line each: retries, token fetches, refreshes and
+shares, resumes and failed resume checks, fallbacks; -vv also every request
+(method, endpoint, range, status, bytes, duration). Never a token or secret.";
 
 #[derive(Parser)]
 #[command(
@@ -153,9 +160,12 @@ struct Global {
     /// No progress bar and no "saved" line: only errors
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// Print one JSON object on stdout, on success and on failure
+    /// Print one JSON object on stdout, on success and on failure, with the transfer's counters
     #[arg(long, global = true)]
     json: bool,
+    /// -v: retries, token fetches and refreshes, resumes and fallbacks on stderr; -vv: also every request
+    #[arg(long, short, global = true, action = ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -242,6 +252,8 @@ struct Failure {
     message: String,
     /// An upload-by-url job already submitted: it goes on without us.
     jobid: Option<String>,
+    /// What the transfer did before it failed (--json prints them).
+    counters: Option<Box<CounterValues>>,
 }
 
 impl Failure {
@@ -251,6 +263,7 @@ impl Failure {
             class: Class::Usage,
             message: message.into(),
             jobid: None,
+            counters: None,
         }
     }
 
@@ -260,6 +273,7 @@ impl Failure {
             class: Class::LocalIo,
             message: message.into(),
             jobid: None,
+            counters: None,
         }
     }
 
@@ -284,6 +298,7 @@ impl From<Error> for Failure {
             class,
             message,
             jobid: None,
+            counters: None,
         }
     }
 }
@@ -360,6 +375,9 @@ fn print_failure_json(f: &Failure) {
     });
     if let Some(jobid) = &f.jobid {
         v["jobid"] = jobid.clone().into();
+    }
+    if let Some(c) = &f.counters {
+        v["counters"] = counters_json(c);
     }
     println!("{v}");
 }
@@ -456,6 +474,8 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
             timeout,
         } => {
             let client = client(&g)?;
+            // Submit and wait are two runs of the handle: --json counts both.
+            let mut submitted = CounterValues::default();
             let job = match jobid {
                 Some(j) => UrlUpload::for_job(client, &j)?.with_cancel_flag(cancel),
                 None => {
@@ -489,7 +509,11 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
                         _ => return Err(Failure::usage("give one of --md5 or --local")),
                     }
                     .with_cancel_flag(cancel);
-                    let jobid = job.submit()?;
+                    let jobid = match job.submit() {
+                        Ok(j) => j,
+                        Err(e) => return with_counters(Err(e.into()), g.json, job.counters()),
+                    };
+                    submitted = job.counters();
                     if !g.quiet && !g.json {
                         eprintln!("jobid {jobid}: waiting for WeChat to fetch the URL");
                     }
@@ -497,15 +521,19 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
                 }
             };
             let jobid = job.job().jobid.unwrap_or_default();
-            let done = job
+            let outcome = job
                 .wait(Some(Duration::from_secs(timeout)))
-                .map_err(|e| Failure::from(e).with_jobid(&jobid))?;
-            Ok(serde_json::json!({
-                "ok": true,
-                "jobid": jobid,
-                "media_id": done.media_id,
-                "created_at": done.created_at,
-            }))
+                .map_err(|e| Failure::from(e).with_jobid(&jobid))
+                .map(|done| {
+                    serde_json::json!({
+                        "ok": true,
+                        "jobid": jobid,
+                        "media_id": done.media_id,
+                        "created_at": done.created_at,
+                    })
+                });
+            let both = add_counters(submitted, job.counters());
+            with_counters(outcome, g.json, both)
         }
     }
 }
@@ -567,12 +595,150 @@ fn client(g: &Global) -> Result<Arc<Client>, Failure> {
     if let Some(n) = g.parallel {
         cfg.set_parallelism(n)?;
     }
+    if g.verbose > 0 {
+        // -v: what an operator acts on (Info and up); -vv: every request too.
+        let min = if g.verbose > 1 {
+            Level::Debug
+        } else {
+            Level::Info
+        };
+        let bar_too = !g.quiet && is_tty(2);
+        cfg.set_events(Events::new(
+            Arc::new(move |e: &Event| print_event(e, bar_too)),
+            min,
+        ));
+    }
     if !cfg.has_token_source() {
         return Err(Failure::usage(
             "no access token: give --token or --id/--secret (or WXMEDIA_ACCESS_TOKEN, or WXMEDIA_ID and WXMEDIA_SECRET)",
         ));
     }
     Ok(Arc::new(Client::new(cfg)?))
+}
+
+/// Prints one event as a line on stderr, or nothing for the kinds a line
+/// would only repeat (a transfer's start and end: the outcome is printed
+/// anyway, and --json has the counters). The library's messages and
+/// endpoints carry no token or secret; none is added here.
+fn print_event(e: &Event, bar_too: bool) {
+    let Some(line) = event_line(e) else {
+        return;
+    };
+    // Over a progress bar's line: clear it first; the bar redraws itself.
+    let clear = if bar_too { "\r\x1b[K" } else { "" };
+    let _ = writeln!(std::io::stderr().lock(), "{clear}wxmedia: {line}");
+}
+
+fn event_line(e: &Event) -> Option<String> {
+    let ms = |us: u64| us as f64 / 1000.0;
+    // One line per event: a server's text may end in a newline.
+    let message = e.message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = match e.kind {
+        // The message says the endpoint, attempt, backoff and reason.
+        Kind::RetryScheduled => format!("retry (errcode {}): {}", e.retry_reason, message),
+        Kind::TokenFetched | Kind::TokenRefreshed | Kind::TokenShared => format!(
+            "token ({:?}, {:.1} ms): {}",
+            e.token_origin,
+            ms(e.token_fetch_us),
+            message
+        ),
+        Kind::ResumeDecided => format!("resume at byte {}: {}", e.resume_offset, message),
+        Kind::ResumeCheckFailed => format!(
+            "resume check failed at byte {} ({} bytes compared): {}",
+            e.resume_offset, e.resume_verified, message
+        ),
+        Kind::Fallback if e.errcode != 0 => {
+            format!("fallback (errcode {}): {}", e.errcode, message)
+        }
+        Kind::Fallback => format!("fallback: {}", message),
+        Kind::RequestFinished => {
+            // Events carry no method: media (and video_url) bodies are
+            // fetched with GET, every other API call here is a POST.
+            let get = e.via_video_url
+                || matches!(
+                    e.endpoint.as_str(),
+                    "cgi-bin/media/get" | "cgi-bin/media/get/jssdk"
+                );
+            let mut l = format!(
+                "{} {}",
+                if get { "GET" } else { "POST" },
+                if e.endpoint.is_empty() {
+                    "/"
+                } else {
+                    &e.endpoint
+                }
+            );
+            if e.range_end > e.range_start {
+                l += &format!(" bytes={}-{}", e.range_start, e.range_end - 1);
+            }
+            if e.via_video_url {
+                l += " (video_url)";
+            }
+            l += &format!(
+                ": status {}, {} bytes in {:.1} ms, attempt {}",
+                e.http_status,
+                e.bytes,
+                ms(e.duration_us),
+                e.attempt
+            );
+            if e.expect_continue != wxmedia::event::Continue::NotAsked {
+                l += &format!(", 100-continue {:?}", e.expect_continue);
+            }
+            if e.errcode != 0 {
+                l += &format!(", errcode {}: {}", e.errcode, message);
+            }
+            l
+        }
+        Kind::RequestStarted | Kind::TransferStarted | Kind::TransferFinished => return None,
+    };
+    Some(line)
+}
+
+/// The counters of two runs of one handle (an upload-by-url's submit, then
+/// its wait), as one.
+fn add_counters(a: CounterValues, b: CounterValues) -> CounterValues {
+    CounterValues {
+        transfer_id: b.transfer_id,
+        requests: a.requests + b.requests,
+        retries: a.retries + b.retries,
+        bytes_received: a.bytes_received + b.bytes_received,
+        bytes_sent: a.bytes_sent + b.bytes_sent,
+        token_refreshes: a.token_refreshes + b.token_refreshes,
+        resumed_from: b.resumed_from,
+        elapsed_us: a.elapsed_us + b.elapsed_us,
+    }
+}
+
+/// The counters as --json prints them.
+fn counters_json(c: &CounterValues) -> serde_json::Value {
+    serde_json::json!({
+        "requests": c.requests,
+        "retries": c.retries,
+        "bytes_received": c.bytes_received,
+        "bytes_sent": c.bytes_sent,
+        "token_refreshes": c.token_refreshes,
+        "resumed_from": c.resumed_from,
+        "elapsed_us": c.elapsed_us,
+    })
+}
+
+/// Adds a transfer's counters to its --json output, success or failure.
+fn with_counters(outcome: Outcome, json: bool, c: CounterValues) -> Outcome {
+    if !json {
+        return outcome;
+    }
+    match outcome {
+        Ok(mut v) => {
+            if v.is_object() {
+                v["counters"] = counters_json(&c);
+            }
+            Ok(v)
+        }
+        Err(f) => Err(Failure {
+            counters: Some(Box::new(c)),
+            ..f
+        }),
+    }
 }
 
 /// An empty environment variable counts as unset.
@@ -684,13 +850,19 @@ fn refuse_existing(path: &Path, force: bool) -> Result<(), Failure> {
 
 fn get(client: Arc<Client>, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>) -> Outcome {
     let media_id = req.media_id.as_str();
-    let say_saved = !g.quiet && !g.json;
     if req.start.is_some() && req.output.as_deref() != Some("-") {
         return Err(Failure::usage(
             "--start is for -o -: a download to a file resumes by itself",
         ));
     }
     let dl = Download::new(client, media_id)?.with_cancel_flag(cancel);
+    let outcome = get_with(&dl, g, &req);
+    with_counters(outcome, g.json, dl.counters())
+}
+
+fn get_with(dl: &Download, g: &Global, req: &GetRequest) -> Outcome {
+    let media_id = req.media_id.as_str();
+    let say_saved = !g.quiet && !g.json;
     dl.set_hd_voice(req.hd_voice);
     let (bar, progress) = Progress::shared(g.quiet);
     dl.set_progress(Some(progress));
@@ -774,6 +946,17 @@ fn upload(
     cancel: Arc<AtomicBool>,
 ) -> Outcome {
     let up = Upload::new(client, kind).with_cancel_flag(cancel);
+    let outcome = upload_with(&up, g, file, length, filename);
+    with_counters(outcome, g.json, up.counters())
+}
+
+fn upload_with(
+    up: &Upload,
+    g: &Global,
+    file: Option<PathBuf>,
+    length: Option<u64>,
+    filename: Option<&str>,
+) -> Outcome {
     match file {
         Some(path) => up.set_path(path)?,
         None => up.set_reader(

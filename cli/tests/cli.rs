@@ -716,9 +716,12 @@ fn ctrl_c_cancels_with_130_and_the_download_resumes() {
     assert!(part.exists(), "the part file stays for a resume");
 
     s.emu.admin_post("reset", &json!({})).expect("reset");
-    let out = wxmedia(&s.emu, &["get", id, "-o", "big.bin"], &s.dir, &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = wxmedia(&s.emu, &["-v", "get", id, "-o", "big.bin"], &s.dir, &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert_eq!(std::fs::read(s.dir.join("big.bin")).expect("big"), s.media);
+    // -v says where it resumed and how much of the kept part it checked.
+    assert!(stderr.contains("wxmedia: resume at byte "), "{stderr}");
 }
 
 #[test]
@@ -787,4 +790,234 @@ fn a_progress_bar_on_a_terminal_and_none_elsewhere() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Every line of an output that is not a verbose event line is left alone;
+/// no output of a verbose run may hold a token, the secret or a query.
+fn assert_no_secret(what: &str, out: &str) {
+    // "wxmtok": how the emulator's fetched tokens begin.
+    for secret in [TOKEN, SECRET, "wxmtok", "access_token=", "corpsecret"] {
+        assert!(!out.contains(secret), "{what}: {secret} in {out}");
+    }
+}
+
+fn counters(v: &Value) -> (u64, u64, u64, u64) {
+    let c = &v["counters"];
+    let get = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert!(get("elapsed_us") > 0, "{v}");
+    assert_eq!(get("bytes_sent"), 0, "{v}");
+    (
+        get("requests"),
+        get("retries"),
+        get("bytes_received"),
+        get("token_refreshes"),
+    )
+}
+
+#[test]
+fn verbose_lines_show_retries_and_requests_and_json_counts_them() {
+    let dir = TempDir::new("verbose");
+    let s = setup("verbose", &dir);
+    let id = s.media_id.as_str();
+    let fault_503 = |count: u32| {
+        s.emu
+            .admin_post(
+                "faults",
+                &json!({"kind": "http_status", "status": 503, "count": count}),
+            )
+            .expect("fault");
+    };
+
+    // Default verbosity: a retried 503 is silent; only the "saved" line.
+    fault_503(1);
+    let out = wxmedia(&s.emu, &["get", id, "-o", "quiet.bin"], &s.dir, &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.trim(), "saved 300000 bytes to quiet.bin");
+
+    // -v: one retry line naming the endpoint, attempt, backoff and reason;
+    // no request lines.
+    fault_503(1);
+    let out = wxmedia(&s.emu, &["-v", "get", id, "-o", "v.bin"], &s.dir, &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let retries: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("wxmedia: retry"))
+        .collect();
+    assert_eq!(retries.len(), 1, "{stderr}");
+    for word in ["media/get", "attempt 2", " ms", "503", "errcode -1006"] {
+        assert!(retries[0].contains(word), "{word}: {stderr}");
+    }
+    assert!(!stderr.contains("wxmedia: GET"), "{stderr}");
+    assert_no_secret("-v", &stderr);
+    assert_eq!(std::fs::read(s.dir.join("v.bin")).expect("v"), s.media);
+
+    // -vv with --json: a line per request, as many as the counters say;
+    // the retries counted are the faults injected.
+    fault_503(2);
+    let out = wxmedia(
+        &s.emu,
+        &[
+            "-vv",
+            "--json",
+            "--chunk-size",
+            "64K",
+            "get",
+            id,
+            "-o",
+            "vv.bin",
+        ],
+        &s.dir,
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (requests, retries, received, refreshes) = counters(&v);
+    // 300 000 bytes in 64 KiB Range requests: 5, and the 2 that failed.
+    assert_eq!((requests, retries, received, refreshes), (7, 2, 300_000, 0));
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("wxmedia: GET cgi-bin/media/get bytes="))
+        .collect();
+    assert_eq!(lines.len() as u64, requests, "{stderr}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("status 503")).count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("bytes=0-65535: status 206, 65536 bytes in")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("wxmedia: retry").count(), 2, "{stderr}");
+    assert_no_secret("-vv", &stderr);
+    assert_no_secret("-vv stdout", &text(&out.stdout));
+
+    // A failure counts too: 4 attempts, 3 retries, nothing received.
+    fault_503(10);
+    let out = wxmedia(
+        &s.emu,
+        &["--json", "get", id, "-o", "fail.bin"],
+        &s.dir,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["ok"], false);
+    assert_eq!(counters(&v), (4, 3, 0, 0), "{v}");
+    s.emu.admin_post("reset", &json!({})).expect("reset");
+
+    // Credentials: -vv shows the token fetch and its refresh after a
+    // rejection (counted), and neither the token nor the secret.
+    let creds = [
+        ("WXMEDIA_ID", CORPID),
+        ("WXMEDIA_SECRET", SECRET),
+        ("WXMEDIA_ACCESS_TOKEN", ""),
+    ];
+    s.emu
+        .admin_post(
+            "faults",
+            &json!({"kind": "token_expire", "after_bytes": 100_000}),
+        )
+        .expect("fault");
+    let out = wxmedia(
+        &s.emu,
+        &["-vv", "--json", "get", id, "-o", "creds.bin"],
+        &s.dir,
+        &creds,
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (_, _, received, refreshes) = counters(&v);
+    assert_eq!((received, refreshes), (300_000, 1), "{v}");
+    assert!(
+        stderr.contains("wxmedia: token (Credentials"),
+        "the fetch: {stderr}"
+    );
+    assert!(stderr.contains("refreshed"), "the refresh: {stderr}");
+    assert_no_secret("-vv with credentials", &stderr);
+    assert_eq!(std::fs::read(s.dir.join("creds.bin")).expect("c"), s.media);
+
+    // An upload counts the bytes it sent, and -vv shows its POST.
+    let out = wxmedia(
+        &s.emu,
+        &["-vv", "--json", "upload", "file", "v.bin"],
+        &s.dir,
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        v["counters"]["bytes_sent"].as_u64().unwrap_or(0) >= 300_000,
+        "{v}"
+    );
+    assert!(
+        stderr.contains("wxmedia: POST cgi-bin/media/upload"),
+        "{stderr}"
+    );
+    assert_no_secret("-vv upload", &stderr);
+
+    // upload-by-url: its submit and its wait are counted together.
+    let clip = v["media_id"].as_str().expect("media_id");
+    let url = format!("{}/__video/{clip}", s.emu.base_url());
+    let out = wxmedia(
+        &s.emu,
+        &[
+            "-vv",
+            "--json",
+            "upload-by-url",
+            "file",
+            &url,
+            "--local",
+            "v.bin",
+            "--timeout",
+            "30",
+        ],
+        &s.dir,
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let posts = stderr.matches("wxmedia: POST cgi-bin/media/").count() as u64;
+    assert!(posts >= 2, "a submit and a poll at least: {stderr}");
+    assert_eq!(v["counters"]["requests"], posts, "{v}: {stderr}");
+    assert!(
+        stderr.contains("wxmedia: POST cgi-bin/media/upload_by_url:"),
+        "{stderr}"
+    );
+    assert_no_secret("-vv upload-by-url", &stderr);
+
+    // Nothing listening: the error names host:port, and -v shows the
+    // retries that used to pass in silence.
+    let port = dead_port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let out = wxmedia(
+        &s.emu,
+        &[
+            "-v",
+            "--json",
+            "--base-url",
+            &dead,
+            "get",
+            id,
+            "-o",
+            "n.bin",
+        ],
+        &s.dir,
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let message = v["message"].as_str().unwrap_or("");
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{v}");
+    assert_eq!(v["counters"]["retries"], 3, "{v}");
+    assert_eq!(stderr.matches("wxmedia: retry").count(), 3, "{stderr}");
 }
