@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -20,7 +21,7 @@ import wxmedia.aio
 from wxmedia import errcodes
 from wxmedia.events import Counters, Event, EventKind, ExpectContinue, TokenSource
 from conftest import EventRecorder, make_client
-from wxemu import CORPID, PNG, SECRET, TOKEN, Emulator, sha256, sha256_file
+from wxemu import CORPID, PNG, SECRET, TOKEN, Emulator, generated, sha256, sha256_file
 
 MiB = 1024 * 1024
 K = EventKind
@@ -248,13 +249,16 @@ def test_upload_counters_and_events(emu: Emulator) -> None:
 def test_upload_by_url_has_counters(emu: Emulator) -> None:
     media = emu.add_media(size=100_000, seed=2)
     url = f"{emu.base_url}/__video/{media['media_id']}"
+    md5 = hashlib.md5(generated(2, 0, 100_000)).hexdigest()
     with make_client(emu) as c:
-        try:
-            result = c.upload_by_url("file", url, "x.bin", md5="0" * 32, timeout=30)
-        except wxmedia.WxMediaError as e:  # the MD5 is wrong on purpose: a failure carries them too
-            assert e.counters is not None and e.counters.requests >= 2
-        else:
-            assert result.counters is not None and result.counters.requests >= 2
+        with pytest.raises(wxmedia.WxMediaError) as info:  # a wrong MD5: the job fails
+            c.upload_by_url("file", url, "x.bin", md5="0" * 32, timeout=30)
+        result = c.upload_by_url("file", url, "x.bin", md5=md5, timeout=30)
+    assert info.value.errcode == 301019
+    failed = info.value.counters
+    assert failed is not None and failed.requests >= 2 and failed.elapsed > 0  # submit, then polls
+    assert result.media_id and result.counters is not None and result.counters.requests >= 2
+    assert result.counters.transfer_id != failed.transfer_id
 
 
 def test_aio_results_carry_counters(emu: Emulator) -> None:
