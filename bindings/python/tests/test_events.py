@@ -279,3 +279,18 @@ def test_aio_results_carry_counters(emu: Emulator) -> None:
 
     with pytest.raises(TypeError, match="plain function"):
         wxmedia.aio.Client("wecom", access_token=TOKEN, base_url=emu.base_url, on_event=on_event)
+
+
+def test_a_failed_upload_raises_with_its_counters(emu: Emulator) -> None:
+    # A 5xx after the body may have created the media: an upload does not send it again.
+    emu.fault("http_status", status=503, endpoint="media/upload", count=100)
+    events: List[Event] = []
+    with make_client(emu, retries=(3, 0.01), on_event=events.append) as c:
+        with pytest.raises(wxmedia.HTTPStatusError) as info:
+            c.upload("image", PNG, "a.png")
+    counters = info.value.counters
+    assert counters is not None and (counters.requests, counters.retries) == (1, 0)
+    assert counters.bytes_sent == len(PNG) and counters.transfer_id == events[0].transfer_id
+    assert K.RETRY_SCHEDULED not in kinds(events)
+    assert events[-1].kind == K.TRANSFER_FINISHED and events[-1].errcode == errcodes.E_HTTP_STATUS
+    assert events[-1].level == logging.WARNING
