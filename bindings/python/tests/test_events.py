@@ -294,3 +294,50 @@ def test_a_failed_upload_raises_with_its_counters(emu: Emulator) -> None:
     assert K.RETRY_SCHEDULED not in kinds(events)
     assert events[-1].kind == K.TRANSFER_FINISHED and events[-1].errcode == errcodes.E_HTTP_STATUS
     assert events[-1].level == logging.WARNING
+
+
+def test_keyboard_interrupt_in_on_event_stops_a_main_thread_transfer(emu: Emulator, tmp_path: Path) -> None:
+    # As Ctrl-C landing while on_event runs: the transfer is cancelled and the
+    # interrupt raised once the library has stopped (not swallowed, not into C).
+    assert threading.current_thread() is threading.main_thread()
+    media = emu.add_media(size=4 * MiB, seed=9)
+    started = []
+
+    def interrupt(event: Event) -> None:
+        if event.kind == K.REQUEST_STARTED:
+            started.append(event)
+            if len(started) == 2:
+                raise KeyboardInterrupt
+
+    with make_client(emu, chunk_size=MiB, on_event=interrupt) as c:
+        with pytest.raises(KeyboardInterrupt):
+            c.download(media["media_id"], tmp_path / "k.bin")
+        assert not (tmp_path / "k.bin").exists()
+        assert len(started) == 2
+        data, _ = c.download_bytes(media["media_id"], max_size=None)  # the client is fine
+    assert sha256(data) == media["sha256"]
+
+
+def test_aio_on_event_runs_on_the_transfer_threads(emu: Emulator) -> None:
+    media = emu.add_media(size=10_000, seed=2)
+    seen: List[Event] = []
+    threads = set()
+    loop_thread = []
+
+    def on_event(event: Event) -> None:
+        seen.append(event)
+        threads.add(threading.get_ident())
+
+    async def main() -> wxmedia.MediaInfo:
+        loop_thread.append(threading.get_ident())
+        async with wxmedia.aio.Client(
+            "wecom", access_token=TOKEN, base_url=emu.base_url, on_event=on_event, log_events=False
+        ) as c:
+            _, info = await c.download_bytes(media["media_id"])
+            return info
+
+    info = asyncio.run(main())
+    assert info.counters is not None
+    assert kinds(seen) == [K.TRANSFER_STARTED, K.REQUEST_STARTED, K.REQUEST_FINISHED, K.TRANSFER_FINISHED]
+    assert {e.transfer_id for e in seen} == {info.counters.transfer_id}
+    assert threads and loop_thread[0] not in threads  # the loop never waits for the library

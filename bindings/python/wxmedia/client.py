@@ -472,6 +472,9 @@ class Client:
             logged on the "wxmedia" logger and the transfer goes on.  With
             ``on_event=None`` and ``log_events=False`` (or a logger that is
             disabled) the library has no event handler at all and builds no event.
+            Like a ``token_provider``, the library holds it until the client
+            is closed and its last transfer has ended: one that refers to the
+            client keeps it alive until :meth:`close`.
         on_event_level: the lowest :mod:`logging` level ``on_event`` receives.
 
     Every result carries the transfer's :class:`wxmedia.events.Counters`
