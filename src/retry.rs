@@ -152,7 +152,8 @@ impl<'c> Retry<'c> {
             .config
             .events
             .emit(Level::Warning, Kind::RetryScheduled, |ev| {
-                ev.endpoint = self.what.to_string();
+                // The path as REQUEST_* events name it, so a log groups them.
+                ev.endpoint = format!("cgi-bin/{}", self.what);
                 ev.attempt = self.attempt();
                 ev.retry_reason = e.code();
                 ev.errcode = e.code();
