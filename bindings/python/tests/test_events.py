@@ -340,3 +340,29 @@ def test_aio_on_event_runs_on_the_transfer_threads(emu: Emulator) -> None:
     assert kinds(seen) == [K.TRANSFER_STARTED, K.REQUEST_STARTED, K.REQUEST_FINISHED, K.TRANSFER_FINISHED]
     assert {e.transfer_id for e in seen} == {info.counters.transfer_id}
     assert threads and loop_thread[0] not in threads  # the loop never waits for the library
+
+
+def test_a_token_store_fallback_is_a_warning_without_the_password(emu: Emulator) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens
+    media = emu.add_media(size=5000, seed=12)
+    events: List[Event] = []
+    store = f"redis://:s3cret-pw@127.0.0.1:{port}/0"
+    with make_client(
+        emu,
+        access_token=None,
+        credentials=(CORPID, SECRET),
+        token_store=store,
+        token_store_timeouts=1,
+        token_store_fallback=True,
+        on_event=events.append,
+    ) as c:
+        c.download_bytes(media["media_id"])
+    fallbacks = [e for e in events if e.kind == K.FALLBACK]
+    assert len(fallbacks) == 1 and fallbacks[0].level == logging.WARNING
+    assert "127.0.0.1" in fallbacks[0].message and "s3cret-pw" not in fallbacks[0].message
+    fetched = [e for e in events if e.kind == K.TOKEN_FETCHED]
+    assert [e.token_source for e in fetched] == [TokenSource.CREDENTIALS]
