@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, List
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from wxemu import CORPID, SECRET, TOKEN, Emulator  # noqa: E402
+from wxemu import CORPID, ISSUED_TOKEN, SECRET, SECRETS, TOKEN, Emulator  # noqa: E402
 
 import wxmedia  # noqa: E402
 
@@ -113,6 +115,44 @@ def _no_leaked_transfers() -> Iterator[None]:
     before = len(REGISTRY)
     yield
     assert len(REGISTRY) == before, "a transfer was left in the callback registry"
+
+
+class EventRecorder(logging.Handler):
+    """Keeps every record of the "wxmedia" logger (thread-safe: Handler.handle locks)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: List[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def events(self) -> List[logging.LogRecord]:
+        """The records that are library events (they carry ``wxm_kind``)."""
+        return [r for r in self.records if hasattr(r, "wxm_kind")]
+
+
+@pytest.fixture(autouse=True)
+def wxm_events() -> Iterator[EventRecorder]:
+    """Every client of every test gets every event (the "wxmedia" logger at DEBUG when it is
+    created), and after the test no event's message or field holds a token, secret or password."""
+    logger = logging.getLogger("wxmedia")
+    recorder = EventRecorder()
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(recorder)
+    try:
+        yield recorder
+    finally:
+        logger.removeHandler(recorder)
+        logger.setLevel(level)
+    issued = re.compile(ISSUED_TOKEN)
+    for r in recorder.records:
+        texts = [r.getMessage()] + [str(v) for k, v in vars(r).items() if k.startswith("wxm_")]
+        if r.exc_info is None:  # a traceback of a test's own exception may quote anything
+            for text in texts:
+                found = [s for s in SECRETS if s in text] or issued.findall(text)
+                assert not found and "access_token=" not in text, f"a secret in an event: {text!r} ({found})"
 
 
 @pytest.fixture

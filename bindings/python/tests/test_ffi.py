@@ -46,6 +46,8 @@ def _ctype(c: str) -> Any:
         return ctypes.c_void_p
     if norm.endswith(" *") and _SCALARS.get(norm[:-2]) is not None:
         return ctypes.POINTER(_SCALARS[norm[:-2]])  # an out-parameter
+    if norm.endswith(" *") and norm[:-2] in _ffi.STRUCTS:
+        return ctypes.POINTER(_ffi.STRUCTS[norm[:-2]])
     handles = {
         "wxm_config": _ffi.ConfigP,
         "wxm_client": _ffi.ClientP,
@@ -146,6 +148,50 @@ def test_job_constants_match_header() -> None:
     defines = _header_defines()
     jobs = {k[len("WXM_JOB_") :]: v for k, v in defines.items() if k.startswith("WXM_JOB_")}
     assert jobs == {j.name: int(j) for j in wxmedia.JobStatus}
+
+
+def test_event_constants_match_header() -> None:
+    import logging
+
+    from wxmedia.events import EventKind, ExpectContinue, TokenSource
+
+    defines = _header_defines()
+
+    def prefixed(prefix: str) -> Dict[str, int]:
+        return {k[len(prefix) :]: v for k, v in defines.items() if k.startswith(prefix)}
+
+    assert prefixed("WXM_EVENT_") == {k.name: int(k) for k in EventKind}
+    assert prefixed("WXM_TOKEN_SOURCE_") == {s.name: int(s) for s in TokenSource}
+    assert prefixed("WXM_CONTINUE_") == {c.name: int(c) for c in ExpectContinue}
+    assert prefixed("WXM_LEVEL_") == {n: getattr(logging, n) for n in ("DEBUG", "INFO", "WARNING", "ERROR")}
+
+
+def header_structs() -> Dict[str, List[Tuple[str, str]]]:
+    """``name -> [(field, C type)]`` for every ``typedef struct { ... } wxm_x;`` of the header."""
+    text = re.sub(r"/\*.*?\*/", " ", HEADER.read_text(), flags=re.S)
+    out: Dict[str, List[Tuple[str, str]]] = {}
+    for m in re.finditer(r"typedef struct\s*\{([^}]*)\}\s*(wxm_\w+)\s*;", text):
+        fields = []
+        for decl in m.group(1).split(";"):
+            decl = decl.strip()
+            if decl:
+                ctype, name = decl.rsplit(None, 1)
+                while name.startswith("*"):
+                    ctype, name = ctype + " *", name[1:]
+                fields.append((name, ctype))
+        out[m.group(2)] = fields
+    return out
+
+
+def test_structs_match_header() -> None:
+    structs = header_structs()
+    assert set(structs) == set(_ffi.STRUCTS), "a struct of the header is not declared in _ffi.STRUCTS"
+    for name, fields in structs.items():
+        declared = _ffi.STRUCTS[name]._fields_
+        assert [f for f, _ in declared] == [f for f, _ in fields], name
+        for (field, ctype), (_, t) in zip(fields, declared):
+            want = _ctype(ctype)
+            assert t is want, f"{name}.{field}: header {ctype}, declared {t}"
 
 
 def test_version_macros_match_the_package() -> None:

@@ -27,6 +27,11 @@ TOKEN = "py-static-TOKEN-9d41c7e2"
 CORPID = "wxm-corp"
 SECRET = "wxm-secret-5b7e0a"
 
+SECRETS = {TOKEN, SECRET, "wxm-secret", "s3cret-pw", "wrong-secret-123", "not-a-valid-token", "wxmedia-testing-token"}
+"""Strings no event, log record or error text may contain; :meth:`Emulator.add_token` adds its tokens."""
+ISSUED_TOKEN = r"wxmtok\d+_"
+"""A regex matching the tokens the emulator issues from credentials."""
+
 
 def _die_with_parent() -> None:
     """In the child: get SIGTERM if the test process dies (no orphaned emulators)."""
@@ -120,6 +125,7 @@ class Emulator:
         self.request("POST", "/__admin/expire_token", {"token": token} if token else {"all": True})
 
     def add_token(self, token: str, ttl_secs: int = 7200) -> None:
+        SECRETS.add(token)
         self.request("POST", "/__admin/tokens", {"token": token, "ttl_secs": ttl_secs})
 
     def ranges(self, media_id: str) -> List[Dict[str, Any]]:

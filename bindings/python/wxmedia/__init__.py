@@ -32,11 +32,12 @@ and is re-raised unchanged.  Ctrl-C cancels a running transfer.
 
 from __future__ import annotations
 
-from . import errcodes
+from . import errcodes, events
 from ._ffi import LIBRARY_PATH, LIBRARY_VERSION
 from ._transfer import CancelToken
 from ._version import __version__
 from .client import Client, JobStatus, MediaInfo, Platform, TokenApi, UploadResult
+from .events import Counters, Event, EventKind
 from .errors import (
     Aborted,
     Cancelled,
@@ -79,6 +80,9 @@ __all__ = [
     "CancelToken",
     "Cancelled",
     "Client",
+    "Counters",
+    "Event",
+    "EventKind",
     "HTTPStatusError",
     "InternalError",
     "InvalidArgument",
@@ -106,6 +110,7 @@ __all__ = [
     "WxMediaError",
     "__version__",
     "errcodes",
+    "events",
     "library_version",
     "strerror",
 ]

@@ -81,6 +81,61 @@ DownloadP = POINTER(wxm_download)
 UploadP = POINTER(wxm_upload)
 UrlUploadP = POINTER(wxm_url_upload)
 
+
+# --- structs ----------------------------------------------------------------------
+# Field for field as in the header; tests/test_ffi.py compares them.
+class wxm_counters(Structure):
+    """``wxm_counters``: what a transfer handle counted over its last run (set ``size`` first)."""
+
+    _fields_ = [
+        ("size", c_size_t),
+        ("transfer_id", c_uint64),
+        ("requests", c_uint64),
+        ("retries", c_uint64),
+        ("bytes_received", c_uint64),
+        ("bytes_sent", c_uint64),
+        ("token_refreshes", c_uint64),
+        ("resumed_from", c_uint64),
+        ("elapsed_us", c_uint64),
+    ]
+
+
+class wxm_event(Structure):
+    """``wxm_event``: one event, valid only during the handler's call (``endpoint`` and
+    ``message`` read as ``bytes`` copies)."""
+
+    _fields_ = [
+        ("size", c_size_t),
+        ("kind", c_int32),
+        ("level", c_int32),
+        ("time_ns", c_uint64),
+        ("transfer_id", c_uint64),
+        ("endpoint", c_char_p),
+        ("message", c_char_p),
+        ("range_start", c_uint64),
+        ("range_end", c_uint64),
+        ("http_status", c_int32),
+        ("errcode", c_int32),
+        ("bytes", c_uint64),
+        ("duration_us", c_uint64),
+        ("attempt", c_uint32),
+        ("retry_reason", c_int32),
+        ("backoff_ms", c_uint64),
+        ("token_source", c_int32),
+        ("expect_continue", c_int32),
+        ("token_fetch_us", c_uint64),
+        ("resume_offset", c_uint64),
+        ("resume_verified", c_uint64),
+        ("via_video_url", c_int32),
+        ("reserved", c_int32),
+    ]
+
+
+STRUCTS: Dict[str, Any] = {"wxm_counters": wxm_counters, "wxm_event": wxm_event}
+"""The header's structs by name (for tests/test_ffi.py)."""
+
+CountersP = POINTER(wxm_counters)
+
 # --- callback types -------------------------------------------------------------
 # `data` and `buf` are declared as void* so the trampolines get plain integer
 # addresses (no per-call pointer object); the ABI is the same as uint8_t*.
@@ -95,6 +150,9 @@ TOKEN_PROVIDER_FN = CFUNCTYPE(c_int32, c_void_p, c_int32, c_void_p, c_size_t, PO
 """``int32_t (*wxm_token_provider_fn)(void *user_data, int32_t force_refresh, char *buf, size_t cap, size_t *len)``"""
 FREE_FN = CFUNCTYPE(None, c_void_p)
 """``void (*wxm_free_fn)(void *user_data)``"""
+EVENT_FN = CFUNCTYPE(None, c_void_p, c_void_p)
+"""``void (*wxm_event_fn)(void *user_data, const wxm_event *event)`` (the event as an address:
+``wxm_event.from_address``)."""
 
 CALLBACK_TYPES: Dict[str, Any] = {
     "wxm_sink_fn": SINK_FN,
@@ -102,6 +160,7 @@ CALLBACK_TYPES: Dict[str, Any] = {
     "wxm_read_fn": READ_FN,
     "wxm_token_provider_fn": TOKEN_PROVIDER_FN,
     "wxm_free_fn": FREE_FN,
+    "wxm_event_fn": EVENT_FN,
 }
 
 # --- every function of the header -------------------------------------------------
@@ -123,6 +182,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_config_set_retries": (c_int32, [ConfigP, c_uint32, c_uint32]),
     "wxm_config_set_limit": (c_int32, [ConfigP, c_char_p, c_uint64]),
     "wxm_config_set_ca_file": (c_int32, [ConfigP, c_char_p]),
+    "wxm_config_set_event_handler": (c_int32, [ConfigP, EVENT_FN, c_void_p, FREE_FN, c_int32]),
     "wxm_config_free": (None, [ConfigP]),
     "wxm_client_new": (c_int32, [ConfigP, POINTER(ClientP)]),
     "wxm_client_set_access_token": (c_int32, [ClientP, c_char_p]),
@@ -141,6 +201,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_download_filename": (c_char_p, [DownloadP]),
     "wxm_download_video_url": (c_char_p, [DownloadP]),
     "wxm_download_errmsg": (c_char_p, [DownloadP]),
+    "wxm_download_counters": (c_int32, [DownloadP, CountersP]),
     "wxm_download_free": (None, [DownloadP]),
     # upload
     "wxm_upload_new": (UploadP, [ClientP, c_char_p]),
@@ -155,6 +216,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_upload_type": (c_char_p, [UploadP]),
     "wxm_upload_created_at": (c_int64, [UploadP]),
     "wxm_upload_errmsg": (c_char_p, [UploadP]),
+    "wxm_upload_counters": (c_int32, [UploadP, CountersP]),
     "wxm_upload_free": (None, [UploadP]),
     # asynchronous upload by URL
     "wxm_url_upload_new": (UrlUploadP, [ClientP, c_char_p, c_char_p, c_char_p]),
@@ -172,6 +234,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_url_upload_created_at": (c_int64, [UrlUploadP]),
     "wxm_url_upload_status": (c_int32, [UrlUploadP]),
     "wxm_url_upload_errmsg": (c_char_p, [UrlUploadP]),
+    "wxm_url_upload_counters": (c_int32, [UrlUploadP, CountersP]),
     "wxm_url_upload_free": (None, [UrlUploadP]),
     # errors and version
     "wxm_strerror": (c_char_p, [c_int32]),
@@ -286,6 +349,7 @@ INSTANT = (
     "wxm_download_filename",
     "wxm_download_video_url",
     "wxm_download_errmsg",
+    "wxm_download_counters",  # relaxed atomic loads
 )
 """Calls that return at once: they allocate, or read or set a field of a handle
 (or flag it cancelled), take no lock that anyone holds for long, never call

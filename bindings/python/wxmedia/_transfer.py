@@ -236,6 +236,10 @@ class TokenProvider:
 PROVIDERS: Registry[TokenProvider] = Registry()
 """Token providers the library may still call (its ``user_data``), until its ``free_fn``."""
 
+HANDLERS: "Registry[Callable[[int], None]]" = Registry()
+"""Event handlers (``events.EventHandler``) the library may still call (its ``user_data``),
+until its ``free_fn``: owned by the library as token providers are."""
+
 
 # The trampolines look transfers up with the registry dict's own ``get`` (no
 # Python-level call: they run once per slice of every download).
@@ -348,27 +352,61 @@ def _token_impl(user_data: Optional[int], force_refresh: int, buf: Optional[int]
         return errcodes.E_NO_TOKEN
 
 
-_release_provider = PROVIDERS._items.pop
+def _free_impl(registry: "Registry[Any]") -> Callable[[Optional[int]], None]:
+    """A library ``free_fn`` for ``user_data`` that is a key of ``registry``.
+
+    It runs once, on any thread, inside whichever ``wxm_*_free`` dropped the
+    library's last reference, which may be a ``__del__`` called by the
+    garbage collector while this thread holds the registry's lock: hence
+    the dict's own ``pop`` (atomic under the GIL), not :meth:`Registry.remove`.
+    """
+    release = registry._items.pop
+
+    def free(user_data: Optional[int]) -> None:
+        try:
+            release(user_data, None)  # type: ignore[arg-type]
+        except BaseException:  # noqa: B902 - nothing may escape into ctypes; at shutdown the module may be gone
+            pass
+
+    return free
 
 
-def _token_free_impl(user_data: Optional[int]) -> None:
-    """The library's ``free_fn``: it holds the provider no more (runs once, on any thread).
+_token_free_impl = _free_impl(PROVIDERS)
+_lookup_handler = HANDLERS._items.get
 
-    It runs inside whichever ``wxm_*_free`` dropped the library's last
-    reference, which may be a ``__del__`` called by the garbage collector
-    while this thread holds the registry's lock: hence the dict's own
-    ``pop`` (atomic under the GIL), not :meth:`Registry.remove`.
+
+def _event_impl(user_data: Optional[int], event: Optional[int]) -> None:
+    """An event: to the client's handler, on whatever thread it happened.
+
+    Nothing may escape into ctypes.  The handler itself logs what the
+    user's ``on_event`` raises; a ``KeyboardInterrupt`` (or another signal
+    handler's exception) raised here on the main thread stops the innermost
+    main-thread transfer, as in any other trampoline (see :class:`_SigintGuard`).
     """
     try:
-        _release_provider(user_data, None)  # type: ignore[arg-type]
-    except BaseException:  # noqa: B902 - nothing may escape into ctypes; at shutdown the module may be gone
-        pass
+        handler = _lookup_handler(user_data)  # type: ignore[arg-type]
+        if handler is not None and event:
+            handler(event)
+    except Exception:  # noqa: B902
+        try:
+            import logging
+
+            logging.getLogger("wxmedia").error("wxmedia: an event handler failed", exc_info=True)
+        except BaseException:  # noqa: B902 - at shutdown logging may be gone
+            pass
+    except BaseException as e:  # noqa: B902 - KeyboardInterrupt, SystemExit
+        if _get_ident() == _main_ident and _GUARD.running:
+            t = _GUARD.running[-1]
+            t.stash(e)
+            _stop(t)
 
 
 SINK_TRAMPOLINE = _ffi.SINK_FN(_sink_impl)
 BYTES_SINK_TRAMPOLINE = _ffi.SINK_FN(_bytes_sink_impl)
 TOKEN_TRAMPOLINE = _ffi.TOKEN_PROVIDER_FN(_token_impl)
 TOKEN_FREE_TRAMPOLINE = _ffi.FREE_FN(_token_free_impl)
+EVENT_TRAMPOLINE = _ffi.EVENT_FN(_event_impl)
+EVENT_FREE_TRAMPOLINE = _ffi.FREE_FN(_free_impl(HANDLERS))
 PROGRESS_TRAMPOLINE = _ffi.PROGRESS_FN(_progress_impl)
 READ_TRAMPOLINE = _ffi.READ_FN(_read_impl)
 
@@ -386,6 +424,8 @@ def _keep_forever(obj: Any) -> None:
 
 _keep_forever(TOKEN_TRAMPOLINE)
 _keep_forever(TOKEN_FREE_TRAMPOLINE)
+_keep_forever(EVENT_TRAMPOLINE)  # called up to the last wxm_*_free, like the token provider's
+_keep_forever(EVENT_FREE_TRAMPOLINE)
 
 
 class CancelToken:
@@ -476,7 +516,9 @@ _main_thread = threading.main_thread
 _get_ident = threading.get_ident
 _main_ident = _main_thread().ident  # refreshed after a fork (the child's main thread may differ)
 
-_TRAMPOLINE_CODES = tuple(f.__code__ for f in (_sink_impl, _bytes_sink_impl, _progress_impl, _read_impl, _token_impl))
+_TRAMPOLINE_CODES = tuple(
+    f.__code__ for f in (_sink_impl, _bytes_sink_impl, _progress_impl, _read_impl, _token_impl, _event_impl)
+)
 
 
 def _from_a_trampoline(args: Any) -> bool:

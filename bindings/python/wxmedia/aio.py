@@ -307,6 +307,10 @@ class Client:
         if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
             raise ValueError(f"max_threads must be a positive int, got {max_threads!r}")
         self._loop_ref = _LoopRef()
+        if _is_async(kwargs.get("on_event")):
+            # It runs on the transfer's thread, and a transfer must not wait for the loop per request.
+            raise TypeError("on_event must be a plain function (it runs on the transfer's thread); "
+                            "hand events to the loop yourself, e.g. with loop.call_soon_threadsafe")
         if token_provider is not None and _is_async(token_provider):
             kwargs["token_provider"] = _async_provider(token_provider, self._loop_ref)
         elif token_provider is not None:

@@ -6,6 +6,7 @@ import ctypes
 import enum
 import functools
 import io
+import logging
 import math
 import os
 import stat
@@ -16,6 +17,9 @@ from typing import IO, Any, Callable, Mapping, NamedTuple, Optional, Tuple, Unio
 from . import _ffi, _transfer
 from . import errcodes as ec
 from ._transfer import (
+    EVENT_FREE_TRAMPOLINE,
+    EVENT_TRAMPOLINE,
+    HANDLERS,
     PROGRESS_TRAMPOLINE,
     PROVIDERS,
     READ_TRAMPOLINE,
@@ -33,6 +37,7 @@ from ._transfer import (
 )
 from ._transfer import string_at as _string_at
 from .errors import StateError, TokenError, WxMediaError, make_error
+from .events import LOGGER, Counters, EventHandler, OnEvent, read_counters
 
 lib = _ffi.lib
 
@@ -50,6 +55,7 @@ _download_filename = _fast.wxm_download_filename
 _download_video_url = _fast.wxm_download_video_url
 _download_errmsg = _fast.wxm_download_errmsg
 _download_free = _fast.wxm_download_free
+_download_counters = _fast.wxm_download_counters
 _transfers = REGISTRY._items
 _next_key = REGISTRY._next_key
 _get_ident = threading.get_ident
@@ -116,6 +122,8 @@ class MediaInfo(NamedTuple):
     """The filename from Content-Disposition (``filename*`` preferred), if any."""
     video_url: Optional[str]
     """For Official Account / Mini Program videos: the URL the bytes came from."""
+    counters: Optional[Counters] = None
+    """What the download counted (requests, retries, bytes, resume, time)."""
 
 
 class UploadResult(NamedTuple):
@@ -131,6 +139,8 @@ class UploadResult(NamedTuple):
     """For type ``"uploadimg"``: the permanent image URL."""
     jobid: Optional[str] = None
     """For :meth:`Client.upload_by_url`: the job that produced it."""
+    counters: Optional[Counters] = None
+    """What the upload (or the wait for the job) counted."""
 
 
 class JobStatus(enum.IntEnum):
@@ -441,6 +451,35 @@ class Client:
             trampoline: Ctrl-C then takes effect at the next callback (or when
             the call returns).  Calls made from other threads always run on
             their own thread, concurrently.
+        log_events: send the library's events to ``logging.getLogger("wxmedia")``
+            (:data:`wxmedia.events.LOGGER`): requests at DEBUG, the rest at
+            their own level (INFO; WARNING for retries, failed transfers,
+            failed resume checks, a token store fallback), the fields in the
+            record's ``extra`` as ``wxm_kind``, ``wxm_endpoint``,
+            ``wxm_attempt``, ... (see :func:`wxmedia.events.log_extra`).  The
+            library builds only the events of the levels that logger is
+            enabled for *when the client is created* (by default WARNING: a
+            few events, only when something goes wrong).  Raising the logger's
+            level later takes effect at once; lowering it (say to DEBUG) needs
+            a new client.  False: nothing is logged.
+        on_event: ``on_event(event)`` receives every event of
+            ``on_event_level`` and above (default all) as a
+            :class:`wxmedia.events.Event`, in addition to the logging
+            (``log_events=False`` for this alone).  It runs on the thread where
+            the event happens (also the library's worker threads, concurrently
+            for concurrent transfers) while the transfer waits: keep it quick
+            and thread-safe, and start no transfer from it.  What it raises is
+            logged on the "wxmedia" logger and the transfer goes on.  With
+            ``on_event=None`` and ``log_events=False`` (or a logger that is
+            disabled) the library has no event handler at all and builds no event.
+            Like a ``token_provider``, the library holds it until the client
+            is closed and its last transfer has ended: one that refers to the
+            client keeps it alive until :meth:`close`.
+        on_event_level: the lowest :mod:`logging` level ``on_event`` receives.
+
+    Every result carries the transfer's :class:`wxmedia.events.Counters`
+    (``info.counters``, ``result.counters``), and so does a
+    :class:`WxMediaError` a transfer raises (``exc.counters``).
 
     Use it as a context manager, or call :meth:`close`::
 
@@ -467,6 +506,9 @@ class Client:
         token_store_timeouts: Union[None, float, Tuple[float, float]] = None,
         token_store_fallback: bool = False,
         cancel_on_interrupt: bool = True,
+        log_events: bool = True,
+        on_event: Optional[OnEvent] = None,
+        on_event_level: int = logging.DEBUG,
     ) -> None:
         self._ptr: Optional[Any] = None
         self._addr: Optional[int] = None  # the same handle as an int, for _ffi.fast
@@ -554,6 +596,7 @@ class Client:
                     )
             if ca_file is not None:
                 _check(lib.wxm_config_set_ca_file(cfg, _path_bytes(ca_file, "ca_file")))
+            self._set_events(cfg, log_events, on_event, on_event_level)
             out = _ffi.ClientP()
             _check(lib.wxm_client_new(cfg, ctypes.byref(out)))
             if not out:
@@ -562,6 +605,23 @@ class Client:
             self._addr = _ffi.address(out)
         finally:
             lib.wxm_config_free(cfg)
+
+    @staticmethod
+    def _set_events(cfg: Any, log_events: bool, on_event: Optional[OnEvent], on_event_level: int) -> None:
+        """Install the event handler on ``cfg``, only when someone wants events."""
+        if on_event is not None and not callable(on_event):
+            raise TypeError("on_event must be callable as on_event(event)")
+        if isinstance(on_event_level, bool) or not isinstance(on_event_level, int):
+            raise TypeError(f"on_event_level must be a logging level (int), not {type(on_event_level).__name__}")
+        handler = EventHandler(LOGGER if log_events else None, on_event, on_event_level)
+        min_level = handler.min_level
+        if min_level is None:
+            return  # no handler: the library builds no event
+        # From here the library owns the entry, as a token provider's: its
+        # free_fn removes it once nothing can call it (at once if this fails).
+        key = HANDLERS.add(handler)
+        del handler
+        _check(lib.wxm_config_set_event_handler(cfg, EVENT_TRAMPOLINE, key, EVENT_FREE_TRAMPOLINE, min_level))
 
     # --- lifecycle ---------------------------------------------------------------
     def close(self) -> None:
@@ -576,8 +636,13 @@ class Client:
         if ptr is not None:
             lib.wxm_client_free(ptr)
 
-    def _fail(self, rc: int, errmsg: Callable[[Any], Optional[bytes]], h: Any) -> None:
-        """Raise for a failed transfer, chaining a token provider's exception when it caused it."""
+    def _fail(
+        self, rc: int, errmsg: Callable[[Any], Optional[bytes]], h: Any, counters: Optional[Counters] = None
+    ) -> None:
+        """Raise for a failed transfer, chaining a token provider's exception when it caused it.
+
+        The exception carries the transfer's ``counters``.
+        """
         p = self._provider() if self._provider is not None else None
         cause = p.error if p is not None else None
         if cause is not None and (rc == ec.E_NO_TOKEN or rc == getattr(cause, "errcode", None)):
@@ -585,8 +650,13 @@ class Client:
             err = make_error(rc, f"{detail} (token_provider raised {type(cause).__name__}: {cause})")
             if rc == ec.E_NO_TOKEN:
                 err = TokenError(rc, err.errmsg)
+            err.counters = counters
             raise err from cause
-        _check(rc, errmsg, h)
+        try:
+            _check(rc, errmsg, h)
+        except WxMediaError as e:
+            e.counters = counters
+            raise
 
     @property
     def closed(self) -> bool:
@@ -823,10 +893,11 @@ class Client:
                 rc = call_on_main(transfer, call, *args)
             else:
                 rc = call(*args)
+            counters = read_counters(_download_counters, h)
             if transfer.error is not None:
                 transfer.reraise()
             if rc:
-                self._fail(rc, _download_errmsg, h)
+                self._fail(rc, _download_errmsg, h, counters)
             content_type = _download_content_type(h)
             filename = _download_filename(h)
             video_url = _download_video_url(h)
@@ -837,6 +908,7 @@ class Client:
                     content_type.decode("utf-8", "replace") if content_type else None,
                     filename.decode("utf-8", "replace") if filename else None,
                     video_url.decode("utf-8", "replace") if video_url else None,
+                    counters,
                 ),
             )
         finally:
@@ -932,9 +1004,10 @@ class Client:
                 # Also the heartbeat that lets Ctrl-C in on the main thread.
                 _check(lib.wxm_upload_set_progress(h, PROGRESS_TRAMPOLINE, key), errmsg, h)
             rc = self._run(transfer, cancel, lib.wxm_upload_cancel, h, lib.wxm_upload_run, (h,))
+            counters = read_counters(lib.wxm_upload_counters, h)
             transfer.reraise()
             if rc:
-                self._fail(rc, errmsg, h)
+                self._fail(rc, errmsg, h, counters)
             media_id = _ffi.decode(lib.wxm_upload_media_id(h))
             url = _ffi.decode(lib.wxm_upload_url(h))
             if not media_id and not url:
@@ -944,6 +1017,7 @@ class Client:
                 type=_ffi.decode(lib.wxm_upload_type(h)) or type,
                 created_at=int(lib.wxm_upload_created_at(h)),
                 url=url,
+                counters=counters,
             )
         finally:
             REGISTRY.remove(key)
@@ -1052,11 +1126,12 @@ class Client:
             else:
                 call, args = lib.wxm_url_upload_run, (h, timeout_ms)  # waits only, when a jobid is set
             rc = self._run(transfer, cancel, lib.wxm_url_upload_cancel, h, call, args)
+            counters = read_counters(lib.wxm_url_upload_counters, h)
             transfer.reraise()  # Ctrl-C (or a signal handler's exception) that stopped it
             job = _ffi.decode(lib.wxm_url_upload_jobid(h))
             if rc:
                 try:
-                    self._fail(rc, errmsg, h)
+                    self._fail(rc, errmsg, h, counters)
                 except WxMediaError as e:
                     e.jobid = job
                     raise
@@ -1065,6 +1140,7 @@ class Client:
                 type="",
                 created_at=int(lib.wxm_url_upload_created_at(h)),
                 jobid=job,
+                counters=counters,
             )
         finally:
             if key is not None:

@@ -21,9 +21,12 @@ and the very exception object is re-raised with its traceback.
 
 from __future__ import annotations
 
-from typing import Dict, Type
+from typing import TYPE_CHECKING, Dict, Optional, Type
 
 from . import errcodes as ec
+
+if TYPE_CHECKING:
+    from .events import Counters
 
 
 class WxMediaError(Exception):
@@ -39,6 +42,8 @@ class WxMediaError(Exception):
     errmsg: str
     jobid: "str | None" = None
     """For an upload by URL: the job concerned (wait for it again after a Timeout)."""
+    counters: "Optional[Counters]" = None
+    """For a failed transfer: what it counted (requests, retries, bytes, time) before failing."""
 
     def __init__(self, errcode: int, errmsg: str = "") -> None:
         super().__init__(errcode, errmsg)
