@@ -281,7 +281,8 @@ def test_aio_results_carry_counters(emu: Emulator) -> None:
 
 
 def test_a_failed_upload_raises_with_its_counters(emu: Emulator) -> None:
-    # A 5xx after the body may have created the media: an upload does not send it again.
+    # Bytes go through the library's reader, which cannot be read again once
+    # past its sniffed head: such an upload is not sent twice.
     emu.fault("http_status", status=503, endpoint="media/upload", count=100)
     events: List[Event] = []
     with make_client(emu, retries=(3, 0.01), on_event=events.append) as c:
