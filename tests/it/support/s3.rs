@@ -1,0 +1,235 @@
+//! A real S3-compatible server for the object-store tests: versitygw (it
+//! checks SigV4 signatures, so a wrong secret is refused), installed by
+//! `make versitygw` into build/tools/bin, started on loopback with a
+//! fresh posix directory and killed on drop. And the tests' own view of
+//! the bucket (create it, read an object back, list uploads), signed with
+//! the same crate the library uses: versitygw checks every signature.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const S3_ACCESS: &str = "wxm-test-access";
+pub const S3_SECRET: &str = "wxm-test-secret-Hq7Z2pL0";
+pub const S3_REGION: &str = "us-east-1";
+
+/// The cached binary; a test that needs it fails (never skips) without it.
+pub fn versitygw_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("build/tools/bin/versitygw");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `make versitygw` (or `bash mk/versitygw.sh`) to install it",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+pub struct Versitygw {
+    child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+}
+
+impl Versitygw {
+    pub fn start() -> Versitygw {
+        let bin = versitygw_bin();
+        let dir = super::tempdir("versitygw");
+        // A port freed just before may be taken by another test: a few tries.
+        for _ in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let mut child = Command::new(&bin)
+                .args(["--access", S3_ACCESS, "--secret", S3_SECRET])
+                .args(["--region", S3_REGION, "--port", &addr, "--quiet"])
+                .arg("posix")
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn versitygw");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    eprintln!("versitygw on {addr} exited {status}: {err}");
+                    break;
+                }
+                if TcpStream::connect(&addr).is_ok() {
+                    return Versitygw { child, addr, dir };
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "versitygw did not listen on {addr}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("versitygw did not start");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn view(&self, bucket: &str) -> S3View {
+        S3View::new(&self.endpoint(), bucket)
+    }
+}
+
+impl Drop for Versitygw {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The tests' own requests to a bucket.
+pub struct S3View {
+    bucket: rusty_s3::Bucket,
+    creds: rusty_s3::Credentials,
+    agent: ureq::Agent,
+}
+
+/// An object read back: its sha256, length and headers.
+#[derive(Debug)]
+pub struct Object {
+    pub sha256: String,
+    pub len: u64,
+    pub content_type: Option<String>,
+    pub content_disposition: Option<String>,
+    pub media_id_meta: Option<String>,
+}
+
+const SIGN: Duration = Duration::from_secs(600);
+
+impl S3View {
+    pub fn new(endpoint: &str, bucket: &str) -> S3View {
+        let bucket = rusty_s3::Bucket::new(
+            endpoint.parse().expect("endpoint"),
+            rusty_s3::UrlStyle::Path,
+            bucket.to_string(),
+            S3_REGION,
+        )
+        .expect("bucket");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        S3View {
+            bucket,
+            creds: rusty_s3::Credentials::new(S3_ACCESS, S3_SECRET),
+            agent,
+        }
+    }
+
+    pub fn create_bucket(&self) {
+        use rusty_s3::S3Action;
+        let url = self.bucket.create_bucket(&self.creds).sign(SIGN);
+        let mut r = self
+            .agent
+            .put(url.as_str())
+            .send(&[][..])
+            .expect("create bucket");
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 200, "create bucket: {body}");
+    }
+
+    /// The object, streamed through sha256; None when there is none.
+    pub fn object(&self, key: &str) -> Option<Object> {
+        use rusty_s3::S3Action;
+        let url = self.bucket.get_object(Some(&self.creds), key).sign(SIGN);
+        let r = self.agent.get(url.as_str()).call().expect("get object");
+        let status = r.status().as_u16();
+        if status == 404 {
+            return None;
+        }
+        assert_eq!(status, 200, "get object {key}");
+        let h = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (content_type, content_disposition, media_id_meta) = (
+            h("content-type"),
+            h("content-disposition"),
+            h("x-amz-meta-wxmedia-media-id"),
+        );
+        let mut reader = r.into_body().into_with_config().limit(u64::MAX).reader();
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = reader.read(&mut buf).expect("object body");
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+            len += n as u64;
+        }
+        let sha256 = ctx
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(Object {
+            sha256,
+            len,
+            content_type,
+            content_disposition,
+            media_id_meta,
+        })
+    }
+
+    /// The upload ids in progress in the bucket (ListMultipartUploads).
+    pub fn uploads(&self) -> Vec<String> {
+        let url = rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            rusty_s3::Method::Get,
+            self.bucket.base_url().clone(),
+            self.creds.key(),
+            self.creds.secret(),
+            None,
+            S3_REGION,
+            SIGN.as_secs(),
+            [("uploads", "")].into_iter(),
+            std::iter::empty(),
+        );
+        let mut r = self.agent.get(url.as_str()).call().expect("list uploads");
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_string().expect("body");
+        assert_eq!(status, 200, "list uploads: {body}");
+        body.split("<UploadId>")
+            .skip(1)
+            .filter_map(|s| s.split_once("</UploadId>").map(|(id, _)| id.to_string()))
+            .collect()
+    }
+
+    /// The parts of an upload: (number, size).
+    pub fn parts(&self, key: &str, upload_id: &str) -> Vec<(u16, u64)> {
+        use rusty_s3::S3Action;
+        let url = self
+            .bucket
+            .list_parts(Some(&self.creds), key, upload_id)
+            .sign(SIGN);
+        let mut r = self.agent.get(url.as_str()).call().expect("list parts");
+        let body = r.body_mut().read_to_string().expect("body");
+        let parsed = rusty_s3::actions::ListParts::parse_response(&body).expect("ListParts");
+        parsed.parts.iter().map(|p| (p.number, p.size)).collect()
+    }
+}
