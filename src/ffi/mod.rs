@@ -4,6 +4,7 @@
 
 pub mod boundary;
 pub mod download;
+pub mod objstore;
 pub mod upload;
 pub mod url_upload;
 
