@@ -44,6 +44,8 @@ const AUTH_CODES: &[&str] = &[
     "AuthorizationHeaderMalformed",
     "AuthorizationQueryParametersError",
     "RequestTimeTooSkewed",
+    // versitygw's answer (HTTP 404) for an access key it does not know.
+    "XAdminUserNotFound",
 ];
 
 /// Where objects go and with which credentials: the host's settings, each
