@@ -367,3 +367,87 @@ fn three_hundred_mib_with_bounded_memory() {
     // 4 parts of 8 MiB in flight, plus the emulator in this process.
     assert!(peak < base + 160 * MIB, "peak RSS {peak} from {base}");
 }
+
+/// The child side of the kill test: one to_object run configured from the
+/// environment; exit 0 on success, 3 with the code on stderr otherwise.
+#[test]
+fn host_child() {
+    let Ok(base) = std::env::var("WXM_OBJ_CHILD") else {
+        return;
+    };
+    let var = |n: &str| std::env::var(n).expect(n);
+    let c = support::new_client(&ClientOpts {
+        base_url: base,
+        chunk: MIB,
+        parallelism: 2,
+        io_ms: 20_000,
+        ..ClientOpts::default()
+    });
+    let s = store(&var("WXM_OBJ_ENDPOINT"), S3_SECRET);
+    let o = to_object(&c, &var("WXM_OBJ_MEDIA"), &s, BUCKET, &var("WXM_OBJ_KEY"));
+    if o.rc != 0 {
+        eprintln!("child: rc {} {}", o.rc, o.errmsg);
+        std::process::exit(3);
+    }
+    eprint!("resumed={}", o.resumed);
+    std::process::exit(0);
+}
+
+fn spawn_child(
+    emu: &support::Emulator,
+    gw: &Versitygw,
+    media: &str,
+    key: &str,
+) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            &support::test_name(module_path!(), "host_child"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WXM_OBJ_CHILD", emu.base_url())
+        .env("WXM_OBJ_ENDPOINT", gw.endpoint())
+        .env("WXM_OBJ_MEDIA", media)
+        .env("WXM_OBJ_KEY", key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the host child")
+}
+
+#[test]
+fn a_killed_host_is_resumed_by_a_new_process() {
+    let emu = start(Platform::WeCom);
+    let (gw, view) = gateway();
+    let size = 27 * MIB + 9;
+    let (id, media) = add_media(&emu, json!({"size": size, "seed": 19, "encrypted": true}));
+    throttle(&emu, &id, 15_000_000);
+    let mut child = spawn_child(&emu, &gw, &id, "killed");
+    wait_for_parts(&view, "killed", 2);
+    // Child::kill is SIGKILL: no abort, no cleanup.
+    child.kill().expect("SIGKILL");
+    assert!(!child.wait().expect("reap").success());
+    assert_eq!(view.uploads().len(), 1, "the killed run's upload stays");
+    assert!(view.object("killed").is_none());
+    support::reset(&emu);
+    let out = spawn_child(&emu, &gw, &id, "killed")
+        .wait_with_output()
+        .expect("second child");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "second child: {err}");
+    let resumed: u64 = err
+        .rsplit("resumed=")
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .expect("resumed figure");
+    assert!(resumed >= 2 * 5 * MIB, "{err}");
+    check_object(&view, "killed", &media);
+    assert!(view.uploads().is_empty());
+    let fetched: u64 = ranges(&emu, &id).iter().map(|(a, b)| b - a + 1).sum();
+    assert_eq!(
+        fetched,
+        size - resumed,
+        "the new process fetched only the missing parts"
+    );
+}
