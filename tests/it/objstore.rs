@@ -451,3 +451,97 @@ fn a_killed_host_is_resumed_by_a_new_process() {
         "the new process fetched only the missing parts"
     );
 }
+
+#[test]
+fn store_5xx_and_resets_mid_part_are_retried() {
+    use crate::support::s3::{FaultyRelay, S3Fault};
+    let emu = start(Platform::WeCom);
+    let (gw, view) = gateway();
+    let relay = FaultyRelay::start(&gw.addr);
+    let (id, media) = add_media(&emu, json!({"size": 21 * MIB + 3, "seed": 20}));
+    relay.fault("POST*uploads=1", S3Fault::Status(500), 1);
+    relay.fault("partNumber=1&", S3Fault::ResetAfter(MIB), 1);
+    relay.fault("partNumber=2&", S3Fault::Status(503), 2);
+    relay.fault("partNumber=3&", S3Fault::ResetAfter(10), 1);
+    relay.fault("POST*uploadId=", S3Fault::Status(503), 1);
+    let c = support::client(
+        &emu,
+        ClientOpts {
+            chunk: 2 * MIB,
+            parallelism: 3,
+            ..ClientOpts::default()
+        },
+    );
+    let s = store(&relay.endpoint(), S3_SECRET);
+    let o = to_object(&c, &id, &s, BUCKET, "faulty");
+    assert_eq!(o.rc, 0, "{o:?}");
+    assert_eq!(relay.fired(), 6);
+    check_object(&view, "faulty", &media);
+    assert!(view.uploads().is_empty());
+}
+
+#[test]
+fn a_wechat_fault_and_a_store_fault_in_the_same_run() {
+    use crate::support::s3::{FaultyRelay, S3Fault};
+    let emu = start(Platform::WeCom);
+    let (gw, view) = gateway();
+    let relay = FaultyRelay::start(&gw.addr);
+    let (id, media) = add_media(
+        &emu,
+        json!({"size": 16 * MIB + 100, "seed": 21, "encrypted": true}),
+    );
+    support::fault(
+        &emu,
+        json!({"kind": "reset", "media_id": id, "after_bytes": 300_000}),
+    );
+    support::fault(
+        &emu,
+        json!({"kind": "http_status", "status": 503, "media_id": id}),
+    );
+    relay.fault("partNumber=2&", S3Fault::ResetAfter(2 * MIB), 1);
+    relay.fault("partNumber=3&", S3Fault::Status(500), 1);
+    let c = support::client(
+        &emu,
+        ClientOpts {
+            chunk: MIB,
+            parallelism: 2,
+            ..ClientOpts::default()
+        },
+    );
+    let s = store(&relay.endpoint(), S3_SECRET);
+    let o = to_object(&c, &id, &s, BUCKET, "both");
+    assert_eq!(o.rc, 0, "{o:?}");
+    assert_eq!(relay.fired(), 2);
+    assert_eq!(support::stats(&emu)["faults_fired"], 2);
+    check_object(&view, "both", &media);
+    assert!(view.uploads().is_empty());
+}
+
+#[test]
+fn a_store_that_keeps_failing_ends_the_run_and_aborts_the_upload() {
+    use crate::support::s3::{FaultyRelay, S3Fault};
+    let emu = start(Platform::WeCom);
+    let (gw, view) = gateway();
+    let relay = FaultyRelay::start(&gw.addr);
+    let (id, _) = add_media(&emu, json!({"size": 12 * MIB, "seed": 22}));
+    relay.fault("partNumber=2&", S3Fault::Status(503), 100);
+    let c = support::client(
+        &emu,
+        ClientOpts {
+            chunk: 4 * MIB,
+            parallelism: 1,
+            attempts: 3,
+            ..ClientOpts::default()
+        },
+    );
+    let s = store(&relay.endpoint(), S3_SECRET);
+    let o = to_object(&c, &id, &s, BUCKET, "failing");
+    assert_eq!(o.rc, WXM_E_OBJECT_STORE, "{o:?}");
+    assert!(
+        o.errmsg.contains("SlowDown") && o.errmsg.contains("503"),
+        "{o:?}"
+    );
+    assert_eq!(relay.fired(), 3, "the client's 3 attempts");
+    assert!(view.uploads().is_empty(), "aborted");
+    assert!(view.object("failing").is_none());
+}

@@ -233,3 +233,217 @@ impl S3View {
         parsed.parts.iter().map(|p| (p.number, p.size)).collect()
     }
 }
+
+/// A fault the relay injects into one request.
+#[derive(Clone, Copy, Debug)]
+pub enum S3Fault {
+    /// Answer this HTTP status with an S3 error body, without forwarding.
+    Status(u16),
+    /// Forward the head and this many body bytes, then reset the connection.
+    ResetAfter(u64),
+}
+
+/// A test-only TCP relay in front of versitygw that injects faults into
+/// matching requests. Each request gets a connection of its own (the
+/// relay asks the server to close after it), so a fault can be aimed at
+/// one request. Stops when dropped.
+pub struct FaultyRelay {
+    pub addr: String,
+    faults: std::sync::Arc<std::sync::Mutex<Vec<(String, S3Fault)>>>,
+    pub fired: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultyRelay {
+    pub fn start(upstream: &str) -> FaultyRelay {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let faults: Arc<Mutex<Vec<(String, S3Fault)>>> = Arc::default();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f2, fired2, stop2, up) = (
+            faults.clone(),
+            fired.clone(),
+            stop.clone(),
+            upstream.to_string(),
+        );
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (f, fired, up) = (f2.clone(), fired2.clone(), up.clone());
+                        std::thread::spawn(move || relay_one(client, &up, &f, &fired));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FaultyRelay {
+            addr,
+            faults,
+            fired,
+            stop,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues `fault` for the next request whose request line contains
+    /// every `*`-separated piece of `matching`, `count` times.
+    pub fn fault(&self, matching: &str, fault: S3Fault, count: usize) {
+        let mut q = self.faults.lock().expect("faults");
+        for _ in 0..count {
+            q.push((matching.to_string(), fault));
+        }
+    }
+
+    pub fn fired(&self) -> usize {
+        self.fired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for FaultyRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn relay_one(
+    mut client: TcpStream,
+    upstream: &str,
+    faults: &std::sync::Mutex<Vec<(String, S3Fault)>>,
+    fired: &std::sync::atomic::AtomicUsize,
+) {
+    use std::io::Write;
+    let _ = client.set_nonblocking(false);
+    let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+    // The request head, and whatever body bytes came with it.
+    let mut buf = Vec::new();
+    let mut piece = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match client.read(&mut piece) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&piece[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut rest = buf[head_end..].to_vec();
+    let line = head.lines().next().unwrap_or("").to_string();
+    let body_len: u64 = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let fault = {
+        let mut q = faults.lock().expect("faults");
+        q.iter()
+            .position(|(m, _)| m.split('*').all(|p| line.contains(p)))
+            .map(|i| q.remove(i).1)
+    };
+    if fault.is_some() {
+        fired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(S3Fault::Status(status)) = fault {
+        // Read the body first, as a server would, then answer.
+        let mut left = body_len.saturating_sub(rest.len() as u64);
+        while left > 0 {
+            match client.read(&mut piece) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n as u64),
+            }
+        }
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>injected by the test relay</Message></Error>",
+            if status == 503 { "SlowDown" } else { "InternalError" }
+        );
+        let _ = write!(
+            client,
+            "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        return;
+    }
+    // One request per connection: the server closes after answering.
+    let mut new_head = String::new();
+    for l in head.split("\r\n").filter(|l| !l.is_empty()) {
+        if !l.to_ascii_lowercase().starts_with("connection:") {
+            new_head.push_str(l);
+            new_head.push_str("\r\n");
+        }
+    }
+    new_head.push_str("Connection: close\r\n\r\n");
+    let Ok(mut up) = TcpStream::connect(upstream) else {
+        return;
+    };
+    if up.write_all(new_head.as_bytes()).is_err() {
+        return;
+    }
+    if let Some(S3Fault::ResetAfter(n)) = fault {
+        let mut sent = 0u64;
+        loop {
+            let take = (n - sent).min(rest.len() as u64) as usize;
+            let _ = up.write_all(&rest[..take]);
+            sent += take as u64;
+            if sent >= n || sent >= body_len {
+                break;
+            }
+            match client.read(&mut piece) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => rest = piece[..k].to_vec(),
+            }
+        }
+        // SO_LINGER 0: close with a RST, as a crashed server would.
+        let _ = socket_linger_zero(&client);
+        drop(client);
+        drop(up);
+        return;
+    }
+    if up.write_all(&rest).is_err() {
+        return;
+    }
+    let (Ok(mut c2), Ok(mut u2)) = (client.try_clone(), up.try_clone()) else {
+        return;
+    };
+    let pump = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut u2);
+    });
+    let _ = std::io::copy(&mut up, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = up.shutdown(std::net::Shutdown::Both);
+    let _ = pump.join();
+}
+
+fn socket_linger_zero(s: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a live socket fd and a properly sized linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
