@@ -698,12 +698,11 @@ fn check_etag(answer: &Answer, md5_hex: &str) -> Result<()> {
             .contains_key("x-amz-server-side-encryption-customer-algorithm");
     let etag = etag_of(answer)?;
     let plain = etag.trim_matches('"');
-    if !encrypted && plain.len() == 32 && plain.bytes().all(|b| b.is_ascii_hexdigit()) {
-        if !plain.eq_ignore_ascii_case(md5_hex) {
-            return Err(Error::Protocol(format!(
-                "object store: ETag {plain} is not the MD5 {md5_hex} of the bytes sent"
-            )));
-        }
+    let md5_like = plain.len() == 32 && plain.bytes().all(|b| b.is_ascii_hexdigit());
+    if !encrypted && md5_like && !plain.eq_ignore_ascii_case(md5_hex) {
+        return Err(Error::Protocol(format!(
+            "object store: ETag {plain} is not the MD5 {md5_hex} of the bytes sent"
+        )));
     }
     Ok(())
 }

@@ -121,6 +121,8 @@ fn one_mib_is_one_put_with_type_and_filename() {
     let o = to_object(&c, &id, &s, BUCKET, "in/one.pdf");
     assert_eq!(o.rc, 0, "{o:?}");
     assert_eq!(o.size, MIB);
+    assert_eq!(o.content_type.as_deref(), Some("application/pdf"));
+    assert_eq!(o.filename.as_deref(), Some("报告 1.pdf"));
     let obj = check_object(&view, "in/one.pdf", &media);
     assert_eq!(obj.content_type.as_deref(), Some("application/pdf"));
     let cd = obj.content_disposition.expect("content-disposition");
