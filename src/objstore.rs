@@ -388,9 +388,11 @@ impl Store {
         mut attempt: impl FnMut() -> std::result::Result<Answer, (Error, Reached)>,
     ) -> Result<Answer> {
         // Every call here may be repeated: reads, parts (a part sent again
-        // replaces itself), create (a second upload id is aborted or
-        // expires unused; the marker tells them apart), complete (the same
-        // parts again; a lost answer is settled by `complete`), abort.
+        // replaces itself), complete (the same parts again; a lost answer
+        // is settled by `complete`), abort, and create: a create whose
+        // answer was lost leaves an upload id nobody knows, without a
+        // marker (so never resumed), to the bucket's lifecycle rules, as the
+        // AWS SDKs do.
         Retry::new(client, Effect::Reads, what).run(cancel, |_| match attempt() {
             Ok(a) => Attempt::Done(a),
             Err((error, reached)) => Attempt::Failed {

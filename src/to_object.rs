@@ -104,7 +104,8 @@ impl Client {
             let first_start = u64::from(first_no - 1) * part;
             // The first missing part, fetched here: it tells the size (and
             // the type and filename the object gets).
-            let mut first = Vec::new();
+            // Sized once: growing by doubling could take twice a part.
+            let mut first = Vec::with_capacity(part as usize);
             fetch_span(
                 &shared,
                 cancel,

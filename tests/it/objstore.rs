@@ -547,3 +547,37 @@ fn a_store_that_keeps_failing_ends_the_run_and_aborts_the_upload() {
     assert!(view.uploads().is_empty(), "aborted");
     assert!(view.object("failing").is_none());
 }
+
+#[test]
+fn credentials_endpoint_and_region_from_the_environment() {
+    let name = "credentials_endpoint_and_region_from_the_environment";
+    if !support::in_own_process(module_path!(), name) {
+        return;
+    }
+    let emu = start(Platform::WeCom);
+    let (gw, view) = gateway();
+    let (id, media) = add_media(&emu, json!({"size": 6 * MIB + 1, "seed": 23}));
+    // This process runs this test alone: nothing else reads the environment.
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", gw.endpoint().as_str()),
+    ] {
+        std::env::set_var(k, v);
+    }
+    std::env::remove_var("AWS_SESSION_TOKEN");
+    std::env::remove_var("AWS_ENDPOINT_URL_S3");
+    let c = support::client(&emu, ClientOpts::default());
+    // Nothing set on the store: all from the environment (path style, as
+    // an endpoint is given).
+    let s = Store(wxm_objstore_new());
+    let o = to_object(&c, &id, &s, BUCKET, "from-env");
+    assert_eq!(o.rc, 0, "{o:?}");
+    check_object(&view, "from-env", &media);
+    // Without credentials anywhere: a clear usage error, nothing sent.
+    std::env::remove_var("AWS_SECRET_ACCESS_KEY");
+    let o = to_object(&c, &id, &s, BUCKET, "none");
+    assert_eq!(o.rc, WXM_E_INVALID_ARG, "{o:?}");
+    assert!(o.errmsg.contains("AWS_SECRET_ACCESS_KEY"), "{o:?}");
+}
