@@ -581,3 +581,43 @@ fn credentials_endpoint_and_region_from_the_environment() {
     assert_eq!(o.rc, WXM_E_INVALID_ARG, "{o:?}");
     assert!(o.errmsg.contains("AWS_SECRET_ACCESS_KEY"), "{o:?}");
 }
+
+#[test]
+fn the_store_is_reached_through_the_clients_tls_settings() {
+    use crate::tls::{pki, TlsProxy};
+    let emu = start(Platform::WeCom);
+    let (gw, view) = gateway();
+    // Small: the test's TLS proxy relays slowly (it polls each side).
+    let (id, media) = add_media(&emu, json!({"size": 300_000, "seed": 24}));
+    let p = pki(&["localhost", "127.0.0.1"]);
+    let proxy = TlsProxy::start(&p, gw.addr.parse().expect("addr"));
+    let endpoint = format!("https://localhost:{}", proxy.port);
+    let s = store(&endpoint, S3_SECRET);
+    // Verification on: the test CA is unknown to the default roots.
+    let c = support::client(
+        &emu,
+        ClientOpts {
+            attempts: 2,
+            ..ClientOpts::default()
+        },
+    );
+    let o = to_object(&c, &id, &s, BUCKET, "tls");
+    assert_eq!(o.rc, WXM_E_TLS, "{o:?}");
+    // The CA given to the client (wxm_config_set_ca_file) is trusted for
+    // the store too: the same agent carries both.
+    let dir = support::tempdir("objstore-tls");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &p.ca_pem).expect("write CA");
+    let c = support::client(
+        &emu,
+        ClientOpts {
+            ca_file: Some(ca.to_str().expect("utf-8").to_string()),
+            io_ms: 20_000,
+            ..ClientOpts::default()
+        },
+    );
+    let o = to_object(&c, &id, &s, BUCKET, "tls");
+    assert_eq!(o.rc, 0, "{o:?}");
+    check_object(&view, "tls", &media);
+    let _ = std::fs::remove_dir_all(dir);
+}
