@@ -170,9 +170,11 @@ impl Error {
                 *status >= 500
                     || *status == 408
                     || *status == 429
+                    // BadDigest: bytes damaged on the way (the store checked
+                    // them against Content-MD5): sent again.
                     || matches!(
                         code.as_str(),
-                        "SlowDown" | "RequestTimeout" | "InternalError"
+                        "SlowDown" | "RequestTimeout" | "InternalError" | "BadDigest" | "IncompleteBody"
                     )
             }
             _ => false,

@@ -106,7 +106,7 @@ impl Client {
             // the type and filename the object gets).
             // Sized once: growing by doubling could take twice a part.
             let mut first = Vec::with_capacity(part as usize);
-            fetch_span(
+            let fetched = fetch_span(
                 &shared,
                 cancel,
                 first_start,
@@ -115,7 +115,14 @@ impl Client {
                     first.extend_from_slice(d);
                     Ok(())
                 },
-            )?;
+            );
+            if let Err(e) = fetched {
+                // A resumed upload fails as any other: aborted unless kept.
+                if let (Some(r), false) = (&resume, store.keep_parts_on_failure) {
+                    self.abort_quietly(store, key, &r.upload_id);
+                }
+                return Err(e);
+            }
             let total = shared.total().unwrap_or(first_start + first.len() as u64);
             let parts = total.div_ceil(part).max(1);
             if parts >= u64::from(MARKER_PART) {
@@ -170,14 +177,25 @@ impl Client {
                             cancel, progress,
                         )
                     });
-                return self.finish(store, key, &upload_id, result, info, 0, note);
+                return self.finish(store, key, &upload_id, result, info, 0, note, cancel);
             };
             let resumed: u64 = r.parts.iter().map(|p| p.size).sum();
-            progress(resumed, total)?;
-            let result = self.upload_parts(
-                &shared, store, key, &r, first, first_no, parts, &part_len, total, cancel, progress,
+            let result = progress(resumed, total).and_then(|_| {
+                self.upload_parts(
+                    &shared, store, key, &r, first, first_no, parts, &part_len, total, cancel,
+                    progress,
+                )
+            });
+            return self.finish(
+                store,
+                key,
+                &r.upload_id,
+                result,
+                info,
+                resumed,
+                note,
+                cancel,
             );
-            return self.finish(store, key, &r.upload_id, result, info, resumed, note);
         }
     }
 
@@ -192,11 +210,10 @@ impl Client {
         mut info: MediaInfo,
         resumed: u64,
         note: Option<String>,
+        cancel: &AtomicBool,
     ) -> Result<MediaInfo> {
-        let result = parts.and_then(|(etags, total)| {
-            let cancel = AtomicBool::new(false);
-            store.complete(self, &cancel, key, upload_id, &etags, total)
-        });
+        let result = parts
+            .and_then(|(etags, total)| store.complete(self, cancel, key, upload_id, &etags, total));
         match result {
             Ok(()) => {
                 info.resumed_from = resumed;

@@ -466,6 +466,8 @@ fn store_5xx_and_resets_mid_part_are_retried() {
     relay.fault("partNumber=2&", S3Fault::Status(503), 2);
     relay.fault("partNumber=3&", S3Fault::ResetAfter(10), 1);
     relay.fault("POST*uploadId=", S3Fault::Status(503), 1);
+    // A byte damaged on the way: the store checks Content-MD5 (BadDigest).
+    relay.fault("partNumber=4&", S3Fault::Corrupt(12_345), 1);
     let c = support::client(
         &emu,
         ClientOpts {
@@ -477,7 +479,7 @@ fn store_5xx_and_resets_mid_part_are_retried() {
     let s = store(&relay.endpoint(), S3_SECRET);
     let o = to_object(&c, &id, &s, BUCKET, "faulty");
     assert_eq!(o.rc, 0, "{o:?}");
-    assert_eq!(relay.fired(), 6);
+    assert_eq!(relay.fired(), 7);
     check_object(&view, "faulty", &media);
     assert!(view.uploads().is_empty());
 }

@@ -241,6 +241,8 @@ pub enum S3Fault {
     Status(u16),
     /// Forward the head and this many body bytes, then reset the connection.
     ResetAfter(u64),
+    /// Forward the request with the body's byte at this offset flipped.
+    Corrupt(u64),
 }
 
 /// A test-only TCP relay in front of versitygw that injects faults into
@@ -409,6 +411,27 @@ fn relay_one(
         drop(client);
         drop(up);
         return;
+    }
+    if let Some(S3Fault::Corrupt(at)) = fault {
+        // Forward the body ourselves, flipping one byte on the way.
+        let mut off = 0u64;
+        loop {
+            if at >= off && at < off + rest.len() as u64 {
+                rest[(at - off) as usize] ^= 0xff;
+            }
+            if up.write_all(&rest).is_err() {
+                return;
+            }
+            off += rest.len() as u64;
+            if off >= body_len {
+                break;
+            }
+            match client.read(&mut piece) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => rest = piece[..k].to_vec(),
+            }
+        }
+        rest.clear();
     }
     if up.write_all(&rest).is_err() {
         return;
