@@ -623,3 +623,67 @@ fn the_store_is_reached_through_the_clients_tls_settings() {
     check_object(&view, "tls", &media);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_complete_whose_answer_was_lost_is_settled_by_the_object() {
+    use crate::support::s3::{FaultyRelay, S3Fault};
+    let emu = start(Platform::WeCom);
+    let (gw, view) = gateway();
+    let relay = FaultyRelay::start(&gw.addr);
+    let (id, media) = add_media(&emu, json!({"size": 11 * MIB + 1, "seed": 25}));
+    // The store completes the upload, but its answer never arrives: the
+    // repeat finds no such upload, and the object, of the right size, settles it.
+    relay.fault("POST*uploadId=", S3Fault::DropAnswer, 1);
+    let c = support::client(
+        &emu,
+        ClientOpts {
+            chunk: 2 * MIB,
+            parallelism: 2,
+            ..ClientOpts::default()
+        },
+    );
+    let s = store(&relay.endpoint(), S3_SECRET);
+    let o = to_object(&c, &id, &s, BUCKET, "lost");
+    assert_eq!(o.rc, 0, "{o:?}");
+    assert_eq!(relay.fired(), 1);
+    check_object(&view, "lost", &media);
+    assert!(view.uploads().is_empty());
+}
+
+#[test]
+fn a_resume_never_mixes_two_media() {
+    let emu = start(Platform::WeCom);
+    let (gw, view) = gateway();
+    let (a, _) = add_media(&emu, json!({"size": 12 * MIB, "seed": 26}));
+    let (b, media_b) = add_media(&emu, json!({"size": 12 * MIB, "seed": 27}));
+    throttle(&emu, &a, 20_000_000);
+    let c = support::client(
+        &emu,
+        ClientOpts {
+            chunk: MIB,
+            parallelism: 1,
+            ..ClientOpts::default()
+        },
+    );
+    let s = store(&gw.endpoint(), S3_SECRET);
+    // SAFETY: live store.
+    assert_eq!(unsafe { wxm_objstore_set_keep_parts_on_failure(s.0, 1) }, 0);
+    let o = cancelled_midway(&c, &a, &s, &view, "same-key");
+    assert_eq!(o.rc, WXM_E_CANCELLED, "{o:?}");
+    let kept = view.uploads();
+    assert_eq!(kept.len(), 1);
+    // Another media to the same key: a fresh upload, not media a's parts.
+    let o = to_object(&c, &b, &s, BUCKET, "same-key");
+    assert_eq!(o.rc, 0, "{o:?}");
+    assert_eq!(o.resumed, 0, "{o:?}");
+    check_object(&view, "same-key", &media_b);
+    // Media a's upload is not b's to judge: it stays for a's resume.
+    assert_eq!(view.uploads(), kept);
+    // And the same media with another part size does not resume it either.
+    // SAFETY: live store.
+    assert_eq!(unsafe { wxm_objstore_set_part_size(s.0, 6 * MIB) }, 0);
+    support::reset(&emu);
+    let o = to_object(&c, &a, &s, BUCKET, "same-key");
+    assert_eq!(o.rc, 0, "{o:?}");
+    assert_eq!(o.resumed, 0, "{o:?}");
+}

@@ -243,6 +243,9 @@ pub enum S3Fault {
     ResetAfter(u64),
     /// Forward the request with the body's byte at this offset flipped.
     Corrupt(u64),
+    /// Forward the request, let the server act on it, and reset the
+    /// connection instead of relaying its answer (an answer lost).
+    DropAnswer,
 }
 
 /// A test-only TCP relay in front of versitygw that injects faults into
@@ -434,6 +437,25 @@ fn relay_one(
         rest.clear();
     }
     if up.write_all(&rest).is_err() {
+        return;
+    }
+    if let Some(S3Fault::DropAnswer) = fault {
+        let mut left = body_len.saturating_sub(rest.len() as u64);
+        while left > 0 {
+            match client.read(&mut piece) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if up.write_all(&piece[..n]).is_err() {
+                        return;
+                    }
+                    left = left.saturating_sub(n as u64);
+                }
+            }
+        }
+        // The server's whole answer (it closes after it), thrown away.
+        let mut answer = Vec::new();
+        let _ = up.read_to_end(&mut answer);
+        let _ = socket_linger_zero(&client);
         return;
     }
     let (Ok(mut c2), Ok(mut u2)) = (client.try_clone(), up.try_clone()) else {
