@@ -147,8 +147,25 @@ fn fifty_mib_in_parallel_parts() {
         },
     );
     let s = store(&gw.endpoint(), S3_SECRET);
-    let o = to_object(&c, &id, &s, BUCKET, "fifty");
+    let seen = std::sync::Mutex::new(Vec::<(u64, u64)>::new());
+    unsafe extern "C" fn record(user: *mut std::ffi::c_void, done: u64, total: u64) -> i32 {
+        // SAFETY: user is the &Mutex below, alive for the run.
+        let seen = unsafe { &*(user as *const std::sync::Mutex<Vec<(u64, u64)>>) };
+        seen.lock().expect("lock").push((done, total));
+        0
+    }
+    let o = to_object_with(&c, &id, &s, BUCKET, "fifty", |d| {
+        let user = &seen as *const _ as *mut std::ffi::c_void;
+        // SAFETY: live handle; `seen` outlives the run.
+        let rc = unsafe { wxm_download_set_progress(d as *mut wxm_download, Some(record), user) };
+        assert_eq!(rc, 0);
+    });
     assert_eq!(o.rc, 0, "{o:?}");
+    // Progress counts bytes in the store, never goes back, ends at the size.
+    let seen = seen.into_inner().expect("lock");
+    let size = media.len() as u64;
+    assert_eq!(seen.last(), Some(&(size, size)), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
     let obj = check_object(&view, "fifty", &media);
     assert_eq!(obj.media_id_meta.as_deref(), Some(id.as_str()));
     assert!(view.uploads().is_empty());
