@@ -704,3 +704,89 @@ fn a_resume_never_mixes_two_media() {
     assert_eq!(o.rc, 0, "{o:?}");
     assert_eq!(o.resumed, 0, "{o:?}");
 }
+
+#[test]
+fn null_and_bad_arguments_answer_codes() {
+    let emu = start(Platform::WeCom);
+    let c = support::client(&emu, ClientOpts::default());
+    let null: *const std::ffi::c_char = std::ptr::null();
+    let bad: &[u8] = b"\xff\xfe\0";
+    let bad = bad.as_ptr() as *const std::ffi::c_char;
+    // SAFETY: NULL or live handles and NUL-terminated strings throughout.
+    unsafe {
+        let e = WXM_E_INVALID_ARG;
+        assert_eq!(
+            wxm_objstore_set_endpoint(std::ptr::null_mut(), cs("http://x").as_ptr()),
+            e
+        );
+        assert_eq!(
+            wxm_objstore_set_region(std::ptr::null_mut(), cs("r").as_ptr()),
+            e
+        );
+        assert_eq!(wxm_objstore_set_path_style(std::ptr::null_mut(), 1), e);
+        assert_eq!(
+            wxm_objstore_set_keep_parts_on_failure(std::ptr::null_mut(), 1),
+            e
+        );
+        assert_eq!(wxm_objstore_set_part_size(std::ptr::null_mut(), 5 * MIB), e);
+        wxm_objstore_free(std::ptr::null_mut());
+        let s = Store(wxm_objstore_new());
+        assert_eq!(wxm_objstore_set_endpoint(s.0, null), e);
+        assert_eq!(wxm_objstore_set_endpoint(s.0, bad), e);
+        assert_eq!(wxm_objstore_set_endpoint(s.0, cs("ftp://h/").as_ptr()), e);
+        assert_eq!(wxm_objstore_set_endpoint(s.0, cs("not a url").as_ptr()), e);
+        assert_eq!(wxm_objstore_set_region(s.0, cs("").as_ptr()), e);
+        assert_eq!(
+            wxm_objstore_set_credentials(s.0, null, cs("s").as_ptr(), null),
+            e
+        );
+        assert_eq!(
+            wxm_objstore_set_credentials(s.0, cs("k").as_ptr(), cs("").as_ptr(), null),
+            e
+        );
+        assert_eq!(
+            wxm_objstore_set_credentials(s.0, cs("k").as_ptr(), cs("s").as_ptr(), bad),
+            e
+        );
+        assert_eq!(wxm_objstore_set_part_size(s.0, 5 * MIB - 16), e);
+        assert_eq!(wxm_objstore_set_part_size(s.0, 5 * MIB + 8), e);
+        assert_eq!(wxm_objstore_set_part_size(s.0, 1 << 40), e);
+        assert!(!support::last_errmsg().is_empty());
+        let (bucket, key) = (cs(BUCKET), cs("k"));
+        assert_eq!(
+            wxm_download_to_object(std::ptr::null_mut(), s.0, bucket.as_ptr(), key.as_ptr()),
+            e
+        );
+        let d = wxm_download_new(c.0, cs("m").as_ptr());
+        assert_eq!(
+            wxm_download_to_object(d, std::ptr::null(), bucket.as_ptr(), key.as_ptr()),
+            e
+        );
+        assert_eq!(wxm_download_to_object(d, s.0, null, key.as_ptr()), e);
+        assert_eq!(wxm_download_to_object(d, s.0, bucket.as_ptr(), null), e);
+        assert_eq!(
+            wxm_download_to_object(d, s.0, bucket.as_ptr(), cs("").as_ptr()),
+            e
+        );
+        assert_eq!(
+            wxm_download_to_object(d, s.0, cs("").as_ptr(), key.as_ptr()),
+            e
+        );
+        assert_eq!(wxm_download_resumed(std::ptr::null()), 0);
+        // A start offset is for sinks only.
+        assert_eq!(wxm_download_set_start(d, 16), 0);
+        assert_eq!(
+            wxm_download_to_object(d, s.0, bucket.as_ptr(), key.as_ptr()),
+            e
+        );
+        wxm_download_free(d);
+        for code in [
+            WXM_E_OBJECT_STORE,
+            WXM_E_OBJECT_STORE_AUTH,
+            WXM_E_NO_SUCH_BUCKET,
+        ] {
+            let t = text(wxmedia::ffi::wxm_strerror(code)).expect("text");
+            assert!(t.contains("object store"), "{code}: {t}");
+        }
+    }
+}
