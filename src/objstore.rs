@@ -403,10 +403,12 @@ impl Store {
         })
     }
 
-    fn object_url<'a>(&'a self, action: &impl S3Action<'a>) -> url::Url {
+    /// A presigned URL for `action` (each attempt signs afresh).
+    fn sign<'a>(&'a self, action: &impl S3Action<'a>) -> url::Url {
         action.sign(SIGNED_FOR)
     }
 
+    /// `sign`, with `headers` signed too (they must then be sent as they are).
     fn signed<'a>(
         &'a self,
         mut action: impl S3Action<'a>,
@@ -415,7 +417,7 @@ impl Store {
         for (k, v) in headers {
             action.headers_mut().insert(k.as_str(), v.as_str());
         }
-        self.object_url(&action)
+        self.sign(&action)
     }
 
     /// Uploads in progress for exactly `key`, oldest first.
@@ -504,7 +506,7 @@ impl Store {
                 if let Some(m) = marker {
                     action.set_part_number_marker(m);
                 }
-                let url = self.object_url(&action);
+                let url = self.sign(&action);
                 self.send(client, Verb::Get, &url, &[], &[])
             })?;
             let text = String::from_utf8_lossy(&answer.body);
@@ -613,7 +615,7 @@ impl Store {
                 upload_id,
                 etags.iter().map(String::as_str),
             );
-            let url = self.object_url(&action);
+            let url = self.sign(&action);
             let body = action.body();
             self.send(client, Verb::Post, &url, &[], body.as_bytes())
         });
@@ -644,7 +646,7 @@ impl Store {
             let action =
                 self.bucket
                     .abort_multipart_upload(Some(&self.credentials), key, upload_id);
-            let url = self.object_url(&action);
+            let url = self.sign(&action);
             self.send(client, Verb::Delete, &url, &[], &[])
         });
         match result {
@@ -657,7 +659,7 @@ impl Store {
     pub fn head(&self, client: &Client, cancel: &AtomicBool, key: &str) -> Result<Option<u64>> {
         let result = self.call(client, cancel, "HeadObject", || {
             let action = self.bucket.head_object(Some(&self.credentials), key);
-            let url = self.object_url(&action);
+            let url = self.sign(&action);
             self.send(client, Verb::Head, &url, &[], &[])
         });
         match result {

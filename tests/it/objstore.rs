@@ -497,6 +497,13 @@ fn store_5xx_and_resets_mid_part_are_retried() {
     let o = to_object(&c, &id, &s, BUCKET, "faulty");
     assert_eq!(o.rc, 0, "{o:?}");
     assert_eq!(relay.fired(), 7);
+    // The damaged part was refused by the store's Content-MD5 check.
+    let answers = relay.answers.lock().expect("answers").clone();
+    assert_eq!(answers.len(), 1);
+    assert!(
+        answers[0].contains(" 400 ") && answers[0].ends_with("BadDigest"),
+        "{answers:?}"
+    );
     check_object(&view, "faulty", &media);
     assert!(view.uploads().is_empty());
 }

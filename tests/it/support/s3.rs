@@ -256,6 +256,8 @@ pub struct FaultyRelay {
     pub addr: String,
     faults: std::sync::Arc<std::sync::Mutex<Vec<(String, S3Fault)>>>,
     pub fired: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The server's status line and S3 code for each `Corrupt` request.
+    pub answers: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -269,6 +271,8 @@ impl FaultyRelay {
         let faults: Arc<Mutex<Vec<(String, S3Fault)>>> = Arc::default();
         let fired = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let answers: Arc<Mutex<Vec<String>>> = Arc::default();
+        let answers2 = answers.clone();
         let (f2, fired2, stop2, up) = (
             faults.clone(),
             fired.clone(),
@@ -279,8 +283,9 @@ impl FaultyRelay {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let (f, fired, up) = (f2.clone(), fired2.clone(), up.clone());
-                        std::thread::spawn(move || relay_one(client, &up, &f, &fired));
+                        let (f, fired, up, a) =
+                            (f2.clone(), fired2.clone(), up.clone(), answers2.clone());
+                        std::thread::spawn(move || relay_one(client, &up, &f, &fired, &a));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -290,6 +295,7 @@ impl FaultyRelay {
             addr,
             faults,
             fired,
+            answers,
             stop,
         }
     }
@@ -323,6 +329,7 @@ fn relay_one(
     upstream: &str,
     faults: &std::sync::Mutex<Vec<(String, S3Fault)>>,
     fired: &std::sync::atomic::AtomicUsize,
+    answers: &std::sync::Mutex<Vec<String>>,
 ) {
     use std::io::Write;
     let _ = client.set_nonblocking(false);
@@ -434,7 +441,23 @@ fn relay_one(
                 Ok(k) => rest = piece[..k].to_vec(),
             }
         }
-        rest.clear();
+        // The server's answer to the damaged body, noted and relayed.
+        let mut answer = Vec::new();
+        let _ = up.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text.lines().next().unwrap_or("").to_string();
+        let code = text
+            .split("<Code>")
+            .nth(1)
+            .and_then(|c| c.split("</Code>").next())
+            .unwrap_or("");
+        answers
+            .lock()
+            .expect("answers")
+            .push(format!("{status} {code}"));
+        let _ = client.write_all(&answer);
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        return;
     }
     if up.write_all(&rest).is_err() {
         return;
