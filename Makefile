@@ -16,7 +16,7 @@ LIB_A := $(LIBDIR)/libwxmedia.a
 EMULATOR := $(LIBDIR)/wxmedia-emulator
 HEADER := $(ROOT)/include/wxmedia.h
 
-.PHONY: all lib demo test rust-test rust-lint header deps redis-deps ureq-latest
+.PHONY: all lib demo test rust-test rust-lint header deps redis-deps ureq-latest versitygw
 all: lib
 
 # The library (both kinds) and the emulator, in release mode.
@@ -43,7 +43,12 @@ rust-lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-rust-test: rust-lint
+# A real S3-compatible server (checks signatures) for the object-store
+# tests (tests/it/objstore.rs), installed once into build/tools/bin.
+versitygw:
+	bash $(ROOT)/mk/versitygw.sh
+
+rust-test: rust-lint versitygw
 	$(CARGO) test --workspace --locked
 
 # The newest ureq 3.x, whatever Cargo.lock pins: src/tcp.rs and src/http.rs

@@ -186,6 +186,25 @@
 #define WXM_E_OUTCOME_UNKNOWN -1014
 
 /**
+ * The object store (`wxm_download_to_object`) answered an error after
+ * retries: a 5xx that persisted, a missing or invalid upload, a refused
+ * request. The message carries the store's error code (e.g. `NoSuchUpload`).
+ */
+#define WXM_E_OBJECT_STORE -1015
+
+/**
+ * The object store rejected the credentials: unknown access key, wrong
+ * secret (`SignatureDoesNotMatch`), expired session token, or access denied.
+ * Never retried. The message never contains the secret.
+ */
+#define WXM_E_OBJECT_STORE_AUTH -1016
+
+/**
+ * The object store has no bucket of that name (`NoSuchBucket`).
+ */
+#define WXM_E_NO_SUCH_BUCKET -1017
+
+/**
  * A transfer's run started (`wxm_download_to_*`, `wxm_upload_run`,
  * `wxm_url_upload_*`). Level INFO.
  */
@@ -342,6 +361,20 @@ typedef struct wxm_config wxm_config;
  * Getters are valid after a run returns, until the next run or the free.
  */
 typedef struct wxm_download wxm_download;
+
+/**
+ * An S3-compatible object store: endpoint, region, credentials and how
+ * to upload. Created by `wxm_objstore_new`, filled by the
+ * `wxm_objstore_set_*` setters (which copy their strings), used by
+ * `wxm_download_to_object` (which copies it when it starts) and released
+ * by `wxm_objstore_free`. Thread-safe. What is left unset is taken from
+ * the environment as the AWS tools do, when a transfer starts:
+ * `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, `AWS_REGION`/`AWS_DEFAULT_REGION`
+ * (else `us-east-1`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+ * `AWS_SESSION_TOKEN`. Requests go through the client's connections: its
+ * TLS verification, CA file (`wxm_config_set_ca_file`) and timeouts apply.
+ */
+typedef struct wxm_objstore wxm_objstore;
 
 /**
  * One upload of one file. Created by `wxm_upload_new`, given a source by
@@ -929,6 +962,17 @@ void wxm_download_cancel(const wxm_download *dl);
 uint64_t wxm_download_size(const wxm_download *dl);
 
 /**
+ * After a successful run, the bytes it did not fetch from WeChat because
+ * an earlier run had kept them: the resumed offset of `wxm_download_to_path`,
+ * or the bytes of the parts a kept upload already held for
+ * `wxm_download_to_object`. 0 otherwise, and for NULL.
+ *
+ * # Safety
+ * `dl` is NULL or a live download.
+ */
+uint64_t wxm_download_resumed(const wxm_download *dl);
+
+/**
  * The Content-Type of the media, or NULL when unknown. Owned by the handle.
  *
  * # Safety
@@ -1009,6 +1053,115 @@ void wxm_download_free(wxm_download *dl);
  * contract above.
  */
 int32_t wxm_config_set_event_handler(wxm_config *cfg, wxm_event_fn handler, void *user_data, wxm_free_fn free_fn, int32_t min_level);
+
+/**
+ * Creates an object store with nothing set (see `wxm_objstore`). Part
+ * size 8 MiB; a failed or cancelled transfer aborts its upload.
+ */
+wxm_objstore *wxm_objstore_new(void);
+
+/**
+ * Sets the endpoint: `https://s3.example.com`, `http://127.0.0.1:9000`.
+ * Default: the environment's, else `https://s3.REGION.amazonaws.com`.
+ * Returns 0, or `WXM_E_INVALID_ARG` for NULL, non-UTF-8 or a URL that is
+ * not http(s) with a host.
+ *
+ * # Safety
+ * `store` is NULL or live; `url` is NULL or a NUL-terminated string.
+ */
+int32_t wxm_objstore_set_endpoint(wxm_objstore *store, const char *url);
+
+/**
+ * Sets the region the requests are signed for. Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `store` is NULL or live; `region` is NULL or a NUL-terminated string.
+ */
+int32_t wxm_objstore_set_region(wxm_objstore *store, const char *region);
+
+/**
+ * Sets the access key and secret, and the session token of temporary
+ * credentials (NULL for none). The secret and token never appear in a
+ * message. Returns 0 or `WXM_E_INVALID_ARG` (NULL or empty key or secret).
+ *
+ * # Safety
+ * `store` is NULL or live; `access_key` and `secret` are NULL or
+ * NUL-terminated strings; `session_token` is NULL or one.
+ */
+int32_t wxm_objstore_set_credentials(wxm_objstore *store, const char *access_key, const char *secret, const char *session_token);
+
+/**
+ * Non-zero: path-style URLs (`endpoint/bucket/key`); 0: virtual-hosted
+ * (`bucket.endpoint/key`). Default: path style with an endpoint set or
+ * from the environment (what S3-compatible servers expect), virtual-hosted
+ * on AWS. Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `store` is NULL or live.
+ */
+int32_t wxm_objstore_set_path_style(wxm_objstore *store, int32_t enable);
+
+/**
+ * Non-zero: a failed or cancelled `wxm_download_to_object` keeps its
+ * multipart upload and the parts already uploaded, so that a later run
+ * (in this process or another) resumes it. 0 (the default): it aborts the
+ * upload, leaving no parts behind. A killed process cannot abort: its
+ * upload is resumed by the next run for the same media and key, or
+ * removed by the bucket's lifecycle rules. Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `store` is NULL or live.
+ */
+int32_t wxm_objstore_set_keep_parts_on_failure(wxm_objstore *store, int32_t enable);
+
+/**
+ * Sets the part size: a multiple of 16 from 5 MiB to 512 MiB (default
+ * 8 MiB). Each connection holds one part in memory: a transfer uses about
+ * parallelism × part size. A media of at most one part is sent as one
+ * PutObject. A resume needs the same part size as the run it resumes.
+ * Returns 0 or `WXM_E_INVALID_ARG`.
+ *
+ * # Safety
+ * `store` is NULL or live.
+ */
+int32_t wxm_objstore_set_part_size(wxm_objstore *store, uint64_t bytes);
+
+/**
+ * Releases a store. NULL is ignored. Transfers copy the store when they
+ * start, so it may be freed while they run.
+ *
+ * # Safety
+ * `store` is NULL or a store from `wxm_objstore_new`, freed once.
+ */
+void wxm_objstore_free(wxm_objstore *store);
+
+/**
+ * Downloads the media into object `key` of `bucket` in `store`, without
+ * touching a disk: the aligned Range chunks become the parts of an S3
+ * multipart upload, up to the client's parallelism fetched and uploaded at
+ * once, each checked by its Content-MD5. The object, with the media's
+ * Content-Type and its WeChat filename as Content-Disposition, appears
+ * only when complete. A media of at most one part is one PutObject.
+ *
+ * Resume: an upload of the same media_id (and part size) to the same key
+ * left by an earlier run, in this process or another, is found
+ * (ListMultipartUploads, ListParts) and completed, fetching from WeChat
+ * only the parts it lacks (`wxm_download_resumed` tells how many bytes it
+ * had). A failed or cancelled run aborts its upload unless
+ * `wxm_objstore_set_keep_parts_on_failure` asked to keep it.
+ *
+ * Returns as `wxm_download_to_path`, plus `WXM_E_OBJECT_STORE_AUTH`
+ * (credentials refused, not retried), `WXM_E_NO_SUCH_BUCKET`,
+ * `WXM_E_OBJECT_STORE` (another error the store answered, after retries
+ * for 5xx), and `WXM_E_INVALID_ARG` (no credentials anywhere, an empty
+ * key). Getters and `wxm_download_errmsg` as after `wxm_download_to_path`;
+ * the message never contains the secret.
+ *
+ * # Safety
+ * `dl` is NULL or a live download; `store` is NULL or a live store;
+ * `bucket` and `key` are NULL or NUL-terminated strings.
+ */
+int32_t wxm_download_to_object(wxm_download *dl, const wxm_objstore *store, const char *bucket, const char *key);
 
 /**
  * Creates an upload of media type `type` ("image", "voice", "video",

@@ -26,7 +26,7 @@ const SINK_SLICE: usize = 1024 * 1024;
 const MAX_REDIRECTS: u32 = 5;
 
 /// Receives verified bytes: (offset, data, total size when known).
-type Deliver<'a> = dyn FnMut(u64, &[u8], Option<u64>) -> Result<()> + 'a;
+pub(crate) type Deliver<'a> = dyn FnMut(u64, &[u8], Option<u64>) -> Result<()> + 'a;
 
 /// What the host learns about the media.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,7 +65,7 @@ enum Source {
 }
 
 /// State shared by every request of one transfer (and by its workers).
-struct Shared<'a> {
+pub(crate) struct Shared<'a> {
     client: &'a Client,
     media_id: &'a str,
     endpoint: Endpoint,
@@ -74,9 +74,25 @@ struct Shared<'a> {
     info: Mutex<MediaInfo>,
 }
 
-impl Shared<'_> {
-    fn total(&self) -> Option<u64> {
+impl<'a> Shared<'a> {
+    /// For `to_object`, which fetches its own spans.
+    pub(crate) fn new(client: &'a Client, media_id: &'a str, endpoint: Endpoint) -> Shared<'a> {
+        Shared {
+            client,
+            media_id,
+            endpoint,
+            total: Mutex::new(None),
+            source: Mutex::new(Source::Api),
+            info: Mutex::new(MediaInfo::default()),
+        }
+    }
+
+    pub(crate) fn total(&self) -> Option<u64> {
         *lock(&self.total)
+    }
+
+    pub(crate) fn info(&self) -> MediaInfo {
+        lock(&self.info).clone()
     }
 }
 
@@ -181,7 +197,7 @@ impl Client {
 /// Fetches `[from, limit)` (to the end when `limit` is None), retrying and
 /// resuming at the first byte not yet delivered. `deliver` sees each byte
 /// once, in order.
-fn fetch_span(
+pub(crate) fn fetch_span(
     shared: &Shared,
     cancel: &AtomicBool,
     from: u64,

@@ -38,6 +38,16 @@ pub const WXM_E_TOKEN_STORE: i32 = -1013;
 /// answer was lost: whether it took effect is unknown, so it was not sent
 /// again. The message carries the job id when one is known.
 pub const WXM_E_OUTCOME_UNKNOWN: i32 = -1014;
+/// The object store (`wxm_download_to_object`) answered an error after
+/// retries: a 5xx that persisted, a missing or invalid upload, a refused
+/// request. The message carries the store's error code (e.g. `NoSuchUpload`).
+pub const WXM_E_OBJECT_STORE: i32 = -1015;
+/// The object store rejected the credentials: unknown access key, wrong
+/// secret (`SignatureDoesNotMatch`), expired session token, or access denied.
+/// Never retried. The message never contains the secret.
+pub const WXM_E_OBJECT_STORE_AUTH: i32 = -1016;
+/// The object store has no bucket of that name (`NoSuchBucket`).
+pub const WXM_E_NO_SUCH_BUCKET: i32 = -1017;
 
 /// Every failure the library reports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +80,17 @@ pub enum Error {
     TokenStore(String),
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// An error answered by the object store (`status`, S3 code, message).
+    #[error("object store: HTTP {status} {code}: {msg}")]
+    ObjectStore {
+        status: u16,
+        code: String,
+        msg: String,
+    },
+    #[error("object store refused the credentials: {0}")]
+    ObjectStoreAuth(String),
+    #[error("object store: no such bucket: {0}")]
+    NoSuchBucket(String),
     /// An errcode answered by WeChat, or the code WeChat would answer for a
     /// local rejection.
     #[error("errcode {code}: {msg}")]
@@ -94,6 +115,9 @@ impl Error {
             Error::State(_) => WXM_E_STATE,
             Error::TokenStore(_) => WXM_E_TOKEN_STORE,
             Error::OutcomeUnknown(_) => WXM_E_OUTCOME_UNKNOWN,
+            Error::ObjectStore { .. } => WXM_E_OBJECT_STORE,
+            Error::ObjectStoreAuth(_) => WXM_E_OBJECT_STORE_AUTH,
+            Error::NoSuchBucket(_) => WXM_E_NO_SUCH_BUCKET,
             Error::WeChat { code, .. } => *code,
         }
     }
@@ -124,6 +148,13 @@ impl Error {
             Error::State(t) => Error::State(f(&t)),
             Error::TokenStore(t) => Error::TokenStore(f(&t)),
             Error::OutcomeUnknown(t) => Error::OutcomeUnknown(f(&t)),
+            Error::ObjectStore { status, code, msg } => Error::ObjectStore {
+                status,
+                code: f(&code),
+                msg: f(&msg),
+            },
+            Error::ObjectStoreAuth(t) => Error::ObjectStoreAuth(f(&t)),
+            Error::NoSuchBucket(t) => Error::NoSuchBucket(f(&t)),
             Error::WeChat { code, msg } => Error::WeChat { code, msg: f(&msg) },
             e @ (Error::Cancelled | Error::NoToken) => e,
         }
@@ -135,6 +166,17 @@ impl Error {
             Error::Network(_) | Error::Timeout(_) | Error::Protocol(_) => true,
             Error::HttpStatus { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             Error::WeChat { code, .. } => matches!(code, -1 | 45033 | 45011),
+            Error::ObjectStore { status, code, .. } => {
+                *status >= 500
+                    || *status == 408
+                    || *status == 429
+                    // BadDigest: bytes damaged on the way (the store checked
+                    // them against Content-MD5): sent again.
+                    || matches!(
+                        code.as_str(),
+                        "SlowDown" | "RequestTimeout" | "InternalError" | "BadDigest" | "IncompleteBody"
+                    )
+            }
             _ => false,
         }
     }
@@ -178,6 +220,9 @@ pub fn strerror_c(code: i32) -> &'static std::ffi::CStr {
         WXM_E_OUTCOME_UNKNOWN => {
             c"a request that creates something lost its answer: outcome unknown, not repeated"
         }
+        WXM_E_OBJECT_STORE => c"the object store answered an error",
+        WXM_E_OBJECT_STORE_AUTH => c"the object store refused the credentials",
+        WXM_E_NO_SUCH_BUCKET => c"the object store has no such bucket",
         -1 => c"system busy, retry later",
         40001 => c"invalid credential or access_token",
         40004 => c"invalid media type",
@@ -231,6 +276,9 @@ mod tests {
             WXM_E_STATE,
             WXM_E_TOKEN_STORE,
             WXM_E_OUTCOME_UNKNOWN,
+            WXM_E_OBJECT_STORE,
+            WXM_E_OBJECT_STORE_AUTH,
+            WXM_E_NO_SUCH_BUCKET,
         ] {
             assert!(c <= -1000);
             assert_ne!(strerror(c), "unknown error code");

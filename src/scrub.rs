@@ -19,12 +19,20 @@ const SHORTEST_TOKEN: usize = 8;
 
 /// Removes anything that reads as a credential pair from text that may
 /// quote a URL or a server's words: `access_token=…`, `corpsecret=…`,
-/// `secret=…`.
+/// `secret=…`, and a presigned URL's `X-Amz-Signature=…` and
+/// `X-Amz-Security-Token=…`.
 pub fn pairs(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
     'outer: while !rest.is_empty() {
-        for key in ["access_token=", "corpsecret=", "secret="] {
+        // A presigned object-store URL is a credential while it is valid.
+        for key in [
+            "access_token=",
+            "corpsecret=",
+            "secret=",
+            "X-Amz-Signature=",
+            "X-Amz-Security-Token=",
+        ] {
             if let Some(stripped) = rest.strip_prefix(key) {
                 out.push_str(key);
                 out.push_str("***");
@@ -100,6 +108,11 @@ mod tests {
     #[test]
     fn pairs_hide_credentials() {
         let s = pairs("GET /x?access_token=abc123&media_id=m corpsecret=zz secret=q");
+        let u = pairs("PUT /b/k?X-Amz-Security-Token=tok9&X-Amz-Signature=sig7&partNumber=1");
+        assert!(
+            !u.contains("tok9") && !u.contains("sig7") && u.contains("partNumber=1"),
+            "{u}"
+        );
         assert!(
             !s.contains("abc123") && !s.contains("zz") && !s.ends_with('q'),
             "{s}"

@@ -9,6 +9,7 @@ use crate::client::Client;
 use crate::download::{DownloadOptions, Endpoint, MediaInfo, PositionalWriter, Sink};
 use crate::error::{Error, Result};
 use crate::event::{self, Kind, Level};
+use crate::objstore::ObjectStore;
 use crate::sync::lock;
 use crate::upload::{UploadResult, UploadSource};
 use crate::url_upload::{JobStatus, UrlUploadRequest, MAX_SIZE, MIN_SIZE};
@@ -349,6 +350,32 @@ impl Download {
                 )
             },
         )
+    }
+}
+
+impl Download {
+    /// Downloads into `bucket`/`key` of `store` as an S3 multipart upload
+    /// (a single PutObject under one part), resuming an upload of the same
+    /// media to the same key (`Client::download_to_object`).
+    pub fn to_object(&self, store: &ObjectStore, bucket: &str, key: &str) -> Result<MediaInfo> {
+        if *lock(&self.start) != 0 {
+            return Err(Error::InvalidArg(
+                "wxm_download_to_object resumes by itself; a start offset applies to sinks only"
+                    .into(),
+            ));
+        }
+        let describe = || format!("of {} to bucket {bucket}, key {key}", self.media_id);
+        self.common.run(describe, |report| {
+            self.common.client.download_to_object(
+                &self.media_id,
+                *lock(&self.endpoint),
+                store,
+                bucket,
+                key,
+                self.common.cancel.clone(),
+                report,
+            )
+        })
     }
 }
 

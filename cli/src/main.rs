@@ -44,13 +44,19 @@ impl Class {
     fn of(e: &Error) -> Class {
         match e {
             Error::WeChat { .. } => Class::WeChat,
-            Error::InvalidArg(_) | Error::NoToken => Class::Usage,
+            // Refused object-store credentials or a missing bucket: the
+            // command line (or environment) names the wrong thing.
+            Error::InvalidArg(_)
+            | Error::NoToken
+            | Error::ObjectStoreAuth(_)
+            | Error::NoSuchBucket(_) => Class::Usage,
             Error::Network(_)
             | Error::Timeout(_)
             | Error::Tls(_)
             | Error::HttpStatus { .. }
             | Error::Protocol(_)
-            | Error::OutcomeUnknown(_) => Class::Network,
+            | Error::OutcomeUnknown(_)
+            | Error::ObjectStore { .. } => Class::Network,
             // Our callbacks stop a transfer only when stdout or a file fails.
             Error::Io(_) | Error::Aborted(_) => Class::LocalIo,
             Error::TokenStore(_) => Class::TokenStore,

@@ -5,6 +5,7 @@
 pub mod boundary;
 pub mod download;
 pub mod event;
+pub mod objstore;
 pub mod upload;
 pub mod url_upload;
 

@@ -16,6 +16,7 @@ mod header;
 mod hostile;
 mod kill;
 mod misuse;
+mod objstore;
 mod progress;
 mod race;
 mod tls;

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use wxmedia::error::*;
 
-struct Pki {
-    ca_pem: String,
+pub(crate) struct Pki {
+    pub(crate) ca_pem: String,
     leaf_der: CertificateDer<'static>,
     leaf_key: PrivateKeyDer<'static>,
 }
 
 /// A CA, and a leaf it signs for `names` (DNS names or IP addresses).
-fn pki(names: &[&str]) -> Pki {
+pub(crate) fn pki(names: &[&str]) -> Pki {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -48,14 +48,14 @@ fn pki(names: &[&str]) -> Pki {
 }
 
 /// Accepts TLS on 127.0.0.1 and pipes each connection to `upstream`.
-struct TlsProxy {
-    port: u16,
+pub(crate) struct TlsProxy {
+    pub(crate) port: u16,
     stop: Arc<AtomicBool>,
     handshakes_failed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TlsProxy {
-    fn start(p: &Pki, upstream: std::net::SocketAddr) -> TlsProxy {
+    pub(crate) fn start(p: &Pki, upstream: std::net::SocketAddr) -> TlsProxy {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -54,6 +54,7 @@ def _ctype(c: str) -> Any:
         "wxm_download": _ffi.DownloadP,
         "wxm_upload": _ffi.UploadP,
         "wxm_url_upload": _ffi.UrlUploadP,
+        "wxm_objstore": _ffi.ObjstoreP,
     }
     m = re.fullmatch(r"(wxm_\w+) \*( \*)?", norm)
     if m and m.group(1) in handles:

@@ -75,11 +75,16 @@ class wxm_url_upload(Structure):
     """Opaque ``wxm_url_upload``."""
 
 
+class wxm_objstore(Structure):
+    """Opaque ``wxm_objstore``."""
+
+
 ConfigP = POINTER(wxm_config)
 ClientP = POINTER(wxm_client)
 DownloadP = POINTER(wxm_download)
 UploadP = POINTER(wxm_upload)
 UrlUploadP = POINTER(wxm_url_upload)
+ObjstoreP = POINTER(wxm_objstore)
 
 
 # --- structs ----------------------------------------------------------------------
@@ -203,6 +208,17 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_download_errmsg": (c_char_p, [DownloadP]),
     "wxm_download_counters": (c_int32, [DownloadP, CountersP]),
     "wxm_download_free": (None, [DownloadP]),
+    "wxm_download_resumed": (c_uint64, [DownloadP]),
+    # object storage (declared for the header's sake; no Python API yet)
+    "wxm_objstore_new": (ObjstoreP, []),
+    "wxm_objstore_set_endpoint": (c_int32, [ObjstoreP, c_char_p]),
+    "wxm_objstore_set_region": (c_int32, [ObjstoreP, c_char_p]),
+    "wxm_objstore_set_credentials": (c_int32, [ObjstoreP, c_char_p, c_char_p, c_char_p]),
+    "wxm_objstore_set_path_style": (c_int32, [ObjstoreP, c_int32]),
+    "wxm_objstore_set_keep_parts_on_failure": (c_int32, [ObjstoreP, c_int32]),
+    "wxm_objstore_set_part_size": (c_int32, [ObjstoreP, c_uint64]),
+    "wxm_objstore_free": (None, [ObjstoreP]),
+    "wxm_download_to_object": (c_int32, [DownloadP, ObjstoreP, c_char_p, c_char_p]),
     # upload
     "wxm_upload_new": (UploadP, [ClientP, c_char_p]),
     "wxm_upload_set_path": (c_int32, [UploadP, c_char_p]),

@@ -53,6 +53,12 @@ E_TOKEN_STORE = -1013
 """The shared token store (Redis) failed: unreachable, refused, read-only."""
 E_OUTCOME_UNKNOWN = -1014
 """A job submission lost its answer: it was not repeated, its outcome is unknown."""
+E_OBJECT_STORE = -1015
+"""The object store answered an error (after retries for 5xx)."""
+E_OBJECT_STORE_AUTH = -1016
+"""The object store refused the credentials (not retried)."""
+E_NO_SUCH_BUCKET = -1017
+"""The object store has no bucket of that name."""
 
 LIBRARY_CODES: Dict[str, int] = {
     "WXM_OK": OK,
@@ -70,6 +76,9 @@ LIBRARY_CODES: Dict[str, int] = {
     "WXM_E_STATE": E_STATE,
     "WXM_E_TOKEN_STORE": E_TOKEN_STORE,
     "WXM_E_OUTCOME_UNKNOWN": E_OUTCOME_UNKNOWN,
+    "WXM_E_OBJECT_STORE": E_OBJECT_STORE,
+    "WXM_E_OBJECT_STORE_AUTH": E_OBJECT_STORE_AUTH,
+    "WXM_E_NO_SUCH_BUCKET": E_NO_SUCH_BUCKET,
 }
 """The header's ``WXM_*`` error-code macros by name (a test checks them)."""
 

@@ -7,6 +7,7 @@
 
 mod raw;
 pub use raw::*;
+pub mod s3;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr;
