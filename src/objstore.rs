@@ -10,6 +10,7 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::event::{self, Kind, Level};
 use crate::http::{
     header_str, map_ureq, read_small_body_within, sent_nothing, small_answer_deadline,
 };
@@ -18,7 +19,7 @@ use crate::scrub::Secrets;
 use instant_xml::FromXml;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// S3's least part size (all parts but the last).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -296,7 +297,8 @@ impl Store {
         self.part_size
     }
 
-    /// Sends one signed request; a non-2xx answer becomes the store's error.
+    /// Sends one signed request, counted and reported as the transfer's
+    /// other requests are; a non-2xx answer becomes the store's error.
     fn send(
         &self,
         client: &Client,
@@ -304,6 +306,54 @@ impl Store {
         url: &url::Url,
         headers: &[(String, String)],
         body: &[u8],
+    ) -> std::result::Result<Answer, (Error, Reached)> {
+        let events = &client.config.events;
+        event::add(|c| &c.requests, 1);
+        // The bucket and key: a presigned URL's query holds its signature.
+        let endpoint = if events.wants(Level::Debug) {
+            event::endpoint_of(url.as_str())
+        } else {
+            String::new()
+        };
+        let method = match verb {
+            Verb::Get => "GET",
+            Verb::Head => "HEAD",
+            Verb::Put => "PUT",
+            Verb::Post => "POST",
+            Verb::Delete => "DELETE",
+        };
+        events.emit(Level::Debug, Kind::RequestStarted, |e| {
+            e.endpoint = endpoint.clone();
+            e.message = format!("{method} {endpoint} (object store, {} bytes)", body.len());
+        });
+        let started = Instant::now();
+        let mut status = 0;
+        let result = self.send_once(client, verb, url, headers, body, &mut status);
+        if status != 0 {
+            event::add(|c| &c.bytes_sent, body.len() as u64);
+        }
+        events.emit(Level::Debug, Kind::RequestFinished, |e| {
+            e.endpoint = endpoint;
+            e.http_status = status;
+            e.bytes = body.len() as u64;
+            e.duration_us = event::micros_since(started);
+            e.errcode = result.as_ref().err().map_or(0, |(err, _)| err.code());
+            e.message = match &result {
+                Ok(_) => format!("{method} answered in {} us", e.duration_us),
+                Err((err, _)) => client.clean_message(&err.to_string()),
+            };
+        });
+        result
+    }
+
+    fn send_once(
+        &self,
+        client: &Client,
+        verb: Verb,
+        url: &url::Url,
+        headers: &[(String, String)],
+        body: &[u8],
+        answer_status: &mut u16,
     ) -> std::result::Result<Answer, (Error, Reached)> {
         let agent = &client.agent;
         let u = url.as_str();
@@ -337,6 +387,7 @@ impl Store {
             }
         };
         let status = response.status().as_u16();
+        *answer_status = status;
         let (parts, body) = response.into_parts();
         let within = small_answer_deadline(client.config.io_timeout);
         let bytes = read_small_body_within(body, within).map_err(|e| (e, Reached::Server))?;
