@@ -17,6 +17,7 @@ use crate::cancel::{check_cancel, heartbeat, CancelScope};
 use crate::client::Client;
 use crate::download::{fetch_span, Endpoint, MediaInfo, Shared};
 use crate::error::{Error, Result};
+use crate::event::{self, Kind, Level};
 use crate::objstore::{
     content_disposition, header_value, ObjectStore, PartInfo, Store, MARKER_PART,
 };
@@ -180,6 +181,18 @@ impl Client {
                 return self.finish(store, key, &upload_id, result, info, 0, note, cancel);
             };
             let resumed: u64 = r.parts.iter().map(|p| p.size).sum();
+            event::count(|c| c.resumed_from.store(resumed, Ordering::Relaxed));
+            self.config
+                .events
+                .emit(Level::Info, Kind::ResumeDecided, |e| {
+                    e.endpoint = key.to_string();
+                    e.resume_offset = resumed;
+                    e.message = format!(
+                        "resuming the object store's upload of this media: {} parts \
+                         ({resumed} bytes) are kept, the rest is fetched",
+                        r.parts.len()
+                    );
+                });
             let result = progress(resumed, total).and_then(|_| {
                 self.upload_parts(
                     &shared, store, key, &r, first, first_no, parts, &part_len, total, cancel,
@@ -304,13 +317,16 @@ impl Client {
         let workers = (self.config.parallelism as usize).min(todo);
         let halt = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Msg>();
+        let transfer = event::current();
         std::thread::scope(|s| -> Result<()> {
             for _ in 0..workers {
                 let tx = tx.clone();
+                let transfer = transfer.clone();
                 let (queue, first_job, etags, done_bytes, halt) =
                     (&queue, &first_job, &etags, &done_bytes, &halt);
                 s.spawn(move || {
                     let _scope = CancelScope::enter(halt);
+                    let _counted = transfer.map(event::TransferScope::enter);
                     let mut buf: Vec<u8> = Vec::new();
                     loop {
                         if halt.load(Ordering::Relaxed) {
