@@ -448,7 +448,9 @@ typedef struct {
    */
   uint64_t bytes_sent;
   /**
-   * Times a rejected access_token was replaced.
+   * Access tokens fetched again for this run after WeChat rejected one
+   * (its `WXM_EVENT_TOKEN_REFRESHED` events): a token another worker or
+   * process had already fetched is taken, not counted.
    */
   uint64_t token_refreshes;
   /**

@@ -205,7 +205,6 @@ impl<'c> Retry<'c> {
         let before = fetches.load(Ordering::Relaxed);
         let token = self.client.refresh_token(used, rejection)?;
         self.refreshes_without_progress += 1;
-        event::add(|c| &c.token_refreshes, 1);
         // A token another thread had already fetched may have been
         // invalidated since; one fetched for this rejection is the newest
         // there is, and its rejection is final.

@@ -247,7 +247,9 @@ pub struct wxm_counters {
     pub bytes_received: u64,
     /// File bytes sent in upload bodies (a body sent again counts again).
     pub bytes_sent: u64,
-    /// Times a rejected access_token was replaced.
+    /// Access tokens fetched again for this run after WeChat rejected one
+    /// (its `WXM_EVENT_TOKEN_REFRESHED` events): a token another worker or
+    /// process had already fetched is taken, not counted.
     pub token_refreshes: u64,
     /// Where a download to a path resumed its part file (0: from the start).
     pub resumed_from: u64,
