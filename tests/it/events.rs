@@ -140,6 +140,16 @@ fn check_transfer(log: &EventLog, run: &Run, rc: i32) -> Vec<Ev> {
     assert_eq!(run.rc, rc, "{}", run.errmsg);
     let c = run.counted;
     assert_ne!(c.transfer_id, 0);
+    // Everything these tests do happens inside a transfer.
+    let orphans: Vec<Ev> = log
+        .events()
+        .into_iter()
+        .filter(|e| e.transfer_id == 0)
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "events outside a transfer: {orphans:#?}"
+    );
     let evs = log.of(c.transfer_id);
     assert!(evs.len() >= 2, "{evs:#?}");
     assert_eq!(evs[0].kind, WXM_EVENT_TRANSFER_STARTED, "{evs:#?}");
@@ -1052,4 +1062,112 @@ fn the_leak_check_of_every_event_can_fail() {
         "{:#?}",
         log.problems()
     );
+}
+
+/// A host's token provider: `TOKEN_A` until asked to refresh, then (after
+/// a slow fetch, so that every worker meets the rejection meanwhile)
+/// `TOKEN_B`.
+struct SlowProvider {
+    forced: std::sync::atomic::AtomicU32,
+}
+
+const TOKEN_A: &str = "provided-token-A-8d2e";
+const TOKEN_B: &str = "provided-token-B-51c9";
+
+unsafe extern "C" fn slow_provider(
+    ud: *mut c_void,
+    force: i32,
+    buf: *mut std::ffi::c_char,
+    cap: usize,
+    len: *mut usize,
+) -> i32 {
+    // SAFETY: ud is the SlowProvider the test keeps alive.
+    let st = unsafe { &*(ud as *const SlowProvider) };
+    let token = if force != 0 {
+        st.forced.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        TOKEN_B
+    } else {
+        TOKEN_A
+    };
+    if token.len() > cap {
+        return -1;
+    }
+    // SAFETY: buf has room for cap >= token.len() bytes; len is live.
+    unsafe {
+        std::ptr::copy_nonoverlapping(token.as_ptr(), buf as *mut u8, token.len());
+        *len = token.len();
+    }
+    0
+}
+
+/// WeChat invalidates the token while four workers download: each meets
+/// the rejection, one fetches, the others take its token. The transfer
+/// fetched once: one TOKEN_REFRESHED, and the counter says the same.
+#[test]
+fn a_token_rejected_in_every_worker_is_refreshed_and_counted_once() {
+    let emu = start(Platform::WeCom);
+    for t in [TOKEN_A, TOKEN_B] {
+        admin(&emu, "POST", "/__admin/tokens", json!({"token": t}));
+    }
+    let (id, want) = add_media(&emu, json!({"size": 2_000_000, "seed": 34}));
+    let log = EventLog::recording(&[TOKEN_A, TOKEN_B]);
+    let st = SlowProvider {
+        forced: std::sync::atomic::AtomicU32::new(0),
+    };
+    // SAFETY: handles used on this thread; st outlives the client.
+    let c = unsafe {
+        let cfg = wxm_config_new(1);
+        assert_eq!(
+            wxm_config_set_base_url(cfg, cs(&emu.base_url()).as_ptr()),
+            0
+        );
+        assert_eq!(
+            wxm_config_set_token_provider(
+                cfg,
+                Some(slow_provider),
+                &st as *const SlowProvider as *mut c_void,
+                None
+            ),
+            0
+        );
+        assert_eq!(wxm_config_set_chunk_size(cfg, 64 * KIB), 0);
+        assert_eq!(wxm_config_set_parallelism(cfg, 4), 0);
+        watch(cfg, &log, WXM_LEVEL_DEBUG);
+        let mut c = std::ptr::null_mut();
+        assert_eq!(wxm_client_new(cfg, &mut c), 0);
+        wxm_config_free(cfg);
+        check_on_drop(c, log.clone());
+        TestClient(c)
+    };
+    // Every answer takes ~160 ms, so the workers are all mid-request when
+    // the token dies, and all start their next request within the
+    // provider's 600 ms.
+    fault(
+        &emu,
+        json!({"kind": "throttle", "media_id": id, "bytes_per_sec": 400_000, "count": 1000}),
+    );
+    let base = emu.base_url();
+    let expire = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+        agent
+            .post(&format!("{base}/__admin/expire_token"))
+            .send(json!({"token": TOKEN_A}).to_string().as_bytes())
+            .expect("expire");
+    });
+    let run = download(&c, &id, None);
+    expire.join().expect("join");
+    assert!(run.data == want, "{}", run.errmsg);
+    let evs = check_transfer(&log, &run, 0);
+    let rejected = of_kind(&evs, WXM_EVENT_REQUEST_FINISHED)
+        .into_iter()
+        .filter(|e| e.errcode == 42001)
+        .count();
+    assert!(rejected >= 2, "the workers met the rejection: {rejected}");
+    assert_eq!(st.forced.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let refreshed = of_kind(&evs, WXM_EVENT_TOKEN_REFRESHED);
+    assert_eq!(refreshed.len(), 1, "{evs:#?}");
+    assert_eq!(refreshed[0].token_source, WXM_TOKEN_SOURCE_PROVIDER);
+    assert!(refreshed[0].token_fetch_us >= 600_000);
 }
