@@ -1171,3 +1171,44 @@ fn a_token_rejected_in_every_worker_is_refreshed_and_counted_once() {
     assert_eq!(refreshed[0].token_source, WXM_TOKEN_SOURCE_PROVIDER);
     assert!(refreshed[0].token_fetch_us >= 600_000);
 }
+
+/// Failures end the transfer with their code, counted like successes.
+#[test]
+fn failed_uploads_finish_with_their_code() {
+    let emu = start(Platform::WeCom);
+    let (c, log) = recorded(
+        &emu,
+        ClientOpts {
+            attempts: 2,
+            ..Default::default()
+        },
+    );
+    // A final errcode: sent once, not retried.
+    let (dir, path) = source_file("ev-up-fail", 300_000, 35);
+    fault(
+        &emu,
+        json!({"kind": "errcode", "errcode": 40004, "endpoint": "media/upload"}),
+    );
+    let run = upload(&c, &path);
+    let evs = check_transfer(&log, &run, 40004);
+    assert_eq!((run.counted.requests, run.counted.retries), (1, 0));
+    assert!(of_kind(&evs, WXM_EVENT_RETRY_SCHEDULED).is_empty());
+    // Transient until the attempts run out.
+    fault(
+        &emu,
+        json!({"kind": "http_status", "status": 500, "endpoint": "media/upload", "count": 2}),
+    );
+    let run = upload(&c, &path);
+    check_transfer(&log, &run, WXM_E_HTTP_STATUS);
+    assert_eq!((run.counted.requests, run.counted.retries), (2, 1));
+    // An upload by URL whose job fails (nothing listens at the URL): the
+    // job's detail errcode.
+    let local = dir.join("up.bin");
+    let run = url_upload(&c, "http://127.0.0.1:9/nothing.bin", &local);
+    let evs = check_transfer(&log, &run, 830003);
+    assert!(
+        of_kind(&evs, WXM_EVENT_REQUEST_STARTED).len() >= 2,
+        "submit and poll"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
