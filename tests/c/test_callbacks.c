@@ -608,7 +608,36 @@ static void cb_event_handler_cancels_its_transfer(void)
     }
 }
 
+/* The check every test_client's events get can fail: a token in the
+ * message or endpoint, a NULL string, a wrong size are each flagged. */
+static void cb_event_check_can_fail(void)
+{
+    wxm_event ev;
+    char first[512];
+    memset(&ev, 0, sizeof ev);
+    ev.size = sizeof ev;
+    ev.kind = WXM_EVENT_REQUEST_STARTED;
+    ev.level = WXM_LEVEL_DEBUG;
+    ev.endpoint = "cgi-bin/media/get";
+    ev.message = "GET cgi-bin/media/get bytes=0-15";
+    check_event(NULL, &ev);
+    CHECK(bad_events_take(NULL, 0) == 0, "a clean event flagged");
+    ev.message = "GET ?access_token=" TEST_TOKEN;
+    check_event(NULL, &ev);
+    ev.message = "x";
+    ev.endpoint = "cgi-bin/wxmtok3_abc";
+    check_event(NULL, &ev);
+    ev.endpoint = NULL;
+    check_event(NULL, &ev);
+    ev.endpoint = "e";
+    ev.size = sizeof ev - 8;
+    check_event(NULL, &ev);
+    CHECK(bad_events_take(first, sizeof first) == 4, "not every bad event flagged");
+    CHECK(strstr(first, "a secret") != NULL, "first: %s", first);
+}
+
 const test_case callback_tests[] = {
+    {"callbacks_event_check_can_fail", cb_event_check_can_fail, 0},
     {"callbacks_provider_finalizer", cb_provider_finalizer, 1},
     {"callbacks_reentry_is_refused", cb_reentry_is_refused, 0},
     {"callbacks_event_handler_finalizer", cb_event_handler_finalizer, 1},
