@@ -432,7 +432,8 @@ typedef struct {
    */
   uint64_t transfer_id;
   /**
-   * HTTP requests sent (retries and token fetches aside: see below).
+   * HTTP requests sent, each retry included (one per
+   * `WXM_EVENT_REQUEST_STARTED`); access_token fetches are not counted.
    */
   uint64_t requests;
   /**

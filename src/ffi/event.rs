@@ -239,7 +239,8 @@ pub struct wxm_counters {
     pub size: usize,
     /// The handle's id, as in its events.
     pub transfer_id: u64,
-    /// HTTP requests sent (retries and token fetches aside: see below).
+    /// HTTP requests sent, each retry included (one per
+    /// `WXM_EVENT_REQUEST_STARTED`); access_token fetches are not counted.
     pub requests: u64,
     /// Requests sent again after a transient failure (backoffs taken).
     pub retries: u64,
