@@ -465,8 +465,8 @@ typedef struct {
    */
   uint64_t transfer_id;
   /**
-   * HTTP requests to WeChat's media and API endpoints (and video_urls),
-   * retries included; token fetches are not counted here.
+   * HTTP requests sent, each retry included (one per
+   * `WXM_EVENT_REQUEST_STARTED`); access_token fetches are not counted.
    */
   uint64_t requests;
   /**
@@ -482,7 +482,9 @@ typedef struct {
    */
   uint64_t bytes_sent;
   /**
-   * Times a rejected access_token was replaced.
+   * Access tokens fetched again for this run after WeChat rejected one
+   * (its `WXM_EVENT_TOKEN_REFRESHED` events): a token another worker or
+   * process had already fetched is taken, not counted.
    */
   uint64_t token_refreshes;
   /**

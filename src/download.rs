@@ -225,8 +225,8 @@ pub(crate) fn fetch_span(
         let at = pos;
         let started = Instant::now();
         event::add(|c| &c.requests, 1);
-        // Filled only when a handler wants request events.
-        let (endpoint, via_video_url) = if events.wants(Level::Debug) {
+        // Filled only when a handler wants request or retry events.
+        let (endpoint, via_video_url) = if events.wants(Level::Warning) {
             match &*lock(&shared.source) {
                 Source::Api => (shared.endpoint.path().to_string(), false),
                 Source::Url { url, .. } => (event::endpoint_of(url), true),
@@ -234,6 +234,9 @@ pub(crate) fn fetch_span(
         } else {
             (String::new(), false)
         };
+        if !endpoint.is_empty() {
+            retry.requesting(&endpoint);
+        }
         events.emit(Level::Debug, Kind::RequestStarted, |e| {
             e.endpoint = endpoint.clone();
             e.via_video_url = via_video_url;

@@ -302,6 +302,7 @@ impl Store {
     fn send(
         &self,
         client: &Client,
+        retry: &mut Retry,
         verb: Verb,
         url: &url::Url,
         headers: &[(String, String)],
@@ -310,11 +311,12 @@ impl Store {
         let events = &client.config.events;
         event::add(|c| &c.requests, 1);
         // The bucket and key: a presigned URL's query holds its signature.
-        let endpoint = if events.wants(Level::Debug) {
+        let endpoint = if events.wants(Level::Warning) {
             event::endpoint_of(url.as_str())
         } else {
             String::new()
         };
+        retry.requesting(&endpoint);
         let method = match verb {
             Verb::Get => "GET",
             Verb::Head => "HEAD",
@@ -436,7 +438,7 @@ impl Store {
         client: &Client,
         cancel: &AtomicBool,
         what: &'static str,
-        mut attempt: impl FnMut() -> std::result::Result<Answer, (Error, Reached)>,
+        mut attempt: impl FnMut(&mut Retry) -> std::result::Result<Answer, (Error, Reached)>,
     ) -> Result<Answer> {
         // Every call here may be repeated: reads, parts (a part sent again
         // replaces itself), complete (the same parts again; a lost answer
@@ -444,7 +446,7 @@ impl Store {
         // answer was lost leaves an upload id nobody knows, without a
         // marker (so never resumed), to the bucket's lifecycle rules, as the
         // AWS SDKs do.
-        Retry::new(client, Effect::Reads, what).run(cancel, |_| match attempt() {
+        Retry::new(client, Effect::Reads, what).run(cancel, |retry| match attempt(retry) {
             Ok(a) => Attempt::Done(a),
             Err((error, reached)) => Attempt::Failed {
                 error,
@@ -483,7 +485,7 @@ impl Store {
         // A bound on pages: a key with more uploads than this is not ours
         // to sort out.
         for _ in 0..20 {
-            let answer = self.call(client, cancel, "ListMultipartUploads", || {
+            let answer = self.call(client, cancel, "ListMultipartUploads", |retry| {
                 let (km, um) = markers.clone().unwrap_or_default();
                 // Sorted by name, as the signer wants.
                 let mut query: Vec<(&str, &str)> = Vec::new();
@@ -508,7 +510,7 @@ impl Store {
                     query.iter().copied(),
                     std::iter::empty(),
                 );
-                self.send(client, Verb::Get, &url, &[], &[])
+                self.send(client, retry, Verb::Get, &url, &[], &[])
             })?;
             let text = String::from_utf8_lossy(&answer.body);
             let list: ListUploadsXml = instant_xml::from_str(&text).map_err(|e| {
@@ -549,7 +551,7 @@ impl Store {
         let mut out = Vec::new();
         let mut marker: Option<u16> = None;
         loop {
-            let answer = self.call(client, cancel, "ListParts", || {
+            let answer = self.call(client, cancel, "ListParts", |retry| {
                 let mut action = self
                     .bucket
                     .list_parts(Some(&self.credentials), key, upload_id);
@@ -558,7 +560,7 @@ impl Store {
                     action.set_part_number_marker(m);
                 }
                 let url = self.sign(&action);
-                self.send(client, Verb::Get, &url, &[], &[])
+                self.send(client, retry, Verb::Get, &url, &[], &[])
             })?;
             let text = String::from_utf8_lossy(&answer.body);
             let list = rusty_s3::actions::ListParts::parse_response(&text)
@@ -584,12 +586,12 @@ impl Store {
         key: &str,
         headers: &[(String, String)],
     ) -> Result<String> {
-        let answer = self.call(client, cancel, "CreateMultipartUpload", || {
+        let answer = self.call(client, cancel, "CreateMultipartUpload", |retry| {
             let action = self
                 .bucket
                 .create_multipart_upload(Some(&self.credentials), key);
             let url = self.signed(action, headers);
-            self.send(client, Verb::Post, &url, headers, &[])
+            self.send(client, retry, Verb::Post, &url, headers, &[])
         })?;
         let text = String::from_utf8_lossy(&answer.body);
         let parsed = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
@@ -611,12 +613,12 @@ impl Store {
     ) -> Result<String> {
         let (md5_b64, md5_hex) = md5_of(data);
         let headers = [("content-md5".to_string(), md5_b64)];
-        let answer = self.call(client, cancel, "UploadPart", || {
+        let answer = self.call(client, cancel, "UploadPart", |retry| {
             let action = self
                 .bucket
                 .upload_part(Some(&self.credentials), key, number, upload_id);
             let url = self.signed(action, &headers);
-            let answer = self.send(client, Verb::Put, &url, &headers, data)?;
+            let answer = self.send(client, retry, Verb::Put, &url, &headers, data)?;
             check_etag(&answer, &md5_hex).map_err(|e| (e, Reached::Server))?;
             Ok(answer)
         })?;
@@ -635,10 +637,10 @@ impl Store {
         let (md5_b64, md5_hex) = md5_of(data);
         let mut all = headers.to_vec();
         all.push(("content-md5".to_string(), md5_b64));
-        self.call(client, cancel, "PutObject", || {
+        self.call(client, cancel, "PutObject", |retry| {
             let action = self.bucket.put_object(Some(&self.credentials), key);
             let url = self.signed(action, &all);
-            let answer = self.send(client, Verb::Put, &url, &all, data)?;
+            let answer = self.send(client, retry, Verb::Put, &url, &all, data)?;
             check_etag(&answer, &md5_hex).map_err(|e| (e, Reached::Server))?;
             Ok(answer)
         })?;
@@ -658,7 +660,7 @@ impl Store {
         size: u64,
     ) -> Result<()> {
         let mut tries = 0u32;
-        let result = self.call(client, cancel, "CompleteMultipartUpload", || {
+        let result = self.call(client, cancel, "CompleteMultipartUpload", |retry| {
             tries += 1;
             let action = self.bucket.complete_multipart_upload(
                 Some(&self.credentials),
@@ -668,7 +670,7 @@ impl Store {
             );
             let url = self.sign(&action);
             let body = action.body();
-            self.send(client, Verb::Post, &url, &[], body.as_bytes())
+            self.send(client, retry, Verb::Post, &url, &[], body.as_bytes())
         });
         match result {
             Err(Error::ObjectStore { code, .. }) if code == "NoSuchUpload" && tries > 1 => {
@@ -693,12 +695,12 @@ impl Store {
         key: &str,
         upload_id: &str,
     ) -> Result<()> {
-        let result = self.call(client, cancel, "AbortMultipartUpload", || {
+        let result = self.call(client, cancel, "AbortMultipartUpload", |retry| {
             let action =
                 self.bucket
                     .abort_multipart_upload(Some(&self.credentials), key, upload_id);
             let url = self.sign(&action);
-            self.send(client, Verb::Delete, &url, &[], &[])
+            self.send(client, retry, Verb::Delete, &url, &[], &[])
         });
         match result {
             Err(Error::ObjectStore { code, .. }) if code == "NoSuchUpload" => Ok(()),
@@ -708,10 +710,10 @@ impl Store {
 
     /// The object's size, None when there is none.
     pub fn head(&self, client: &Client, cancel: &AtomicBool, key: &str) -> Result<Option<u64>> {
-        let result = self.call(client, cancel, "HeadObject", || {
+        let result = self.call(client, cancel, "HeadObject", |retry| {
             let action = self.bucket.head_object(Some(&self.credentials), key);
             let url = self.sign(&action);
-            self.send(client, Verb::Head, &url, &[], &[])
+            self.send(client, retry, Verb::Head, &url, &[], &[])
         });
         match result {
             Ok(a) => Ok(crate::http::header_u64(&a.headers, "content-length")),

@@ -63,6 +63,9 @@ pub struct Retry<'c> {
     effect: Effect,
     /// What is being done, for messages ("upload_by_url").
     what: &'static str,
+    /// The path the attempts go to, for retry events, when it is not the
+    /// API's `cgi-bin/{what}` (a video_url, jssdk).
+    endpoint: Option<String>,
     /// Transient failures since the last progress.
     failures: u32,
     /// The token the last refresh fetched, while no byte has moved since.
@@ -76,6 +79,7 @@ impl<'c> Retry<'c> {
             client,
             effect,
             what,
+            endpoint: None,
             failures: 0,
             refreshed_to: None,
             refreshes_without_progress: 0,
@@ -152,8 +156,10 @@ impl<'c> Retry<'c> {
             .config
             .events
             .emit(Level::Warning, Kind::RetryScheduled, |ev| {
-                // As the request events name it (a path under cgi-bin/).
-                ev.endpoint = format!("cgi-bin/{}", self.what);
+                ev.endpoint = match &self.endpoint {
+                    Some(path) => path.clone(),
+                    None => format!("cgi-bin/{}", self.what),
+                };
                 ev.attempt = self.attempt();
                 ev.retry_reason = e.code();
                 ev.errcode = e.code();
@@ -166,6 +172,14 @@ impl<'c> Retry<'c> {
                 ));
             });
         sleep_cancellable(pause, cancel)
+    }
+
+    /// Names the path the coming attempts go to, as their request events
+    /// do, so that a retry event names it too.
+    pub fn requesting(&mut self, endpoint: &str) {
+        if self.endpoint.as_deref() != Some(endpoint) {
+            self.endpoint = Some(endpoint.to_string());
+        }
     }
 
     /// The number of the next attempt since the last progress (1: the
@@ -191,7 +205,6 @@ impl<'c> Retry<'c> {
         let before = fetches.load(Ordering::Relaxed);
         let token = self.client.refresh_token(used, rejection)?;
         self.refreshes_without_progress += 1;
-        event::add(|c| &c.token_refreshes, 1);
         // A token another thread had already fetched may have been
         // invalidated since; one fetched for this rejection is the newest
         // there is, and its rejection is final.

@@ -254,6 +254,11 @@ impl TokenSource {
             (_, true) => (Kind::TokenRefreshed, "refreshed after a rejection"),
             (_, false) => (Kind::TokenFetched, "fetched"),
         };
+        // Counted where it is fetched, as its event is: the workers that
+        // met the same rejection and took this token refreshed nothing.
+        if kind == Kind::TokenRefreshed {
+            crate::event::add(|c| &c.token_refreshes, 1);
+        }
         self.events.emit(Level::Info, kind, |e| {
             e.token_origin = came_from;
             e.token_fetch_us = crate::event::micros_since(started);

@@ -239,8 +239,8 @@ pub struct wxm_counters {
     pub size: usize,
     /// The handle's id, as in its events.
     pub transfer_id: u64,
-    /// HTTP requests to WeChat's media and API endpoints (and video_urls),
-    /// retries included; token fetches are not counted here.
+    /// HTTP requests sent, each retry included (one per
+    /// `WXM_EVENT_REQUEST_STARTED`); access_token fetches are not counted.
     pub requests: u64,
     /// Requests sent again after a transient failure (backoffs taken).
     pub retries: u64,
@@ -248,7 +248,9 @@ pub struct wxm_counters {
     pub bytes_received: u64,
     /// File bytes sent in upload bodies (a body sent again counts again).
     pub bytes_sent: u64,
-    /// Times a rejected access_token was replaced.
+    /// Access tokens fetched again for this run after WeChat rejected one
+    /// (its `WXM_EVENT_TOKEN_REFRESHED` events): a token another worker or
+    /// process had already fetched is taken, not counted.
     pub token_refreshes: u64,
     /// Where a download to a path resumed its part file (0: from the start).
     pub resumed_from: u64,

@@ -744,6 +744,61 @@ int jv_u64(const jv *v, uint64_t *out)
 
 /* ---- clients ---------------------------------------------------------------- */
 
+/* ---- every event of every test_client ------------------------------------ */
+
+/* Clients made by test_client send every event (DEBUG and up) here: each
+ * is checked for a secret and malformed fields, and the runner fails the
+ * test that saw a bad one.  Worker threads call it: guarded. */
+static pthread_mutex_t g_ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long g_ev_bad;
+static char g_ev_first_bad[512];
+
+void check_event(void *user_data, const wxm_event *ev)
+{
+    const char *why = NULL;
+    (void)user_data;
+    if (ev->size != sizeof(wxm_event)) why = "size is not sizeof(wxm_event)";
+    else if (ev->endpoint == NULL || ev->message == NULL) why = "a NULL string";
+    else if (ev->kind < WXM_EVENT_TRANSFER_STARTED || ev->kind > WXM_EVENT_FALLBACK)
+        why = "an unknown kind";
+    else if (ev->level != WXM_LEVEL_DEBUG && ev->level != WXM_LEVEL_INFO &&
+             ev->level != WXM_LEVEL_WARNING && ev->level != WXM_LEVEL_ERROR)
+        why = "an unknown level";
+    else if (leaks_secret(ev->endpoint) || leaks_secret(ev->message) ||
+             strstr(ev->endpoint, "wxmtok") != NULL ||
+             strstr(ev->message, "wxmtok") != NULL)
+        why = "a secret";
+    if (why == NULL) return;
+    pthread_mutex_lock(&g_ev_lock);
+    if (g_ev_bad++ == 0)
+        snprintf(g_ev_first_bad, sizeof g_ev_first_bad, "kind %d: %s: \"%s\" \"%s\"",
+                 (int)ev->kind, why, ev->endpoint ? ev->endpoint : "(null)",
+                 ev->message ? ev->message : "(null)");
+    pthread_mutex_unlock(&g_ev_lock);
+}
+
+unsigned long bad_events_take(char *first, size_t cap)
+{
+    unsigned long bad;
+    pthread_mutex_lock(&g_ev_lock);
+    bad = g_ev_bad;
+    if (first != NULL && cap > 0) snprintf(first, cap, "%s", g_ev_first_bad);
+    g_ev_bad = 0;
+    g_ev_first_bad[0] = '\0';
+    pthread_mutex_unlock(&g_ev_lock);
+    return bad;
+}
+
+/* Fails the current test if one of its events was bad; starts afresh. */
+static void check_events_of_test(void)
+{
+    char first[sizeof g_ev_first_bad];
+    unsigned long bad = bad_events_take(first, sizeof first);
+    if (bad > 0)
+        t_fail(__FILE__, __LINE__, "events", "%lu bad events, the first: %s", bad,
+               first);
+}
+
 wxm_client *test_client_token(const char *token, uint64_t chunk,
                               uint32_t parallelism, uint32_t max_attempts)
 {
@@ -755,6 +810,9 @@ wxm_client *test_client_token(const char *token, uint64_t chunk,
         return NULL;
     }
     rc = wxm_config_set_base_url(cfg, g_base_url);
+    if (rc == 0)
+        rc = wxm_config_set_event_handler(cfg, check_event, NULL, NULL,
+                                          WXM_LEVEL_DEBUG);
     if (rc == 0 && token != NULL) rc = wxm_config_set_access_token(cfg, token);
     if (rc == 0 && chunk != 0) rc = wxm_config_set_chunk_size(cfg, chunk);
     if (rc == 0 && parallelism != 0)
@@ -999,6 +1057,7 @@ int main(int argc, char **argv)
             t0 = now_s();
             if (!admin_reset()) t_fail(__FILE__, __LINE__, "admin_reset()", "/__admin/reset failed");
             else t->fn();
+            check_events_of_test();
             pthread_mutex_lock(&g_lock);
             g_deadline = 0;
             if (g_cur_failed) g_failed++;

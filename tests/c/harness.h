@@ -242,4 +242,11 @@ int file_matches_gen(const char *path, uint64_t seed, uint64_t size);
 /* Does a C string contain the test token (or the secret)? NULL is fine. */
 int leaks_secret(const char *s);
 
+/* The event handler of every test_client: flags a malformed event or one
+ * that shows a secret; the runner fails the test that had one. */
+void check_event(void *user_data, const wxm_event *ev);
+/* How many bad events since the last call (and the first one, into
+ * first[cap]); starts afresh. */
+unsigned long bad_events_take(char *first, size_t cap);
+
 #endif

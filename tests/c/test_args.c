@@ -39,6 +39,21 @@ static int32_t dummy_provider(void *ud, int32_t force, char *buf, size_t cap,
     return 1;
 }
 
+static void dummy_event(void *ud, const wxm_event *ev)
+{
+    (void)ud;
+    (void)ev;
+}
+
+/* A wxm_counters ready for a getter. */
+static wxm_counters counters_out(void)
+{
+    wxm_counters c;
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    return c;
+}
+
 static int64_t dummy_read(void *ud, uint8_t *buf, size_t cap)
 {
     (void)ud;
@@ -82,6 +97,8 @@ static void args_null_config_client(void)
              WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_token_store_timeouts(NULL, 1000, 1000), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_token_store_fallback(NULL, 1), WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_event_handler(NULL, dummy_event, NULL, NULL,
+                                          WXM_LEVEL_DEBUG), WXM_E_INVALID_ARG);
     wxm_config_free(NULL);
 
     /* NULL strings on a real config. */
@@ -100,6 +117,11 @@ static void args_null_config_client(void)
     /* A NULL provider removes the provider. */
     CHECK_RC(wxm_config_set_token_provider(cfg, dummy_provider, NULL, NULL), WXM_OK);
     CHECK_RC(wxm_config_set_token_provider(cfg, NULL, NULL, NULL), WXM_OK);
+    /* An unknown level is refused; a NULL handler removes the handler. */
+    CHECK_RC(wxm_config_set_event_handler(cfg, dummy_event, NULL, NULL, 0),
+             WXM_E_INVALID_ARG);
+    CHECK_RC(wxm_config_set_event_handler(cfg, NULL, NULL, NULL, WXM_LEVEL_INFO),
+             WXM_OK);
     /* Bad UTF-8. */
     CHECK_RC(wxm_config_set_base_url(cfg, BAD_UTF8), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_config_set_access_token(cfg, BAD_UTF8), WXM_E_INVALID_ARG);
@@ -194,6 +216,11 @@ static void args_null_download(void)
     CHECK_RC(wxm_download_to_sink(d, NULL, NULL), WXM_E_INVALID_ARG);
     CHECK_LAST_ERRMSG();
     CHECK_RC(wxm_download_to_path(d, NULL), WXM_E_INVALID_ARG);
+    {
+        wxm_counters c = counters_out();
+        CHECK_RC(wxm_download_counters(NULL, &c), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_download_counters(d, NULL), WXM_E_INVALID_ARG);
+    }
     CHECK_RC(wxm_download_to_path(d, ""), WXM_E_INVALID_ARG);
     /* to_path resumes by itself and refuses a host start offset. */
     CHECK_RC(wxm_download_set_start(d, 4096), WXM_OK);
@@ -253,6 +280,11 @@ static void args_null_upload(void)
     u = wxm_upload_new(client, "file");
     REQUIRE(u != NULL, "%s", wxm_last_errmsg());
     CHECK_RC(wxm_upload_set_path(u, NULL), WXM_E_INVALID_ARG);
+    {
+        wxm_counters c = counters_out();
+        CHECK_RC(wxm_upload_counters(NULL, &c), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_upload_counters(u, NULL), WXM_E_INVALID_ARG);
+    }
     CHECK_RC(wxm_upload_set_reader(u, NULL, NULL, 10), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_upload_set_filename(u, NULL), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_upload_set_filename(u, BAD_UTF8), WXM_E_INVALID_ARG);
@@ -304,6 +336,11 @@ static void args_null_url_upload(void)
     u = wxm_url_upload_new(client, "file", url, "m.bin");
     REQUIRE(u != NULL, "%s", wxm_last_errmsg());
     CHECK_RC(wxm_url_upload_set_md5(u, NULL), WXM_E_INVALID_ARG);
+    {
+        wxm_counters c = counters_out();
+        CHECK_RC(wxm_url_upload_counters(NULL, &c), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_url_upload_counters(u, NULL), WXM_E_INVALID_ARG);
+    }
     CHECK_RC(wxm_url_upload_set_md5(u, "not-an-md5"), WXM_E_INVALID_ARG);
     CHECK_RC(wxm_url_upload_set_md5(u, md5), WXM_OK);
     CHECK_RC(wxm_url_upload_set_md5_from_path(u, NULL), WXM_E_INVALID_ARG);

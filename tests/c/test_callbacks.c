@@ -6,7 +6,9 @@
  *
  * Each provider's user_data is malloc'd and free()d by its free_fn, so a
  * call after the finalizer is a heap-use-after-free that ASan and valgrind
- * report, besides the counters checked here.
+ * report, besides the counters checked here.  The same holds for the event
+ * handler (wxm_config_set_event_handler), which may also cancel its own
+ * transfer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -351,7 +353,294 @@ static void cb_reentry_is_refused(void)
     wxm_client_free(client);
 }
 
+/* ---- the event handler: its free_fn, its threads, a cancel from it -------- */
+
+/* A handler's user_data, malloc'd and let go by its free_fn (memset, then
+ * free): a call after the finalizer reads freed memory, which ASan and
+ * valgrind report.  Worker threads call the handler: guarded. */
+typedef struct {
+    pthread_mutex_t lock;
+    int id;
+    int kinds[16];      /* events per WXM_EVENT_* */
+    int bad;            /* a malformed or leaking event */
+    uint64_t transfer;  /* the transfer_id of TRANSFER_STARTED */
+    uint64_t finished_errcode_plus1;
+    wxm_download *cancel; /* cancel this download on its first request */
+} evrec;
+
+#define EVREC_MAX 16
+static pthread_mutex_t g_evrec_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_evrec_frees[EVREC_MAX];
+
+static void evrec_fn(void *user_data, const wxm_event *ev)
+{
+    evrec *r = (evrec *)user_data;
+    pthread_mutex_lock(&r->lock);
+    if (ev->size != sizeof(wxm_event) || ev->endpoint == NULL ||
+        ev->message == NULL || ev->kind < 1 || ev->kind > 11 ||
+        leaks_secret(ev->endpoint) || leaks_secret(ev->message) ||
+        strstr(ev->message, "wxmtok") != NULL) {
+        r->bad++;
+    } else {
+        r->kinds[ev->kind]++;
+    }
+    if (ev->kind == WXM_EVENT_TRANSFER_STARTED) r->transfer = ev->transfer_id;
+    if (ev->kind == WXM_EVENT_TRANSFER_FINISHED)
+        r->finished_errcode_plus1 = (uint64_t)(int64_t)ev->errcode + 1;
+    if (ev->kind == WXM_EVENT_REQUEST_STARTED && r->cancel != NULL)
+        wxm_download_cancel(r->cancel); /* allowed from the handler */
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void evrec_free(void *user_data)
+{
+    evrec *r = (evrec *)user_data;
+    pthread_mutex_lock(&g_evrec_lock);
+    g_evrec_frees[r->id]++;
+    pthread_mutex_unlock(&g_evrec_lock);
+    pthread_mutex_destroy(&r->lock);
+    memset(r, 0xAB, sizeof *r);
+    free(r);
+}
+
+static evrec *evrec_new(int id)
+{
+    evrec *r = (evrec *)calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    pthread_mutex_init(&r->lock, NULL);
+    r->id = id;
+    pthread_mutex_lock(&g_evrec_lock);
+    g_evrec_frees[id] = 0;
+    pthread_mutex_unlock(&g_evrec_lock);
+    return r;
+}
+
+static int evfrees(int id)
+{
+    int n;
+    pthread_mutex_lock(&g_evrec_lock);
+    n = g_evrec_frees[id];
+    pthread_mutex_unlock(&g_evrec_lock);
+    return n;
+}
+
+/* A config for the emulator whose events (DEBUG and up) go to `r`. */
+static wxm_config *event_config(evrec *r, uint32_t parallelism)
+{
+    wxm_config *cfg = wxm_config_new(WXM_PLATFORM_WECOM);
+    if (cfg == NULL) {
+        if (r != NULL) evrec_free(r);
+        return NULL;
+    }
+    if (wxm_config_set_event_handler(cfg, evrec_fn, r, evrec_free,
+                                     WXM_LEVEL_DEBUG) != WXM_OK ||
+        wxm_config_set_base_url(cfg, g_base_url) != WXM_OK ||
+        wxm_config_set_access_token(cfg, TEST_TOKEN) != WXM_OK ||
+        wxm_config_set_chunk_size(cfg, 64 * KiB) != WXM_OK ||
+        wxm_config_set_parallelism(cfg, parallelism) != WXM_OK) {
+        wxm_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* The handler's free_fn runs exactly once: at once when the call fails or
+ * the handler is NULL, else after the config, every client and every
+ * transfer made from it are freed; the handler is never called after it. */
+static void cb_event_handler_finalizer(void)
+{
+    wxm_config *cfg;
+    wxm_client *a = NULL;
+    wxm_download *d;
+    wxm_counters c;
+    evrec *r;
+    int n, i;
+    static const int32_t bad_levels[] = {0, 15, 50, -10};
+    REQUIRE(admin_media_gen("cb-ev", 300 * KiB, 51, NULL, NULL));
+
+    /* A config freed with no client made from it. */
+    r = evrec_new(0);
+    REQUIRE(r != NULL);
+    cfg = event_config(r, 1);
+    REQUIRE(cfg != NULL);
+    CHECK(evfrees(0) == 0, "freed while the config holds it");
+    wxm_config_free(cfg);
+    CHECK(evfrees(0) == 1, "config freed: free_fn ran %d times", evfrees(0));
+
+    /* Replaced on a config no client was made from; then removed (NULL
+     * handler), whose own user_data is let go at once. */
+    r = evrec_new(1);
+    REQUIRE(r != NULL);
+    cfg = event_config(r, 1);
+    REQUIRE(cfg != NULL);
+    r = evrec_new(2);
+    REQUIRE(r != NULL);
+    CHECK_RC(wxm_config_set_event_handler(cfg, evrec_fn, r, evrec_free,
+                                          WXM_LEVEL_INFO), WXM_OK);
+    CHECK(evfrees(1) == 1 && evfrees(2) == 0, "replaced: %d / %d", evfrees(1),
+          evfrees(2));
+    r = evrec_new(3);
+    REQUIRE(r != NULL);
+    CHECK_RC(wxm_config_set_event_handler(cfg, NULL, r, evrec_free,
+                                          WXM_LEVEL_DEBUG), WXM_OK);
+    CHECK(evfrees(2) == 1 && evfrees(3) == 1, "removed: %d / %d", evfrees(2),
+          evfrees(3));
+
+    /* An unknown level: refused, and the user_data let go at once. */
+    for (i = 0; i < (int)(sizeof bad_levels / sizeof bad_levels[0]); i++) {
+        r = evrec_new(4);
+        REQUIRE(r != NULL);
+        CHECK_RC(wxm_config_set_event_handler(cfg, evrec_fn, r, evrec_free,
+                                              bad_levels[i]), WXM_E_INVALID_ARG);
+        CHECK(evfrees(4) == 1, "level %d: free_fn ran %d times",
+              (int)bad_levels[i], evfrees(4));
+    }
+    wxm_config_free(cfg);
+
+    /* A NULL config: refused, let go at once. */
+    r = evrec_new(5);
+    REQUIRE(r != NULL);
+    CHECK_RC(wxm_config_set_event_handler(NULL, evrec_fn, r, evrec_free,
+                                          WXM_LEVEL_DEBUG), WXM_E_INVALID_ARG);
+    CHECK(evfrees(5) == 1, "NULL config: free_fn ran %d times", evfrees(5));
+
+    /* A parallel download outlives its client, which outlives its config:
+     * events keep coming (from worker threads), and the finalizer waits
+     * for the last transfer. */
+    r = evrec_new(6);
+    REQUIRE(r != NULL);
+    cfg = event_config(r, 4);
+    REQUIRE(cfg != NULL);
+    CHECK_RC(wxm_client_new(cfg, &a), WXM_OK);
+    wxm_config_free(cfg);
+    REQUIRE(a != NULL);
+    d = wxm_download_new(a, "cb-ev");
+    wxm_client_free(a);
+    REQUIRE(d != NULL);
+    CHECK(evfrees(6) == 0, "freed while a transfer holds the client");
+    CHECK_RC(run_download(d, 51), WXM_OK);
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    CHECK_RC(wxm_download_counters(d, &c), WXM_OK);
+    pthread_mutex_lock(&r->lock);
+    CHECK(r->bad == 0, "%d malformed or leaking events", r->bad);
+    CHECK(r->kinds[WXM_EVENT_TRANSFER_STARTED] == 1 &&
+              r->kinds[WXM_EVENT_TRANSFER_FINISHED] == 1,
+          "transfer events %d / %d", r->kinds[WXM_EVENT_TRANSFER_STARTED],
+          r->kinds[WXM_EVENT_TRANSFER_FINISHED]);
+    n = r->kinds[WXM_EVENT_REQUEST_STARTED];
+    CHECK(n >= 5 && n == r->kinds[WXM_EVENT_REQUEST_FINISHED] &&
+              (uint64_t)n == c.requests,
+          "requests: %d started, %d finished, %llu counted", n,
+          r->kinds[WXM_EVENT_REQUEST_FINISHED], (unsigned long long)c.requests);
+    CHECK(r->transfer == c.transfer_id && c.transfer_id != 0,
+          "transfer_id %llu in events, %llu in counters",
+          (unsigned long long)r->transfer, (unsigned long long)c.transfer_id);
+    CHECK(r->finished_errcode_plus1 == 1, "finished with errcode %lld",
+          (long long)r->finished_errcode_plus1 - 1);
+    CHECK(c.bytes_received == 300 * KiB && c.elapsed_us > 0,
+          "bytes %llu, elapsed %llu", (unsigned long long)c.bytes_received,
+          (unsigned long long)c.elapsed_us);
+    pthread_mutex_unlock(&r->lock);
+    CHECK(evfrees(6) == 0, "freed while a transfer holds the client");
+    /* A second run on the same handle: counted anew, events still come. */
+    CHECK_RC(run_download(d, 51), WXM_OK);
+    pthread_mutex_lock(&r->lock);
+    CHECK(r->kinds[WXM_EVENT_TRANSFER_FINISHED] == 2, "second run: %d",
+          r->kinds[WXM_EVENT_TRANSFER_FINISHED]);
+    pthread_mutex_unlock(&r->lock);
+    wxm_download_free(d);
+    CHECK(evfrees(6) == 1, "last transfer freed: free_fn ran %d times",
+          evfrees(6));
+
+    /* No finalizer: nothing to call, nothing breaks. */
+    r = evrec_new(7);
+    REQUIRE(r != NULL);
+    cfg = wxm_config_new(WXM_PLATFORM_WECOM);
+    REQUIRE(cfg != NULL);
+    CHECK_RC(wxm_config_set_event_handler(cfg, evrec_fn, r, NULL,
+                                          WXM_LEVEL_DEBUG), WXM_OK);
+    wxm_config_free(cfg);
+    CHECK(evfrees(7) == 0, "a NULL free_fn was called");
+    evrec_free(r);
+}
+
+/* A handler that cancels the transfer it reports on (the one wxm_* call
+ * the header allows it on that transfer): the run ends WXM_E_CANCELLED,
+ * and says so in its TRANSFER_FINISHED. */
+static void cb_event_handler_cancels_its_transfer(void)
+{
+    uint32_t parallelism;
+    REQUIRE(admin_media_gen("cb-evc", 600 * KiB, 52, NULL, NULL));
+    for (parallelism = 1; parallelism <= 4; parallelism += 3) {
+        wxm_client *client = NULL;
+        wxm_config *cfg;
+        wxm_download *d;
+        evrec *r = evrec_new(8);
+        int32_t rc;
+        REQUIRE(r != NULL);
+        cfg = event_config(r, parallelism);
+        REQUIRE(cfg != NULL);
+        CHECK_RC(wxm_client_new(cfg, &client), WXM_OK);
+        wxm_config_free(cfg);
+        REQUIRE(client != NULL);
+        d = wxm_download_new(client, "cb-evc");
+        REQUIRE(d != NULL);
+        pthread_mutex_lock(&r->lock);
+        r->cancel = d;
+        pthread_mutex_unlock(&r->lock);
+        rc = run_download(d, 52);
+        CHECK_RC(rc, WXM_E_CANCELLED);
+        pthread_mutex_lock(&r->lock);
+        r->cancel = NULL;
+        CHECK(r->bad == 0, "%d malformed or leaking events", r->bad);
+        CHECK(r->finished_errcode_plus1 == (uint64_t)(int64_t)WXM_E_CANCELLED + 1,
+              "parallelism %u: finished with errcode %lld", parallelism,
+              (long long)r->finished_errcode_plus1 - 1);
+        CHECK(r->kinds[WXM_EVENT_REQUEST_STARTED] ==
+                  r->kinds[WXM_EVENT_REQUEST_FINISHED],
+              "%d started, %d finished", r->kinds[WXM_EVENT_REQUEST_STARTED],
+              r->kinds[WXM_EVENT_REQUEST_FINISHED]);
+        pthread_mutex_unlock(&r->lock);
+        wxm_download_free(d);
+        wxm_client_free(client);
+        CHECK(evfrees(8) == 1, "free_fn ran %d times", evfrees(8));
+    }
+}
+
+/* The check every test_client's events get can fail: a token in the
+ * message or endpoint, a NULL string, a wrong size are each flagged. */
+static void cb_event_check_can_fail(void)
+{
+    wxm_event ev;
+    char first[512];
+    memset(&ev, 0, sizeof ev);
+    ev.size = sizeof ev;
+    ev.kind = WXM_EVENT_REQUEST_STARTED;
+    ev.level = WXM_LEVEL_DEBUG;
+    ev.endpoint = "cgi-bin/media/get";
+    ev.message = "GET cgi-bin/media/get bytes=0-15";
+    check_event(NULL, &ev);
+    CHECK(bad_events_take(NULL, 0) == 0, "a clean event flagged");
+    ev.message = "GET ?access_token=" TEST_TOKEN;
+    check_event(NULL, &ev);
+    ev.message = "x";
+    ev.endpoint = "cgi-bin/wxmtok3_abc";
+    check_event(NULL, &ev);
+    ev.endpoint = NULL;
+    check_event(NULL, &ev);
+    ev.endpoint = "e";
+    ev.size = sizeof ev - 8;
+    check_event(NULL, &ev);
+    CHECK(bad_events_take(first, sizeof first) == 4, "not every bad event flagged");
+    CHECK(strstr(first, "a secret") != NULL, "first: %s", first);
+}
+
 const test_case callback_tests[] = {
+    {"callbacks_event_check_can_fail", cb_event_check_can_fail, 0},
     {"callbacks_provider_finalizer", cb_provider_finalizer, 1},
     {"callbacks_reentry_is_refused", cb_reentry_is_refused, 0},
+    {"callbacks_event_handler_finalizer", cb_event_handler_finalizer, 1},
+    {"callbacks_event_handler_cancels_its_transfer",
+     cb_event_handler_cancels_its_transfer, 1},
     {NULL, NULL, 0}};

@@ -11,6 +11,7 @@ mod support;
 mod abi;
 mod chaos;
 mod download;
+mod events;
 mod file_faults;
 mod header;
 mod hostile;

@@ -68,9 +68,11 @@ fn provider_client(
         );
         assert_eq!(wxm_config_set_chunk_size(cfg, 16 * 1024), 0);
         assert_eq!(wxm_config_set_parallelism(cfg, 3), 0);
+        let leaks = watch_for_leaks(cfg, &[]);
         let mut c = std::ptr::null_mut();
         assert_eq!(wxm_client_new(cfg, &mut c), 0);
         wxm_config_free(cfg);
+        check_on_drop(c, leaks);
         TestClient(c)
     }
 }
@@ -126,10 +128,10 @@ fn a_failing_provider_answers_its_code() {
 
 // ---- Redis: one token for many processes ---------------------------------
 
-struct Redis {
+pub(crate) struct Redis {
     child: Child,
     port: u16,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Redis {
@@ -155,7 +157,7 @@ fn redis_bin() -> &'static str {
         )
 }
 
-fn start_redis() -> Redis {
+pub(crate) fn start_redis() -> Redis {
     start_redis_with(&[])
 }
 
@@ -227,9 +229,11 @@ fn child_download_with_shared_token() {
             0
         );
         assert_eq!(wxm_config_set_token_store(cfg, cs(&redis).as_ptr()), 0);
+        let leaks = watch_for_leaks(cfg, &[]);
         let mut c = std::ptr::null_mut();
         assert_eq!(wxm_client_new(cfg, &mut c), 0);
         wxm_config_free(cfg);
+        check_on_drop(c, leaks);
         let c = TestClient(c);
         let got = download_sink(&c, &media, 0);
         assert_eq!(got.rc, 0, "{}", got.errmsg);
@@ -339,6 +343,7 @@ fn store_client(emu: &Emulator, url: &str, o: StoreOpts) -> TestClient {
         if let Some(ca) = &o.ca_file {
             assert_eq!(wxm_config_set_ca_file(cfg, cs(ca).as_ptr()), 0);
         }
+        let leaks = watch_for_leaks(cfg, &[]);
         let mut c = std::ptr::null_mut();
         assert_eq!(
             wxm_client_new(cfg, &mut c),
@@ -347,6 +352,7 @@ fn store_client(emu: &Emulator, url: &str, o: StoreOpts) -> TestClient {
             text(wxm_last_errmsg())
         );
         wxm_config_free(cfg);
+        check_on_drop(c, leaks);
         TestClient(c)
     }
 }

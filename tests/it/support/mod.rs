@@ -5,7 +5,9 @@
 //! message"), and, in `raw`, a raw server for hostile answers.
 #![allow(dead_code)]
 
+mod events;
 mod raw;
+pub use events::*;
 pub use raw::*;
 pub mod s3;
 
@@ -235,6 +237,8 @@ impl Drop for TestClient {
     fn drop(&mut self) {
         // SAFETY: created by wxm_client_new, freed once.
         unsafe { wxm_client_free(self.0) }
+        // Its events (every client of the support module has a handler).
+        check_dropped(self.0);
     }
 }
 
@@ -254,6 +258,10 @@ pub struct ClientOpts {
     pub attempts: u32,
     pub backoff_ms: u32,
     pub ca_file: Option<String>,
+    /// Where the client's events go (default: a log that only checks
+    /// them for leaks), and from which level.
+    pub events: Option<std::sync::Arc<EventLog>>,
+    pub event_level: i32,
 }
 
 impl Default for ClientOpts {
@@ -271,6 +279,8 @@ impl Default for ClientOpts {
             attempts: 4,
             backoff_ms: 10,
             ca_file: None,
+            events: None,
+            event_level: wxmedia::ffi::event::WXM_LEVEL_DEBUG,
         }
     }
 }
@@ -313,6 +323,16 @@ pub fn try_client(o: &ClientOpts) -> Result<TestClient, (i32, String)> {
         if let Some(ca) = &o.ca_file {
             assert_eq!(wxm_config_set_ca_file(cfg, cs(ca).as_ptr()), 0);
         }
+        // Every event of every test is checked for the secrets it was given.
+        let mut secrets: Vec<&str> = o.token.iter().map(String::as_str).collect();
+        if let Some((_, secret)) = &o.credentials {
+            secrets.push(secret);
+        }
+        let log = o
+            .events
+            .clone()
+            .unwrap_or_else(|| EventLog::checking(&secrets));
+        watch(cfg, &log, o.event_level);
         let mut c = ptr::null_mut();
         let rc = wxm_client_new(cfg, &mut c);
         let msg = last_errmsg();
@@ -320,6 +340,7 @@ pub fn try_client(o: &ClientOpts) -> Result<TestClient, (i32, String)> {
         if rc != 0 {
             return Err((rc, msg));
         }
+        check_on_drop(c, log);
         Ok(TestClient(c))
     }
 }
