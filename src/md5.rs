@@ -1,5 +1,6 @@
-//! MD5 for the `md5` field of WeCom's upload_by_url (a checksum there, not
-//! security), from the well-kept `md-5` crate.
+//! MD5, from the well-kept `md-5` crate: the `md5` field of WeCom's
+//! upload_by_url and an object store's Content-MD5 and ETags (checksums
+//! there, not security).
 
 use md5::{Digest, Md5};
 
@@ -21,7 +22,13 @@ pub fn hex_of_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
     Ok((hex(&h.finalize()), total))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// The MD5 of `data`.
+pub fn digest_of(data: &[u8]) -> [u8; 16] {
+    Md5::digest(data).into()
+}
+
+/// Lowercase hex, as ETags and upload_by_url write MD5s.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

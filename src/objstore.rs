@@ -731,11 +731,9 @@ fn parse_error(bytes: &[u8]) -> Option<S3Error> {
 
 fn md5_of(data: &[u8]) -> (String, String) {
     use base64::Engine;
-    use md5::{Digest, Md5};
-    let digest = Md5::digest(data);
+    let digest = crate::md5::digest_of(data);
     let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
-    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-    (b64, hex)
+    (b64, crate::md5::hex(&digest))
 }
 
 fn etag_of(answer: &Answer) -> Result<String> {

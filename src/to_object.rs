@@ -41,14 +41,6 @@ fn marker(media_id: &str, endpoint: Endpoint, part_size: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-fn md5_hex(data: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// An upload found for the key that belongs to this media.
 struct Resume {
     upload_id: String,
@@ -92,7 +84,7 @@ impl Client {
     ) -> Result<MediaInfo> {
         let part = store.part_size();
         let marker = marker(media_id, endpoint, part);
-        let marker_md5 = md5_hex(&marker);
+        let marker_md5 = crate::md5::hex(&crate::md5::digest_of(&marker));
         let mut resume = self.find_upload(store, key, cancel, &marker_md5)?;
         let mut note = None;
         loop {
