@@ -207,7 +207,31 @@ static void args_null_download(void)
     CHECK(wxm_download_filename(NULL) == NULL, "filename of NULL");
     CHECK(wxm_download_video_url(NULL) == NULL, "video_url of NULL");
     CHECK(wxm_download_errmsg(NULL) == NULL, "errmsg of NULL");
+    CHECK(wxm_download_resumed(NULL) == 0, "resumed of NULL");
     wxm_download_free(NULL);
+
+    /* The object store: every setter refuses NULL, as does the run. */
+    {
+        wxm_objstore *store = wxm_objstore_new();
+        REQUIRE(store != NULL, "%s", wxm_last_errmsg());
+        CHECK_RC(wxm_objstore_set_endpoint(NULL, "http://127.0.0.1:9"), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_endpoint(store, NULL), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_endpoint(store, "ftp://x"), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_region(NULL, "us-east-1"), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_region(store, NULL), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_credentials(NULL, "k", "s", NULL), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_credentials(store, NULL, "s", NULL), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_credentials(store, "k", NULL, NULL), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_credentials(store, "k", BAD_UTF8, NULL), WXM_E_INVALID_ARG);
+        CHECK_LAST_ERRMSG();
+        CHECK_RC(wxm_objstore_set_path_style(NULL, 1), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_keep_parts_on_failure(NULL, 1), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_part_size(NULL, 8u << 20), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_objstore_set_part_size(store, 1024), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_download_to_object(NULL, store, "b", "k"), WXM_E_INVALID_ARG);
+        wxm_objstore_free(store);
+        wxm_objstore_free(NULL);
+    }
 
     /* A real handle with NULL arguments (none of these starts a transfer,
      * nothing is sent: the media does not even exist). */
@@ -222,6 +246,16 @@ static void args_null_download(void)
         CHECK_RC(wxm_download_counters(d, NULL), WXM_E_INVALID_ARG);
     }
     CHECK_RC(wxm_download_to_path(d, ""), WXM_E_INVALID_ARG);
+    {
+        wxm_objstore *store = wxm_objstore_new();
+        REQUIRE(store != NULL, "%s", wxm_last_errmsg());
+        CHECK_RC(wxm_download_to_object(d, NULL, "b", "k"), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_download_to_object(d, store, NULL, "k"), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_download_to_object(d, store, "b", NULL), WXM_E_INVALID_ARG);
+        CHECK_RC(wxm_download_to_object(d, store, "b", ""), WXM_E_INVALID_ARG);
+        CHECK_LAST_ERRMSG();
+        wxm_objstore_free(store);
+    }
     /* to_path resumes by itself and refuses a host start offset. */
     CHECK_RC(wxm_download_set_start(d, 4096), WXM_OK);
     CHECK_RC(wxm_download_to_path(d, "/tmp/wxm-never-written"), WXM_E_INVALID_ARG);
