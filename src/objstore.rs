@@ -317,6 +317,7 @@ impl Store {
             String::new()
         };
         retry.requesting(&endpoint);
+        let sends_media = matches!(verb, Verb::Put);
         let method = match verb {
             Verb::Get => "GET",
             Verb::Head => "HEAD",
@@ -331,7 +332,9 @@ impl Store {
         let started = Instant::now();
         let mut status = 0;
         let result = self.send_once(client, verb, url, headers, body, &mut status);
-        if status != 0 {
+        // Media bytes only (parts and PutObject), as an upload counts its
+        // file's bytes, not the XML of Complete.
+        if status != 0 && sends_media {
             event::add(|c| &c.bytes_sent, body.len() as u64);
         }
         events.emit(Level::Debug, Kind::RequestFinished, |e| {
