@@ -1278,3 +1278,90 @@ fn object_storage_failures_are_clear_fast_and_keep_the_secret() {
     assert!(view.uploads().is_empty());
     assert!(!media_dir.0.join("local.bin").exists());
 }
+
+/// Starts `get BIG -o s3://media/KEY` throttled, and Ctrl-C's it once a
+/// part is in the store; returns the run's output.
+fn s3_interrupted(emu: &Emulator, dir: &Path, gw: &s3::Versitygw, key: &str, keep: bool) -> Output {
+    emu.admin_post(
+        "faults",
+        &json!({"kind": "throttle", "media_id": BIG, "bytes_per_sec": 4_000_000, "count": 10_000}),
+    )
+    .expect("throttle");
+    let target = format!("s3://media/{key}");
+    let ep = gw.endpoint();
+    let mut args = vec!["--json", "get", BIG, "-o", &target, "--s3-endpoint", &ep];
+    args.extend(["--s3-part-size", "5M"]);
+    if keep {
+        args.push("--s3-keep-parts");
+    }
+    let mut child = s3_command(emu, &args, dir, Some(s3::S3_SECRET))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let view = gw.view("media");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    'parts: loop {
+        for id in view.uploads() {
+            if view.parts(key, &id).iter().any(|p| p.0 < 10_000) {
+                break 'parts;
+            }
+        }
+        assert!(Instant::now() < deadline, "no part was ever uploaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill() with a child's pid and SIGINT has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let sent = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(sent.elapsed() < Duration::from_secs(10), "Ctrl-C not seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    emu.admin_post("reset", &json!({})).expect("reset");
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn ctrl_c_aborts_the_upload_or_keeps_its_parts_for_the_next_run() {
+    let (emu, media_dir, gw, big) = s3_setup("s3int");
+    let view = gw.view("media");
+    // Without --s3-keep-parts: cancelled, and nothing left in the bucket.
+    let out = s3_interrupted(&emu, &media_dir.0, &gw, "aborted.bin", false);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["class"], json!("cancelled"), "{v}");
+    assert!(view.uploads().is_empty(), "the upload was aborted");
+    assert!(view.object("aborted.bin").is_none());
+
+    // With it: the parts stay, and the same command resumes them.
+    let out = s3_interrupted(&emu, &media_dir.0, &gw, "kept.bin", true);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert_eq!(view.uploads().len(), 1, "the upload is kept");
+    let ep = gw.endpoint();
+    let out = s3_command(
+        &emu,
+        &["--json", "get", BIG, "-o", "s3://media/kept.bin"],
+        &media_dir.0,
+        Some(s3::S3_SECRET),
+    )
+    .args(["--s3-endpoint", &ep, "--s3-part-size", "5M"])
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let resumed = v["counters"]["resumed_from"]
+        .as_u64()
+        .expect("resumed_from");
+    assert!(resumed >= 5 * 1024 * 1024, "{v}");
+    let received = v["counters"]["bytes_received"].as_u64().expect("received");
+    assert!(
+        received < u64::from(BIG_LEN),
+        "fetched only what was missing: {v}"
+    );
+    assert_eq!(
+        view.object("kept.bin").expect("object").sha256,
+        sha256_hex(&big)
+    );
+    assert!(view.uploads().is_empty());
+}
