@@ -16,7 +16,7 @@ LIB_A := $(LIBDIR)/libwxmedia.a
 EMULATOR := $(LIBDIR)/wxmedia-emulator
 HEADER := $(ROOT)/include/wxmedia.h
 
-.PHONY: all lib demo test rust-test rust-lint header deps redis-deps ureq-latest versitygw
+.PHONY: all lib demo test rust-test cli-test rust-lint header deps redis-deps ureq-latest versitygw
 all: lib
 
 # The library (both kinds) and the emulator, in release mode.
@@ -50,6 +50,10 @@ versitygw:
 
 rust-test: rust-lint versitygw
 	$(CARGO) test --workspace --locked
+
+# The command line's tests alone (cli/tests; -o s3:// runs against versitygw).
+cli-test: versitygw
+	$(CARGO) test -p wxmedia-cli --locked
 
 # The newest ureq 3.x, whatever Cargo.lock pins: src/tcp.rs and src/http.rs
 # plug into its `unversioned` transport API (no semver promise), so an

@@ -15,7 +15,10 @@ BENCH_QUICK=1`` for the quick mode), and prints one table:
 * 1,000 downloads of a 100 KiB media on one client against one curl process
   with keep-alive and a ``requests.Session``;
 * a throttled server (emulator throttle fault; nginx limit_rate for aria2c)
-  at parallelism 1, 2, 4, 8 against aria2c with the same connection counts.
+  at parallelism 1, 2, 4, 8 against aria2c with the same connection counts;
+* WeChat emulator -> object store (versitygw on loopback): wxmedia's
+  ``to_object`` at parallelism 1 and 4 against the two-hop way, ``curl -o
+  FILE`` then ``s5cmd cp`` or boto3's ``upload_file``.
 
 Each figure is the median of the runs (7; quick: 3) with min-max, peak RSS
 (/usr/bin/time %M), CPU seconds (user+sys) and the ratio to the baseline in
@@ -111,12 +114,22 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 CLIENT_PIN: List[str] = []
 
 # The sections of a run, in order (--only and --pin name them).
-SECTIONS = ["download", "upload", "small", "steady", "throttled"]
+SECTIONS = ["download", "upload", "small", "steady", "throttled", "object"]
 # T5's allowance for a host's own work per small download (p50 over C).
 T5_CALL_US = 30.0
 # The servers, in the order the table lists them: plain http, then https
 # (nginx with the test CA; the emulator behind nginx's TLS proxy).
-SERVERS = ["nginx", "emu", "nginx-https", "emu-https", "emu-throttled", "nginx-throttled", "nginx-https-throttled"]
+SERVERS = ["nginx", "emu", "nginx-https", "emu-https", "emu-throttled", "nginx-throttled", "nginx-https-throttled",
+           "emu-s3"]  # fmt: skip
+# The object section: the emulator's media into versitygw (plain http on
+# loopback), signed with these throwaway credentials.
+S3_ACCESS = "wxbench-access"
+S3_SECRET = "wxbench-secret-0"
+S3_BUCKET = "wxbench"
+# to_object's default part size (src/objstore.rs DEFAULT_PART_SIZE): one
+# part in memory per worker.
+DEFAULT_PART = 8 * MiB
+TWO_HOP_TOOLS = ("s5cmd", "boto3")
 HTTPS = {"nginx-https", "emu-https", "nginx-https-throttled"}
 # The columns of a results CSV (one line a run), as write() makes them and --judge reads them.
 CSV_HEADER = ["section", "server", "size", "client", "run", "ok", "bytes", "secs", "wall", "user", "sys",
@@ -277,6 +290,47 @@ class Emulator:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+class Versitygw:
+    """A real S3-compatible server (it checks every signature) on loopback,
+    over plain http: `versitygw --access K --secret S --port ADDR posix DIR`,
+    as the library's tests run it (tests/it/support/s3.rs). A bucket is a
+    directory of DIR, an object the file BUCKET/KEY."""
+
+    def __init__(self, binary: str, root: str, workdir: str) -> None:
+        rm(root)
+        os.makedirs(os.path.join(root, S3_BUCKET))
+        self.root = root
+        self.log = open(os.path.join(workdir, "versitygw.log"), "wb")
+        port = free_port()
+        self.proc = subprocess.Popen(
+            [binary, "--access", S3_ACCESS, "--secret", S3_SECRET, "--region", "us-east-1",
+             "--port", f"127.0.0.1:{port}", "--quiet", "posix", root],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=ENV,
+        )  # fmt: skip
+        wait_port(port, self.proc, "versitygw")
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def uploads_in_progress(self) -> int:
+        """Multipart uploads versitygw still holds (it keeps them under the
+        bucket's .sgwtmp/multipart), so a run that leaves one fails."""
+        d = os.path.join(self.root, S3_BUCKET, ".sgwtmp", "multipart")
+        try:
+            return sum(len(os.listdir(os.path.join(d, k))) for k in os.listdir(d))
+        except OSError:
+            return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        rm(self.root)
 
 
 def make_test_ca(d: str) -> str:
@@ -679,6 +733,7 @@ class Tools:
     py: str  # python with wxmedia (build/venv)
     rpy: str  # python with requests (bench/.venv)
     have: Dict[str, str]  # host -> "" if usable, else why not
+    s5cmd: str = ""  # build/tools/bin/s5cmd (make bench-deps)
 
 
 def wx(host: str, kind: str, p: int = 1, chunk: int = 0, env: Optional[Dict[str, str]] = None,
@@ -697,6 +752,8 @@ def wx(host: str, kind: str, p: int = 1, chunk: int = 0, env: Optional[Dict[str,
             cmd += ["-i", ctx.media_id]
         if kind == "path":
             cmd += ["-o", ctx.out]
+        if kind == "object":
+            cmd += ["-o", ctx.extra["target"], "-s", ctx.extra["endpoint"]]
         if "count" in ctx.extra:  # small downloads, and steady-state transfers
             cmd += ["-n", str(ctx.extra["count"])]
         if p > 1:
@@ -726,7 +783,7 @@ def ignore_range_if_big(ctx: Ctx) -> str:
     """WeChat (and the emulator) answer 830002 to a plain GET of a media over
     20 MiB: a single-stream client can only be timed there through the
     emulator's ignore_range fault (one 200 with the whole body)."""
-    if ctx.server == "emu" and ctx.size > DEFAULT_CHUNK:
+    if ctx.server in ("emu", "emu-s3") and ctx.size > DEFAULT_CHUNK:
         ctx.emu.admin("POST", "faults", {"kind": "ignore_range", "media_id": ctx.media_id, "count": 1})
         return "ignore_range fault (WeChat answers 830002)"
     return ""
@@ -813,6 +870,18 @@ def curl_keepalive() -> Client:
         return ["curl", "-sS", "--fail", "-K", cfg]
 
     return Client("curl keep-alive (one process, -K)", "curl", "small", build)
+
+
+def two_hop(tool: str) -> Client:
+    """`curl -o FILE` then an S3 tool's upload of FILE, timed end to end
+    (bench/drivers/two_hop.sh)."""
+    upload = {"s5cmd": "s5cmd cp", "boto3": "boto3 upload_file"}[tool]
+
+    def build(ctx: Ctx) -> List[str]:
+        return ["bash", os.path.join(HERE, "drivers", "two_hop.sh"), tool, ctx.url, ctx.out, ctx.extra["endpoint"],
+                ctx.extra["target"]]  # fmt: skip
+
+    return Client(f"curl -o FILE && {upload}", tool, "twohop", build, pre=ignore_range_if_big)
 
 
 def curl_upload() -> Client:
@@ -992,12 +1061,17 @@ class Bench:
         have["curl"] = "" if shutil.which("curl") else "curl not installed"
         have["aria2c"] = "" if shutil.which("aria2c") else "aria2c not installed (make bench-deps)"
         have["nginx"] = "" if (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")) else "nginx not installed"
+        have["versitygw"] = "" if os.access(a.versitygw, os.X_OK) else f"{a.versitygw} missing (make versitygw)"
+        have["s5cmd"] = "" if os.access(a.s5cmd, os.X_OK) else f"{a.s5cmd} missing (make bench-deps builds it)"
+        have["boto3"] = self.probe_py(a.requests_py, "boto3")
+        if have["boto3"]:
+            have["boto3"] += " (make bench-deps installs it)"
         if not os.access("/usr/bin/time", os.X_OK):
             sys.exit("bench: /usr/bin/time is missing (make bench-deps installs Debian's 'time')")
         for k, v in have.items():
             if v:
                 log(f"warning: {k}: {v}; its rows are skipped")
-        return Tools(a.c_driver, a.go_driver, a.py, a.requests_py, have)
+        return Tools(a.c_driver, a.go_driver, a.py, a.requests_py, have, a.s5cmd)
 
     @staticmethod
     def probe_py(py: str, module: str) -> str:
@@ -1078,7 +1152,8 @@ class Bench:
                     row.notes.append(note)
                 cmd = row.client.build(ctx)
                 assert cmd is not None
-                run, output = timed(cmd, timeout, self.outdir, self.py_env if row.client.host == "py" else None)
+                env = ctx.extra.get("env") or (self.py_env if row.client.host == "py" else None)
+                run, output = timed(cmd, timeout, self.outdir, env)
                 if run.ok and verify is not None:
                     problem = verify(row, ctx, run, i == 0)
                     if problem:
@@ -1174,6 +1249,8 @@ class Bench:
 
     def server_missing(self, server: str, nginx: Optional[Nginx]) -> str:
         """Why rows on `server` cannot run here, or ""."""
+        if server == "emu-s3":
+            return self.tools_.have["versitygw"]
         if server.startswith("nginx") or server == "emu-https":
             if self.tools_.have["nginx"]:
                 return self.tools_.have["nginx"]
@@ -1390,6 +1467,65 @@ class Bench:
             if n:
                 r.notes.append(f"connections per run: {min(n)}" + (f"-{max(n)}" if max(n) > min(n) else ""))
 
+    @staticmethod
+    def object_clients() -> List[Client]:
+        return [wx("c", "object"), wx("c", "object", 4), *[two_hop(t) for t in TWO_HOP_TOOLS]]
+
+    def section_object(self, emu: Emulator, sizes: List[int]) -> None:
+        """WeChat emulator -> object store: to_object against the two-hop way,
+        into versitygw on loopback (plain http), its posix root beside the
+        downloads (tmpfs when they are there)."""
+        if self.tools_.have["versitygw"]:
+            rows = [Row("object", "emu-s3", size, c) for size in sizes for c in self.object_clients()]
+            for r in rows:
+                r.wanted, r.skipped = self.runs, self.tools_.have["versitygw"]
+            self.rows += rows
+            log(f"warning: {self.tools_.have['versitygw']}; the object rows are skipped")
+            return
+        root = os.path.join(os.path.dirname(self.outdir), "wxbench-s3")
+        gw = Versitygw(self.args.versitygw, root, self.work)
+        env = dict(ENV, AWS_ACCESS_KEY_ID=S3_ACCESS, AWS_SECRET_ACCESS_KEY=S3_SECRET, AWS_REGION="us-east-1",
+                   S5CMD=self.tools_.s5cmd, BOTO3_PY=self.tools_.rpy)  # fmt: skip
+        try:
+            for size in sizes:
+                name = "obj" + media_name(size)[1:]
+                self.expected_sha[("emu-s3", name)] = self.register(emu, name, size, seed=size + 5)
+                rows = [Row("object", "emu-s3", size, c) for c in self.object_clients()]
+
+                def ctx(row: Row, name: str = name, size: int = size) -> Ctx:
+                    key = f"{name}-{row.client.host}-{row.client.kind}-p{row.client.parallel}"
+                    out = os.path.join(self.outdir, f"{key}.out")
+                    extra = {"endpoint": gw.endpoint, "target": f"s3://{S3_BUCKET}/{key}", "key": key, "env": env}
+                    return Ctx("emu-s3", name, size, emu.media_url(name), emu.base, out, emu, self.tools_, extra)
+
+                def verify(row: Row, c: Ctx, run: Run, first: bool) -> str:
+                    # versitygw's posix backend keeps an object as the file
+                    # BUCKET/KEY: read back, then removed for the next run.
+                    obj = os.path.join(root, S3_BUCKET, c.extra["key"])
+                    try:
+                        got = os.path.getsize(obj)
+                        if got != c.size:
+                            return f"the object has {got} bytes, expected {c.size}"
+                        if first and sha256_file(obj) != self.expected_sha[("emu-s3", c.media_id)]:
+                            return "sha256 of the object differs"
+                    except OSError:
+                        return "no object"
+                    finally:
+                        rm(obj)
+                    run.nbytes = c.size
+                    # Every row by the wall time of its whole process,
+                    # start-up included: the two-hop way is two processes
+                    # (and boto3 an interpreter's start and import), which
+                    # a script doing it pays as the driver pays its own.
+                    run.secs = run.wall
+                    leftovers = gw.uploads_in_progress()
+                    return f"{leftovers} multipart upload(s) left in the bucket" if leftovers else ""
+
+                self.run_block("object", rows, ctx, self.runs, timeout=60 + size / 5e6, verify=verify)
+                emu.admin("DELETE", f"media/{name}")
+        finally:
+            gw.stop()
+
     # ---- evaluation
 
     def find(self, section: str, server: str, size: int, label: str) -> Optional[Row]:
@@ -1435,6 +1571,8 @@ class Bench:
                 base = self.find("upload", r.server, r.size, "curl -F media=@file")
             elif r.section == "small" and r.client.host != "requests":
                 base = self.find("small", r.server, r.size, "requests.Session")
+            elif r.section == "object" and r.client.kind == "object":
+                base = self.two_hop_best(r.size)
             elif r.section == "throttled" and r.client.parallel > 1:
                 if r.client.host == "aria2c":
                     seq = r.client.label.replace(f"-x{r.client.parallel} -s{r.client.parallel}", "-x1 -s1")
@@ -1569,6 +1707,7 @@ class Bench:
 
         # The floors of issue 19, over https (reported, not asserted).
         summary += self.https_floors(mark, tilde)
+        summary += self.object_targets(mark, tilde)
 
         # E1 (issue 21): a handler counting every event costs at most 2 %.
         for r in self.rows:
@@ -1578,6 +1717,35 @@ class Bench:
             summary.append((f"E1 a counting event handler costs <= 2 % (>= {EVENTS_FLOOR:.2f}x no handler)",
                             f"{r.server} {size_label(r.size)}, C {r.client.kind}", "met" if ok else "NOT met",
                             f"{r.ratio:.3f}x ({r.med():.0f} vs {r.base.med():.0f} MB/s){tilde(r)}"))  # fmt: skip
+        return summary
+
+    def two_hop_best(self, size: int) -> Optional[Row]:
+        """The fastest two-hop row (curl -o FILE, then an S3 tool) at `size`."""
+        rows = [r for r in self.rows if r.section == "object" and r.size == size and r.client.kind == "twohop" and r.good]
+        return max(rows, key=lambda r: r.med(), default=None)
+
+    def object_targets(self, mark: Callable[..., bool], tilde: Callable[[Row], str]) -> List[Tuple[str, str, str, str]]:
+        """O1-O2 (issue 23): WeChat emulator -> object store."""
+        summary: List[Tuple[str, str, str, str]] = []
+        rows = [r for r in self.rows if r.section == "object" and r.client.kind == "object" and r.good]
+        # O1: to_object p4 at least as fast as the best two-hop way.
+        for r in rows:
+            if r.client.parallel != 4 or r.ratio is None or r.base is None:
+                continue
+            ok = mark(r, f"O1 {r.ratio:.2f}x", r.ratio >= 1.0, r.base)
+            summary.append((f"O1 to_object p4 >= 1.0x the two-hop way (curl -o FILE, then the fastest S3 upload)",
+                            f"{r.server} {size_label(r.size)}", "met" if ok else "NOT met",
+                            f"{r.ratio:.2f}x {r.base.client.label} ({r.med():.0f} vs {r.base.med():.0f} MB/s){tilde(r)}"))  # fmt: skip
+        # O2: peak RSS bounded by parallelism x part size (plus the flat floor).
+        for r in rows:
+            limit = RSS_FLAT_MIB + r.client.parallel * DEFAULT_PART / MiB
+            ok = mark(r, f"O2 RSS<={limit:.0f}MiB", r.rss_mib() <= limit)
+            hops = [h for h in self.rows if h.section == "object" and h.size == r.size and h.client.kind == "twohop"
+                    and h.good]  # fmt: skip
+            peers = "; ".join(f"{h.client.label} {h.rss_mib():.1f} MiB" for h in hops)
+            summary.append((f"O2 to_object peak RSS <= {RSS_FLAT_MIB} MiB + parallelism x part size ({DEFAULT_PART // MiB} MiB)",
+                            f"{r.server} {size_label(r.size)}, p{r.client.parallel}", "met" if ok else "NOT met",
+                            f"{r.rss_mib():.1f} MiB (limit {limit:.0f})" + (f"; two-hop: {peers}" if peers else "")))  # fmt: skip
         return summary
 
     def https_floors(self, mark: Callable[..., bool], tilde: Callable[[Row], str]) -> List[Tuple[str, str, str, str]]:
@@ -1759,7 +1927,11 @@ class Bench:
             "over 10^9 bytes moved. https: nginx with a test CA made at start (every client trusts it by its own "
             "option); `emu-https` = the emulator behind nginx's TLS reverse proxy; `nginx-https-throttled` = nginx's "
             f"TLS stream proxy, {self.args.tls_throttle_bps / 1e6:.0f} MB/s per connection "
-            f"({'bench/throttle_relay.py' if self.args.tls_throttle == 'relay' else 'proxy_download_rate'}).",
+            f"({'bench/throttle_relay.py' if self.args.tls_throttle == 'relay' else 'proxy_download_rate'}). "
+            "object: the emulator's media into versitygw on loopback (`emu-s3`, plain http), timed until the "
+            "object exists, by each process's wall time, start-up included; wxmedia `object` = the C driver's "
+            "`to_object` (8 MiB parts, p4 = 4 in flight, no disk); `curl -o FILE && TOOL` = the two-hop way, "
+            "both hops in one script (bench/drivers/two_hop.sh), its baseline the fastest of them.",
             "",
             self.table(),
             "",
@@ -1819,6 +1991,7 @@ class Bench:
                 "small": lambda: self.section_small(emu, nginx, 100 * KiB, a.small_count),
                 "steady": lambda: self.section_steady(emu, nginx),
                 "throttled": lambda: self.section_throttle(emu, nginx, a.throttle_size, a.throttle_bps),
+                "object": lambda: self.section_object(emu, a.object_sizes),
             }
             for name in SECTIONS:
                 if name in (a.only if a.only is not None else SECTIONS):
@@ -1850,7 +2023,7 @@ def rows_from_csv(path: str) -> List[Row]:
     order the bench makes them, which is the order verdicts list rows in."""
     lists = {"download": Bench.download_clients(), "upload": Bench.upload_clients(), "small": Bench.small_clients(),
              "steady": Bench.steady_clients(),
-             "throttled": [r.client for r in Bench.throttle_rows(0)]}  # fmt: skip
+             "throttled": [r.client for r in Bench.throttle_rows(0)], "object": Bench.object_clients()}  # fmt: skip
     known: Dict[Tuple[str, str], Tuple[int, Client]] = {}
     for section, clients in lists.items():
         for i, c in enumerate(clients):
@@ -1918,6 +2091,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     ap.add_argument("--sizes", type=parse_sizes, help="download sizes, e.g. 1M,20M,256M,1G")
     ap.add_argument("--upload-sizes", type=parse_sizes, default=parse_sizes("1M,20M,256M"))
     ap.add_argument("--small-count", type=int, default=1000)
+    ap.add_argument("--object-sizes", type=parse_sizes,
+                    help="media sizes of the object section (emulator -> versitygw; default 20M,256M; quick 20M,128M)")
+    ap.add_argument("--versitygw", default=os.path.join(ROOT, "build", "tools", "bin", "versitygw"))
+    ap.add_argument("--s5cmd", default=os.path.join(ROOT, "build", "tools", "bin", "s5cmd"))
     ap.add_argument("--throttle-bps", type=int, default=50_000_000, help="per connection (default 50 MB/s)")
     ap.add_argument("--throttle-size", type=parse_sizes, help="throttled media size (default 256M; quick 128M)")
     ap.add_argument("--tls-throttle-bps", type=int, default=20_000_000,
@@ -1930,7 +2107,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                     "second or two through)")  # fmt: skip
     ap.add_argument("--proto", type=parse_protos, default=["http", "https"],
                     help="http, https or both (default): which servers' rows run")  # fmt: skip
-    ap.add_argument("--only", type=parse_sections, help="comma-separated sections: download,upload,small,steady,throttled")
+    ap.add_argument("--only", type=parse_sections,
+                    help="comma-separated sections: download,upload,small,steady,throttled,object")  # fmt: skip
     ap.add_argument("--emulator", default=os.path.join(ROOT, "target", "release", "wxmedia-emulator"))
     ap.add_argument("--c-driver", default=os.path.join(HERE, ".build", "bench_wx_c"))
     ap.add_argument("--go-driver", default=os.path.join(HERE, ".build", "bench_wx_go"))
@@ -1950,6 +2128,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     a = ap.parse_args(argv)
     if a.sizes is None:
         a.sizes = parse_sizes("1M,20M,256M" if a.quick else "1M,20M,256M,1G")
+    if a.object_sizes is None:
+        a.object_sizes = parse_sizes("20M,128M" if a.quick else "20M,256M")
     a.throttle_size = (a.throttle_size or parse_sizes("128M" if a.quick else "256M"))[0]
     a.tls_throttle_size = a.tls_throttle_size[0] if a.tls_throttle_size else a.throttle_size
     if a.budget is None:

@@ -9,8 +9,9 @@
 #                           bench/results/DATE-full.{md,csv}
 #   make bench BENCH_QUICK=1   (or make bench-quick) 1/20/256 MiB, 3 runs: a few minutes
 #   make bench-deps         Debian packages (nginx-light, libnginx-mod-stream for
-#                           the https throttled server, aria2, time, curl, openssl) and
-#                           a venv with requests at bench/.venv
+#                           the https throttled server, aria2, time, curl, openssl),
+#                           a venv with requests and boto3 at bench/.venv, and for the
+#                           object section versitygw and s5cmd in build/tools/bin
 #   BENCH_ARGS="--only download --sizes 20M" passes options to bench/run.py
 #   (see python3 bench/run.py --help).
 #   make bench-test         how runs become verdicts (bench/tests, no transfer):
@@ -46,6 +47,15 @@ bench-deps:
 	@[ -x $(BENCH_VENV)/bin/python ] || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	@$(BENCH_VENV)/bin/python -c 'import requests' 2>/dev/null || \
 	    $(BENCH_VENV)/bin/python -m pip install --quiet requests
+	@# The object section (issue 23): the S3 server, and the two-hop peers.
+	@# A peer that cannot be installed is reported; run.py skips its rows.
+	@$(BENCH_VENV)/bin/python -c 'import boto3' 2>/dev/null || \
+	    $(BENCH_VENV)/bin/python -m pip install --quiet boto3 || \
+	    echo "bench-deps: WARNING: boto3 did not install; its object rows are skipped" >&2
+	@bash $(ROOT)/mk/versitygw.sh || \
+	    echo "bench-deps: WARNING: versitygw did not install; the object rows are skipped" >&2
+	@bash $(ROOT)/mk/s5cmd.sh || \
+	    echo "bench-deps: WARNING: s5cmd did not install; its object rows are skipped" >&2
 
 # The drivers: C (against libwxmedia.so, as the C examples link it), Go (the
 # cgo bindings, static, through a replace directive), Python (the installed

@@ -270,3 +270,43 @@ def test_a_counting_event_handler_is_judged_against_no_handler(tmp_path: Path) -
     # Without the rows (every run before issue 21), no E1 line.
     plain = runs_of("download", "nginx-https", GIB, {"wxmedia C sink": [(1.0, 0.5)] * 7})
     assert not [t for t, *_ in verdicts(tmp_path, plain) if t.startswith("E1")]
+
+
+def object_runs(size: int, rows: Dict[str, Sequence[Tuple[float, int]]]) -> List[List[str]]:
+    """CSV lines of the object section: per client, its runs as (seconds, peak RSS in KiB)."""
+    out = []
+    for label, runs in rows.items():
+        for i, (secs, rss_kb) in enumerate(runs):
+            out.append(["object", "emu-s3", str(size), label, str(i + 1), "1", str(size), f"{secs:.6f}", f"{secs:.3f}",
+                        "0.3", "0.2", str(rss_kb), "1", f"{size / secs / 1e6:.1f}", ""])  # fmt: skip
+    return out
+
+
+def test_to_object_is_judged_against_the_fastest_two_hop_way_and_by_its_memory(tmp_path: Path) -> None:
+    mib = 1024**2
+    lines = object_runs(256 * mib, {
+        "wxmedia C object": [(2.0, 20_000)] * 3,  # 19.5 MiB <= 32 + 1 x 8
+        "wxmedia C object p4": [(0.8, 70_000)] * 3,  # 68.4 MiB > 32 + 4 x 8 = 64
+        "curl -o FILE && s5cmd cp": [(1.0, 21_000)] * 3,  # the faster two-hop row: the baseline
+        "curl -o FILE && boto3 upload_file": [(1.6, 57_000)] * 3,
+    })  # fmt: skip
+    lines += object_runs(20 * mib, {
+        "wxmedia C object p4": [(0.2, 30_000)] * 3,
+        "curl -o FILE && boto3 upload_file": [(0.18, 57_000)] * 3,  # s5cmd could not be installed: no row
+    })  # fmt: skip
+    summary, b = judged(tmp_path, lines)
+    assert line(summary, "O1", "emu-s3 256 MiB") == ("met", "1.25x curl -o FILE && s5cmd cp (336 vs 268 MB/s)")
+    verdict, detail = line(summary, "O1", "emu-s3 20 MiB")
+    assert verdict == "NOT met" and detail.startswith("0.90x curl -o FILE && boto3 upload_file"), detail
+    assert line(summary, "O2", "emu-s3 256 MiB, p1")[0] == "met"
+    verdict, detail = line(summary, "O2", "emu-s3 256 MiB, p4")
+    assert verdict == "NOT met" and detail.startswith("68.4 MiB (limit 64)"), detail
+    assert "curl -o FILE && boto3 upload_file 55.7 MiB" in detail
+    assert line(summary, "O2", "emu-s3 20 MiB, p4")[0] == "met"
+    # Only p4 is held to O1; p1 shows its ratio over the same baseline.
+    p1 = b.find("object", "emu-s3", 256 * mib, "wxmedia C object")
+    assert p1 is not None and p1.base_label == "curl -o FILE && s5cmd cp" and p1.targets == ["O2 RSS<=40MiB met"]
+    assert not [t for t, s, *_ in summary if t.startswith("O1") and s.endswith("p1")]
+    # No object rows (every run before issue 23): no O line.
+    plain = runs_of("download", "nginx-https", GIB, {"wxmedia C sink": [(1.0, 0.5)] * 7})
+    assert not [t for t, *_ in verdicts(tmp_path, plain) if t.startswith("O")]

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wxmedia::download::{MediaInfo, Sink};
 use wxmedia::event::{CounterValues, Event, Events, Kind, Level};
+use wxmedia::objstore::ObjectStore;
 use wxmedia::transfer::{ProgressFn, DEFAULT_JOB_WAIT};
 use wxmedia::url_upload::UrlUploadRequest;
 use wxmedia::{Client, Config, Download, Error, Platform, Upload, UrlUpload};
@@ -85,8 +86,10 @@ A media_id that starts with '-' goes after '--':  wxmedia get -o a.bin -- -abc
 Exit status:
     0    success
     1    WeChat errcode (the server's, or the one WeChat would answer), a failed job
-    2    usage: bad arguments, no token or credentials
-    3    network: connection, timeout, TLS, unexpected HTTP status, protocol
+    2    usage: bad arguments, no token or credentials, object-store credentials
+         refused (-1016) or no such bucket (-1017)
+    3    network: connection, timeout, TLS, unexpected HTTP status, protocol,
+         another object-store failure (-1015)
     4    local I/O: a file cannot be read or written, or the output exists (--force)
     5    token store (--redis) failed
     70   internal error (please report it)
@@ -185,13 +188,15 @@ enum PlatformArg {
 #[derive(Subcommand)]
 enum Command {
     /// Download a media: to FILE atomically (resumable: run it again after a
-    /// failure), to stdout with `-o -`, or without -o under the server's
+    /// failure), to stdout with `-o -`, straight into S3-compatible object
+    /// storage with `-o s3://BUCKET/KEY`, or without -o under the server's
     /// filename in the current directory.
+    #[command(after_help = S3_HELP)]
     Get {
         /// The media_id (after `--` when it starts with '-')
         #[arg(value_name = "MEDIA_ID")]
         media_id: String,
-        /// Output file, or - for standard output
+        /// Output file, - for standard output, or s3://BUCKET/KEY
         #[arg(short, long, value_name = "FILE")]
         output: Option<String>,
         /// Replace an existing output file
@@ -203,6 +208,8 @@ enum Command {
         /// Start at this byte offset (with -o -; a file resumes by itself)
         #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "output")]
         start: Option<u64>,
+        #[command(flatten)]
+        s3: S3Args,
     },
     /// Upload FILE as TYPE (image, voice, video, file, thumb; uploadimg for a
     /// permanent image URL) and print {"type", "media_id", "created_at"}.
@@ -249,6 +256,78 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// Where `-o s3://BUCKET/KEY` goes. Credentials are read from the
+/// environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+/// AWS_SESSION_TOKEN): a flag would show the secret in `ps`.
+#[derive(Args, Default)]
+#[command(next_help_heading = "Object storage (-o s3://BUCKET/KEY)")]
+struct S3Args {
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:7070 [default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's]
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Signing region [default: $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1]
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
+    /// Path-style URLs (ENDPOINT/BUCKET/KEY) [default: with an endpoint; virtual-hosted on AWS]
+    #[arg(long)]
+    s3_path_style: bool,
+    /// After a failure or Ctrl-C, keep the uploaded parts, so that running the command again resumes
+    #[arg(long)]
+    s3_keep_parts: bool,
+    /// Part size: 5M to 512M, a multiple of 16; memory is --parallel x this [default: 8M]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    s3_part_size: Option<u64>,
+}
+
+impl S3Args {
+    fn any(&self) -> bool {
+        self.s3_endpoint.is_some()
+            || self.s3_region.is_some()
+            || self.s3_path_style
+            || self.s3_keep_parts
+            || self.s3_part_size.is_some()
+    }
+
+    /// The store's settings; what is unset falls back to the environment
+    /// (read by the library, as the AWS tools read it).
+    fn store(&self) -> Result<ObjectStore, Failure> {
+        let mut store = ObjectStore::new();
+        if let Some(url) = nonempty(&self.s3_endpoint) {
+            store.set_endpoint(url)?;
+        }
+        if let Some(region) = nonempty(&self.s3_region) {
+            store.set_region(region)?;
+        }
+        if self.s3_path_style {
+            store.set_path_style(true);
+        }
+        store.set_keep_parts_on_failure(self.s3_keep_parts);
+        if let Some(n) = self.s3_part_size {
+            store.set_part_size(n)?;
+        }
+        Ok(store)
+    }
+}
+
+const S3_HELP: &str = "\
+-o s3://BUCKET/KEY streams the media into S3-compatible object storage (AWS
+S3, MinIO, versitygw, COS, OSS) as a multipart upload, --parallel parts at a
+time, without touching the disk; it replaces an existing object, as
+`aws s3 cp` does. Credentials come from the environment only, never a flag:
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, for temporary ones,
+AWS_SESSION_TOKEN. Refused credentials or a missing bucket exit 2.";
+
+/// `s3://BUCKET/KEY` split, or None for any other output.
+fn s3_target(output: &str) -> Option<Result<(&str, &str), Failure>> {
+    let rest = output.strip_prefix("s3://")?;
+    Some(match rest.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok((bucket, key)),
+        _ => Err(Failure::usage(format!(
+            "{output:?}: give the object as s3://BUCKET/KEY"
+        ))),
+    })
 }
 
 /// A failure as the user sees it: one errcode, one message, one class.
@@ -440,6 +519,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
             force,
             hd_voice,
             start,
+            s3,
         } => {
             let req = GetRequest {
                 media_id,
@@ -447,6 +527,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Outcome {
                 force,
                 hd_voice,
                 start,
+                s3,
             };
             let client = client(&g)?;
             get(client, &g, req, cancel)
@@ -659,15 +740,29 @@ fn event_line(e: &Event) -> Option<String> {
         Kind::Fallback => format!("fallback: {}", message),
         Kind::RequestFinished => {
             // Events carry no method: media (and video_url) bodies are
-            // fetched with GET, every other API call here is a POST.
+            // fetched with GET, every other API call here is a POST. An
+            // object-store request (endpoint BUCKET/KEY) says its method
+            // first in its message, when it was answered.
             let get = e.via_video_url
                 || matches!(
                     e.endpoint.as_str(),
                     "cgi-bin/media/get" | "cgi-bin/media/get/jssdk"
                 );
+            let object_store = !e.via_video_url && !e.endpoint.contains("cgi-bin/");
+            let method = if object_store {
+                message
+                    .split(' ')
+                    .next()
+                    .filter(|m| matches!(*m, "GET" | "HEAD" | "PUT" | "POST" | "DELETE"))
+                    .unwrap_or("S3")
+            } else if get {
+                "GET"
+            } else {
+                "POST"
+            };
             let mut l = format!(
                 "{} {}",
-                if get { "GET" } else { "POST" },
+                method,
                 if e.endpoint.is_empty() {
                     "/"
                 } else {
@@ -840,6 +935,7 @@ struct GetRequest {
     force: bool,
     hd_voice: bool,
     start: Option<u64>,
+    s3: S3Args,
 }
 
 /// Refuses to replace `path` unless `--force`. `to_path` renames over its
@@ -861,8 +957,17 @@ fn get(client: Arc<Client>, g: &Global, req: GetRequest, cancel: Arc<AtomicBool>
             "--start is for -o -: a download to a file resumes by itself",
         ));
     }
+    let s3 = req.output.as_deref().and_then(s3_target).transpose()?;
+    if s3.is_none() && req.s3.any() {
+        return Err(Failure::usage(
+            "the --s3-* options are for -o s3://BUCKET/KEY",
+        ));
+    }
     let dl = Download::new(client, media_id)?.with_cancel_flag(cancel);
-    let outcome = get_with(&dl, g, &req);
+    let outcome = match s3 {
+        Some((bucket, key)) => get_object(&dl, g, &req, bucket, key),
+        None => get_with(&dl, g, &req),
+    };
     with_counters(outcome, g.json, dl.counters())
 }
 
@@ -934,6 +1039,36 @@ fn get_with(dl: &Download, g: &Global, req: &GetRequest) -> Outcome {
         "ok": true,
         "media_id": media_id,
         "path": path,
+        "size": info.size,
+        "content_type": info.content_type,
+        "filename": info.filename,
+        "video_url": info.video_url,
+    }))
+}
+
+/// `get -o s3://BUCKET/KEY`: the library's `to_object`, which resumes
+/// kept parts of the same media by itself.
+fn get_object(dl: &Download, g: &Global, req: &GetRequest, bucket: &str, key: &str) -> Outcome {
+    let store = req.s3.store()?;
+    dl.set_hd_voice(req.hd_voice);
+    let (bar, progress) = Progress::shared(g.quiet);
+    dl.set_progress(Some(progress));
+    let info = dl.to_object(&store, bucket, key)?;
+    finish_bar(&bar);
+    let target = format!("s3://{bucket}/{key}");
+    if !g.json {
+        if !g.quiet {
+            eprintln!("saved {} bytes to {target}", info.size.unwrap_or(0));
+        }
+        return Ok(serde_json::Value::Null);
+    }
+    Ok(serde_json::json!({
+        "ok": true,
+        "media_id": req.media_id,
+        "path": null,
+        "target": target,
+        "bucket": bucket,
+        "key": key,
         "size": info.size,
         "content_type": info.content_type,
         "filename": info.filename,

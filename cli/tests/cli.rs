@@ -1021,3 +1021,347 @@ fn verbose_lines_show_retries_and_requests_and_json_counts_them() {
     assert_eq!(v["counters"]["retries"], 3, "{v}");
     assert_eq!(stderr.matches("wxmedia: retry").count(), 3, "{stderr}");
 }
+
+// `get -o s3://BUCKET/KEY` against a real S3-compatible server (versitygw,
+// which checks every signature), through the library's own harness.
+#[allow(dead_code)]
+#[path = "../../tests/it/support/s3.rs"]
+mod s3;
+
+/// For the harness: a fresh directory (versitygw's posix root).
+fn tempdir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "wxmedia-cli-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, b)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const BIG: &str = "big.bin";
+/// Three parts of 5 MiB (the last shorter): a multipart upload.
+const BIG_LEN: u32 = 12 * 1024 * 1024 + 4321;
+
+/// An emulator serving `big.bin` and `-dash.bin` from its media dir, and a
+/// versitygw with the bucket `media`.
+fn s3_setup(tag: &str) -> (Emulator, TempDir, s3::Versitygw, Vec<u8>) {
+    let media_dir = TempDir::new(&format!("{tag}-media"));
+    let big = pattern(BIG_LEN, 13);
+    std::fs::write(media_dir.0.join(BIG), &big).expect("big media");
+    std::fs::write(media_dir.0.join(DASH_ID), pattern(5000, 7)).expect("dash media");
+    let emu = Emulator::start(Options {
+        access_tokens: vec![TOKEN.into()],
+        media_dir: Some(media_dir.0.clone()),
+        ..Options::default()
+    })
+    .expect("emulator");
+    let gw = s3::Versitygw::start();
+    gw.view("media").create_bucket();
+    (emu, media_dir, gw, big)
+}
+
+/// The command with the store's credentials in the environment (the only
+/// place the CLI takes them from) and no other AWS setting inherited.
+fn s3_command(emu: &Emulator, args: &[&str], dir: &Path, secret: Option<&str>) -> Command {
+    let mut c = command(emu, args, dir, &[]);
+    for v in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ] {
+        c.env_remove(v);
+    }
+    if let Some(secret) = secret {
+        c.env("AWS_ACCESS_KEY_ID", s3::S3_ACCESS)
+            .env("AWS_SECRET_ACCESS_KEY", secret);
+    }
+    c
+}
+
+#[test]
+fn get_into_object_storage_is_byte_identical_with_counters_and_events() {
+    let (emu, media_dir, gw, big) = s3_setup("s3ok");
+    let view = gw.view("media");
+    let ep = gw.endpoint();
+    let out = s3_command(
+        &emu,
+        &[
+            "get",
+            BIG,
+            "-o",
+            "s3://media/in/big.bin",
+            "--s3-endpoint",
+            &ep,
+            "--s3-region",
+            s3::S3_REGION,
+            "--s3-path-style",
+            "--s3-part-size",
+            "5M",
+            "--parallel",
+            "4",
+            "--json",
+        ],
+        &media_dir.0,
+        Some(s3::S3_SECRET),
+    )
+    .output()
+    .expect("runs");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["ok"], json!(true), "{v}");
+    assert_eq!(v["target"], json!("s3://media/in/big.bin"), "{v}");
+    assert_eq!(v["bucket"], json!("media"), "{v}");
+    assert_eq!(v["key"], json!("in/big.bin"), "{v}");
+    assert_eq!(v["path"], Value::Null, "{v}");
+    assert_eq!(v["size"], json!(BIG_LEN), "{v}");
+    let c = |k: &str| {
+        v["counters"][k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {v}"))
+    };
+    // Three ranged GETs from WeChat; create, three parts, complete.
+    assert!(c("requests") >= 8, "{v}");
+    assert_eq!(c("retries"), 0, "{v}");
+    // The parts, and the small XML of CompleteMultipartUpload.
+    assert!(c("bytes_sent") >= u64::from(BIG_LEN), "{v}");
+    assert!(c("bytes_sent") < u64::from(BIG_LEN) + 64 * 1024, "{v}");
+    assert!(c("bytes_received") >= u64::from(BIG_LEN), "{v}");
+    assert_eq!(c("resumed_from"), 0, "{v}");
+    let obj = view.object("in/big.bin").expect("the object exists");
+    assert_eq!(obj.len, u64::from(BIG_LEN));
+    assert_eq!(obj.sha256, sha256_hex(&big));
+    assert!(view.uploads().is_empty(), "no upload left behind");
+
+    // Under one part: a single PutObject. The endpoint from the
+    // environment, plain text output and -vv lines with the method.
+    let out = s3_command(
+        &emu,
+        &["get", "-vv", "-o", "s3://media/small.bin", "--", DASH_ID],
+        &media_dir.0,
+        Some(s3::S3_SECRET),
+    )
+    .env("AWS_ENDPOINT_URL", &ep)
+    .output()
+    .expect("runs");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        stderr.contains("saved 5000 bytes to s3://media/small.bin"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wxmedia: PUT media/small.bin: status 200, 5000 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wxmedia: GET cgi-bin/media/get"),
+        "{stderr}"
+    );
+    assert_no_secret("-vv to s3", &stderr);
+    assert!(!stderr.contains(s3::S3_SECRET), "{stderr}");
+    let obj = view.object("small.bin").expect("the small object exists");
+    assert_eq!(obj.sha256, sha256_hex(&pattern(5000, 7)));
+}
+
+#[test]
+fn object_storage_failures_are_clear_fast_and_keep_the_secret() {
+    let (emu, media_dir, gw, _) = s3_setup("s3bad");
+    let ep = gw.endpoint();
+    let wrong = "wrong-secret-9fQ2xZ7kLm";
+    // What, the arguments after MEDIA_ID, the secret in the environment,
+    // exit status, class, errcode.
+    type Case<'a> = (&'a str, &'a [&'a str], Option<&'a str>, i32, &'a str, i64);
+    let cases: [Case; 6] = [
+        (
+            "wrong secret",
+            &["-o", "s3://media/k.bin", "--s3-endpoint", &ep],
+            Some(wrong),
+            2,
+            "usage",
+            -1016,
+        ),
+        (
+            "missing bucket",
+            &["-o", "s3://no-such-bucket/k.bin", "--s3-endpoint", &ep],
+            Some(s3::S3_SECRET),
+            2,
+            "usage",
+            -1017,
+        ),
+        (
+            "no credentials",
+            &["-o", "s3://media/k.bin", "--s3-endpoint", &ep],
+            None,
+            2,
+            "usage",
+            -1001,
+        ),
+        (
+            "no key",
+            &["-o", "s3://media", "--s3-endpoint", &ep],
+            Some(s3::S3_SECRET),
+            2,
+            "usage",
+            -1001,
+        ),
+        (
+            "s3 option without an s3 target",
+            &["-o", "local.bin", "--s3-keep-parts"],
+            Some(s3::S3_SECRET),
+            2,
+            "usage",
+            -1001,
+        ),
+        (
+            "part size under 5M",
+            &[
+                "-o",
+                "s3://media/k.bin",
+                "--s3-endpoint",
+                &ep,
+                "--s3-part-size",
+                "1M",
+            ],
+            Some(s3::S3_SECRET),
+            2,
+            "usage",
+            -1001,
+        ),
+    ];
+    for (what, args, secret, exit, class, errcode) in cases {
+        let mut all = vec!["get", "--json", BIG];
+        all.extend_from_slice(args);
+        let started = Instant::now();
+        let out = s3_command(&emu, &all, &media_dir.0, secret)
+            .output()
+            .expect("runs");
+        let took = started.elapsed();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(exit), "{what}: {stderr}");
+        // Refused credentials are not retried.
+        assert!(took < Duration::from_secs(5), "{what}: took {took:?}");
+        let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        assert_eq!(v["ok"], json!(false), "{what}: {v}");
+        assert_eq!(v["class"], json!(class), "{what}: {v}");
+        assert_eq!(v["errcode"], json!(errcode), "{what}: {v}");
+        assert_eq!(v["exit_code"], json!(exit), "{what}: {v}");
+        assert!(
+            stderr.contains(&format!("wxmedia: errcode {errcode}: ")),
+            "{what}: {stderr}"
+        );
+        for s in [wrong, s3::S3_SECRET] {
+            assert!(!stdout.contains(s) && !stderr.contains(s), "{what}: {s}");
+        }
+        assert_no_secret(what, &stdout);
+        assert_no_secret(what, &stderr);
+    }
+    // The bucket's refusals left nothing: no object, no upload.
+    let view = gw.view("media");
+    assert!(view.object("k.bin").is_none());
+    assert!(view.uploads().is_empty());
+    assert!(!media_dir.0.join("local.bin").exists());
+}
+
+/// Starts `get BIG -o s3://media/KEY` throttled, and Ctrl-C's it once a
+/// part is in the store; returns the run's output.
+fn s3_interrupted(emu: &Emulator, dir: &Path, gw: &s3::Versitygw, key: &str, keep: bool) -> Output {
+    emu.admin_post(
+        "faults",
+        &json!({"kind": "throttle", "media_id": BIG, "bytes_per_sec": 4_000_000, "count": 10_000}),
+    )
+    .expect("throttle");
+    let target = format!("s3://media/{key}");
+    let ep = gw.endpoint();
+    let mut args = vec!["--json", "get", BIG, "-o", &target, "--s3-endpoint", &ep];
+    args.extend(["--s3-part-size", "5M"]);
+    if keep {
+        args.push("--s3-keep-parts");
+    }
+    let mut child = s3_command(emu, &args, dir, Some(s3::S3_SECRET))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let view = gw.view("media");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    'parts: loop {
+        for id in view.uploads() {
+            if view.parts(key, &id).iter().any(|p| p.0 < 10_000) {
+                break 'parts;
+            }
+        }
+        assert!(Instant::now() < deadline, "no part was ever uploaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill() with a child's pid and SIGINT has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let sent = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(sent.elapsed() < Duration::from_secs(10), "Ctrl-C not seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    emu.admin_post("reset", &json!({})).expect("reset");
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn ctrl_c_aborts_the_upload_or_keeps_its_parts_for_the_next_run() {
+    let (emu, media_dir, gw, big) = s3_setup("s3int");
+    let view = gw.view("media");
+    // Without --s3-keep-parts: cancelled, and nothing left in the bucket.
+    let out = s3_interrupted(&emu, &media_dir.0, &gw, "aborted.bin", false);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["class"], json!("cancelled"), "{v}");
+    assert!(view.uploads().is_empty(), "the upload was aborted");
+    assert!(view.object("aborted.bin").is_none());
+
+    // With it: the parts stay, and the same command resumes them.
+    let out = s3_interrupted(&emu, &media_dir.0, &gw, "kept.bin", true);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert_eq!(view.uploads().len(), 1, "the upload is kept");
+    let ep = gw.endpoint();
+    let out = s3_command(
+        &emu,
+        &["--json", "get", BIG, "-o", "s3://media/kept.bin"],
+        &media_dir.0,
+        Some(s3::S3_SECRET),
+    )
+    .args(["--s3-endpoint", &ep, "--s3-part-size", "5M"])
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let resumed = v["counters"]["resumed_from"]
+        .as_u64()
+        .expect("resumed_from");
+    assert!(resumed >= 5 * 1024 * 1024, "{v}");
+    let received = v["counters"]["bytes_received"].as_u64().expect("received");
+    assert!(
+        received < u64::from(BIG_LEN),
+        "fetched only what was missing: {v}"
+    );
+    assert_eq!(
+        view.object("kept.bin").expect("object").sha256,
+        sha256_hex(&big)
+    );
+    assert!(view.uploads().is_empty());
+}

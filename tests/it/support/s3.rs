@@ -17,7 +17,14 @@ pub const S3_REGION: &str = "us-east-1";
 
 /// The cached binary; a test that needs it fails (never skips) without it.
 pub fn versitygw_bin() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("build/tools/bin/versitygw");
+    // The library's tests run from the repository's root, the CLI's from
+    // cli/ (which reuses this file): the one cached binary either way.
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bin = here
+        .ancestors()
+        .map(|d| d.join("build/tools/bin/versitygw"))
+        .find(|b| b.is_file())
+        .unwrap_or_else(|| here.join("build/tools/bin/versitygw"));
     assert!(
         bin.is_file(),
         "{} is missing: run `make versitygw` (or `bash mk/versitygw.sh`) to install it",
