@@ -196,8 +196,33 @@ func emulator(t testing.TB) *emutest.Emulator {
 	return emu
 }
 
-func newClient(t testing.TB, e *emutest.Emulator, parallelism int) *wxmedia.Client {
+// events is what a Client's OnEvent received.
+type events struct {
+	mu  sync.Mutex
+	all []wxmedia.Event
+}
+
+// requests returns the endpoints of the finished requests and their statuses.
+func (ev *events) requests() map[string]int {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	out := map[string]int{}
+	for _, e := range ev.all {
+		if e.Kind == wxmedia.EventRequestFinished {
+			out[e.Endpoint] = e.HTTPStatus
+		}
+	}
+	return out
+}
+
+// wrongSecret is the secret of the wrong-credentials test, looked for too.
+const wrongSecret = "not-the-secret-Wq55Rt21"
+
+// newClient returns a Client for the emulator whose events are recorded and,
+// when the test ends, checked for secrets.
+func newClient(t testing.TB, e *emutest.Emulator, parallelism int) (*wxmedia.Client, *events) {
 	t.Helper()
+	ev := &events{}
 	c, err := wxmedia.NewClient(wxmedia.Config{
 		Platform:       wxmedia.PlatformWeCom,
 		BaseURL:        e.BaseURL,
@@ -208,12 +233,29 @@ func newClient(t testing.TB, e *emutest.Emulator, parallelism int) *wxmedia.Clie
 		IOTimeout:      10 * time.Second,
 		MaxAttempts:    4,
 		Backoff:        10 * time.Millisecond,
+		OnEvent: func(e wxmedia.Event) {
+			ev.mu.Lock()
+			ev.all = append(ev.all, e)
+			ev.mu.Unlock()
+		},
 	})
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	t.Cleanup(func() {
+		c.Close()
+		ev.mu.Lock()
+		defer ev.mu.Unlock()
+		for _, e := range ev.all {
+			text := fmt.Sprintf("%+v", e)
+			for _, secret := range []string{s3Secret, wrongSecret, testToken} {
+				if strings.Contains(text, secret) {
+					t.Errorf("an event holds a secret: %s", text)
+				}
+			}
+		}
+	})
+	return c, ev
 }
 
 // addMedia registers a generated media and returns its id and sha256.
@@ -249,7 +291,7 @@ func TestDownloadToObject(t *testing.T) {
 		for _, par := range []int{1, 4} {
 			t.Run(fmt.Sprintf("%d_bytes_parallelism_%d", size, par), func(t *testing.T) {
 				id, want := addMedia(t, e, size, uint64(size)+uint64(par))
-				c := newClient(t, e, par)
+				c, ev := newClient(t, e, par)
 				key := fmt.Sprintf("in/%d-%d.mp4", size, par)
 				var last, total int64
 				back := false
@@ -289,6 +331,10 @@ func TestDownloadToObject(t *testing.T) {
 					cn.Requests < size/mib+parts || cn.Retries != 0 || cn.TransferID == 0 || cn.Elapsed <= 0 {
 					t.Errorf("counters %+v", cn)
 				}
+				// The store's requests are events too, named bucket/key.
+				if st, ok := ev.requests()[bucket+"/"+key]; !ok || st != 200 {
+					t.Errorf("no request event for %s/%s with status 200: %v", bucket, key, ev.requests())
+				}
 				if u := g.uploads(t); len(u) != 0 {
 					t.Errorf("uploads left in progress: %v", u)
 				}
@@ -307,7 +353,7 @@ func TestDownloadToObjectFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", s3Access)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3Secret)
 	id, want := addMedia(t, e, 2*mib+7, 77)
-	c := newClient(t, e, 2)
+	c, _ := newClient(t, e, 2)
 	if _, err := c.DownloadToObject(context.Background(), id, wxmedia.ObjectStore{}, bucket, "env"); err != nil {
 		t.Fatalf("DownloadToObject: %v", err)
 	}
@@ -322,8 +368,8 @@ func TestDownloadToObjectWrongCredentials(t *testing.T) {
 	e := emulator(t)
 	g := startGateway(t)
 	id, _ := addMedia(t, e, 6*mib, 13)
-	c := newClient(t, e, 2)
-	const wrong = "not-the-secret-Wq55Rt21"
+	c, _ := newClient(t, e, 2)
+	const wrong = wrongSecret
 	for _, st := range []wxmedia.ObjectStore{
 		{Endpoint: g.Endpoint, Region: s3Region, AccessKey: s3Access, SecretKey: wrong},
 		{Endpoint: g.Endpoint, Region: s3Region, AccessKey: "nobody", SecretKey: s3Secret},
@@ -354,7 +400,7 @@ func TestDownloadToObjectNoSuchBucket(t *testing.T) {
 	e := emulator(t)
 	g := startGateway(t)
 	id, _ := addMedia(t, e, mib, 14)
-	c := newClient(t, e, 1)
+	c, _ := newClient(t, e, 1)
 	_, err := c.DownloadToObject(context.Background(), id, g.store(), "no-such-bucket", "k")
 	we := wantCode(t, err, wxmedia.CodeNoSuchBucket, wxmedia.ErrNoSuchBucket)
 	if !strings.Contains(we.Message, "no-such-bucket") {
@@ -366,7 +412,7 @@ func TestDownloadToObjectNoSuchBucket(t *testing.T) {
 func TestDownloadToObjectInvalidArguments(t *testing.T) {
 	e := emulator(t)
 	id, _ := addMedia(t, e, mib, 15)
-	c := newClient(t, e, 1)
+	c, _ := newClient(t, e, 1)
 	for name, st := range map[string]wxmedia.ObjectStore{
 		"key without secret": {Endpoint: "http://127.0.0.1:1", AccessKey: "a"},
 		"token alone":        {Endpoint: "http://127.0.0.1:1", SessionToken: "tok"},
@@ -400,7 +446,7 @@ func TestDownloadToObjectCancel(t *testing.T) {
 	e.Fault(t, emutest.Fault{Kind: "throttle", MediaID: id, Count: 10000, BytesPerSec: 20_000_000})
 	for _, keep := range []bool{false, true} {
 		t.Run(fmt.Sprintf("keep_%v", keep), func(t *testing.T) {
-			c := newClient(t, e, 2)
+			c, _ := newClient(t, e, 2)
 			st := g.store()
 			st.KeepPartsOnFailure = keep
 			key := fmt.Sprintf("cancelled-%v", keep)
