@@ -1,7 +1,8 @@
 # Go host (bindings/go): the cgo package `wxmedia` and its demo (examples/demo).
 #   make go-lib           build the library and copy libwxmedia.a + wxmedia.h into bindings/go
 #   make go-vet           go vet
-#   make go-test          go vet, then go test -race against the emulator
+#   make go-test          go vet, then go test -race against the emulator (and versitygw:
+#                         internal/s3test, a module of its own for its test-only minio-go)
 #   make go-demo          upload a file to a fresh emulator and download it back in Range chunks
 #   make go-static-check  build the demo and check that it needs no libwxmedia.so
 
@@ -30,11 +31,15 @@ go-lib: lib
 	  sha256sum lib/$(GO_PLATFORM)/libwxmedia.a include/wxmedia.h | sed 's|^|// |'; } > libid.h.tmp && \
 	  if cmp -s libid.h.tmp libid.h; then rm libid.h.tmp; else mv libid.h.tmp libid.h; fi
 
+GO_S3TEST_DIR := $(GO_DIR)/internal/s3test
+
 go-vet: go-lib
 	cd $(GO_DIR) && $(GO) vet ./...
+	cd $(GO_S3TEST_DIR) && $(GO) vet ./...
 
-go-test: go-vet
+go-test: go-vet versitygw
 	cd $(GO_DIR) && WXMEDIA_EMULATOR=$(EMULATOR) $(GO) test $(GO_TEST_FLAGS) ./...
+	cd $(GO_S3TEST_DIR) && WXMEDIA_EMULATOR=$(EMULATOR) $(GO) test $(GO_TEST_FLAGS) ./...
 
 go-demo: go-lib
 	@set -euo pipefail; cd $(GO_DIR); \

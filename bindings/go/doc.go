@@ -20,6 +20,17 @@
 //	var e *wxmedia.Error
 //	if errors.As(err, &e) { log.Print(e.Code, e.Message) }
 //
+// # Object storage
+//
+// DownloadToObject sends a media straight into an S3-compatible object
+// store as a multipart upload, without touching a disk. Zero fields of
+// ObjectStore take the library's defaults, which read the environment as
+// the AWS tools do:
+//
+//	store := wxmedia.ObjectStore{Endpoint: "http://127.0.0.1:9000", Region: "us-east-1"}
+//	info, err := client.DownloadToObject(ctx, mediaID, store, "media", "in/"+mediaID)
+//	if errors.Is(err, wxmedia.ErrObjectStoreAuth) { ... } // never retried
+//
 // # Events and counters
 //
 // Config.Logger (a *slog.Logger; nil is silent) receives what transfers do

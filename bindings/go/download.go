@@ -92,7 +92,7 @@ func (c *Client) Download(ctx context.Context, mediaID string, w io.Writer, opts
 		return nil, invalidArg("WithStart: negative offset")
 	}
 	t := &transfer{w: w, next: uint64(o.start), progress: o.progress}
-	return c.download(ctx, mediaID, t, o, nil)
+	return c.download(ctx, mediaID, t, o, target{})
 }
 
 // DownloadFile fetches the media into the file at path. It writes a sibling
@@ -114,13 +114,21 @@ func (c *Client) DownloadFile(ctx context.Context, mediaID, path string, opts ..
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	t := &transfer{progress: o.progress}
-	return c.download(ctx, mediaID, t, o, cpath)
+	return c.download(ctx, mediaID, t, o, target{path: cpath})
 }
 
-// download creates the handle and runs it: into t.w when cpath is nil, else
-// to cpath. The C side is three calls (wxmgo_download_new, _run, _get_info:
-// the results and counters, also of a failed run) and the free.
-func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o downloadOptions, cpath *C.char) (*MediaInfo, error) {
+// target is where a download goes: the object store when store is set, else
+// the file at path when that is set, else the transfer's io.Writer.
+type target struct {
+	path        *C.char
+	store       *C.wxm_objstore
+	bucket, key *C.char
+}
+
+// download creates the handle and runs it into dst. The C side is three
+// calls (wxmgo_download_new, _run, _get_info: the results and counters,
+// also of a failed run) and the free.
+func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o downloadOptions, dst target) (*MediaInfo, error) {
 	if err := cancelledBeforeStart(ctx); err != nil {
 		return nil, err
 	}
@@ -146,7 +154,7 @@ func (c *Client) download(ctx context.Context, mediaID string, t *transfer, o do
 		progress = 1
 	}
 	rc := t.run(ctx, func() { C.wxm_download_cancel(d) }, func(h C.uintptr_t) C.int32_t {
-		return C.wxmgo_download_run(d, h, C.uint64_t(o.start), hdVoice, progress, cpath)
+		return C.wxmgo_download_run(d, h, C.uint64_t(o.start), hdVoice, progress, dst.path, dst.store, dst.bucket, dst.key)
 	})
 	in := C.wxmgo_download_get_info(d)
 	counters := countersFrom(&in.counters)

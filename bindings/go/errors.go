@@ -23,20 +23,23 @@ func (c Code) Error() string { return fmt.Sprintf("wxmedia: %s (errcode %d)", Er
 
 // The library's own codes.
 const (
-	CodeInvalidArg     Code = -1001 // NULL, bad UTF-8, out-of-range value, unknown platform
-	CodeIO             Code = -1002 // local file or sink-side I/O failed
-	CodeNetwork        Code = -1003 // connect refused, reset, DNS, short body after retries
-	CodeTimeout        Code = -1004 // connect or I/O timeout after retries
-	CodeTLS            Code = -1005 // TLS handshake or certificate failure
-	CodeHTTPStatus     Code = -1006 // an HTTP status WeChat never answers, after retries
-	CodeProtocol       Code = -1007 // bad Content-Range, length mismatch, malformed answer
-	CodeAborted        Code = -1008 // a callback (writer, reader, progress) stopped the transfer
-	CodeCancelled      Code = -1009 // the transfer was cancelled (context done)
-	CodeNoToken        Code = -1010 // no access token and no credentials configured, or the TokenProvider failed
-	CodePanic          Code = -1011 // an internal panic was caught in the library (a bug)
-	CodeState          Code = -1012 // the handle cannot do that now (e.g. the Client is closed)
-	CodeTokenStore     Code = -1013 // the shared token store (Redis) failed: unreachable, refused, read-only
-	CodeOutcomeUnknown Code = -1014 // a job submission lost its answer: not repeated, outcome unknown
+	CodeInvalidArg      Code = -1001 // NULL, bad UTF-8, out-of-range value, unknown platform
+	CodeIO              Code = -1002 // local file or sink-side I/O failed
+	CodeNetwork         Code = -1003 // connect refused, reset, DNS, short body after retries
+	CodeTimeout         Code = -1004 // connect or I/O timeout after retries
+	CodeTLS             Code = -1005 // TLS handshake or certificate failure
+	CodeHTTPStatus      Code = -1006 // an HTTP status WeChat never answers, after retries
+	CodeProtocol        Code = -1007 // bad Content-Range, length mismatch, malformed answer
+	CodeAborted         Code = -1008 // a callback (writer, reader, progress) stopped the transfer
+	CodeCancelled       Code = -1009 // the transfer was cancelled (context done)
+	CodeNoToken         Code = -1010 // no access token and no credentials configured, or the TokenProvider failed
+	CodePanic           Code = -1011 // an internal panic was caught in the library (a bug)
+	CodeState           Code = -1012 // the handle cannot do that now (e.g. the Client is closed)
+	CodeTokenStore      Code = -1013 // the shared token store (Redis) failed: unreachable, refused, read-only
+	CodeOutcomeUnknown  Code = -1014 // a job submission lost its answer: not repeated, outcome unknown
+	CodeObjectStore     Code = -1015 // the object store answered an error after retries (DownloadToObject)
+	CodeObjectStoreAuth Code = -1016 // the object store refused the credentials (never retried)
+	CodeNoSuchBucket    Code = -1017 // the object store has no bucket of that name
 )
 
 // Common WeChat errcodes. They pass through the library unchanged, and
@@ -111,20 +114,23 @@ var (
 	ErrURLUploadFailed  = newClass("upload by URL failed", CodeRangeNotSupported, CodeURLFetchFailed, CodeMD5Mismatch, CodeMediaSizeLimit)
 
 	// The library's own codes, one each.
-	ErrInvalidArg     = newClass("invalid argument", CodeInvalidArg)
-	ErrIO             = newClass("local I/O failed", CodeIO)
-	ErrNetwork        = newClass("network failure", CodeNetwork)
-	ErrTimeout        = newClass("timed out", CodeTimeout)
-	ErrTLS            = newClass("TLS failure", CodeTLS)
-	ErrHTTPStatus     = newClass("unexpected HTTP status", CodeHTTPStatus)
-	ErrProtocol       = newClass("protocol error", CodeProtocol)
-	ErrAborted        = newClass("aborted by a callback", CodeAborted)
-	ErrCancelled      = newClass("cancelled", CodeCancelled)
-	ErrNoToken        = newClass("no access_token", CodeNoToken)
-	ErrPanic          = newClass("internal panic", CodePanic)
-	ErrState          = newClass("invalid state", CodeState)
-	ErrTokenStore     = newClass("token store failed", CodeTokenStore)
-	ErrOutcomeUnknown = newClass("outcome unknown", CodeOutcomeUnknown)
+	ErrInvalidArg      = newClass("invalid argument", CodeInvalidArg)
+	ErrIO              = newClass("local I/O failed", CodeIO)
+	ErrNetwork         = newClass("network failure", CodeNetwork)
+	ErrTimeout         = newClass("timed out", CodeTimeout)
+	ErrTLS             = newClass("TLS failure", CodeTLS)
+	ErrHTTPStatus      = newClass("unexpected HTTP status", CodeHTTPStatus)
+	ErrProtocol        = newClass("protocol error", CodeProtocol)
+	ErrAborted         = newClass("aborted by a callback", CodeAborted)
+	ErrCancelled       = newClass("cancelled", CodeCancelled)
+	ErrNoToken         = newClass("no access_token", CodeNoToken)
+	ErrPanic           = newClass("internal panic", CodePanic)
+	ErrState           = newClass("invalid state", CodeState)
+	ErrTokenStore      = newClass("token store failed", CodeTokenStore)
+	ErrOutcomeUnknown  = newClass("outcome unknown", CodeOutcomeUnknown)
+	ErrObjectStore     = newClass("object store error", CodeObjectStore)
+	ErrObjectStoreAuth = newClass("object store credentials refused", CodeObjectStoreAuth)
+	ErrNoSuchBucket    = newClass("no such bucket", CodeNoSuchBucket)
 )
 
 // Error is the error every operation of this package returns. Code is never
@@ -225,6 +231,9 @@ func _() {
 	_ = x[CodeState-C.WXM_E_STATE]
 	_ = x[CodeTokenStore-C.WXM_E_TOKEN_STORE]
 	_ = x[CodeOutcomeUnknown-C.WXM_E_OUTCOME_UNKNOWN]
+	_ = x[CodeObjectStore-C.WXM_E_OBJECT_STORE]
+	_ = x[CodeObjectStoreAuth-C.WXM_E_OBJECT_STORE_AUTH]
+	_ = x[CodeNoSuchBucket-C.WXM_E_NO_SUCH_BUCKET]
 	_ = x[int(PlatformWeCom)-C.WXM_PLATFORM_WECOM]
 	_ = x[int(PlatformKF)-C.WXM_PLATFORM_KF]
 	_ = x[int(PlatformOfficial)-C.WXM_PLATFORM_OFFICIAL]

@@ -44,6 +44,9 @@ var families = []struct {
 	{wxmedia.ErrState, []wxmedia.Code{-1012}},
 	{wxmedia.ErrTokenStore, []wxmedia.Code{-1013}},
 	{wxmedia.ErrOutcomeUnknown, []wxmedia.Code{-1014}},
+	{wxmedia.ErrObjectStore, []wxmedia.Code{-1015}},
+	{wxmedia.ErrObjectStoreAuth, []wxmedia.Code{-1016}},
+	{wxmedia.ErrNoSuchBucket, []wxmedia.Code{-1017}},
 }
 
 // documented is every named Code of the package.
@@ -51,6 +54,7 @@ var documented = []wxmedia.Code{
 	wxmedia.CodeInvalidArg, wxmedia.CodeIO, wxmedia.CodeNetwork, wxmedia.CodeTimeout, wxmedia.CodeTLS,
 	wxmedia.CodeHTTPStatus, wxmedia.CodeProtocol, wxmedia.CodeAborted, wxmedia.CodeCancelled,
 	wxmedia.CodeNoToken, wxmedia.CodePanic, wxmedia.CodeState, wxmedia.CodeTokenStore, wxmedia.CodeOutcomeUnknown,
+	wxmedia.CodeObjectStore, wxmedia.CodeObjectStoreAuth, wxmedia.CodeNoSuchBucket,
 	wxmedia.CodeSystemBusy, wxmedia.CodeInvalidCredential, wxmedia.CodeInvalidMediaType,
 	wxmedia.CodeInvalidFileType, wxmedia.CodeInvalidFileSize, wxmedia.CodeInvalidMediaID,
 	wxmedia.CodeInvalidImageSize, wxmedia.CodeInvalidVoiceSize, wxmedia.CodeInvalidVideoSize,
@@ -116,7 +120,7 @@ func TestErrorSentinelsTable(t *testing.T) {
 			}
 		}
 	}
-	for c := wxmedia.CodeOutcomeUnknown; c <= wxmedia.CodeInvalidArg; c++ {
+	for c := wxmedia.CodeNoSuchBucket; c <= wxmedia.CodeInvalidArg; c++ {
 		n := 0
 		for _, f := range families {
 			if errors.Is(&wxmedia.Error{Code: c}, f.sentinel) {

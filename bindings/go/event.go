@@ -391,8 +391,9 @@ type Counters struct {
 	// TokenRefreshes is the number of times a rejected access_token was
 	// replaced.
 	TokenRefreshes int64
-	// ResumedFrom is where DownloadFile resumed its temporary file (0: from
-	// the start).
+	// ResumedFrom is where DownloadFile resumed its temporary file, or the
+	// bytes a kept upload already held for DownloadToObject (0: from the
+	// start).
 	ResumedFrom int64
 	// Elapsed is the time of the run.
 	Elapsed time.Duration

@@ -64,6 +64,32 @@ func ExampleClient_Download() {
 	}
 }
 
+// A media straight into an S3-compatible bucket, four parts at a time. The
+// credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, as the
+// AWS tools read them; the store may be logged, its secret never is.
+func ExampleClient_DownloadToObject() {
+	client, err := wxmedia.NewClient(wxmedia.Config{
+		AccessToken: os.Getenv("WECOM_ACCESS_TOKEN"),
+		ChunkSize:   8 << 20,
+		Parallelism: 4,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	store := wxmedia.ObjectStore{Endpoint: "https://s3.example.com", Region: "eu-west-1"}
+	slog.Info("storing", "store", store)
+	info, err := client.DownloadToObject(context.Background(), "MEDIA_ID", store, "media", "wecom/MEDIA_ID")
+	switch {
+	case errors.Is(err, wxmedia.ErrObjectStoreAuth), errors.Is(err, wxmedia.ErrNoSuchBucket):
+		log.Fatalf("fix the store's settings: %v", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	log.Printf("%d bytes (%s) stored in %v", info.Size, info.ContentType, info.Counters.Elapsed)
+}
+
 // Telling WeChat's errcodes and the library's own failures apart.
 func ExampleError() {
 	client, err := wxmedia.NewClient(wxmedia.Config{AccessToken: os.Getenv("WECOM_ACCESS_TOKEN")})

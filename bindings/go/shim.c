@@ -93,9 +93,10 @@ wxm_download *wxmgo_download_new(const wxm_client *c, const char *media_id, size
 }
 
 /* Sets the options that differ from the defaults and runs the download:
- * into the Go writer when path is NULL, else to path. */
+ * into the object store, else to path, else into the Go writer. */
 int32_t wxmgo_download_run(wxm_download *d, uintptr_t handle, uint64_t start, int32_t hd_voice,
-                           int32_t progress, const char *path) {
+                           int32_t progress, const char *path, const wxm_objstore *store,
+                           const char *bucket, const char *key) {
 	int32_t rc;
 	if (start != 0 && (rc = wxm_download_set_start(d, start)) != 0) {
 		return rc;
@@ -105,6 +106,9 @@ int32_t wxmgo_download_run(wxm_download *d, uintptr_t handle, uint64_t start, in
 	}
 	if (progress && (rc = wxm_download_set_progress(d, wxmgo_progress, (void *)handle)) != 0) {
 		return rc;
+	}
+	if (store != NULL) {
+		return wxm_download_to_object(d, store, bucket, key);
 	}
 	if (path != NULL) {
 		return wxm_download_to_path(d, path);

@@ -22,10 +22,13 @@ int32_t wxmgo_config_set_event_handler(wxm_config *cfg, uintptr_t handle, int32_
 
 /* A download in as few cgo calls as the handle allows: create it from a
  * media_id given as bytes and a length (no C.CString), run it with its
- * options in one call, read its results in one call. */
+ * options in one call, read its results in one call. The run goes to the
+ * object store when store is not NULL, else to path when that is not NULL,
+ * else to the Go writer. */
 wxm_download *wxmgo_download_new(const wxm_client *c, const char *media_id, size_t len);
 int32_t wxmgo_download_run(wxm_download *d, uintptr_t handle, uint64_t start, int32_t hd_voice,
-                           int32_t progress, const char *path);
+                           int32_t progress, const char *path, const wxm_objstore *store,
+                           const char *bucket, const char *key);
 
 typedef struct {
 	uint64_t size;

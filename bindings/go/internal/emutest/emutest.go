@@ -204,6 +204,8 @@ type Fault struct {
 	Ms         uint64 `json:"ms,omitempty"`
 	Errcode    *int64 `json:"errcode,omitempty"`
 	Status     uint16 `json:"status,omitempty"`
+	// BytesPerSec is the rate of a "throttle" fault.
+	BytesPerSec uint64 `json:"bytes_per_sec,omitempty"`
 }
 
 // Fault queues a fault.
