@@ -38,6 +38,7 @@ from ._transfer import CancelToken
 from ._version import __version__
 from .client import Client, JobStatus, MediaInfo, Platform, TokenApi, UploadResult
 from .events import Counters, Event, EventKind
+from .objstore import ObjectStore
 from .errors import (
     Aborted,
     Cancelled,
@@ -50,6 +51,9 @@ from .errors import (
     LibraryError,
     LocalIOError,
     NetworkError,
+    NoSuchBucket,
+    ObjectStoreAuthError,
+    ObjectStoreError,
     ProtocolError,
     ServerBusy,
     StateError,
@@ -95,6 +99,10 @@ __all__ = [
     "LocalIOError",
     "MediaInfo",
     "NetworkError",
+    "NoSuchBucket",
+    "ObjectStore",
+    "ObjectStoreAuthError",
+    "ObjectStoreError",
     "Platform",
     "ProtocolError",
     "ServerBusy",
