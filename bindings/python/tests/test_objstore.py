@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import pickle
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -252,6 +257,64 @@ def test_a_signal_handlers_exception_stops_a_stalled_transfer(
         kill.join()
         signal.signal(signal.SIGUSR1, old)
     assert elapsed < 3, f"the handler's exception took {elapsed:.1f}s to stop the transfer"
+    assert versitygw.uploads(bucket) == [] and versitygw.keys(bucket) == []
+
+
+CTRL_C_SCRIPT = textwrap.dedent(
+    """
+    import sys, threading, time, wxmedia
+    base, token, media_id, endpoint, access, secret, bucket = sys.argv[1:8]
+    c = wxmedia.Client("wecom", access_token=token, base_url=base, timeouts=(30, 30))
+    store = wxmedia.ObjectStore(endpoint, access_key=access, secret_key=secret, part_size=5 << 20)
+    print("STARTED", flush=True)
+    t0 = time.monotonic()
+    try:
+        c.download_to_object(media_id, store, bucket, "ctrl-c")
+    except KeyboardInterrupt:
+        print("INTERRUPTED %.2f" % (time.monotonic() - t0), flush=True)
+        assert threading.enumerate() == [threading.main_thread()], threading.enumerate()
+        sys.exit(42)
+    print("FINISHED", flush=True)
+    """
+)
+
+
+def test_ctrl_c_stops_a_stalled_transfer_and_aborts_its_upload(
+    emu: Emulator, versitygw: Versitygw, bucket: str, tmp_path: Path
+) -> None:
+    """A real SIGINT to a process whose main thread waits in download_to_object:
+    KeyboardInterrupt, quickly, with the upload aborted."""
+    media = emu.add_media(size=12 * MiB, seed=21)
+    # The second request (the second part) stalls: by then the first part is in the store, so
+    # there is an upload to abort.  Faults are taken in order: a harmless one for the first.
+    emu.fault("throttle", media_id=media["media_id"], bytes_per_sec=1 << 30)
+    emu.fault("stall", media_id=media["media_id"], after_bytes=65536, ms=15_000)
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(wxmedia.__file__).resolve().parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), emu.base_url, TOKEN, media["media_id"], versitygw.endpoint, S3_ACCESS,
+         S3_SECRET, bucket],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "STARTED", proc.stderr.read() if proc.stderr else line
+    started = wait_for(lambda: kept_parts(versitygw, bucket, "ctrl-c") >= 1, timeout=20)
+    time.sleep(0.3)  # inside the stall: nothing but the heartbeat runs Python
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("Ctrl-C did not stop the transfer")
+    assert proc.returncode == 42, (out, err)
+    assert time.monotonic() - t0 < 3
+    assert "Exception ignored" not in err and S3_SECRET not in err + out, err
+    assert started, "no part reached the store before the stall"
     assert versitygw.uploads(bucket) == [] and versitygw.keys(bucket) == []
 
 
