@@ -384,7 +384,7 @@ def test_object_store_settings() -> None:
     assert not hasattr(s, "secret_key") and not hasattr(s, "__dict__")
     with pytest.raises(TypeError):
         pickle.dumps(s)
-    assert wxmedia.ObjectStore().part_size == 8 * MiB
+    assert wxmedia.ObjectStore().part_size is None
     # The library's refusals.
     for bad in (dict(part_size=4 * MiB), dict(part_size=5 * MiB + 1), dict(endpoint="ftp://x")):
         with pytest.raises(wxmedia.InvalidArgument) as info:

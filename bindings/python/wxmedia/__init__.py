@@ -14,6 +14,8 @@ Quick start::
         up = client.upload("file", "report.pdf")
         info = client.download(up.media_id, "copy.pdf")
         data, info = client.download_bytes(up.media_id)   # small media
+        store = wxmedia.ObjectStore("https://s3.example.com", access_key=key_id, secret_key=secret)
+        client.download_to_object(up.media_id, store, "bucket", "key")   # straight into S3
 
 Progress with tqdm (optional; any callable ``progress(done, total)`` works)::
 

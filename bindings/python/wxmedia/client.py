@@ -855,7 +855,7 @@ class Client:
         """Download a media straight into object ``key`` of ``bucket`` in ``store``, touching no disk.
 
         The aligned Range chunks become the parts of an S3 multipart upload
-        (``store.part_size`` each, the last one shorter), up to the client's
+        (the store's part size each, the last one shorter), up to the client's
         ``parallelism`` fetched and uploaded at once, each checked by its
         Content-MD5; a media of at most one part is one PutObject.  The
         object, with the media's Content-Type and its WeChat filename as

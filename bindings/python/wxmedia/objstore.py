@@ -10,9 +10,6 @@ from .client import _check, _cstr, _raise_for, _uint
 
 lib = _ffi.lib
 
-DEFAULT_PART_SIZE = 8 * 1024 * 1024
-"""The library's part size when ``part_size`` is not given."""
-
 
 class ObjectStore:
     """An S3-compatible object store (AWS S3, MinIO, Tencent COS, Aliyun OSS, versitygw, ...).
@@ -144,9 +141,9 @@ class ObjectStore:
         return self._keep_parts
 
     @property
-    def part_size(self) -> int:
-        """Bytes per part."""
-        return self._part_size if self._part_size is not None else DEFAULT_PART_SIZE
+    def part_size(self) -> Optional[int]:
+        """Bytes per part given (``None``: the library's default, 8 MiB)."""
+        return self._part_size
 
     def _handle(self) -> int:
         """The ``wxm_objstore*`` as an address (for ``_ffi.fast``)."""
@@ -157,7 +154,7 @@ class ObjectStore:
             f"ObjectStore(endpoint={self._endpoint!r}, region={self._region!r}, "
             f"access_key={self._access_key!r}, secret_key=<{self._credentials}>, "
             f"path_style={self._path_style!r}, keep_parts_on_failure={self._keep_parts!r}, "
-            f"part_size={self.part_size})"
+            f"part_size={self._part_size!r})"
         )
 
     def __reduce__(self) -> Any:
