@@ -3,9 +3,9 @@
 #
 #   make py-install   venv at build/venv (from $(PYTHON)), pip install ./bindings/python
 #                     (which runs cargo and bundles libwxmedia.so in the package) + pytest
-#                     (+ uvloop when it installs, for the asyncio tests)
-#   make py-test      pytest against the real emulator, with WXMEDIA_LIBRARY unset so
-#                     the bundled library is what is tested
+#                     + boto3 (+ uvloop when it installs, for the asyncio tests)
+#   make py-test      pytest against the real emulator and versitygw, with WXMEDIA_LIBRARY
+#                     unset so the bundled library is what is tested
 #   make py-demo      start an emulator, run bindings/python/examples/demo.py, stop it
 #   make py-mypy      mypy --strict on the package (installs mypy into the venv)
 #   make py-clean     remove the venv and the package's build leftovers
@@ -23,6 +23,9 @@ $(PY):
 
 py-install: lib $(PY)
 	$(PY) -c 'import pytest' 2>/dev/null || $(PY) -m pip install --quiet 'pytest>=7'
+	@# boto3, for the tests only: they read objects written by download_to_object back with
+	@# signed GETs and list uploads left behind through a client that is not ours.
+	$(PY) -c 'import boto3' 2>/dev/null || $(PY) -m pip install --quiet 'boto3>=1.28'
 	@# uvloop: the asyncio tests also run on it (tests/test_aio.py); they skip where it does not install.
 	$(PY) -c 'import uvloop' 2>/dev/null || $(PY) -m pip install --quiet 'uvloop>=0.17' \
 		|| echo "py-install: uvloop did not install; its asyncio tests will skip" >&2
@@ -31,7 +34,8 @@ py-install: lib $(PY)
 
 # Run from build/ so that the source tree is not on sys.path: the installed
 # package (with its bundled library) is the one under test.
-py-test: py-install
+# versitygw: the real S3-compatible server of tests/test_objstore.py (cached in build/tools/bin).
+py-test: py-install versitygw
 	cd $(ROOT)/build && env -u WXMEDIA_LIBRARY WXMEDIA_EMULATOR=$(EMULATOR) \
 		$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) $(PY_PKG)/tests
 

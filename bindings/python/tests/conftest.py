@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import itertools
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from s3gw import Versitygw  # noqa: E402
 from wxemu import CORPID, ISSUED_TOKEN, SECRET, SECRETS, TOKEN, Emulator  # noqa: E402
 
 import wxmedia  # noqa: E402
@@ -61,6 +63,27 @@ def _fresh(platform: str) -> Emulator:
 def emu() -> Emulator:
     """The WeCom emulator, faults and stats cleared."""
     return _fresh("wecom")
+
+
+@pytest.fixture(scope="session")
+def versitygw() -> Iterator[Versitygw]:
+    """A real S3-compatible server (versitygw, checking signatures) on loopback, for the session."""
+    gw = Versitygw()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+_buckets = itertools.count(1)
+
+
+@pytest.fixture
+def bucket(versitygw: Versitygw) -> str:
+    """A new, empty bucket of :func:`versitygw`."""
+    name = f"media-{os.getpid()}-{next(_buckets)}"
+    versitygw.s3.create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture

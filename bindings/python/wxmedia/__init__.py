@@ -14,6 +14,8 @@ Quick start::
         up = client.upload("file", "report.pdf")
         info = client.download(up.media_id, "copy.pdf")
         data, info = client.download_bytes(up.media_id)   # small media
+        store = wxmedia.ObjectStore("https://s3.example.com", access_key=key_id, secret_key=secret)
+        client.download_to_object(up.media_id, store, "bucket", "key")   # straight into S3
 
 Progress with tqdm (optional; any callable ``progress(done, total)`` works)::
 
@@ -38,6 +40,7 @@ from ._transfer import CancelToken
 from ._version import __version__
 from .client import Client, JobStatus, MediaInfo, Platform, TokenApi, UploadResult
 from .events import Counters, Event, EventKind
+from .objstore import ObjectStore
 from .errors import (
     Aborted,
     Cancelled,
@@ -50,6 +53,9 @@ from .errors import (
     LibraryError,
     LocalIOError,
     NetworkError,
+    NoSuchBucket,
+    ObjectStoreAuthError,
+    ObjectStoreError,
     ProtocolError,
     ServerBusy,
     StateError,
@@ -95,6 +101,10 @@ __all__ = [
     "LocalIOError",
     "MediaInfo",
     "NetworkError",
+    "NoSuchBucket",
+    "ObjectStore",
+    "ObjectStoreAuthError",
+    "ObjectStoreError",
     "Platform",
     "ProtocolError",
     "ServerBusy",

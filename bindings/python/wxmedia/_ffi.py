@@ -209,7 +209,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_download_counters": (c_int32, [DownloadP, CountersP]),
     "wxm_download_free": (None, [DownloadP]),
     "wxm_download_resumed": (c_uint64, [DownloadP]),
-    # object storage (declared for the header's sake; no Python API yet)
+    # object storage (wxmedia.ObjectStore, Client.download_to_object)
     "wxm_objstore_new": (ObjstoreP, []),
     "wxm_objstore_set_endpoint": (c_int32, [ObjstoreP, c_char_p]),
     "wxm_objstore_set_region": (c_int32, [ObjstoreP, c_char_p]),
@@ -374,11 +374,12 @@ back and never block; so they keep the GIL."""
 BLOCKING = (
     "wxm_download_to_sink",
     "wxm_download_to_path",
+    "wxm_download_to_object",
     "wxm_download_free",  # may drop the last reference to a closed client
 )
 """Calls that may block or call back: they release the GIL, as ``lib``'s do."""
 
-_HANDLE_TYPES = (ConfigP, ClientP, DownloadP, UploadP, UrlUploadP)
+_HANDLE_TYPES = (ConfigP, ClientP, DownloadP, UploadP, UrlUploadP, ObjstoreP)
 
 
 def _as_address(t: Any) -> Any:

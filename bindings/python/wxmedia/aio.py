@@ -57,6 +57,7 @@ from . import errcodes as ec
 from ._transfer import CancelToken
 from .client import DEFAULT_MAX_BYTES, MediaInfo, UploadResult
 from .errors import StateError
+from .objstore import ObjectStore
 
 __all__ = ["AsyncReader", "AsyncWriter", "Client", "DEFAULT_MAX_THREADS"]
 
@@ -450,6 +451,34 @@ class Client:
             progress=self._progress(call, progress),
             start=start,
             max_size=max_size,
+            hd_voice=hd_voice,
+        )
+
+    async def download_to_object(
+        self,
+        media_id: str,
+        store: ObjectStore,
+        bucket: str,
+        key: str,
+        *,
+        progress: Optional[Progress] = None,
+        hd_voice: bool = False,
+    ) -> MediaInfo:
+        """Download a media straight into an object, as :meth:`wxmedia.Client.download_to_object`.
+
+        ``progress(done, total)`` runs on the loop; it may be a coroutine
+        function.  Cancelling the task aborts the upload (unless the store
+        keeps parts for a resume) before ``asyncio.CancelledError`` is raised.
+        """
+        call = _Call(asyncio.get_running_loop())
+        return await self._run(
+            self.sync.download_to_object,
+            call,
+            media_id=media_id,
+            store=store,
+            bucket=bucket,
+            key=key,
+            progress=self._progress(call, progress),
             hd_voice=hd_voice,
         )
 

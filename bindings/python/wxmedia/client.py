@@ -12,7 +12,7 @@ import os
 import stat
 import threading
 import weakref
-from typing import IO, Any, Callable, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Optional, Tuple, Union
 
 from . import _ffi, _transfer
 from . import errcodes as ec
@@ -39,6 +39,9 @@ from ._transfer import string_at as _string_at
 from .errors import StateError, TokenError, WxMediaError, make_error
 from .events import LOGGER, Counters, EventHandler, OnEvent, read_counters
 
+if TYPE_CHECKING:
+    from .objstore import ObjectStore
+
 lib = _ffi.lib
 
 # What every download calls, bound once: a download_bytes() of a small media is
@@ -48,6 +51,7 @@ _download_new = _fast.wxm_download_new
 _download_set_progress = _fast.wxm_download_set_progress
 _download_to_sink = _fast.wxm_download_to_sink
 _download_to_path = _fast.wxm_download_to_path
+_download_to_object = _fast.wxm_download_to_object
 _download_cancel = _fast.wxm_download_cancel
 _download_size = _fast.wxm_download_size
 _download_content_type = _fast.wxm_download_content_type
@@ -837,6 +841,65 @@ class Client:
         info = self._download(media, None, transfer, BYTES_SINK_TRAMPOLINE, start, hd_voice, cancel)
         return transfer.data(), info
 
+    def download_to_object(
+        self,
+        media_id: str,
+        store: "ObjectStore",
+        bucket: str,
+        key: str,
+        *,
+        progress: Optional[ProgressCallback] = None,
+        hd_voice: bool = False,
+        cancel: Optional[CancelToken] = None,
+    ) -> MediaInfo:
+        """Download a media straight into object ``key`` of ``bucket`` in ``store``, touching no disk.
+
+        The aligned Range chunks become the parts of an S3 multipart upload
+        (the store's part size each, the last one shorter), up to the client's
+        ``parallelism`` fetched and uploaded at once, each checked by its
+        Content-MD5; a media of at most one part is one PutObject.  The
+        object, with the media's Content-Type and its WeChat filename as
+        Content-Disposition, appears only when complete.  Memory: about
+        ``parallelism × part_size``.
+
+        A failed or cancelled call (a :class:`CancelToken`, Ctrl-C, an exception
+        raised by ``progress``) aborts its upload, leaving no parts, unless the
+        store has ``keep_parts_on_failure=True``: then the next call for the
+        same media and key, in this process or another, completes that upload
+        and fetches from WeChat only the parts it lacks
+        (``info.counters.resumed_from`` is the bytes it already held).
+
+        Args:
+            media_id: the media_id.
+            store: a :class:`wxmedia.ObjectStore`.
+            bucket: the bucket (it must exist).
+            key: the object's key.
+            progress: ``progress(done, total)``, as for :meth:`download`.
+            hd_voice: fetch HD voice (speex, ``cgi-bin/media/get/jssdk``).
+            cancel: a :class:`CancelToken`.
+
+        Returns:
+            :class:`MediaInfo`, with its counters (``bytes_sent``: the parts' bytes).
+
+        Raises:
+            ObjectStoreAuthError: the store refused the credentials (not retried).
+            NoSuchBucket: no such bucket.
+            ObjectStoreError: another error the store answered (after retries for 5xx).
+            WxMediaError: or another subclass, as :meth:`download` (InvalidMediaId, ...);
+                :class:`InvalidArgument` when no credentials are given nor in the environment.
+            Whatever ``progress`` raised, unchanged.
+        """
+        from .objstore import ObjectStore
+
+        media = _cstr(media_id, "media_id")
+        if not isinstance(store, ObjectStore):
+            raise TypeError(f"store must be a wxmedia.ObjectStore, not {type(store).__name__}")
+        target = (store._handle(), _cstr(bucket, "bucket"), _cstr(key, "key"))
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable as progress(done, total)")
+        # `store` stays referenced by this frame while the library copies it.
+        return self._download(media, None, Transfer(None, None, progress), None, 0, hd_voice, cancel, target)
+
     def _download(
         self,
         media: bytes,
@@ -846,8 +909,10 @@ class Client:
         start: int,
         hd_voice: bool,
         cancel: Optional[CancelToken],
+        target: Optional[Tuple[int, bytes, bytes]] = None,
     ) -> MediaInfo:
-        """One download, to ``path`` or into ``transfer``'s sink through ``sink_trampoline``.
+        """One download, to ``path``, to an object (``target``: store address, bucket, key),
+        or into ``transfer``'s sink through ``sink_trampoline``.
 
         The hot path of every small download, so written flat: handles are ints
         (``_ffi.fast``), and what ``_new_handle`` does is inlined.
@@ -882,6 +947,9 @@ class Client:
             if path is not None:
                 call: Any = _download_to_path
                 args: Tuple[Any, ...] = (h, path)
+            elif target is not None:
+                call = _download_to_object
+                args = (h, *target)
             else:
                 call = _download_to_sink
                 args = (h, sink_trampoline, key)

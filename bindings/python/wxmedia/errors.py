@@ -155,6 +155,29 @@ class OutcomeUnknown(WxMediaError):
     """
 
 
+class ObjectStoreError(WxMediaError):
+    """``E_OBJECT_STORE`` (-1015): the object store of :meth:`wxmedia.Client.download_to_object`
+    answered an error (after retries for 5xx).
+
+    The message carries the store's own error code (``NoSuchUpload``,
+    ``InternalError``, ...) and never the secret.  The two finer cases below
+    are subclasses, so ``except ObjectStoreError`` catches every failure of the store.
+    """
+
+
+class ObjectStoreAuthError(ObjectStoreError):
+    """``E_OBJECT_STORE_AUTH`` (-1016): the object store refused the credentials.
+
+    An unknown access key, a wrong secret (``SignatureDoesNotMatch``), an
+    expired session token, or access denied.  Never retried, so it comes
+    fast; the message never contains the secret or the session token.
+    """
+
+
+class NoSuchBucket(ObjectStoreError):
+    """``E_NO_SUCH_BUCKET`` (-1017): the object store has no bucket of that name."""
+
+
 class InternalError(WxMediaError):
     """``E_PANIC`` (-1011): the library caught an internal panic (a bug: please report it)."""
 
@@ -205,6 +228,9 @@ _BY_CODE: Dict[int, Type[WxMediaError]] = {
     ec.E_TOKEN_STORE: TokenStoreError,
     ec.E_OUTCOME_UNKNOWN: OutcomeUnknown,
     ec.E_PANIC: InternalError,
+    ec.E_OBJECT_STORE: ObjectStoreError,
+    ec.E_OBJECT_STORE_AUTH: ObjectStoreAuthError,
+    ec.E_NO_SUCH_BUCKET: NoSuchBucket,
     ec.INVALID_MEDIA_ID: InvalidMediaId,
     ec.MISSING_MEDIA_ID: InvalidMediaId,
 }
