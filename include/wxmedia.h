@@ -478,7 +478,9 @@ typedef struct {
    */
   uint64_t bytes_received;
   /**
-   * File bytes sent in upload bodies (a body sent again counts again).
+   * File bytes sent in upload bodies (a body sent again counts again);
+   * for `wxm_download_to_object`, the bodies of its parts and PutObject
+   * (its resume marker part adds a few hundred bytes).
    */
   uint64_t bytes_sent;
   /**

@@ -246,7 +246,9 @@ pub struct wxm_counters {
     pub retries: u64,
     /// Media bytes received (a resume's re-checked overlap included).
     pub bytes_received: u64,
-    /// File bytes sent in upload bodies (a body sent again counts again).
+    /// File bytes sent in upload bodies (a body sent again counts again);
+    /// for `wxm_download_to_object`, the bodies of its parts and PutObject
+    /// (its resume marker part adds a few hundred bytes).
     pub bytes_sent: u64,
     /// Access tokens fetched again for this run after WeChat rejected one
     /// (its `WXM_EVENT_TOKEN_REFRESHED` events): a token another worker or
