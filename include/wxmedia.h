@@ -966,17 +966,6 @@ void wxm_download_cancel(const wxm_download *dl);
 uint64_t wxm_download_size(const wxm_download *dl);
 
 /**
- * After a successful run, the bytes it did not fetch from WeChat because
- * an earlier run had kept them: the resumed offset of `wxm_download_to_path`,
- * or the bytes of the parts a kept upload already held for
- * `wxm_download_to_object`. 0 otherwise, and for NULL.
- *
- * # Safety
- * `dl` is NULL or a live download.
- */
-uint64_t wxm_download_resumed(const wxm_download *dl);
-
-/**
  * The Content-Type of the media, or NULL when unknown. Owned by the handle.
  *
  * # Safety
@@ -1150,8 +1139,8 @@ void wxm_objstore_free(wxm_objstore *store);
  * Resume: an upload of the same media_id (and part size) to the same key
  * left by an earlier run, in this process or another, is found
  * (ListMultipartUploads, ListParts) and completed, fetching from WeChat
- * only the parts it lacks (`wxm_download_resumed` tells how many bytes it
- * had). A failed or cancelled run aborts its upload unless
+ * only the parts it lacks (`wxm_counters.resumed_from` tells how many
+ * bytes it had). A failed or cancelled run aborts its upload unless
  * `wxm_objstore_set_keep_parts_on_failure` asked to keep it.
  *
  * Returns as `wxm_download_to_path`, plus `WXM_E_OBJECT_STORE_AUTH`

@@ -35,11 +35,6 @@ pub struct MediaInfo {
     pub content_type: Option<String>,
     pub filename: Option<String>,
     pub video_url: Option<String>,
-    /// `to_path`: the offset this run resumed from (0: from the start).
-    pub resumed_from: u64,
-    /// `to_path`: bytes of the part file compared with the server's before
-    /// resuming (the overlap that proves the kept prefix).
-    pub resume_verified: u64,
     /// What the library had to do to succeed that a host may want to know:
     /// a part file that failed its check and was downloaded again.
     pub note: Option<String>,
@@ -1173,8 +1168,6 @@ impl Client {
                         .sync_all()
                         .map_err(|e| Error::Io(format!("fsync: {e}")))?;
                     let recorded = sink.recorded;
-                    info.resumed_from = sink.resumed_from;
-                    info.resume_verified = sink.verified;
                     info.note = restarted.as_ref().map(Restart::describe);
                     drop(sink);
                     std::fs::rename(&part_path, target).map_err(|e| {

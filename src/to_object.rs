@@ -150,57 +150,54 @@ impl Client {
                 }
             }
             let headers = object_headers(&info, media_id, total);
-            let Some(r) = resume.take() else {
-                if total <= part {
+            // The upload the parts go to: the kept one (its parts' bytes
+            // reported as progress first), or a new one with its marker.
+            let (r, kept) = match resume.take() {
+                Some(r) => {
+                    let kept: u64 = r.parts.iter().map(|p| p.size).sum();
+                    event::count(|c| c.resumed_from.store(kept, Ordering::Relaxed));
+                    self.config
+                        .events
+                        .emit(Level::Info, Kind::ResumeDecided, |e| {
+                            e.endpoint = key.to_string();
+                            e.resume_offset = kept;
+                            e.message = format!(
+                                "resuming the object store's upload of this media: {} parts \
+                                 ({kept} bytes) are kept, the rest is fetched",
+                                r.parts.len()
+                            );
+                        });
+                    (r, Some(kept))
+                }
+                None if total <= part => {
                     store.put_object(self, cancel, key, &headers, &first)?;
                     progress(total, total)?;
                     info.note = note;
                     return Ok(info);
                 }
-                let upload_id = store.create(self, cancel, key, &headers)?;
-                let result = store
-                    .upload_part(self, cancel, key, &upload_id, MARKER_PART, &marker)
-                    .and_then(|_| {
-                        let r = Resume {
-                            upload_id: upload_id.clone(),
-                            parts: Vec::new(),
-                        };
-                        self.upload_parts(
-                            &shared, store, key, &r, first, first_no, parts, &part_len, total,
-                            cancel, progress,
-                        )
-                    });
-                return self.finish(store, key, &upload_id, result, info, 0, note, cancel);
+                None => {
+                    let upload_id = store.create(self, cancel, key, &headers)?;
+                    let r = Resume {
+                        upload_id,
+                        parts: Vec::new(),
+                    };
+                    let marked =
+                        store.upload_part(self, cancel, key, &r.upload_id, MARKER_PART, &marker);
+                    if let Err(e) = marked {
+                        return self.finish(store, key, &r.upload_id, Err(e), info, note, cancel);
+                    }
+                    (r, None)
+                }
             };
-            let resumed: u64 = r.parts.iter().map(|p| p.size).sum();
-            event::count(|c| c.resumed_from.store(resumed, Ordering::Relaxed));
-            self.config
-                .events
-                .emit(Level::Info, Kind::ResumeDecided, |e| {
-                    e.endpoint = key.to_string();
-                    e.resume_offset = resumed;
-                    e.message = format!(
-                        "resuming the object store's upload of this media: {} parts \
-                         ({resumed} bytes) are kept, the rest is fetched",
-                        r.parts.len()
-                    );
+            let result = kept
+                .map_or(Ok(()), |kept| progress(kept, total))
+                .and_then(|_| {
+                    self.upload_parts(
+                        &shared, store, key, &r, first, first_no, parts, &part_len, total, cancel,
+                        progress,
+                    )
                 });
-            let result = progress(resumed, total).and_then(|_| {
-                self.upload_parts(
-                    &shared, store, key, &r, first, first_no, parts, &part_len, total, cancel,
-                    progress,
-                )
-            });
-            return self.finish(
-                store,
-                key,
-                &r.upload_id,
-                result,
-                info,
-                resumed,
-                note,
-                cancel,
-            );
+            return self.finish(store, key, &r.upload_id, result, info, note, cancel);
         }
     }
 
@@ -213,7 +210,6 @@ impl Client {
         upload_id: &str,
         parts: Result<(Vec<String>, u64)>,
         mut info: MediaInfo,
-        resumed: u64,
         note: Option<String>,
         cancel: &AtomicBool,
     ) -> Result<MediaInfo> {
@@ -221,7 +217,6 @@ impl Client {
             .and_then(|(etags, total)| store.complete(self, cancel, key, upload_id, &etags, total));
         match result {
             Ok(()) => {
-                info.resumed_from = resumed;
                 info.note = note;
                 Ok(info)
             }

@@ -150,8 +150,14 @@ static int to_object(wxm_client *client, const char *media, const char *out,
         return r;
     }
     size = wxm_download_size(dl);
-    printf("BENCH ok=1 host=c mode=object bytes=%llu secs=%.6f n=1 resumed=%llu\n",
-           (unsigned long long)size, t1 - t0, (unsigned long long)wxm_download_resumed(dl));
+    {
+        wxm_counters counted;
+        memset(&counted, 0, sizeof counted);
+        counted.size = sizeof counted;
+        (void)wxm_download_counters(dl, &counted);
+        printf("BENCH ok=1 host=c mode=object bytes=%llu secs=%.6f n=1 resumed=%llu\n",
+               (unsigned long long)size, t1 - t0, (unsigned long long)counted.resumed_from);
+    }
     wxm_download_free(dl);
     return 0;
 }

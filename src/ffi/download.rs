@@ -64,7 +64,6 @@ pub(crate) fn progress_fn(progress: wxm_progress_fn, user_data: *mut c_void) -> 
 #[derive(Default)]
 struct Outputs {
     size: u64,
-    resumed: u64,
     content_type: Option<CString>,
     filename: Option<CString>,
     video_url: Option<CString>,
@@ -188,7 +187,6 @@ impl wxm_download {
         match result {
             Ok(info) => {
                 out.size = info.size.unwrap_or(0);
-                out.resumed = info.resumed_from;
                 out.content_type = owned(&info.content_type);
                 out.filename = owned(&info.filename);
                 out.video_url = owned(&info.video_url);
@@ -284,19 +282,6 @@ pub unsafe extern "C" fn wxm_download_cancel(dl: *const wxm_download) {
 pub unsafe extern "C" fn wxm_download_size(dl: *const wxm_download) -> u64 {
     // SAFETY: forwarded pointer contract of this function.
     unsafe { read_handle(dl, 0, |d| lock(&d.out).size) }
-}
-
-/// After a successful run, the bytes it did not fetch from WeChat because
-/// an earlier run had kept them: the resumed offset of `wxm_download_to_path`,
-/// or the bytes of the parts a kept upload already held for
-/// `wxm_download_to_object`. 0 otherwise, and for NULL.
-///
-/// # Safety
-/// `dl` is NULL or a live download.
-#[no_mangle]
-pub unsafe extern "C" fn wxm_download_resumed(dl: *const wxm_download) -> u64 {
-    // SAFETY: forwarded pointer contract of this function.
-    unsafe { read_handle(dl, 0, |d| lock(&d.out).resumed) }
 }
 
 fn string_getter(dl: *const wxm_download, pick: fn(&Outputs) -> *const c_char) -> *const c_char {

@@ -182,8 +182,8 @@ pub unsafe extern "C" fn wxm_objstore_free(store: *mut wxm_objstore) {
 /// Resume: an upload of the same media_id (and part size) to the same key
 /// left by an earlier run, in this process or another, is found
 /// (ListMultipartUploads, ListParts) and completed, fetching from WeChat
-/// only the parts it lacks (`wxm_download_resumed` tells how many bytes it
-/// had). A failed or cancelled run aborts its upload unless
+/// only the parts it lacks (`wxm_counters.resumed_from` tells how many
+/// bytes it had). A failed or cancelled run aborts its upload unless
 /// `wxm_objstore_set_keep_parts_on_failure` asked to keep it.
 ///
 /// Returns as `wxm_download_to_path`, plus `WXM_E_OBJECT_STORE_AUTH`

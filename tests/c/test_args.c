@@ -207,7 +207,6 @@ static void args_null_download(void)
     CHECK(wxm_download_filename(NULL) == NULL, "filename of NULL");
     CHECK(wxm_download_video_url(NULL) == NULL, "video_url of NULL");
     CHECK(wxm_download_errmsg(NULL) == NULL, "errmsg of NULL");
-    CHECK(wxm_download_resumed(NULL) == 0, "resumed of NULL");
     wxm_download_free(NULL);
 
     /* The object store: every setter refuses NULL, as does the run. */

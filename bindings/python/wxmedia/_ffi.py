@@ -208,7 +208,6 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "wxm_download_errmsg": (c_char_p, [DownloadP]),
     "wxm_download_counters": (c_int32, [DownloadP, CountersP]),
     "wxm_download_free": (None, [DownloadP]),
-    "wxm_download_resumed": (c_uint64, [DownloadP]),
     # object storage (wxmedia.ObjectStore, Client.download_to_object)
     "wxm_objstore_new": (ObjstoreP, []),
     "wxm_objstore_set_endpoint": (c_int32, [ObjstoreP, c_char_p]),
