@@ -576,6 +576,11 @@ typedef struct {
    */
   int32_t via_video_url;
   int32_t reserved;
+  /**
+   * A request's HTTP method (`"GET"`, `"POST"`, `"PUT"`…); `""` for
+   * other kinds. Never NULL.
+   */
+  const char *method;
 } wxm_event;
 
 /**

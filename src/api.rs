@@ -3,10 +3,8 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::event::{self, Kind, Level};
 use crate::retry::{Attempt, Effect, Reached, Retry};
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
 
 impl Client {
     /// POSTs a JSON body to `cgi-bin/{path}` with the token, and returns the
@@ -34,14 +32,14 @@ impl Client {
             );
             let mut reached = Reached::Server;
             let mut status = 0;
-            let attempt = retry.attempt();
-            event::add(|c| &c.requests, 1);
-            events.emit(Level::Debug, Kind::RequestStarted, |e| {
-                e.endpoint = format!("cgi-bin/{path}");
-                e.attempt = attempt;
-                e.message = format!("POST cgi-bin/{path}");
-            });
-            let started = Instant::now();
+            let trace = events.request_started(
+                |e| {
+                    e.method = "POST";
+                    e.endpoint = format!("cgi-bin/{path}");
+                    e.attempt = retry.attempt();
+                },
+                |e| format!("POST {}", e.endpoint),
+            );
             let answer = self
                 .agent
                 .post(&url)
@@ -67,17 +65,13 @@ impl Client {
                     }
                     crate::http::parse_api_json(&bytes)
                 });
-            events.emit(Level::Debug, Kind::RequestFinished, |e| {
-                e.endpoint = format!("cgi-bin/{path}");
-                e.attempt = attempt;
-                e.http_status = status;
-                e.duration_us = event::micros_since(started);
-                e.errcode = answer.as_ref().err().map_or(0, Error::code);
-                e.message = match &answer {
-                    Ok(_) => format!("answered in {} us", e.duration_us),
-                    Err(err) => self.clean_message(&err.to_string()),
-                };
-            });
+            events.request_finished(
+                trace,
+                status,
+                0,
+                self.event_failure(answer.as_ref().err()),
+                |_| {},
+            );
             match answer {
                 Ok(map) => Attempt::Done(map),
                 Err(e) => Attempt::Failed {

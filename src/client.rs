@@ -124,6 +124,11 @@ impl Client {
         self.tokens.secrets.clean(msg)
     }
 
+    /// A failed request as its event tells it: the code and host-fit text.
+    pub fn event_failure(&self, error: Option<&Error>) -> Option<(i32, String)> {
+        error.map(|e| (e.code(), self.clean_message(&e.to_string())))
+    }
+
     /// The error with its text made fit for a host (see `clean_message`).
     pub fn clean_error(&self, e: Error) -> Error {
         self.tokens.secrets.clean_error(e)

@@ -17,7 +17,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const READ_BUF: usize = 256 * 1024;
 /// The most a sink is handed at once from a parallel download's buffers.
@@ -218,9 +218,7 @@ pub(crate) fn fetch_span(
         let mut used_token = None;
         let events = &client.config.events;
         let at = pos;
-        let started = Instant::now();
-        event::add(|c| &c.requests, 1);
-        // Filled only when a handler wants request or retry events.
+        // Worked out only when a handler wants request or retry events.
         let (endpoint, via_video_url) = if events.wants(Level::Warning) {
             match &*lock(&shared.source) {
                 Source::Api => (shared.endpoint.path().to_string(), false),
@@ -229,17 +227,18 @@ pub(crate) fn fetch_span(
         } else {
             (String::new(), false)
         };
-        if !endpoint.is_empty() {
-            retry.requesting(&endpoint);
-        }
-        events.emit(Level::Debug, Kind::RequestStarted, |e| {
-            e.endpoint = endpoint.clone();
-            e.via_video_url = via_video_url;
-            e.range_start = req.start;
-            e.range_end = req.end + 1;
-            e.attempt = retry.attempt();
-            e.message = format!("GET {endpoint} bytes={}-{}", req.start, req.end);
-        });
+        retry.requesting(&endpoint);
+        let trace = events.request_started(
+            |e| {
+                e.method = "GET";
+                e.endpoint = endpoint;
+                e.via_video_url = via_video_url;
+                e.range_start = req.start;
+                e.range_end = req.end + 1;
+                e.attempt = retry.attempt();
+            },
+            |e| format!("GET {} bytes={}-{}", e.endpoint, req.start, req.end),
+        );
         let mut status = 0;
         let result = fetch_once(
             shared,
@@ -251,21 +250,13 @@ pub(crate) fn fetch_span(
             deliver,
         );
         event::add(|c| &c.bytes_received, pos - at);
-        events.emit(Level::Debug, Kind::RequestFinished, |e| {
-            e.endpoint = endpoint;
-            e.via_video_url = via_video_url;
-            e.range_start = req.start;
-            e.range_end = req.end + 1;
-            e.attempt = retry.attempt();
-            e.http_status = status;
-            e.bytes = pos - at;
-            e.duration_us = event::micros_since(started);
-            e.errcode = result.as_ref().err().map_or(0, Error::code);
-            e.message = match &result {
-                Ok(_) => format!("{} bytes in {} us", e.bytes, e.duration_us),
-                Err(err) => client.clean_message(&err.to_string()),
-            };
-        });
+        events.request_finished(
+            trace,
+            status,
+            pos - at,
+            client.event_failure(result.as_ref().err()),
+            |_| {},
+        );
         if pos > progress_mark {
             retry.progressed();
             progress_mark = pos;

@@ -83,6 +83,8 @@ pub struct Event {
     pub transfer_id: u64,
     /// The API path or video_url path: no host, no query, never a token.
     pub endpoint: String,
+    /// A request's HTTP method ("GET", "POST", "PUT"…); "" otherwise.
+    pub method: &'static str,
     /// The Range asked for, `[range_start, range_end)`; both 0 without one.
     pub range_start: u64,
     pub range_end: u64,
@@ -118,6 +120,7 @@ impl Event {
             time_ns: monotonic_ns(),
             transfer_id: CURRENT.with(|c| c.borrow().as_ref().map_or(0, |t| t.id)),
             endpoint: String::new(),
+            method: "",
             range_start: 0,
             range_end: 0,
             http_status: 0,
@@ -194,6 +197,73 @@ impl Events {
                 handler(&e);
             }
         }
+    }
+}
+
+/// One HTTP request's pair of events (REQUEST_STARTED, then
+/// REQUEST_FINISHED with the same endpoint, range and attempt) and its
+/// count: what every sender (downloads, uploads, the JSON APIs, the object
+/// store) reports alike.
+pub struct RequestTrace {
+    started: Instant,
+    /// The fields both events share, when a handler wants them.
+    shared: Option<Event>,
+}
+
+impl Events {
+    /// Counts a request and emits REQUEST_STARTED. `describe` fills the
+    /// fields both events share (endpoint, range, attempt…) and `message`
+    /// the start's text; neither runs unless a handler wants DEBUG.
+    pub fn request_started(
+        &self,
+        describe: impl FnOnce(&mut Event),
+        message: impl FnOnce(&Event) -> String,
+    ) -> RequestTrace {
+        add(|c| &c.requests, 1);
+        let shared = self.wants(Level::Debug).then(|| {
+            let mut e = Event::new(Kind::RequestStarted, Level::Debug);
+            describe(&mut e);
+            e
+        });
+        if let (Some(base), Some((handler, _))) = (&shared, &self.handler) {
+            let mut e = base.clone();
+            e.message = message(&e);
+            handler(&e);
+        }
+        RequestTrace {
+            started: Instant::now(),
+            shared,
+        }
+    }
+
+    /// Emits REQUEST_FINISHED: `status` (0: no answer), `bytes` moved, and
+    /// the outcome, an error as its code and host-fit text. `fill` adds
+    /// what only the end knows (the 100-continue outcome).
+    pub fn request_finished(
+        &self,
+        trace: RequestTrace,
+        status: u16,
+        bytes: u64,
+        failure: Option<(i32, String)>,
+        fill: impl FnOnce(&mut Event),
+    ) {
+        let (Some(mut e), Some((handler, _))) = (trace.shared, &self.handler) else {
+            return;
+        };
+        e.kind = Kind::RequestFinished;
+        e.time_ns = monotonic_ns();
+        e.http_status = status;
+        e.bytes = bytes;
+        e.duration_us = micros_since(trace.started);
+        e.message = match failure {
+            Some((code, text)) => {
+                e.errcode = code;
+                text
+            }
+            None => format!("status {status}, {bytes} bytes in {} us", e.duration_us),
+        };
+        fill(&mut e);
+        handler(&e);
     }
 }
 

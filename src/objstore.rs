@@ -10,7 +10,7 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::event::{self, Kind, Level};
+use crate::event::{self, Level};
 use crate::http::{
     header_str, map_ureq, read_small_body_within, sent_nothing, small_answer_deadline,
 };
@@ -19,7 +19,7 @@ use crate::scrub::Secrets;
 use instant_xml::FromXml;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// S3's least part size (all parts but the last).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -309,7 +309,6 @@ impl Store {
         body: &[u8],
     ) -> std::result::Result<Answer, (Error, Reached)> {
         let events = &client.config.events;
-        event::add(|c| &c.requests, 1);
         // The bucket and key: a presigned URL's query holds its signature.
         let endpoint = if events.wants(Level::Warning) {
             event::endpoint_of(url.as_str())
@@ -325,11 +324,20 @@ impl Store {
             Verb::Post => "POST",
             Verb::Delete => "DELETE",
         };
-        events.emit(Level::Debug, Kind::RequestStarted, |e| {
-            e.endpoint = endpoint.clone();
-            e.message = format!("{method} {endpoint} (object store, {} bytes)", body.len());
-        });
-        let started = Instant::now();
+        let trace = events.request_started(
+            |e| {
+                e.method = method;
+                e.endpoint = endpoint;
+                e.attempt = retry.attempt();
+            },
+            |e| {
+                format!(
+                    "{method} {} (object store, {} bytes)",
+                    e.endpoint,
+                    body.len()
+                )
+            },
+        );
         let mut status = 0;
         let result = self.send_once(client, verb, url, headers, body, &mut status);
         // Media bytes only (parts and PutObject), as an upload counts its
@@ -337,17 +345,8 @@ impl Store {
         if status != 0 && sends_media {
             event::add(|c| &c.bytes_sent, body.len() as u64);
         }
-        events.emit(Level::Debug, Kind::RequestFinished, |e| {
-            e.endpoint = endpoint;
-            e.http_status = status;
-            e.bytes = body.len() as u64;
-            e.duration_us = event::micros_since(started);
-            e.errcode = result.as_ref().err().map_or(0, |(err, _)| err.code());
-            e.message = match &result {
-                Ok(_) => format!("{method} answered in {} us", e.duration_us),
-                Err((err, _)) => client.clean_message(&err.to_string()),
-            };
-        });
+        let failure = client.event_failure(result.as_ref().err().map(|(e, _)| e));
+        events.request_finished(trace, status, body.len() as u64, failure, |_| {});
         result
     }
 

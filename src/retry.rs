@@ -176,8 +176,9 @@ impl<'c> Retry<'c> {
 
     /// Names the path the coming attempts go to, as their request events
     /// do, so that a retry event names it too.
+    /// An empty one (no handler wants it) changes nothing.
     pub fn requesting(&mut self, endpoint: &str) {
-        if self.endpoint.as_deref() != Some(endpoint) {
+        if !endpoint.is_empty() && self.endpoint.as_deref() != Some(endpoint) {
             self.endpoint = Some(endpoint.to_string());
         }
     }

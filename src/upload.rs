@@ -13,7 +13,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Bytes read to recognise a format.
 const SNIFF_LEN: usize = 16;
@@ -459,14 +458,14 @@ impl Client {
                 token: &token,
                 expect_continue,
             };
-            let attempt = retry.attempt();
-            event::add(|c| &c.requests, 1);
-            events.emit(Level::Debug, Kind::RequestStarted, |e| {
-                e.endpoint = endpoint.clone();
-                e.attempt = attempt;
-                e.message = format!("POST {endpoint}: {} bytes of {kind}", prepared.length);
-            });
-            let started = Instant::now();
+            let trace = events.request_started(
+                |e| {
+                    e.method = "POST";
+                    e.endpoint = endpoint.clone();
+                    e.attempt = retry.attempt();
+                },
+                |e| format!("POST {}: {} bytes of {kind}", e.endpoint, prepared.length),
+            );
             let mut sent = Sent::default();
             let result = self.send_once(
                 kind,
@@ -487,19 +486,13 @@ impl Client {
                 }
                 (true, false) => event::Continue::BodySent,
             };
-            events.emit(Level::Debug, Kind::RequestFinished, |e| {
-                e.endpoint = endpoint.clone();
-                e.attempt = attempt;
-                e.http_status = sent.status;
-                e.bytes = sent.body_bytes;
-                e.duration_us = event::micros_since(started);
-                e.expect_continue = continued;
-                e.errcode = result.as_ref().err().map_or(0, Error::code);
-                e.message = match &result {
-                    Ok(_) => format!("{} bytes sent in {} us", e.bytes, e.duration_us),
-                    Err(err) => self.clean_message(&err.to_string()),
-                };
-            });
+            events.request_finished(
+                trace,
+                sent.status,
+                sent.body_bytes,
+                self.event_failure(result.as_ref().err()),
+                |e| e.expect_continue = continued,
+            );
             let e = match result {
                 Ok(r) => return retry::Attempt::Done(r),
                 Err(e) => e,

@@ -189,6 +189,9 @@ type Event struct {
 	// ViaVideoURL is set when the body came from a video_url.
 	ViaVideoURL    bool
 	ExpectContinue ExpectContinue
+	// Method is a request's HTTP method ("GET", "POST", "PUT"...), "" for
+	// other kinds.
+	Method string
 }
 
 // Attrs returns the event's fields as typed slog attributes with stable
@@ -197,7 +200,8 @@ type Event struct {
 // request_finished; each other field only when not zero, under "endpoint",
 // "range_start", "range_end", "attempt", "bytes", "duration",
 // "retry_reason", "backoff", "token_source", "token_fetch",
-// "resume_offset", "resume_verified", "via_video_url", "expect_continue".
+// "resume_offset", "resume_verified", "via_video_url", "expect_continue",
+// "method".
 func (e *Event) Attrs() []slog.Attr {
 	a := make([]slog.Attr, 0, 8)
 	a = append(a, slog.String("kind", e.Kind.String()), slog.Uint64("transfer_id", e.TransferID))
@@ -246,6 +250,9 @@ func (e *Event) Attrs() []slog.Attr {
 	}
 	if e.ExpectContinue != ContinueNotAsked {
 		a = append(a, slog.String("expect_continue", e.ExpectContinue.String()))
+	}
+	if e.Method != "" {
+		a = append(a, slog.String("method", e.Method))
 	}
 	return a
 }
@@ -359,6 +366,7 @@ func wxmgoEvent(h C.uintptr_t, e *C.wxm_event) {
 		ResumeVerified: int64(e.resume_verified),
 		ViaVideoURL:    e.via_video_url != 0,
 		ExpectContinue: ExpectContinue(e.expect_continue),
+		Method:         C.GoString(e.method),
 	}
 	cgo.Handle(h).Value().(*eventSink).deliver(&ev)
 }

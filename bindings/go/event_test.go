@@ -137,8 +137,8 @@ func TestEventsRetries(t *testing.T) {
 	var statuses []int
 	for i, ev := range log.of(wxmedia.EventRequestFinished) {
 		statuses = append(statuses, ev.HTTPStatus)
-		if ev.Attempt != i+1 || ev.Level != slog.LevelDebug {
-			t.Errorf("request_finished %d: attempt %d level %v, want %d and Debug", i, ev.Attempt, ev.Level, i+1)
+		if ev.Attempt != i+1 || ev.Level != slog.LevelDebug || ev.Method != "GET" {
+			t.Errorf("request_finished %d: attempt %d level %v method %q, want %d, Debug and GET", i, ev.Attempt, ev.Level, ev.Method, i+1)
 		}
 	}
 	if fmt.Sprint(statuses) != "[503 503 206]" {
@@ -559,7 +559,7 @@ func TestEventsUploadCounters(t *testing.T) {
 	}
 	fin := log.of(wxmedia.EventRequestFinished)
 	if len(fin) != 2 || fin[1].HTTPStatus != 200 || fin[1].Bytes != size || fin[1].ExpectContinue == wxmedia.ContinueNotAsked ||
-		fin[1].Endpoint != "cgi-bin/media/upload" {
+		fin[1].Endpoint != "cgi-bin/media/upload" || fin[1].Method != "POST" {
 		t.Errorf("request_finished %+v: want the second sent %d bytes with 100-continue", fin, size)
 	}
 }

@@ -111,6 +111,9 @@ pub struct wxm_event {
     /// Non-zero when the body came from a `video_url`.
     pub via_video_url: i32,
     pub reserved: i32,
+    /// A request's HTTP method (`"GET"`, `"POST"`, `"PUT"`…); `""` for
+    /// other kinds. Never NULL.
+    pub method: *const c_char,
 }
 
 /// Receives events (see `wxm_event`). Called on the thread where the event
@@ -196,6 +199,7 @@ fn host_handler(f: HostEventFn, data: HostData) -> crate::event::HandlerFn {
         let data = &data;
         let endpoint = c_text(&e.endpoint);
         let message = c_text(&e.message);
+        let method = c_text(e.method);
         let ev = wxm_event {
             size: std::mem::size_of::<wxm_event>(),
             kind: e.kind as i32,
@@ -220,6 +224,7 @@ fn host_handler(f: HostEventFn, data: HostData) -> crate::event::HandlerFn {
             resume_verified: e.resume_verified,
             via_video_url: i32::from(e.via_video_url),
             reserved: 0,
+            method: method.as_ptr(),
         };
         // SAFETY: the host's handler with its own user_data (alive until
         // `data` is dropped) and an event whose strings live to the end of

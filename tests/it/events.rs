@@ -1030,6 +1030,7 @@ fn the_leak_check_of_every_event_can_fail() {
             resume_verified: 0,
             via_video_url: 0,
             reserved: 0,
+            method: c"GET".as_ptr(),
         };
     let full = std::mem::size_of::<wxm_event>();
     let fine = cs("GET cgi-bin/media/get bytes=0-15");

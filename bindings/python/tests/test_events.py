@@ -45,6 +45,8 @@ def test_two_503s_then_success_are_two_retries(emu: Emulator) -> None:
     finished = [e for e in events if e.kind == K.REQUEST_FINISHED]
     assert [e.http_status for e in finished] == [503, 503, 206]
     assert [e.attempt for e in finished] == [1, 2, 3]
+    assert [e.method for e in events if e.kind in (K.REQUEST_STARTED, K.REQUEST_FINISHED)] == ["GET"] * 6
+    assert all(e.method == "" for e in retries)
     assert kinds(events)[0] == K.TRANSFER_STARTED and kinds(events)[-1] == K.TRANSFER_FINISHED
     assert events[-1].errcode == 0 and events[-1].bytes == 50_000
     c_ = info.counters

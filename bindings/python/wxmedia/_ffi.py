@@ -133,6 +133,7 @@ class wxm_event(Structure):
         ("resume_verified", c_uint64),
         ("via_video_url", c_int32),
         ("reserved", c_int32),
+        ("method", c_char_p),
     ]
 
 

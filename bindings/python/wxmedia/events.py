@@ -131,6 +131,8 @@ class Event:
     resume_verified: int
     via_video_url: bool
     expect_continue: ExpectContinue
+    method: str
+    """A request's HTTP method (``"GET"``, ``"POST"``, ``"PUT"``...); ``""`` otherwise."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ def event_at(address: int) -> Event:
         e.resume_verified,
         bool(e.via_video_url),
         cast(ExpectContinue, _CONTINUES.get(cont, cont)),
+        (e.method or b"").decode("ascii", "replace"),
     )
 
 
@@ -239,6 +242,7 @@ def log_extra(event: Event) -> Dict[str, Any]:
         "wxm_resume_verified": event.resume_verified,
         "wxm_via_video_url": event.via_video_url,
         "wxm_expect_continue": _name(event.expect_continue),
+        "wxm_method": event.method,
         "wxm_time_ns": event.time_ns,
     }
 

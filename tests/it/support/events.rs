@@ -53,6 +53,7 @@ pub struct Ev {
     pub resume_offset: u64,
     pub resume_verified: u64,
     pub via_video_url: bool,
+    pub method: String,
     /// The thread that called the handler.
     pub thread: Option<String>,
 }
@@ -156,6 +157,14 @@ impl EventLog {
         if !(1..=11).contains(&e.kind) {
             self.problem(format!("unknown kind: {e:?}"));
         }
+        // A request names its method; nothing else has one.
+        let request = matches!(
+            e.kind,
+            WXM_EVENT_REQUEST_STARTED | WXM_EVENT_REQUEST_FINISHED
+        );
+        if request == e.method.is_empty() {
+            self.problem(format!("method {:?} for kind {}: {e:?}", e.method, e.kind));
+        }
         if ![10, 20, 30, 40].contains(&e.level) {
             self.problem(format!("unknown level: {e:?}"));
         }
@@ -177,10 +186,11 @@ pub unsafe extern "C" fn on_event(ud: *mut c_void, ev: *const wxm_event) {
         // SAFETY: non-NULL strings of an event are NUL-terminated for the call.
         (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
     };
-    let (endpoint, message) = (string(ev.endpoint), string(ev.message));
-    let null = match (&endpoint, &message) {
-        (None, _) => Some("endpoint"),
-        (_, None) => Some("message"),
+    let (endpoint, message, method) = (string(ev.endpoint), string(ev.message), string(ev.method));
+    let null = match (&endpoint, &message, &method) {
+        (None, _, _) => Some("endpoint"),
+        (_, None, _) => Some("message"),
+        (_, _, None) => Some("method"),
         _ => None,
     };
     let e = Ev {
@@ -205,6 +215,7 @@ pub unsafe extern "C" fn on_event(ud: *mut c_void, ev: *const wxm_event) {
         resume_offset: ev.resume_offset,
         resume_verified: ev.resume_verified,
         via_video_url: ev.via_video_url != 0,
+        method: method.unwrap_or_default(),
         thread: log
             .record
             .then(|| format!("{:?}", std::thread::current().id())),
