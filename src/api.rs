@@ -69,7 +69,7 @@ impl Client {
                 trace,
                 status,
                 0,
-                self.event_failure(answer.as_ref().err()),
+                || self.event_failure(answer.as_ref().err()),
                 |_| {},
             );
             match answer {

@@ -254,7 +254,7 @@ pub(crate) fn fetch_span(
             trace,
             status,
             pos - at,
-            client.event_failure(result.as_ref().err()),
+            || client.event_failure(result.as_ref().err()),
             |_| {},
         );
         if pos > progress_mark {

@@ -237,14 +237,15 @@ impl Events {
     }
 
     /// Emits REQUEST_FINISHED: `status` (0: no answer), `bytes` moved, and
-    /// the outcome, an error as its code and host-fit text. `fill` adds
-    /// what only the end knows (the 100-continue outcome).
+    /// the outcome: `failure` gives an error's code and host-fit text (run
+    /// only when the event is built). `fill` adds what only the end knows
+    /// (the 100-continue outcome).
     pub fn request_finished(
         &self,
         trace: RequestTrace,
         status: u16,
         bytes: u64,
-        failure: Option<(i32, String)>,
+        failure: impl FnOnce() -> Option<(i32, String)>,
         fill: impl FnOnce(&mut Event),
     ) {
         let (Some(mut e), Some((handler, _))) = (trace.shared, &self.handler) else {
@@ -255,7 +256,7 @@ impl Events {
         e.http_status = status;
         e.bytes = bytes;
         e.duration_us = micros_since(trace.started);
-        e.message = match failure {
+        e.message = match failure() {
             Some((code, text)) => {
                 e.errcode = code;
                 text

@@ -345,7 +345,7 @@ impl Store {
         if status != 0 && sends_media {
             event::add(|c| &c.bytes_sent, body.len() as u64);
         }
-        let failure = client.event_failure(result.as_ref().err().map(|(e, _)| e));
+        let failure = || client.event_failure(result.as_ref().err().map(|(e, _)| e));
         events.request_finished(trace, status, body.len() as u64, failure, |_| {});
         result
     }

@@ -490,7 +490,7 @@ impl Client {
                 trace,
                 sent.status,
                 sent.body_bytes,
-                self.event_failure(result.as_ref().err()),
+                || self.event_failure(result.as_ref().err()),
                 |e| e.expect_continue = continued,
             );
             let e = match result {
