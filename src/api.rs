@@ -2,7 +2,7 @@
 //! the one retry policy: what upload_by_url and its result polling use.
 
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::retry::{Attempt, Effect, Reached, Retry};
 use std::sync::atomic::AtomicBool;
 
@@ -53,17 +53,8 @@ impl Client {
                 })
                 .and_then(|response| {
                     status = response.status().as_u16();
-                    let bytes = crate::http::read_small_body_within(
-                        response.into_body(),
-                        crate::http::small_answer_deadline(self.config.io_timeout),
-                    )?;
-                    if status != 200 {
-                        return Err(Error::HttpStatus {
-                            status,
-                            detail: path.to_string(),
-                        });
-                    }
-                    crate::http::parse_api_json(&bytes)
+                    let within = crate::http::small_answer_deadline(self.config.io_timeout);
+                    crate::http::read_api_answer(response, within, path)
                 });
             events.request_finished(
                 trace,

@@ -351,7 +351,7 @@ pub fn small_answer_deadline(io_timeout: Duration) -> Duration {
 const AWAIT_100: Duration = Duration::from_secs(1);
 
 /// Used where the I/O timeout is not at hand.
-const DEFAULT_SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
 
 /// Reads after `head` until `done` says the bytes so far suffice, the body
 /// ends, or more than `cap` bytes are in (one more than `cap`, so the caller
@@ -393,13 +393,29 @@ fn read_head(reader: &mut dyn Read, cap: u64, within: Duration) -> Result<Vec<u8
     read_until(reader, Vec::new(), cap, within, |_| false).map_err(|(e, _)| e)
 }
 
-/// Reads a small body whole, refusing more than `MAX_JSON_BODY`.
-pub fn read_small_body(body: Body) -> Result<Vec<u8>> {
-    read_small_body_within(body, DEFAULT_SMALL_ANSWER_TIME)
+/// A JSON API's answer (the token endpoints, media/upload, upload_by_url):
+/// its body read within `within`, a status other than 200 as
+/// `Error::HttpStatus` naming `detail`, then its fields, a non-zero
+/// errcode as the error.
+pub fn read_api_answer(
+    response: ureq::http::Response<Body>,
+    within: Duration,
+    detail: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let status = response.status().as_u16();
+    let bytes = read_small_body_within(response.into_body(), within)?;
+    if status != 200 {
+        return Err(Error::HttpStatus {
+            status,
+            detail: detail.to_string(),
+        });
+    }
+    parse_api_json(&bytes)
 }
 
-/// `read_small_body`, failing with a timeout when the body takes longer
-/// than `within` in all (see `small_answer_deadline`).
+/// Reads a small body whole, refusing more than `MAX_JSON_BODY`, failing
+/// with a timeout when it takes longer than `within` in all (see
+/// `small_answer_deadline`).
 pub fn read_small_body_within(body: Body, within: Duration) -> Result<Vec<u8>> {
     let buf = read_head(&mut body.into_reader(), MAX_JSON_BODY, within)?;
     if buf.len() as u64 > MAX_JSON_BODY {

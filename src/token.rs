@@ -4,7 +4,7 @@
 use crate::auth::{check_token, ProviderFn, TokenApi};
 use crate::error::{Error, Result};
 use crate::event::{Events, Kind, Level, TokenOrigin};
-use crate::http::{self, read_small_body};
+use crate::http::{self, DEFAULT_SMALL_ANSWER_TIME};
 use crate::range::query_encode;
 use crate::redis::RedisStore;
 use crate::scrub::Secrets;
@@ -319,15 +319,7 @@ impl TokenSource {
             }
         }
         .map_err(http::map_ureq)?;
-        let status = response.status().as_u16();
-        let bytes = read_small_body(response.into_body())?;
-        if status != 200 {
-            return Err(Error::HttpStatus {
-                status,
-                detail: "token endpoint".into(),
-            });
-        }
-        let map = http::parse_api_json(&bytes)
+        let map = http::read_api_answer(response, DEFAULT_SMALL_ANSWER_TIME, "token endpoint")
             .map_err(|e| match e {
                 Error::WeChat { code, msg } => Error::WeChat {
                     code,

@@ -6,7 +6,7 @@ use crate::client::Client;
 use crate::config::{Format, UploadRule};
 use crate::error::{Error, Result};
 use crate::event::{self, Kind, Level};
-use crate::http::{map_ureq, parse_api_json, read_small_body_within};
+use crate::http::map_ureq;
 use crate::range::query_encode;
 use crate::retry::{self, Effect, Reached, Retry};
 use std::io::{Read, Seek, SeekFrom};
@@ -573,19 +573,9 @@ impl Client {
             Ok(r) => r,
             Err(e) => return Err(body.failure.take().unwrap_or_else(|| map_ureq(e))),
         };
-        let status = response.status().as_u16();
-        sent.status = status;
-        let bytes = read_small_body_within(
-            response.into_body(),
-            crate::http::small_answer_deadline(self.config.io_timeout),
-        )?;
-        if status != 200 {
-            return Err(Error::HttpStatus {
-                status,
-                detail: "media/upload".into(),
-            });
-        }
-        let map = parse_api_json(&bytes)?;
+        sent.status = response.status().as_u16();
+        let within = crate::http::small_answer_deadline(self.config.io_timeout);
+        let map = crate::http::read_api_answer(response, within, "media/upload")?;
         if kind == "uploadimg" {
             let url = map
                 .get("url")
