@@ -758,7 +758,11 @@ void check_event(void *user_data, const wxm_event *ev)
     const char *why = NULL;
     (void)user_data;
     if (ev->size != sizeof(wxm_event)) why = "size is not sizeof(wxm_event)";
-    else if (ev->endpoint == NULL || ev->message == NULL) why = "a NULL string";
+    else if (ev->endpoint == NULL || ev->message == NULL || ev->method == NULL)
+        why = "a NULL string";
+    else if ((ev->kind == WXM_EVENT_REQUEST_STARTED || ev->kind == WXM_EVENT_REQUEST_FINISHED) !=
+             (ev->method[0] != '\0'))
+        why = "a method on other than a request, or a request without one";
     else if (ev->kind < WXM_EVENT_TRANSFER_STARTED || ev->kind > WXM_EVENT_FALLBACK)
         why = "an unknown kind";
     else if (ev->level != WXM_LEVEL_DEBUG && ev->level != WXM_LEVEL_INFO &&
