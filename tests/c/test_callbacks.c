@@ -620,6 +620,7 @@ static void cb_event_check_can_fail(void)
     ev.level = WXM_LEVEL_DEBUG;
     ev.endpoint = "cgi-bin/media/get";
     ev.message = "GET cgi-bin/media/get bytes=0-15";
+    ev.method = "GET";
     check_event(NULL, &ev);
     CHECK(bad_events_take(NULL, 0) == 0, "a clean event flagged");
     ev.message = "GET ?access_token=" TEST_TOKEN;
