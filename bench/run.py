@@ -216,6 +216,17 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10)
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
 
 
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the server has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -282,13 +293,7 @@ class Emulator:
         return f"{self.base}/cgi-bin/media/get?access_token={TOKEN}&media_id={media_id}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -322,13 +327,7 @@ class Versitygw:
             return 0
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
         rm(self.root)
 
@@ -595,13 +594,7 @@ class Nginx:
         return f"{self.bases[server]}/cgi-bin/media/get?access_token={TOKEN}&media_id={media_id}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(15)  # SIGTERM: fast shutdown
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)  # SIGTERM: nginx's fast shutdown
         if self.relay is not None and self.relay.poll() is None:
             self.relay.terminate()
             self.relay.wait()

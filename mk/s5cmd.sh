@@ -6,16 +6,9 @@
 # refuses s5cmd's version list, which go install reads for deprecations),
 # so it is built from a throwaway module that requires the exact version.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOL=s5cmd
 VERSION="${S5CMD_VERSION:-v2.3.0}"
-BIN_DIR="$ROOT/build/tools/bin"
-STAMP="$BIN_DIR/.s5cmd-$VERSION"
-if [ -x "$BIN_DIR/s5cmd" ] && [ -e "$STAMP" ]; then
-  exit 0
-fi
-command -v go >/dev/null 2>&1 || { echo "s5cmd: needs Go (go build)" >&2; exit 1; }
-mkdir -p "$BIN_DIR"
-echo "installing s5cmd $VERSION into $BIN_DIR (once)" >&2
+. "$(dirname "${BASH_SOURCE[0]}")/go-tool.sh"
 WRAP="$(mktemp -d)"
 trap 'rm -rf "$WRAP"' EXIT
 cat >"$WRAP/go.mod" <<MOD
@@ -27,5 +20,4 @@ require github.com/peak/s5cmd/v2 $VERSION
 MOD
 printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/peak/s5cmd/v2"\n' >"$WRAP/tools.go"
 (cd "$WRAP" && go mod tidy && CGO_ENABLED=0 GOBIN="$BIN_DIR" go install github.com/peak/s5cmd/v2)
-rm -f "$BIN_DIR"/.s5cmd-*
-touch "$STAMP"
+go_tool_installed

@@ -30,15 +30,19 @@ def bench() -> run.Bench:
     return run.Bench(run.parse_args(["--judge", "runs.csv"]))
 
 
-def small_runs(rows: Dict[str, Sequence[float]]) -> List[List[str]]:
-    """CSV lines of the small section (both servers): per client, its runs' seconds for COUNT downloads."""
+def repeated_runs(section: str, size: int, n: int, rows: Dict[str, Sequence[float]]) -> List[List[str]]:
+    """CSV lines of a section (both servers): per client, its runs' seconds for n transfers of `size` bytes."""
     out = []
     for server in ("nginx", "emu"):
         for label, secs in rows.items():
             for i, s in enumerate(secs):
-                out.append(["small", server, str(SMALL), label, str(i + 1), "1", str(SMALL * COUNT), f"{s:.6f}",
-                            f"{s:.3f}", "0.05", "0.02", "9000", str(COUNT), f"{SMALL * COUNT / s / 1e6:.1f}", ""])  # fmt: skip
+                out.append([section, server, str(size), label, str(i + 1), "1", str(size * n), f"{s:.6f}",
+                            f"{s:.3f}", "0.05", "0.02", "9000", str(n), f"{size * n / s / 1e6:.1f}", ""])  # fmt: skip
     return out
+
+
+def small_runs(rows: Dict[str, Sequence[float]]) -> List[List[str]]:
+    return repeated_runs("small", SMALL, COUNT, rows)
 
 
 def judged(tmp_path: Path, lines: List[List[str]]) -> Tuple[List[Tuple[str, str, str, str]], run.Bench]:
@@ -86,15 +90,7 @@ STEADY_COUNT = 20
 
 
 def steady_runs(rows: Dict[str, Sequence[float]]) -> List[List[str]]:
-    """CSV lines of the steady section (both servers): per client, its runs' seconds for STEADY_COUNT transfers."""
-    out = []
-    n = STEADY_COUNT
-    for server in ("nginx", "emu"):
-        for label, secs in rows.items():
-            for i, s in enumerate(secs):
-                out.append(["steady", server, str(STEADY), label, str(i + 1), "1", str(STEADY * n), f"{s:.6f}",
-                            f"{s:.3f}", "0.05", "0.02", "9000", str(n), f"{STEADY * n / s / 1e6:.1f}", ""])  # fmt: skip
-    return out
+    return repeated_runs("steady", STEADY, STEADY_COUNT, rows)
 
 
 def test_a_steady_gap_is_not_met_and_a_noisy_one_is_within_noise(tmp_path: Path) -> None:

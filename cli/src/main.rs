@@ -743,22 +743,20 @@ fn event_line(e: &Event) -> Option<String> {
             // fetched with GET, every other API call here is a POST. An
             // object-store request (endpoint BUCKET/KEY) says its method
             // first in its message, when it was answered.
-            let get = e.via_video_url
+            let method = if e.via_video_url
                 || matches!(
                     e.endpoint.as_str(),
                     "cgi-bin/media/get" | "cgi-bin/media/get/jssdk"
-                );
-            let object_store = !e.via_video_url && !e.endpoint.contains("cgi-bin/");
-            let method = if object_store {
+                ) {
+                "GET"
+            } else if e.endpoint.contains("cgi-bin/") {
+                "POST"
+            } else {
                 message
                     .split(' ')
                     .next()
                     .filter(|m| matches!(*m, "GET" | "HEAD" | "PUT" | "POST" | "DELETE"))
                     .unwrap_or("S3")
-            } else if get {
-                "GET"
-            } else {
-                "POST"
             };
             let mut l = format!(
                 "{} {}",
