@@ -739,25 +739,7 @@ fn event_line(e: &Event) -> Option<String> {
         }
         Kind::Fallback => format!("fallback: {}", message),
         Kind::RequestFinished => {
-            // Events carry no method: media (and video_url) bodies are
-            // fetched with GET, every other API call here is a POST. An
-            // object-store request (endpoint BUCKET/KEY) says its method
-            // first in its message, when it was answered.
-            let method = if e.via_video_url
-                || matches!(
-                    e.endpoint.as_str(),
-                    "cgi-bin/media/get" | "cgi-bin/media/get/jssdk"
-                ) {
-                "GET"
-            } else if e.endpoint.contains("cgi-bin/") {
-                "POST"
-            } else {
-                message
-                    .split(' ')
-                    .next()
-                    .filter(|m| matches!(*m, "GET" | "HEAD" | "PUT" | "POST" | "DELETE"))
-                    .unwrap_or("S3")
-            };
+            let method = e.method;
             let mut l = format!(
                 "{} {}",
                 method,
