@@ -5,19 +5,6 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use wxmedia::error::*;
 
-fn assert_aligned(rs: &[(u64, u64)], chunk: u64, size: u64) {
-    assert!(!rs.is_empty(), "no Range requests seen");
-    for &(s, e) in rs {
-        assert_eq!(s % 16, 0, "range {s}-{e} starts unaligned");
-        let len = e - s + 1;
-        assert!(len <= chunk, "range {s}-{e} longer than chunk {chunk}");
-        assert!(
-            len % 16 == 0 || e + 1 >= size,
-            "range {s}-{e} not a multiple of 16 and not last"
-        );
-    }
-}
-
 #[test]
 fn small_plain_file_to_sink() {
     let emu = start(Platform::WeCom);

@@ -136,6 +136,21 @@ pub fn ranges(emu: &Emulator, media_id: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Every Range the emulator saw starts on a 16-byte boundary (an AES block),
+/// spans at most `chunk` and whole blocks unless it is the last; at least one was seen.
+pub fn assert_aligned(rs: &[(u64, u64)], chunk: u64, size: u64) {
+    assert!(!rs.is_empty(), "no Range requests seen");
+    for &(s, e) in rs {
+        assert_eq!(s % 16, 0, "range {s}-{e} starts unaligned");
+        let len = e - s + 1;
+        assert!(len <= chunk, "range {s}-{e} longer than chunk {chunk}");
+        assert!(
+            len % 16 == 0 || e + 1 >= size,
+            "range {s}-{e} not a multiple of 16 and not last"
+        );
+    }
+}
+
 /// The emulator's generated content (docs/CONTRACT.md).
 pub fn generated(seed: u64, size: u64) -> Vec<u8> {
     fn splitmix(x: u64) -> u64 {
