@@ -532,32 +532,19 @@ fn a_moved_redirection_is_an_error() {
     assert_eq!(stats(&emu)["token_fetches"].as_u64(), Some(0));
 }
 
-/// A CA and a leaf for 127.0.0.1, as PEM files: (ca, cert, key).
+/// A CA and a leaf for 127.0.0.1 (made by the TLS tests' `pki`), as PEM
+/// files: (ca, cert, key).
 fn test_pki(dir: &std::path::Path) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "wxmedia redis test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("leaf");
-    let leaf_cert = leaf
-        .signed_by(&leaf_key, &rcgen::Issuer::new(ca, ca_key))
-        .expect("leaf cert");
-    let write = |name: &str, pem: String| {
+    let p = crate::tls::pki(&["127.0.0.1"]);
+    let write = |name: &str, pem: &str| {
         let p = dir.join(name);
         std::fs::write(&p, pem).expect("write pem");
         p.to_str().expect("utf-8").to_string()
     };
     (
-        write("ca.pem", ca_cert.pem()),
-        write("cert.pem", leaf_cert.pem()),
-        write("key.pem", leaf_key.serialize_pem()),
+        write("ca.pem", &p.ca_pem),
+        write("cert.pem", &p.leaf_pem),
+        write("key.pem", &p.key_pem),
     )
 }
 
