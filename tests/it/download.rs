@@ -451,10 +451,8 @@ fn token_expiry_mid_transfer_with_credentials_refreshes_once() {
     let c = client(
         &emu,
         ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
             chunk: 32 * 1024,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     fault(
@@ -495,7 +493,7 @@ fn wrong_credentials_answer_the_token_errcode() {
         &emu,
         ClientOpts {
             token: None,
-            credentials: Some(("wxm-corp".into(), "not-the-secret".into())),
+            credentials: Some((CORPID.into(), "not-the-secret".into())),
             ..Default::default()
         },
     );
@@ -530,9 +528,7 @@ fn official_account_credentials_use_stable_token() {
         &emu,
         ClientOpts {
             platform: 3,
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     let got = download_sink(&c, &id, 0);
@@ -549,10 +545,8 @@ fn official_account_classic_token_api() {
         &emu,
         ClientOpts {
             platform: 3,
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
             token_api: wxmedia::config::WXM_TOKEN_API_CLASSIC,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     let got = download_sink(&c, &id, 0);
@@ -813,13 +807,11 @@ fn transfers_outlive_repeated_token_invalidations() {
     let c = client(
         &emu,
         ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
             chunk: 256 * 1024,
             parallelism: 2,
             attempts: 4,
             backoff_ms: 10,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     let done = std::sync::atomic::AtomicBool::new(false);

@@ -387,10 +387,8 @@ fn token_fetches_and_refreshes_are_events_with_their_source() {
     let (c, log) = recorded(
         &emu,
         ClientOpts {
-            token: None,
-            credentials: Some((CORPID.into(), SECRET.into())),
             chunk: 64 * KIB,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     // The token in use dies 30 KB into the first answer: 42001 next.
@@ -575,10 +573,8 @@ fn upload_retries_refreshes_and_expect_continue_are_events() {
     let (c, log) = recorded(
         &emu,
         ClientOpts {
-            token: None,
-            credentials: Some((CORPID.into(), SECRET.into())),
             attempts: 5,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     for f in [

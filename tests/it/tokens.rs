@@ -294,14 +294,7 @@ fn shared_token_across_processes() {
         "one refresh for every process"
     );
     // And a client in this process uses the shared token without fetching.
-    let c = client(
-        &emu,
-        ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
-            ..Default::default()
-        },
-    );
+    let c = client(&emu, ClientOpts::credentialed());
     drop(c);
 }
 

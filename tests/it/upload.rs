@@ -238,14 +238,7 @@ fn path_uploads_are_retried_on_transient_failures() {
 #[test]
 fn token_refresh_on_upload_with_credentials() {
     let emu = start(Platform::WeCom);
-    let c = client(
-        &emu,
-        ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
-            ..Default::default()
-        },
-    );
+    let c = client(&emu, ClientOpts::credentialed());
     let dir = tempdir("up-token");
     let path = dir.join("t.txt");
     std::fs::write(&path, b"hello token world").expect("write");

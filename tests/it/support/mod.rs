@@ -301,6 +301,16 @@ impl Default for ClientOpts {
 }
 
 impl ClientOpts {
+    /// For the emulator, fetching its token with the test credentials
+    /// (`CORPID`, `SECRET`) instead of holding a static one.
+    pub fn credentialed() -> ClientOpts {
+        ClientOpts {
+            token: None,
+            credentials: Some((CORPID.into(), SECRET.into())),
+            ..ClientOpts::default()
+        }
+    }
+
     /// For a server that is not the emulator (raw, TLS proxy): its static
     /// token, a short I/O timeout and one retry, so that hostile answers fail fast.
     pub fn at(base_url: &str) -> ClientOpts {
