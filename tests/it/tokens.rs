@@ -68,12 +68,7 @@ fn provider_client(
         );
         assert_eq!(wxm_config_set_chunk_size(cfg, 16 * 1024), 0);
         assert_eq!(wxm_config_set_parallelism(cfg, 3), 0);
-        let leaks = watch_for_leaks(cfg, &[]);
-        let mut c = std::ptr::null_mut();
-        assert_eq!(wxm_client_new(cfg, &mut c), 0);
-        wxm_config_free(cfg);
-        check_on_drop(c, leaks);
-        TestClient(c)
+        client_from_config(cfg)
     }
 }
 
@@ -229,12 +224,7 @@ fn child_download_with_shared_token() {
             0
         );
         assert_eq!(wxm_config_set_token_store(cfg, cs(&redis).as_ptr()), 0);
-        let leaks = watch_for_leaks(cfg, &[]);
-        let mut c = std::ptr::null_mut();
-        assert_eq!(wxm_client_new(cfg, &mut c), 0);
-        wxm_config_free(cfg);
-        check_on_drop(c, leaks);
-        let c = TestClient(c);
+        let c = client_from_config(cfg);
         let got = download_sink(&c, &media, 0);
         assert_eq!(got.rc, 0, "{}", got.errmsg);
         assert!(!got.errmsg.contains("wxm-secret"));

@@ -177,12 +177,7 @@ fn limits_can_be_raised_for_both_sides() {
             wxm_config_set_limit(cfg, cs("thumb").as_ptr(), 1),
             WXM_E_INVALID_ARG
         );
-        let leaks = watch_for_leaks(cfg, &[]);
-        let mut c = std::ptr::null_mut();
-        assert_eq!(wxm_client_new(cfg, &mut c), 0);
-        wxm_config_free(cfg);
-        check_on_drop(c, leaks);
-        TestClient(c)
+        client_from_config(cfg)
     };
     let dir = tempdir("limit");
     let path = dir.join("big.bin");

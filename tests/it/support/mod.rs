@@ -370,6 +370,23 @@ pub fn try_client(o: &ClientOpts) -> Result<TestClient, (i32, String)> {
     }
 }
 
+/// A client from a config a test built by hand (for settings `ClientOpts`
+/// lacks), its events checked for leaks when it is dropped.
+///
+/// # Safety
+/// `cfg` is a live config; it is freed here.
+pub unsafe fn client_from_config(cfg: *mut wxm_config) -> TestClient {
+    // SAFETY: forwarded; the config is freed once, after the client is made.
+    unsafe {
+        let leaks = watch_for_leaks(cfg, &[]);
+        let mut c = ptr::null_mut();
+        assert_eq!(wxm_client_new(cfg, &mut c), 0);
+        wxm_config_free(cfg);
+        check_on_drop(c, leaks);
+        TestClient(c)
+    }
+}
+
 pub fn new_client(o: &ClientOpts) -> TestClient {
     try_client(o).unwrap_or_else(|(rc, m)| panic!("wxm_client_new: {rc} {m}"))
 }
