@@ -221,14 +221,7 @@ fn token_refresh_is_single_flight_across_threads() {
     let media: Vec<(String, Vec<u8>)> = (0..8)
         .map(|i| add_media(&emu, json!({"size": 40_000, "seed": 50 + i})))
         .collect();
-    let c = client(
-        &emu,
-        ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
-            ..Default::default()
-        },
-    );
+    let c = client(&emu, ClientOpts::credentialed());
     // Warm up: one fetch.
     assert_eq!(download_sink(&c, &media[0].0, 0).rc, 0);
     admin(&emu, "POST", "/__admin/expire_token", json!({"all": true}));

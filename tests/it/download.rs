@@ -5,19 +5,6 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use wxmedia::error::*;
 
-fn assert_aligned(rs: &[(u64, u64)], chunk: u64, size: u64) {
-    assert!(!rs.is_empty(), "no Range requests seen");
-    for &(s, e) in rs {
-        assert_eq!(s % 16, 0, "range {s}-{e} starts unaligned");
-        let len = e - s + 1;
-        assert!(len <= chunk, "range {s}-{e} longer than chunk {chunk}");
-        assert!(
-            len % 16 == 0 || e + 1 >= size,
-            "range {s}-{e} not a multiple of 16 and not last"
-        );
-    }
-}
-
 #[test]
 fn small_plain_file_to_sink() {
     let emu = start(Platform::WeCom);
@@ -464,10 +451,8 @@ fn token_expiry_mid_transfer_with_credentials_refreshes_once() {
     let c = client(
         &emu,
         ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
             chunk: 32 * 1024,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     fault(
@@ -508,7 +493,7 @@ fn wrong_credentials_answer_the_token_errcode() {
         &emu,
         ClientOpts {
             token: None,
-            credentials: Some(("wxm-corp".into(), "not-the-secret".into())),
+            credentials: Some((CORPID.into(), "not-the-secret".into())),
             ..Default::default()
         },
     );
@@ -543,9 +528,7 @@ fn official_account_credentials_use_stable_token() {
         &emu,
         ClientOpts {
             platform: 3,
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     let got = download_sink(&c, &id, 0);
@@ -562,10 +545,8 @@ fn official_account_classic_token_api() {
         &emu,
         ClientOpts {
             platform: 3,
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
             token_api: wxmedia::config::WXM_TOKEN_API_CLASSIC,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     let got = download_sink(&c, &id, 0);
@@ -826,13 +807,11 @@ fn transfers_outlive_repeated_token_invalidations() {
     let c = client(
         &emu,
         ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
             chunk: 256 * 1024,
             parallelism: 2,
             attempts: 4,
             backoff_ms: 10,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     let done = std::sync::atomic::AtomicBool::new(false);

@@ -329,17 +329,17 @@ fn every_injected_download_fault_is_one_retry_with_its_reason() {
         assert_eq!(run.counted.bytes_received, size);
         assert_eq!((run.counted.bytes_sent, run.counted.resumed_from), (0, 0));
         assert_eq!(run.counted.retries, 4);
-        for e in of_kind(&evs, WXM_EVENT_REQUEST_STARTED) {
+        let started = of_kind(&evs, WXM_EVENT_REQUEST_STARTED);
+        // Without this the loop below could check nothing.
+        assert!(!started.is_empty(), "{evs:#?}");
+        for e in &started {
             assert_eq!(e.endpoint, "cgi-bin/media/get");
             assert!(!e.via_video_url);
             assert!(e.range_end > e.range_start && e.range_end - e.range_start <= 64 * KIB);
         }
         // A parallel download's requests come from its worker threads.
         if parallelism > 1 {
-            let mut threads: Vec<_> = of_kind(&evs, WXM_EVENT_REQUEST_STARTED)
-                .into_iter()
-                .map(|e| e.thread)
-                .collect();
+            let mut threads: Vec<_> = started.into_iter().map(|e| e.thread).collect();
             threads.sort();
             threads.dedup();
             assert!(threads.len() > 1, "{threads:?}");
@@ -387,10 +387,8 @@ fn token_fetches_and_refreshes_are_events_with_their_source() {
     let (c, log) = recorded(
         &emu,
         ClientOpts {
-            token: None,
-            credentials: Some((CORPID.into(), SECRET.into())),
             chunk: 64 * KIB,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     // The token in use dies 30 KB into the first answer: 42001 next.
@@ -575,10 +573,8 @@ fn upload_retries_refreshes_and_expect_continue_are_events() {
     let (c, log) = recorded(
         &emu,
         ClientOpts {
-            token: None,
-            credentials: Some((CORPID.into(), SECRET.into())),
             attempts: 5,
-            ..Default::default()
+            ..ClientOpts::credentialed()
         },
     );
     for f in [

@@ -33,6 +33,16 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 
+/// A `to_path` download that succeeds and leaves exactly `want` on disk.
+#[track_caller]
+fn downloads_intact(c: &TestClient, id: &str, target: &Path, want: &[u8]) {
+    let Got {
+        rc, errmsg: msg, ..
+    } = download_path(c, id, target);
+    assert_eq!(rc, 0, "{msg}");
+    assert!(read(target) == want, "content differs");
+}
+
 #[test]
 fn downloads_reuse_one_connection() {
     let _one = serial();
@@ -59,11 +69,7 @@ fn a_connection_cut_mid_body_resumes_with_the_right_bytes() {
     let (c, id, want) = media_cut_mid_body(&emu, 32);
     let dir = tempdir("file-cut");
     let target = dir.join("cut.bin");
-    let Got {
-        rc, errmsg: msg, ..
-    } = download_path(&c, &id, &target);
-    assert_eq!(rc, 0, "{msg}");
-    assert!(read(&target) == want, "content differs");
+    downloads_intact(&c, &id, &target, &want);
     let s = stats(&emu);
     assert_eq!(s["faults_fired"].as_u64(), Some(1), "{s}");
     // The retry asked only for what the file did not have.
@@ -102,11 +108,7 @@ fn a_stall_mid_body_times_out_and_the_next_call_resumes() {
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     assert!(!target.exists());
     reset(&emu);
-    let Got {
-        rc, errmsg: msg, ..
-    } = download_path(&c, &id, &target);
-    assert_eq!(rc, 0, "{msg}");
-    assert!(read(&target) == want, "content differs");
+    downloads_intact(&c, &id, &target, &want);
     // It went on from the bytes the file had before the stall.
     let asked = ranges(&emu, &id);
     assert!(asked.iter().all(|&(s, _)| s >= 1024 * 1024), "{asked:?}");
@@ -133,11 +135,7 @@ fn a_cancel_mid_body_is_prompt_and_loses_nothing() {
         "returned {took:?} after the cancel"
     );
     reset(&emu);
-    let Got {
-        rc, errmsg: msg, ..
-    } = download_path(&c, &id, &target);
-    assert_eq!(rc, 0, "{msg}");
-    assert!(read(&target) == want, "content differs");
+    downloads_intact(&c, &id, &target, &want);
     let fetched: u64 = ranges(&emu, &id).iter().map(|(s, e)| e - s + 1).sum();
     assert!(fetched < size, "the second call resumed: fetched {fetched}");
     let _ = std::fs::remove_dir_all(dir);
@@ -161,11 +159,7 @@ fn parallel_workers_write_at_their_offsets() {
     );
     let dir = tempdir("file-parallel");
     let target = dir.join("p.bin");
-    let Got {
-        rc, errmsg: msg, ..
-    } = download_path(&c, &id, &target);
-    assert_eq!(rc, 0, "{msg}");
-    assert!(read(&target) == want, "content differs");
+    downloads_intact(&c, &id, &target, &want);
     assert_eq!(stats(&emu)["faults_fired"].as_u64(), Some(3));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -229,10 +223,6 @@ fn a_file_that_refuses_bytes_fails_cleanly_and_the_next_download_is_whole() {
     assert_eq!(rc, 0, "{msg}");
     assert!(read(&second) == other_want, "the next file differs");
     // The first resumes from its partial file.
-    let Got {
-        rc, errmsg: msg, ..
-    } = download_path(&c, &id, &target);
-    assert_eq!(rc, 0, "{msg}");
-    assert!(read(&target) == want, "content differs");
+    downloads_intact(&c, &id, &target, &want);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -412,8 +412,7 @@ fn video_url_redirect_loops_and_foreign_schemes_are_refused() {
                 format!("{{\"video_url\":\"{url}\"}}").as_bytes(),
             )
         };
-        let q = req.target.clone();
-        let media = q.split("media_id=").nth(1).unwrap_or("").to_string();
+        let media = req.media_id().to_string();
         match req.path() {
             "/cgi-bin/media/get" => match media.as_str() {
                 "loop" => json(s, format!("http://127.0.0.1:{port}/loop")),
@@ -866,12 +865,7 @@ fn an_echoed_token_never_reaches_a_message() {
     // token, an HTTP error page that echoes the request line, a 302 whose
     // Location carries it.
     let srv = RawServer::start(|req, s| {
-        let media = req
-            .target
-            .split("media_id=")
-            .nth(1)
-            .unwrap_or("")
-            .to_string();
+        let media = req.media_id().to_string();
         match media.as_str() {
             "errmsg" => respond(
                 s,
@@ -998,12 +992,7 @@ fn hostile_upload_answers_are_refused() {
 #[test]
 fn closed_and_garbage_answers_are_network_or_protocol_errors() {
     let srv = RawServer::start(|req, s| {
-        let media = req
-            .target
-            .split("media_id=")
-            .nth(1)
-            .unwrap_or("")
-            .to_string();
+        let media = req.media_id().to_string();
         match media.as_str() {
             "close" => {}
             "garbage" => {

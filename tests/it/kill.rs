@@ -146,7 +146,7 @@ fn kill_then_finish(
     parallelism: u32,
 ) -> (u64, u64, u64) {
     let (id, want) = add_media(emu, json!({"size": size, "seed": seed, "encrypted": true}));
-    let dir = rel_tempdir("kill");
+    let dir = support::tempdir("kill");
     let target = dir.join("media.bin");
     let have = kill_midway(emu, &id, &target, parallelism, 600_000);
     assert!(have < size, "killed too late: {have}");
@@ -199,7 +199,7 @@ fn a_power_cut_truncated_part_file_resumes_correctly() {
     let emu = start(Platform::WeCom);
     let size = 5 * 1024 * 1024 + 3;
     let (id, want) = add_media(&emu, json!({"size": size, "seed": 77, "encrypted": true}));
-    let dir = rel_tempdir("powercut");
+    let dir = support::tempdir("powercut");
     let target = dir.join("media.bin");
     let (part, meta) = wxmedia::download::part_paths(&target);
     let have = kill_midway(&emu, &id, &target, 1, 700_000);
@@ -301,7 +301,7 @@ fn a_damaged_part_file_never_yields_a_wrong_byte() {
             let seed = 500 + n as u32 * 10 + parallelism;
             let (id, want) =
                 add_media(&emu, json!({"size": size, "seed": seed, "encrypted": true}));
-            let dir = rel_tempdir("damage");
+            let dir = support::tempdir("damage");
             let target = dir.join("media.bin");
             let (part, meta) = wxmedia::download::part_paths(&target);
             let have = kill_midway(&emu, &id, &target, parallelism, 900_000) as usize;
@@ -352,17 +352,4 @@ fn a_damaged_part_file_never_yields_a_wrong_byte() {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-}
-
-fn rel_tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "wxmedia-kill-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
 }

@@ -244,12 +244,7 @@ fn deaf_client(addr: std::net::SocketAddr) -> TestClient {
         assert_eq!(wxm_config_set_timeouts(cfg, 2000, 60_000), 0);
         assert_eq!(wxm_config_set_retries(cfg, 1, 10), 0);
         assert_eq!(wxm_config_set_limit(cfg, cs("file").as_ptr(), 1 << 30), 0);
-        let leaks = watch_for_leaks(cfg, &[]);
-        let mut c = std::ptr::null_mut();
-        assert_eq!(wxm_client_new(cfg, &mut c), 0);
-        wxm_config_free(cfg);
-        check_on_drop(c, leaks);
-        TestClient(c)
+        client_from_config(cfg)
     }
 }
 

@@ -16,6 +16,9 @@ use wxmedia::error::*;
 
 pub(crate) struct Pki {
     pub(crate) ca_pem: String,
+    /// The leaf and its key as PEM, for servers configured by file (Redis).
+    pub(crate) leaf_pem: String,
+    pub(crate) key_pem: String,
     leaf_der: CertificateDer<'static>,
     leaf_key: PrivateKeyDer<'static>,
 }
@@ -42,6 +45,8 @@ pub(crate) fn pki(names: &[&str]) -> Pki {
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf cert");
     Pki {
         ca_pem: ca_cert.pem(),
+        leaf_pem: leaf_cert.pem(),
+        key_pem: leaf_key.serialize_pem(),
         leaf_der: leaf_cert.der().clone(),
         leaf_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
     }

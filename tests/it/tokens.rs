@@ -68,12 +68,7 @@ fn provider_client(
         );
         assert_eq!(wxm_config_set_chunk_size(cfg, 16 * 1024), 0);
         assert_eq!(wxm_config_set_parallelism(cfg, 3), 0);
-        let leaks = watch_for_leaks(cfg, &[]);
-        let mut c = std::ptr::null_mut();
-        assert_eq!(wxm_client_new(cfg, &mut c), 0);
-        wxm_config_free(cfg);
-        check_on_drop(c, leaks);
-        TestClient(c)
+        client_from_config(cfg)
     }
 }
 
@@ -229,12 +224,7 @@ fn child_download_with_shared_token() {
             0
         );
         assert_eq!(wxm_config_set_token_store(cfg, cs(&redis).as_ptr()), 0);
-        let leaks = watch_for_leaks(cfg, &[]);
-        let mut c = std::ptr::null_mut();
-        assert_eq!(wxm_client_new(cfg, &mut c), 0);
-        wxm_config_free(cfg);
-        check_on_drop(c, leaks);
-        let c = TestClient(c);
+        let c = client_from_config(cfg);
         let got = download_sink(&c, &media, 0);
         assert_eq!(got.rc, 0, "{}", got.errmsg);
         assert!(!got.errmsg.contains("wxm-secret"));
@@ -294,14 +284,7 @@ fn shared_token_across_processes() {
         "one refresh for every process"
     );
     // And a client in this process uses the shared token without fetching.
-    let c = client(
-        &emu,
-        ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
-            ..Default::default()
-        },
-    );
+    let c = client(&emu, ClientOpts::credentialed());
     drop(c);
 }
 
@@ -532,32 +515,19 @@ fn a_moved_redirection_is_an_error() {
     assert_eq!(stats(&emu)["token_fetches"].as_u64(), Some(0));
 }
 
-/// A CA and a leaf for 127.0.0.1, as PEM files: (ca, cert, key).
+/// A CA and a leaf for 127.0.0.1 (made by the TLS tests' `pki`), as PEM
+/// files: (ca, cert, key).
 fn test_pki(dir: &std::path::Path) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "wxmedia redis test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("leaf");
-    let leaf_cert = leaf
-        .signed_by(&leaf_key, &rcgen::Issuer::new(ca, ca_key))
-        .expect("leaf cert");
-    let write = |name: &str, pem: String| {
+    let p = crate::tls::pki(&["127.0.0.1"]);
+    let write = |name: &str, pem: &str| {
         let p = dir.join(name);
         std::fs::write(&p, pem).expect("write pem");
         p.to_str().expect("utf-8").to_string()
     };
     (
-        write("ca.pem", ca_cert.pem()),
-        write("cert.pem", leaf_cert.pem()),
-        write("key.pem", leaf_key.serialize_pem()),
+        write("ca.pem", &p.ca_pem),
+        write("cert.pem", &p.leaf_pem),
+        write("key.pem", &p.key_pem),
     )
 }
 

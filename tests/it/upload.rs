@@ -177,12 +177,7 @@ fn limits_can_be_raised_for_both_sides() {
             wxm_config_set_limit(cfg, cs("thumb").as_ptr(), 1),
             WXM_E_INVALID_ARG
         );
-        let leaks = watch_for_leaks(cfg, &[]);
-        let mut c = std::ptr::null_mut();
-        assert_eq!(wxm_client_new(cfg, &mut c), 0);
-        wxm_config_free(cfg);
-        check_on_drop(c, leaks);
-        TestClient(c)
+        client_from_config(cfg)
     };
     let dir = tempdir("limit");
     let path = dir.join("big.bin");
@@ -238,14 +233,7 @@ fn path_uploads_are_retried_on_transient_failures() {
 #[test]
 fn token_refresh_on_upload_with_credentials() {
     let emu = start(Platform::WeCom);
-    let c = client(
-        &emu,
-        ClientOpts {
-            token: None,
-            credentials: Some(("wxm-corp".into(), "wxm-secret".into())),
-            ..Default::default()
-        },
-    );
+    let c = client(&emu, ClientOpts::credentialed());
     let dir = tempdir("up-token");
     let path = dir.join("t.txt");
     std::fs::write(&path, b"hello token world").expect("write");

@@ -136,6 +136,21 @@ pub fn ranges(emu: &Emulator, media_id: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Every Range the emulator saw starts on a 16-byte boundary (an AES block),
+/// spans at most `chunk` and whole blocks unless it is the last; at least one was seen.
+pub fn assert_aligned(rs: &[(u64, u64)], chunk: u64, size: u64) {
+    assert!(!rs.is_empty(), "no Range requests seen");
+    for &(s, e) in rs {
+        assert_eq!(s % 16, 0, "range {s}-{e} starts unaligned");
+        let len = e - s + 1;
+        assert!(len <= chunk, "range {s}-{e} longer than chunk {chunk}");
+        assert!(
+            len % 16 == 0 || e + 1 >= size,
+            "range {s}-{e} not a multiple of 16 and not last"
+        );
+    }
+}
+
 /// The emulator's generated content (docs/CONTRACT.md).
 pub fn generated(seed: u64, size: u64) -> Vec<u8> {
     fn splitmix(x: u64) -> u64 {
@@ -286,6 +301,16 @@ impl Default for ClientOpts {
 }
 
 impl ClientOpts {
+    /// For the emulator, fetching its token with the test credentials
+    /// (`CORPID`, `SECRET`) instead of holding a static one.
+    pub fn credentialed() -> ClientOpts {
+        ClientOpts {
+            token: None,
+            credentials: Some((CORPID.into(), SECRET.into())),
+            ..ClientOpts::default()
+        }
+    }
+
     /// For a server that is not the emulator (raw, TLS proxy): its static
     /// token, a short I/O timeout and one retry, so that hostile answers fail fast.
     pub fn at(base_url: &str) -> ClientOpts {
@@ -342,6 +367,23 @@ pub fn try_client(o: &ClientOpts) -> Result<TestClient, (i32, String)> {
         }
         check_on_drop(c, log);
         Ok(TestClient(c))
+    }
+}
+
+/// A client from a config a test built by hand (for settings `ClientOpts`
+/// lacks), its events checked for leaks when it is dropped.
+///
+/// # Safety
+/// `cfg` is a live config; it is freed here.
+pub unsafe fn client_from_config(cfg: *mut wxm_config) -> TestClient {
+    // SAFETY: forwarded; the config is freed once, after the client is made.
+    unsafe {
+        let leaks = watch_for_leaks(cfg, &[]);
+        let mut c = ptr::null_mut();
+        assert_eq!(wxm_client_new(cfg, &mut c), 0);
+        wxm_config_free(cfg);
+        check_on_drop(c, leaks);
+        TestClient(c)
     }
 }
 

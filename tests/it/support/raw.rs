@@ -28,6 +28,10 @@ impl Req {
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
+    /// What follows `media_id=` in the target ("" without one).
+    pub fn media_id(&self) -> &str {
+        self.target.split("media_id=").nth(1).unwrap_or("")
+    }
 }
 
 type Handler = dyn Fn(&Req, &mut TcpStream) + Send + Sync;
