@@ -54,6 +54,50 @@ func newClientEvents(t testing.TB, e *emulator, mod func(*wxmedia.Config)) (*wxm
 }
 
 // wantCode checks that err is an *Error with code, a message, and no secret.
+// downloadCancelledAfterFourChunks adds a media of 20 chunks (seed picks its
+// bytes) and downloads it to a fresh path, cancelling once four chunks are on
+// disk while the fifth stalls. A fault acts on one response (AfterBytes
+// counts its own bytes) and the first queued one that matches is taken: the
+// first four requests take a stall of 1 ms, the fifth the long one. The
+// cancel comes from the progress callback, which the library calls at least
+// every 10 ms while bytes flow and every 100 ms while they do not.
+func downloadCancelledAfterFourChunks(t testing.TB, e *emulator, c *wxmedia.Client, chunk int64, seed uint64) (mediaMeta, string, error) {
+	t.Helper()
+	meta := e.AddMedia(t, mediaSpec{Filename: "big.bin", Size: 20 * chunk, Seed: seed})
+	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, Count: 4, AfterBytes: emutest.Ptr[int64](0), Ms: 1})
+	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](100), Ms: 20000})
+	path := filepath.Join(t.TempDir(), "big.bin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := c.DownloadFile(ctx, meta.MediaID, path, wxmedia.WithProgress(func(done, _ int64) {
+		if done >= 4*chunk {
+			cancel()
+		}
+	}))
+	return meta, path, err
+}
+
+// closeDuringDownloads starts n downloads of mediaID and closes c while they
+// run: some start after Close, and those fail with CodeState.
+func closeDuringDownloads(t testing.TB, c *wxmedia.Client, mediaID string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for g := 0; g < n; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Download(context.Background(), mediaID, io.Discard); err != nil {
+				var we *wxmedia.Error
+				if !errors.As(err, &we) || we.Code != wxmedia.CodeState {
+					t.Errorf("download: %v", err)
+				}
+			}
+		}()
+	}
+	c.Close()
+	wg.Wait()
+}
+
 func wantCode(t testing.TB, err error, code wxmedia.Code) *wxmedia.Error {
 	t.Helper()
 	var e *wxmedia.Error
@@ -229,22 +273,7 @@ func TestDownloadFileResumesAfterCancel(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	const chunk = 64 << 10
 	c := newClient(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk; cfg.Parallelism = 1 })
-	meta := e.AddMedia(t, mediaSpec{Filename: "big.bin", Size: 20 * chunk, Seed: 4})
-	// The fifth chunk stalls; cancel once four chunks (256 KiB) are on disk.
-	// A fault acts on one response (AfterBytes counts its own bytes) and the
-	// first queued one that matches is taken: the first four requests take a
-	// stall of 1 ms, the fifth the long one. The cancel comes from the
-	// progress callback, which the library calls at least every 10 ms while
-	// bytes flow and every 100 ms while they do not.
-	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, Count: 4, AfterBytes: emutest.Ptr[int64](0), Ms: 1})
-	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](100), Ms: 20000})
-	path := filepath.Join(t.TempDir(), "big.bin")
-	ctx, cancel := context.WithCancel(context.Background())
-	_, err := c.DownloadFile(ctx, meta.MediaID, path, wxmedia.WithProgress(func(done, _ int64) {
-		if done >= 4*chunk {
-			cancel()
-		}
-	}))
+	meta, path, err := downloadCancelledAfterFourChunks(t, e, c, chunk, 4)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -222,18 +220,7 @@ func TestEventsResumeDecided(t *testing.T) {
 	e := getEmulator(t, wxmedia.PlatformWeCom)
 	const chunk = 64 << 10
 	c, log := newClientEvents(t, e, func(cfg *wxmedia.Config) { cfg.ChunkSize = chunk })
-	meta := e.AddMedia(t, mediaSpec{Filename: "big.bin", Size: 20 * chunk, Seed: 43})
-	// As in TestDownloadFileResumesAfterCancel: cancel once four chunks are
-	// on disk, while the fifth stalls.
-	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, Count: 4, AfterBytes: emutest.Ptr[int64](0), Ms: 1})
-	e.Fault(t, fault{Kind: "stall", MediaID: meta.MediaID, AfterBytes: emutest.Ptr[int64](100), Ms: 20000})
-	path := filepath.Join(t.TempDir(), "big.bin")
-	ctx, cancel := context.WithCancel(context.Background())
-	_, err := c.DownloadFile(ctx, meta.MediaID, path, wxmedia.WithProgress(func(done, _ int64) {
-		if done >= 4*chunk {
-			cancel()
-		}
-	}))
+	meta, path, err := downloadCancelledAfterFourChunks(t, e, c, chunk, 43)
 	we := wantCode(t, err, wxmedia.CodeCancelled)
 	if we.Counters == nil || we.Counters.BytesReceived < 4*chunk || we.Counters.ResumedFrom != 0 {
 		t.Errorf("the cancelled run's counters %+v: want >= %d bytes received, no resume", we.Counters, 4*chunk)
@@ -502,21 +489,7 @@ func TestEventHandlerReleased(t *testing.T) {
 		if len(log.of(wxmedia.EventTransferFinished)) != 1 {
 			t.Fatalf("round %d: events %s", round, kinds(log.all()))
 		}
-		var wg sync.WaitGroup
-		for g := 0; g < 3; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := c.Download(context.Background(), meta.MediaID, io.Discard); err != nil {
-					var we *wxmedia.Error
-					if !errors.As(err, &we) || we.Code != wxmedia.CodeState {
-						t.Errorf("download: %v", err)
-					}
-				}
-			}()
-		}
-		c.Close()
-		wg.Wait()
+		closeDuringDownloads(t, c, meta.MediaID, 3)
 		if !wxmedia.EventsReleased(c) {
 			t.Fatalf("round %d: not released once Close and the transfers are done", round)
 		}

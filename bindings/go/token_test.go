@@ -179,22 +179,7 @@ func TestTokenProviderReleased(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		for g := 0; g < 4; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Some start after Close: those fail with CodeState.
-				if _, err := c.Download(context.Background(), meta.MediaID, io.Discard); err != nil {
-					var we *wxmedia.Error
-					if !errors.As(err, &we) || we.Code != wxmedia.CodeState {
-						t.Errorf("download: %v", err)
-					}
-				}
-			}()
-		}
-		c.Close()
-		wg.Wait()
+		closeDuringDownloads(t, c, meta.MediaID, 4)
 		if !wxmedia.ProviderReleased(c) {
 			t.Fatalf("round %d: not released once Close and the transfers are done", round)
 		}

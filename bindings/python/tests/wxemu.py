@@ -19,7 +19,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "py-static-TOKEN-9d41c7e2"
@@ -177,6 +179,22 @@ def sha256_file(path: "os.PathLike[str] | str") -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def interrupt(proc: "subprocess.Popen[str]") -> Tuple[str, str, float]:
+    """Ctrl-C a child mid-transfer: its (stdout, stderr) and the seconds it took to exit.
+
+    Fails the test if it has not exited within 10 s.
+    """
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("Ctrl-C did not stop the transfer")
+    return out, err, time.monotonic() - t0
 
 
 def wait_for(pred: Any, timeout: float = 10.0, step: float = 0.02) -> bool:

@@ -385,10 +385,9 @@ class Client:
             raise
 
     def _progress(self, call: _Call, progress: Optional[Progress]) -> Optional[Callable[[int, Optional[int]], None]]:
+        _client._check_progress(progress)
         if progress is None:
             return None
-        if not callable(progress):
-            raise TypeError("progress must be callable as progress(done, total)")
 
         def on_loop(done: int, total: Optional[int]) -> None:
             call.on_loop(progress, done, total)

@@ -216,6 +216,12 @@ def _is_path(obj: Any) -> bool:
     return isinstance(obj, (str, os.PathLike))
 
 
+def _check_progress(progress: Any) -> None:
+    """The one check of a ``progress`` argument (the sync and the asyncio client)."""
+    if progress is not None and not callable(progress):
+        raise TypeError("progress must be callable as progress(done, total)")
+
+
 def _check_binary_stream(obj: Any, what: str) -> None:
     if isinstance(obj, io.TextIOBase):
         raise TypeError(f"{what} is a text stream; open it in binary mode ('rb' / 'wb')")
@@ -809,8 +815,7 @@ class Client:
                 f"dest must be a path (str or os.PathLike) or a binary file object with write(), "
                 f"not {type(dest).__name__}"
             )
-        if progress is not None and not callable(progress):
-            raise TypeError("progress must be callable as progress(done, total)")
+        _check_progress(progress)
         return self._download(media, path, Transfer(sink, None, progress), SINK_TRAMPOLINE, start, hd_voice, cancel)
 
     def download_bytes(
@@ -835,8 +840,7 @@ class Client:
             start = _uint(start, "start", 64)
         if max_size is not None and max_size is not DEFAULT_MAX_BYTES:
             max_size = _uint(max_size, "max_size", 64)
-        if progress is not None and not callable(progress):
-            raise TypeError("progress must be callable as progress(done, total)")
+        _check_progress(progress)
         transfer = BytesTransfer(start, max_size, progress)
         info = self._download(media, None, transfer, BYTES_SINK_TRAMPOLINE, start, hd_voice, cancel)
         return transfer.data(), info
@@ -895,8 +899,7 @@ class Client:
         if not isinstance(store, ObjectStore):
             raise TypeError(f"store must be a wxmedia.ObjectStore, not {type(store).__name__}")
         target = (store._handle(), _cstr(bucket, "bucket"), _cstr(key, "key"))
-        if progress is not None and not callable(progress):
-            raise TypeError("progress must be callable as progress(done, total)")
+        _check_progress(progress)
         # `store` stays referenced by this frame while the library copies it.
         return self._download(media, None, Transfer(None, None, progress), None, 0, hd_voice, cancel, target)
 
@@ -1024,8 +1027,7 @@ class Client:
             filename_b: Optional[bytes] = _cstr(filename, "filename")
         else:
             filename_b = None
-        if progress is not None and not callable(progress):
-            raise TypeError("progress must be callable as progress(done, total)")
+        _check_progress(progress)
 
         path: Optional[bytes] = None
         reader: Optional[Callable[[int, int], int]] = None

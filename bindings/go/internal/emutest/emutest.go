@@ -1,6 +1,14 @@
 // Package emutest runs wxmedia-emulator, the WeChat media API emulator of
 // this repository, on loopback for tests, and scripts it through its admin
 // API (docs/CONTRACT.md).
+//
+// It overlaps the public wxmediatest package (start, read the printed
+// address, admin calls) but is kept apart: the release module ships
+// wxmediatest.go alone (packaging/dist.sh), so wxmediatest cannot import
+// this package, and wxmediatest finds its binary only through
+// $WXMEDIA_EMULATOR, an embedded copy or PATH, never this repository's
+// target/release; using it here would need a new exported entry point in a
+// public package for the repository's own tests.
 package emutest
 
 import (
